@@ -1,0 +1,146 @@
+"""Everything the run computes for one decoded image: filter maps, masks, statistics.
+
+Pure functions of arrays; no I/O. The pipeline calls :func:`analyse_image`
+once per image of a batch, and the store keeps the maps in the dtypes given
+by :func:`output_dtypes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .compat import TUTORIAL_FILTERS, TUTORIAL_MASKS, tutorial_histogram
+from .config import Config
+from .filters import FILTERS, MASKS
+from .stats import image_stats
+
+__all__ = ["COMPAT_MODES", "ImageOutputs", "analyse_image", "output_dtypes", "to_storage_dtype"]
+
+COMPAT_MODES = ("tutorial",)
+"""Values accepted for ``compat`` besides None."""
+
+
+@dataclass(frozen=True)
+class ImageOutputs:
+    """The results for one image.
+
+    Attributes
+    ----------
+    maps : dict
+        ``{"filters/<name>": array, "masks/<name>": array}``, 2-D, in storage dtype.
+    stats : dict
+        Scalar statistics by name (:data:`xray_scale.stats.STAT_FIELDS`).
+    histogram : ndarray
+        256 counts.
+    """
+
+    maps: dict[str, np.ndarray]
+    stats: dict[str, float]
+    histogram: np.ndarray
+
+
+def to_storage_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Convert a float32 filter map to its storage dtype.
+
+    Parameters
+    ----------
+    values : ndarray
+        The map.
+    dtype : {"float32", "float16", "uint8"}
+        ``uint8`` is normalised per image: ``round(255 * (x - min) / (max - min))``,
+        all zeros for a constant map.
+
+    Examples
+    --------
+    >>> to_storage_dtype(np.array([-1.0, 0.0, 1.0], dtype=np.float32), "uint8")
+    array([  0, 128, 255], dtype=uint8)
+    """
+    if dtype == "float32":
+        return values.astype(np.float32, copy=False)
+    if dtype == "float16":
+        return values.astype(np.float16)
+    if dtype == "uint8":
+        low, high = float(values.min()), float(values.max())
+        if high <= low:
+            return np.zeros(values.shape, dtype=np.uint8)
+        scaled = (values - np.float32(low)) * np.float32(255.0 / (high - low))
+        return np.rint(scaled).astype(np.uint8)
+    raise ValueError(f"dtype must be float32, float16 or uint8, got {dtype!r}")
+
+
+def _check_compat(compat: str | None) -> None:
+    if compat is not None and compat not in COMPAT_MODES:
+        raise ValueError(f"compat must be None or one of {COMPAT_MODES}, got {compat!r}")
+
+
+def _compute_maps(pixels: np.ndarray, config: Config, compat: str | None) -> dict[str, np.ndarray]:
+    maps = {}
+    for name in config.filters:
+        spec = FILTERS[name]
+        if compat == "tutorial" and name in TUTORIAL_FILTERS:
+            maps[f"filters/{name}"] = TUTORIAL_FILTERS[name](pixels, **config.params(name))
+        elif spec.output_dtype == "float32":
+            values = spec.function(pixels, **config.params(name))
+            maps[f"filters/{name}"] = to_storage_dtype(values, config.filter_dtype)
+        else:
+            maps[f"filters/{name}"] = spec.function(pixels, **config.params(name))
+    masks = TUTORIAL_MASKS if compat == "tutorial" else MASKS
+    for name in config.masks:
+        maps[f"masks/{name}"] = masks[name](pixels, config.threshold)
+    return maps
+
+
+def analyse_image(pixels: np.ndarray, config: Config, *, compat: str | None = None) -> ImageOutputs:
+    """Compute the configured filters, masks and statistics of one image.
+
+    Parameters
+    ----------
+    pixels : ndarray
+        2-D uint8 or uint16 image.
+    config : Config
+        Which filters and masks, with which parameters and storage dtype.
+    compat : {None, "tutorial"}
+        ``"tutorial"`` reproduces the tutorial's arrays bit for bit (its
+        dtypes, wrap-around included, and its min..max histogram) instead of
+        computing in float32.
+
+    Returns
+    -------
+    ImageOutputs
+    """
+    _check_compat(compat)
+    stats, histogram = image_stats(pixels, threshold=config.threshold)
+    if compat == "tutorial":
+        histogram = tutorial_histogram(pixels)
+    return ImageOutputs(_compute_maps(pixels, config, compat), stats, histogram)
+
+
+def output_dtypes(config: Config, pixel_dtype: np.dtype | str, *, compat: str | None = None):
+    """The storage dtype of every map the run writes.
+
+    Parameters
+    ----------
+    config : Config
+    pixel_dtype : uint8 or uint16
+        The run's pixel dtype.
+    compat : {None, "tutorial"}
+
+    Returns
+    -------
+    dict
+        ``{"filters/<name>" or "masks/<name>": numpy dtype}``, in output order.
+
+    Examples
+    --------
+    >>> from xray_scale.config import load_config
+    >>> output_dtypes(load_config(), "uint8", compat="tutorial")["filters/sobel"]
+    dtype('float32')
+    """
+    _check_compat(compat)
+    # A small ramp image: non-constant, so every map is well defined.
+    probe = (np.arange(256).reshape(16, 16) % 256).astype(pixel_dtype)
+    with np.errstate(all="ignore"):
+        maps = _compute_maps(probe, config, compat)
+    return {name: values.dtype for name, values in maps.items()}

@@ -1,0 +1,311 @@
+"""The ``xray-scale`` command: a thin typer layer over the library.
+
+Exit codes (every command):
+
+- 0: done; for ``run`` and ``demo``, every image is ``ok``.
+- 1: the run finished but some images failed (``xray-scale info STORE`` lists them).
+- 2: nothing was done: bad command line, input, config or store (one-line error).
+- 3: the run stopped on an I/O error (disk full, store unwritable); unfinished
+  batches stay ``pending`` and re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import __version__
+from .config import ConfigError
+from .pipeline import BatchReport, RunSummary, run
+from .sources import InputError
+from .store import StoreError, open_store, read_status_summary, store_attrs
+
+__all__ = ["app", "console_script", "main"]
+
+EXIT_OK, EXIT_FAILED_IMAGES, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
+
+app = typer.Typer(
+    help="The NumPy X-ray tutorial's filters, masks and statistics over whole datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_stderr = Console(stderr=True, highlight=False)
+
+
+class Compat(str, Enum):
+    """Compatibility modes for ``--compat``."""
+
+    tutorial = "tutorial"
+
+
+class _Progress:
+    """A live bar on stderr: images done / total, images/s, ETA, failures."""
+
+    def __init__(self, quiet: bool):
+        self._bar = (
+            None
+            if quiet
+            else Progress(
+                TextColumn("[bold]processing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f} img/s"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                console=_stderr,
+            )
+        )
+        self._task = None
+        self._began = time.perf_counter()
+        self._done = 0
+        self._failed = 0
+
+    def start(self, total: int, already_done: int) -> None:
+        if already_done:
+            _stderr.print(f"resuming: {already_done} of {total} images already done")
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task(
+                "run", total=total, completed=already_done, rate=0.0, failed=0
+            )
+        self._began = time.perf_counter()
+
+    def batch(self, report: BatchReport) -> None:
+        self._done += report.size
+        self._failed += len(report.failures)
+        if self._bar is not None:
+            rate = self._done / max(time.perf_counter() - self._began, 1e-9)
+            self._bar.update(self._task, advance=report.size, rate=rate, failed=self._failed)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _print_summary(summary: RunSummary, *, quiet: bool) -> None:
+    if quiet:
+        return
+    rate = f", {summary.images_per_s:.1f} img/s" if summary.processed else ""
+    typer.echo(
+        f"{summary.store}: {summary.total} images, {summary.ok} ok, {summary.failed} failed"
+        + (f", {summary.pending} pending" if summary.pending else "")
+        + f" ({summary.processed} processed in {summary.elapsed_s:.1f} s{rate})"
+    )
+    for path, error in summary.failures[:10]:
+        typer.echo(f"  failed: {path}: {error}")
+    if len(summary.failures) > 10:
+        typer.echo(f"  ... and {len(summary.failures) - 10} more: xray-scale info {summary.store}")
+
+
+def _run_and_report(inputs, out, *, quiet: bool, **options) -> RunSummary:
+    progress = _Progress(quiet)
+    try:
+        summary = run(inputs, out, on_start=progress.start, on_batch=progress.batch, **options)
+    finally:
+        progress.stop()
+    _print_summary(summary, quiet=quiet)
+    return summary
+
+
+def _exit_code(summary: RunSummary) -> int:
+    return EXIT_OK if summary.failed == 0 and summary.pending == 0 else EXIT_FAILED_IMAGES
+
+
+@app.command("run")
+def run_command(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Directories (searched for *.png), globs, .txt lists of paths, or PNGs."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The zarr store to write or resume.")],
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config (default: the tutorial's bank).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Threads (default: CPUs).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Images per task and per zarr shard.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N inputs.")] = None,
+    compat: Annotated[
+        Compat | None, typer.Option(help="'tutorial': the tutorial's arrays bit for bit.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Filter, mask and measure every input image into a zarr v3 store.
+
+    Re-running the same command on the same store resumes it.
+    """
+    summary = _run_and_report(
+        inputs,
+        out,
+        quiet=quiet,
+        config=config,
+        workers=workers,
+        batch_size=batch_size,
+        limit=limit,
+        compat=compat.value if compat else None,
+        overwrite=overwrite,
+    )
+    raise typer.Exit(_exit_code(summary))
+
+
+def describe_store(path: Path) -> dict:
+    """Everything ``info`` reports about a store, as plain data."""
+    group = open_store(path)
+    attrs = store_attrs(group)
+    runs = attrs.get("runs", [])
+    processed = sum(r["processed"] for r in runs)
+    elapsed = sum(r["elapsed_s"] for r in runs)
+    return {
+        "store": str(path),
+        **read_status_summary(group),
+        "image_shape": attrs["image_shape"],
+        "pixel_dtype": attrs["pixel_dtype"],
+        "engine": attrs["engine"],
+        "compat": attrs["compat"],
+        "version": attrs["version"],
+        "created": attrs["created"],
+        "runs": runs,
+        "elapsed_s": elapsed,
+        "images_per_s": processed / elapsed if elapsed else None,
+        "arrays": attrs["map_dtypes"],
+        "config": attrs["config"],
+        "libraries": attrs["libraries"],
+    }
+
+
+@app.command()
+def info(
+    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts by status, every failure, the config and the throughput of a store."""
+    details = describe_store(store)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2))
+        return
+    height, width = details["image_shape"]
+    typer.echo(f"store: {details['store']}")
+    typer.echo(
+        f"images: {details['total']} ({details['ok']} ok, {details['failed']} failed, "
+        f"{details['pending']} pending), {height}x{width} {details['pixel_dtype']}"
+    )
+    typer.echo(
+        f"engine: {details['engine']}, compat: {details['compat'] or 'none'}, "
+        f"xray-scale {details['version']}, created {details['created']}"
+    )
+    rate = details["images_per_s"]
+    typer.echo(
+        f"time: {details['elapsed_s']:.1f} s in {len(details['runs'])} run(s)"
+        + (f", {rate:.1f} img/s" if rate else "")
+    )
+    typer.echo("arrays: " + ", ".join(f"{k} ({v})" for k, v in details["arrays"].items()))
+    typer.echo("config: " + json.dumps(details["config"]))
+    for failure in details["failures"]:
+        typer.echo(f"failed: {failure['path']}: {failure['error']}")
+
+
+@app.command()
+def synth(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the PNGs into.")],
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 1,
+    follow_ups: Annotated[int, typer.Option(min=1, help="Images per patient.")] = 9,
+    size: Annotated[int, typer.Option(min=32, help="Width and height in pixels.")] = 1024,
+    bit_depth: Annotated[int, typer.Option(help="8 or 16.")] = 8,
+) -> None:
+    """Write deterministic chest-like phantom PNGs (ChestX-ray8 naming)."""
+    from .synth import write_phantoms
+
+    paths = write_phantoms(
+        directory, patients=patients, follow_ups=follow_ups, shape=(size, size), bit_depth=bit_depth
+    )
+    typer.echo(f"wrote {len(paths)} phantoms to {directory}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for phantoms and store.")] = Path(
+        "xray-scale-demo"
+    ),
+    patients: Annotated[int, typer.Option(min=1, help="Phantom patients.")] = 2,
+    follow_ups: Annotated[int, typer.Option(min=1, help="Images per patient.")] = 6,
+    size: Annotated[int, typer.Option(min=32, help="Image width and height.")] = 1024,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Generate phantoms, run the tutorial's bank on them, and report the store."""
+    from .synth import write_phantoms
+
+    phantoms = out / "phantoms"
+    paths = write_phantoms(phantoms, patients=patients, follow_ups=follow_ups, shape=(size, size))
+    typer.echo(f"wrote {len(paths)} chest phantoms ({size}x{size}) to {phantoms}")
+    store = out / "demo.zarr"
+    summary = _run_and_report([phantoms], store, quiet=quiet, overwrite=True)
+    details = describe_store(store)
+    typer.echo(
+        f"store: {store} (arrays: {', '.join(details['arrays'])}; stats/* and index/* per image)"
+    )
+    typer.echo(f"inspect it with: xray-scale info {store}")
+    raise typer.Exit(_exit_code(summary))
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"xray-scale {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+def _error(message: str, code: int) -> int:
+    _stderr.print(f"xray-scale: error: {message}", markup=False, soft_wrap=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code.
+
+    Errors the user can fix are one line on stderr, never a traceback.
+    """
+    try:
+        result = app(args=argv, prog_name="xray-scale", standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        return _error("interrupted; re-run the same command to resume", 130)
+    except typer.TyperException as error:  # typer's usage errors: bad option, missing argument
+        if not error.format_message():  # no arguments at all: typer printed the help
+            return EXIT_USAGE
+        context = getattr(error, "ctx", None)
+        command = f" {context.info_name}" if context is not None and context.parent else ""
+        return _error(f"{error.format_message()} (see: xray-scale{command} --help)", EXIT_USAGE)
+    except (InputError, ConfigError, StoreError) as error:
+        return _error(str(error), EXIT_USAGE)
+    except OSError as error:
+        return _error(
+            f"{error.strerror or error}: {error.filename or ''}; fix it and re-run the "
+            "same command to resume",
+            EXIT_IO,
+        )
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def console_script() -> None:
+    """The ``xray-scale`` executable: :func:`main` with its code as the exit status."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_script()

@@ -1,0 +1,258 @@
+"""Run configuration: which filters and masks, with which parameters, stored how.
+
+A configuration file is TOML. Every key has a default (the NumPy tutorial's
+bank, written out in ``configs/tutorial.toml``), and a file overrides the
+defaults key by key. Anything unknown or out of range is rejected before any
+work, with a message naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .decode import DEFAULT_MAX_PIXELS
+from .filters import FILTERS, MASKS
+
+__all__ = ["STORE_COMPRESSORS", "STORE_DTYPES", "Config", "ConfigError", "load_config"]
+
+STORE_DTYPES = ("float32", "float16", "uint8")
+"""How continuous filter maps are stored: as computed, halved, or normalised to 0..255."""
+
+STORE_COMPRESSORS = ("none", "zstd", "blosc-zstd")
+"""Compression of filter maps and masks in the store."""
+
+SIZE_POLICIES = ("fail", "pad")
+DEFAULT_FILTERS = ("laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and the allowed values."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run configuration.
+
+    Attributes
+    ----------
+    batch_size : int
+        Images per dask task, and per zarr shard of every full-resolution array.
+    size : (int, int) or None
+        The run's (height, width); None means the first readable image's.
+    bit_depth : int or None
+        8 or 16; None means the first readable image's.
+    size_policy : str
+        ``"fail"`` or ``"pad"`` for an image of another size.
+    max_pixels : int
+        Headers with more pixels are refused before decoding.
+    filters : tuple of str
+        Enabled filters, in output order.
+    filter_params : dict
+        ``{filter name: {parameter: value}}`` for every registered filter.
+    masks : tuple of str
+        Enabled masks.
+    threshold : float
+        Mask threshold (pixels strictly above it are kept).
+    filter_dtype : str
+        Storage dtype of continuous filter maps, one of :data:`STORE_DTYPES`.
+    compressor : str
+        One of :data:`STORE_COMPRESSORS`.
+    compression_level : int
+        Level for the compressor.
+    """
+
+    batch_size: int = 8
+    size: tuple[int, int] | None = None
+    bit_depth: int | None = None
+    size_policy: str = "fail"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    filters: tuple[str, ...] = DEFAULT_FILTERS
+    filter_params: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {name: spec.defaults() for name, spec in FILTERS.items()}
+    )
+    masks: tuple[str, ...] = tuple(MASKS)
+    threshold: float = 150.0
+    filter_dtype: str = "float32"
+    compressor: str = "none"
+    compression_level: int = 3
+
+    def params(self, name: str) -> dict[str, float]:
+        """Parameters of filter ``name``."""
+        return self.filter_params[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as nested plain data, in the TOML file's layout.
+
+        ``load_config`` of this dict gives back an equal Config.
+        """
+        return {
+            "run": {"batch_size": self.batch_size},
+            "input": {
+                "size": list(self.size) if self.size else "auto",
+                "bit_depth": self.bit_depth or "auto",
+                "size_policy": self.size_policy,
+                "max_pixels": self.max_pixels,
+            },
+            "filters": {"enabled": list(self.filters), **self.filter_params},
+            "masks": {"enabled": list(self.masks), "threshold": self.threshold},
+            "store": {
+                "filter_dtype": self.filter_dtype,
+                "compressor": self.compressor,
+                "compression_level": self.compression_level,
+            },
+        }
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {where}.{unknown[0]}; allowed keys in [{where}]: {', '.join(sorted(allowed))}"
+        )
+
+
+def _table(data: dict, name: str) -> dict:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table, got {table!r}")
+    return table
+
+
+def _int(value: Any, where: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _choice(value: Any, where: str, allowed: tuple) -> Any:
+    if value not in allowed:
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def _names(value: Any, where: str, registry: dict) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of names, got {value!r}")
+    for name in value:
+        _choice(name, f"{where} entry", tuple(registry))
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where} lists a name twice: {value!r}")
+    return tuple(value)
+
+
+def _filter_params(filters_table: dict) -> dict[str, dict[str, float]]:
+    params = {}
+    for name, spec in FILTERS.items():
+        given = filters_table.get(name, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[filters.{name}] must be a table, got {given!r}")
+        allowed = {p.name for p in spec.parameters}
+        if set(given) - allowed:
+            unknown = sorted(set(given) - allowed)[0]
+            allowed_text = ", ".join(sorted(allowed)) or "none (it takes no parameters)"
+            raise ConfigError(f"unknown key filters.{name}.{unknown}; allowed: {allowed_text}")
+        values = {}
+        for parameter in spec.parameters:
+            where = f"filters.{name}.{parameter.name}"
+            try:
+                values[parameter.name] = parameter.check(
+                    given.get(parameter.name, parameter.default), where=where
+                )
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        params[name] = values
+    if params["canny"]["low_threshold"] > params["canny"]["high_threshold"]:
+        raise ConfigError("filters.canny.low_threshold must be <= filters.canny.high_threshold")
+    return params
+
+
+def _parse(data: dict) -> Config:
+    _check_keys(data, {"run", "input", "filters", "masks", "store"}, "config")
+    run = _table(data, "run")
+    _check_keys(run, {"batch_size"}, "run")
+    inputs = _table(data, "input")
+    _check_keys(inputs, {"size", "bit_depth", "size_policy", "max_pixels"}, "input")
+    filters_table = _table(data, "filters")
+    _check_keys(filters_table, {"enabled", *FILTERS}, "filters")
+    masks = _table(data, "masks")
+    _check_keys(masks, {"enabled", "threshold"}, "masks")
+    store = _table(data, "store")
+    _check_keys(store, {"filter_dtype", "compressor", "compression_level"}, "store")
+
+    size = inputs.get("size", "auto")
+    if size == "auto":
+        size = None
+    elif not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size)
+    ):
+        raise ConfigError(f"input.size must be 'auto' or [height, width], got {size!r}")
+    bit_depth = inputs.get("bit_depth", "auto")
+    bit_depth = None if bit_depth == "auto" else _choice(bit_depth, "input.bit_depth", (8, 16))
+    threshold = masks.get("threshold", 150.0)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise ConfigError(f"masks.threshold must be a number, got {threshold!r}")
+
+    return Config(
+        batch_size=_int(run.get("batch_size", 8), "run.batch_size", minimum=1),
+        size=tuple(size) if size else None,
+        bit_depth=bit_depth,
+        size_policy=_choice(inputs.get("size_policy", "fail"), "input.size_policy", SIZE_POLICIES),
+        max_pixels=_int(
+            inputs.get("max_pixels", DEFAULT_MAX_PIXELS), "input.max_pixels", minimum=1
+        ),
+        filters=_names(
+            filters_table.get("enabled", list(DEFAULT_FILTERS)), "filters.enabled", FILTERS
+        ),
+        filter_params=_filter_params(filters_table),
+        masks=_names(masks.get("enabled", list(MASKS)), "masks.enabled", MASKS),
+        threshold=float(threshold),
+        filter_dtype=_choice(
+            store.get("filter_dtype", "float32"), "store.filter_dtype", STORE_DTYPES
+        ),
+        compressor=_choice(store.get("compressor", "none"), "store.compressor", STORE_COMPRESSORS),
+        compression_level=_int(
+            store.get("compression_level", 3), "store.compression_level", minimum=0
+        ),
+    )
+
+
+def load_config(source: str | Path | dict | None = None) -> Config:
+    """Read and validate a configuration.
+
+    Parameters
+    ----------
+    source : path, dict or None
+        A TOML file, the same content as a dict (e.g. ``Config.to_dict()``),
+        or None for the defaults (the tutorial's bank).
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not TOML, or any key is unknown or invalid.
+
+    Examples
+    --------
+    >>> load_config({"filters": {"laplace_gaussian": {"sigma": 2}}}).params("laplace_gaussian")
+    {'sigma': 2.0}
+    """
+    if source is None:
+        return Config()
+    if isinstance(source, dict):
+        return _parse(source)
+    path = Path(source)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+    return _parse(data)

@@ -1,0 +1,418 @@
+"""The filter registry: each filter is a pure function of one 2-D image.
+
+Every filter here is defined on a single 2-D image. A batch of images is
+filtered image by image (:func:`apply_to_batch`), never as a 3-D stack: scipy's
+``gaussian_laplace(stack, sigma=(0, 1, 1))`` adds a smoothed copy of each image
+and ``sobel(stack, axis=1)`` smooths across neighbouring images (design.md §2).
+
+Dtype policy: integer images (uint8, uint16) are converted to float32 once, by
+:func:`as_float32`, and every continuous filter map is float32. The real Canny
+edge map is boolean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "FILTERS",
+    "MASKS",
+    "FilterSpec",
+    "Parameter",
+    "apply_to_batch",
+    "as_float32",
+    "canny",
+    "gaussian_gradient_magnitude",
+    "laplace_gaussian",
+    "mask_binary",
+    "mask_values",
+    "normalise_to_255",
+    "sobel",
+    "tutorial_canny",
+]
+
+
+def as_float32(image: np.ndarray) -> np.ndarray:
+    """Return a 2-D image as float32, the dtype every filter computes in.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D array of any real dtype.
+
+    Returns
+    -------
+    ndarray
+        ``image`` as float32 (the same object if it already is).
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not 2-D.
+
+    Examples
+    --------
+    >>> as_float32(np.array([[0, 255]], dtype=np.uint8))
+    array([[  0., 255.]], dtype=float32)
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(
+            f"image must be 2-D (height, width), got shape {image.shape}; "
+            "filter a stack image by image with apply_to_batch"
+        )
+    return image.astype(np.float32, copy=False)
+
+
+def normalise_to_255(magnitude: np.ndarray) -> np.ndarray:
+    """Scale a non-negative map in place so that its maximum is 255.
+
+    This is the tutorial's ``x *= 255.0 / np.max(x)``, with the all-zero case
+    defined: a map whose maximum is 0 stays all zeros instead of becoming 0/0.
+
+    Parameters
+    ----------
+    magnitude : ndarray
+        A float array with non-negative values; modified in place.
+
+    Returns
+    -------
+    ndarray
+        ``magnitude`` itself.
+
+    Examples
+    --------
+    >>> normalise_to_255(np.array([0.0, 1.0, 2.0], dtype=np.float32))
+    array([  0. , 127.5, 255. ], dtype=float32)
+    >>> normalise_to_255(np.zeros(2, dtype=np.float32))
+    array([0., 0.], dtype=float32)
+    """
+    peak = magnitude.max()
+    if peak > 0:
+        magnitude *= magnitude.dtype.type(255.0 / peak)
+    return magnitude
+
+
+def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
+    """Laplace filter with Gaussian second derivatives (the tutorial's first filter).
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+    sigma : float
+        Standard deviation of the Gaussian, in pixels, on both axes.
+
+    Returns
+    -------
+    ndarray
+        float32 map, signed.
+
+    Examples
+    --------
+    >>> impulse = np.zeros((5, 5), dtype=np.uint8); impulse[2, 2] = 100
+    >>> float(laplace_gaussian(impulse, sigma=1.0)[2, 2]) < 0
+    True
+    """
+    return ndimage.gaussian_laplace(as_float32(image), sigma=sigma)
+
+
+def gaussian_gradient_magnitude(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:
+    """Gradient magnitude with Gaussian derivatives.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+    sigma : float
+        Standard deviation of the Gaussian, in pixels, on both axes.
+
+    Returns
+    -------
+    ndarray
+        float32 map, non-negative.
+
+    Examples
+    --------
+    >>> float(gaussian_gradient_magnitude(np.full((4, 4), 7, np.uint8)).max())
+    0.0
+    """
+    return ndimage.gaussian_gradient_magnitude(as_float32(image), sigma=sigma)
+
+
+def _gradient_magnitude(image: np.ndarray, derivative: Callable) -> np.ndarray:
+    """hypot of a 3x3 derivative along both axes, normalised to 0..255."""
+    along_rows = derivative(image, axis=0)
+    along_columns = derivative(image, axis=1)
+    return normalise_to_255(np.hypot(along_rows, along_columns))
+
+
+def sobel(image: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude, normalised so that its maximum is 255.
+
+    The tutorial's ``np.hypot(sobel(x, axis=0), sobel(x, axis=1))`` scaled by
+    ``255 / max``, computed in float32 (the tutorial computes it on uint8 and
+    wraps around; see :mod:`xray_scale.compat`).
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+
+    Returns
+    -------
+    ndarray
+        float32 map in [0, 255]; all zeros for a constant image.
+
+    Examples
+    --------
+    >>> step = np.zeros((4, 4), dtype=np.uint8); step[:, 2:] = 10
+    >>> float(sobel(step).max())
+    255.0
+    """
+    return _gradient_magnitude(as_float32(image), ndimage.sobel)
+
+
+def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
+    """The tutorial's "Canny": ``fourier_gaussian`` then Prewitt magnitude, to 0..255.
+
+    This is not a Canny edge detector: it multiplies the *spatial* image by a
+    Gaussian weight defined on frequency coordinates (``fourier_gaussian``
+    expects an FFT), then takes the Prewitt gradient magnitude. It is kept,
+    under an honest name, because it is what the tutorial computes; the real
+    detector is :func:`canny`.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+    sigma : float
+        ``sigma`` passed to ``scipy.ndimage.fourier_gaussian``.
+
+    Returns
+    -------
+    ndarray
+        float32 map in [0, 255]; all zeros for an all-zero image.
+
+    Examples
+    --------
+    >>> float(tutorial_canny(np.zeros((4, 4), dtype=np.uint8)).max())
+    0.0
+    """
+    weighted = ndimage.fourier_gaussian(as_float32(image), sigma=sigma)
+    return _gradient_magnitude(weighted, ndimage.prewitt)
+
+
+def canny(
+    image: np.ndarray,
+    *,
+    sigma: float = 1.0,
+    low_threshold: float = 0.1,
+    high_threshold: float = 0.2,
+) -> np.ndarray:
+    """A real Canny edge detector (scikit-image ``feature.canny``).
+
+    Thresholds are fractions of the image dtype's full scale (255 for uint8,
+    65535 for uint16), so the same configuration means the same thing for 8-
+    and 16-bit images; the defaults are scikit-image's.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D uint8 or uint16 image.
+    sigma : float
+        Standard deviation of the Gaussian smoothing, in pixels.
+    low_threshold, high_threshold : float
+        Hysteresis thresholds on the gradient magnitude, as fractions of full
+        scale, ``0 <= low_threshold <= high_threshold``.
+
+    Returns
+    -------
+    ndarray
+        bool edge map.
+
+    Examples
+    --------
+    >>> square = np.zeros((16, 16), dtype=np.uint8); square[4:12, 4:12] = 200
+    >>> bool(canny(square)[4, 8]) and not bool(canny(square)[8, 8])
+    True
+    """
+    from skimage import feature
+
+    image = np.asarray(image)
+    full_scale = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
+    scaled = as_float32(image) / np.float32(full_scale)
+    return feature.canny(
+        scaled, sigma=sigma, low_threshold=low_threshold, high_threshold=high_threshold
+    )
+
+
+def mask_values(image: np.ndarray, threshold: float) -> np.ndarray:
+    """The tutorial's noisy mask: pixel values above ``threshold``, 0 elsewhere.
+
+    Examples
+    --------
+    >>> mask_values(np.array([[100, 200]], dtype=np.uint8), 150)
+    array([[  0, 200]], dtype=uint8)
+    """
+    image = np.asarray(image)
+    return np.where(image > threshold, image, image.dtype.type(0))
+
+
+def mask_binary(image: np.ndarray, threshold: float) -> np.ndarray:
+    """The tutorial's less noisy mask: True where the pixel is above ``threshold``.
+
+    Examples
+    --------
+    >>> mask_binary(np.array([[100, 200]], dtype=np.uint8), 150)
+    array([[False,  True]])
+    """
+    return np.asarray(image) > threshold
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One numeric parameter of a filter, with its default and valid range.
+
+    Attributes
+    ----------
+    name : str
+        Keyword argument of the filter function.
+    default : float
+        Value used when the configuration does not set it.
+    minimum, maximum : float or None
+        Inclusive bounds; ``None`` means unbounded.
+    positive : bool
+        If True the value must be strictly greater than 0.
+    """
+
+    name: str
+    default: float
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False
+
+    def check(self, value: object, *, where: str) -> float:
+        """Return ``value`` as a float, or raise ValueError naming ``where``."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        value = float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value}")
+        if self.positive and value <= 0:
+            raise ValueError(f"{where} must be > 0, got {value}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"{where} must be >= {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"{where} must be <= {self.maximum}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """A registered filter.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, also the store array name ``filters/<name>``.
+    function : callable
+        ``function(image2d, **params) -> ndarray``, pure.
+    parameters : tuple of Parameter
+        Its numeric keyword parameters.
+    output_dtype : str
+        dtype of the map it returns: ``"float32"`` or ``"bool"``.
+    title : str
+        Panel title used by figures.
+    """
+
+    name: str
+    function: Callable[..., np.ndarray]
+    parameters: tuple[Parameter, ...] = field(default=())
+    output_dtype: str = "float32"
+    title: str = ""
+
+    def defaults(self) -> dict[str, float]:
+        """Default parameter values, by name."""
+        return {p.name: p.default for p in self.parameters}
+
+
+FILTERS: dict[str, FilterSpec] = {
+    spec.name: spec
+    for spec in (
+        FilterSpec(
+            "laplace_gaussian",
+            laplace_gaussian,
+            (Parameter("sigma", 1.0, positive=True),),
+            title="Laplace-Gaussian (edges)",
+        ),
+        FilterSpec(
+            "gaussian_gradient_magnitude",
+            gaussian_gradient_magnitude,
+            (Parameter("sigma", 2.0, positive=True),),
+            title="Gaussian gradient (edges)",
+        ),
+        FilterSpec("sobel", sobel, (), title="Sobel (edges)"),
+        FilterSpec(
+            "tutorial_canny",
+            tutorial_canny,
+            (Parameter("sigma", 0.05, positive=True),),
+            title="Canny (edges)",
+        ),
+        FilterSpec(
+            "canny",
+            canny,
+            (
+                Parameter("sigma", 1.0, minimum=0.0),
+                Parameter("low_threshold", 0.1, minimum=0.0, maximum=1.0),
+                Parameter("high_threshold", 0.2, minimum=0.0, maximum=1.0),
+            ),
+            output_dtype="bool",
+            title="Canny edge detector (scikit-image)",
+        ),
+    )
+}
+"""Every filter this package knows, by name."""
+
+MASKS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "mask_values": mask_values,
+    "mask_binary": mask_binary,
+}
+"""The tutorial's two threshold masks, by name: ``function(image, threshold)``."""
+
+
+def apply_to_batch(spec: FilterSpec, batch: np.ndarray, **params: float) -> np.ndarray:
+    """Apply one filter to each image of a ``(K, H, W)`` batch, image by image.
+
+    Parameters
+    ----------
+    spec : FilterSpec
+        The filter, e.g. ``FILTERS["sobel"]``.
+    batch : ndarray
+        ``(K, H, W)`` stack of images.
+    **params
+        Keyword parameters of the filter.
+
+    Returns
+    -------
+    ndarray
+        ``(K, H, W)`` array of ``spec.output_dtype``; image ``k`` of it equals
+        ``spec.function(batch[k], **params)`` exactly.
+
+    Examples
+    --------
+    >>> batch = np.zeros((2, 4, 4), dtype=np.uint8); batch[1, :, 2:] = 9
+    >>> apply_to_batch(FILTERS["sobel"], batch).max(axis=(1, 2))
+    array([  0., 255.], dtype=float32)
+    """
+    batch = np.asarray(batch)
+    if batch.ndim != 3:
+        raise ValueError(f"batch must be 3-D (images, height, width), got shape {batch.shape}")
+    out = np.empty(batch.shape, dtype=spec.output_dtype)
+    for k, image in enumerate(batch):
+        out[k] = spec.function(image, **params)
+    return out

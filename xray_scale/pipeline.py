@@ -1,0 +1,375 @@
+"""The run: inputs to a complete store, one fused dask task per batch.
+
+Each task decodes its K files once, computes every filter, mask and statistic
+image by image, writes its own shard of every array and, last, its statuses.
+Nothing larger than one batch is held per worker, and a batch is the unit of
+resume: re-running the same command on the same store redoes only the batches
+that still hold a ``pending`` image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import numpy as np
+import zarr
+from dask.callbacks import Callback
+
+from . import __version__
+from .analysis import analyse_image, output_dtypes
+from .config import Config, ConfigError, load_config
+from .decode import DecodeError, decode_batch, read_png_header
+from .sources import InputError, discover_inputs
+from .stats import STAT_FIELDS
+from .store import (
+    STATUS_FAILED,
+    STATUS_OK,
+    BatchResult,
+    StoreError,
+    create_store,
+    library_versions,
+    open_store,
+    pending_batches,
+    read_status_summary,
+    store_attrs,
+    utc_now,
+    write_batch,
+)
+
+__all__ = ["BatchReport", "RunSummary", "process_batch", "run"]
+
+ENGINE = "scipy"
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one batch task returns: its size and its failures ``(path, error)``."""
+
+    start: int
+    size: int
+    failures: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The outcome of :func:`run`, read back from the store's index.
+
+    Attributes
+    ----------
+    store : str
+        Path of the store.
+    total, ok, failed, pending : int
+        Image counts by status.
+    processed : int
+        Images processed by this call (resumed batches excluded).
+    elapsed_s : float
+        Wall time of this call's processing.
+    failures : list of (str, str)
+        ``(path, error)`` of every failed image in the store.
+    """
+
+    store: str
+    total: int
+    ok: int
+    failed: int
+    pending: int
+    processed: int
+    elapsed_s: float
+    failures: list[tuple[str, str]]
+
+    @property
+    def images_per_s(self) -> float:
+        """Images processed per second of this call (0 if nothing was processed)."""
+        return self.processed / self.elapsed_s if self.processed and self.elapsed_s else 0.0
+
+
+def process_batch(
+    paths: list[str],
+    start: int,
+    *,
+    store_path: str,
+    shape: tuple[int, int],
+    pixel_dtype: str,
+    map_dtypes: dict[str, str],
+    config: Config,
+    compat: str | None,
+) -> BatchReport:
+    """Decode, analyse and write one batch; the body of every dask task.
+
+    A bad file or an exception while analysing one image marks that image
+    ``failed`` with a one-line message; the rest of the batch is unaffected.
+
+    Returns
+    -------
+    BatchReport
+    """
+    count = len(paths)
+    block, decoded = decode_batch(
+        paths,
+        shape=shape,
+        dtype=pixel_dtype,
+        max_pixels=config.max_pixels,
+        size_policy=config.size_policy,
+    )
+    maps = {name: np.zeros((count, *shape), dtype=dtype) for name, dtype in map_dtypes.items()}
+    stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
+    histogram = np.zeros((count, 256), dtype=np.int64)
+    status, errors = [], []
+    for k, image in enumerate(decoded):
+        error = image.error
+        if not error:
+            try:
+                outputs = analyse_image(block[k], config, compat=compat)
+            except Exception as exc:  # one image's failure must not stop its batch
+                error = f"processing failed: {type(exc).__name__}: {exc}"
+            else:
+                for name, values in outputs.maps.items():
+                    maps[name][k] = values
+                for field, value in outputs.stats.items():
+                    stats[field][k] = value
+                histogram[k] = outputs.histogram
+        status.append(STATUS_FAILED if error else STATUS_OK)
+        errors.append(error)
+    group = zarr.open_group(store_path, mode="r+")
+    write_batch(
+        group,
+        BatchResult(
+            start=start,
+            maps=maps,
+            stats=stats,
+            histogram=histogram,
+            status=status,
+            error=errors,
+            mode=[image.mode for image in decoded],
+            bit_depth=[image.bit_depth for image in decoded],
+        ),
+    )
+    failures = tuple((p, e) for p, e in zip(paths, errors, strict=True) if e)
+    return BatchReport(start, count, failures)
+
+
+def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, int], int]:
+    """The run's (height, width) and bit depth: from config, else the first readable header."""
+    size, bit_depth = config.size, config.bit_depth
+    if size is not None and bit_depth is not None:
+        return size, bit_depth
+    first_error = ""
+    for path in paths:
+        try:
+            header = read_png_header(path)
+        except DecodeError as error:
+            first_error = first_error or f"{path}: {error}"
+            continue
+        if header.width * header.height <= config.max_pixels:
+            return size or (header.height, header.width), bit_depth or (
+                16 if header.bit_depth == 16 else 8
+            )
+    raise InputError(
+        f"none of the {len(paths)} inputs has a usable PNG header (first problem: {first_error}); "
+        "set input.size and input.bit_depth in the config to record them all as failed"
+    )
+
+
+def _fingerprint(paths: list[str], config: Config, compat: str | None, shape, bit_depth) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+    settings = {"config": config.to_dict(), "compat": compat, "shape": shape, "bits": bit_depth}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+class _BatchCallback(Callback):
+    """Reports each finished batch task to ``on_batch`` from dask's scheduler loop."""
+
+    def __init__(self, on_batch: Callable[[BatchReport], None]):
+        super().__init__()
+        self._on_batch = on_batch
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        if isinstance(result, BatchReport):
+            self._on_batch(result)
+
+
+def _open_or_create(
+    out: Path,
+    *,
+    paths: list[str],
+    config: Config,
+    compat: str | None,
+    shape: tuple[int, int],
+    bit_depth: int,
+    inputs: list[str],
+    overwrite: bool,
+) -> zarr.Group:
+    fingerprint = _fingerprint(paths, config, compat, list(shape), bit_depth)
+    if out.exists() and not overwrite:
+        group = open_store(out, mode="r+")
+        if store_attrs(group).get("fingerprint") != fingerprint:
+            raise StoreError(
+                f"{out} holds a run with other inputs or another config; pass --overwrite "
+                "to replace it, or choose another --out"
+            )
+        return group
+    pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
+    map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
+    attrs = {
+        "version": __version__,
+        "engine": ENGINE,
+        "compat": compat,
+        "config": config.to_dict(),
+        "libraries": library_versions(),
+        "inputs": inputs,
+        "image_shape": list(shape),
+        "pixel_dtype": pixel_dtype,
+        "batch_size": config.batch_size,
+        "map_dtypes": {name: str(dtype) for name, dtype in map_dtypes.items()},
+        "fingerprint": fingerprint,
+        "created": utc_now(),
+        "runs": [],
+    }
+    return create_store(
+        out,
+        paths=paths,
+        shape=shape,
+        map_dtypes=map_dtypes,
+        config=config,
+        attrs=attrs,
+        overwrite=overwrite,
+    )
+
+
+def _summarise(group: zarr.Group, out: Path, processed: int, elapsed: float) -> RunSummary:
+    counts = read_status_summary(group)
+    return RunSummary(
+        store=str(out),
+        total=counts["total"],
+        ok=counts["ok"],
+        failed=counts["failed"],
+        pending=counts["pending"],
+        processed=processed,
+        elapsed_s=elapsed,
+        failures=[(f["path"], f["error"]) for f in counts["failures"]],
+    )
+
+
+def run(
+    inputs: list[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    config: Config | str | os.PathLike | dict | None = None,
+    compat: str | None = None,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[BatchReport], None] | None = None,
+) -> RunSummary:
+    """Process PNG inputs into a zarr store, or resume an unfinished store.
+
+    Parameters
+    ----------
+    inputs : list of str or path-like
+        Directories, globs, ``.txt`` lists or files (see
+        :func:`xray_scale.sources.discover_inputs`).
+    out : path-like
+        The ``.zarr`` store. If it exists and was made by the same inputs
+        and configuration, the run resumes: only batches still holding a
+        ``pending`` image are processed.
+    config : Config, path, dict or None
+        The configuration (None: the tutorial's bank).
+    compat : {None, "tutorial"}
+        ``"tutorial"`` stores the tutorial's arrays bit for bit.
+    workers : int, optional
+        Threads (default: the number of CPUs).
+    batch_size : int, optional
+        Overrides ``run.batch_size`` of the config.
+    limit : int, optional
+        Process only the first ``limit`` inputs of the sorted list.
+    overwrite : bool
+        Replace an existing store instead of resuming it.
+    on_start : callable, optional
+        Called once as ``on_start(total_images, already_done)``.
+    on_batch : callable, optional
+        Called with each finished :class:`BatchReport`.
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    InputError, ConfigError, StoreError
+        Before any work, for unusable inputs, configuration or store.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
+        config = dataclasses.replace(config, batch_size=batch_size)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {limit}")
+    paths = discover_inputs(inputs)[:limit]
+    shape, bit_depth = _probe_image_format(paths, config)
+    out = Path(out)
+    group = _open_or_create(
+        out,
+        paths=paths,
+        config=config,
+        compat=compat,
+        shape=shape,
+        bit_depth=bit_depth,
+        inputs=[os.path.abspath(os.fspath(i)) for i in inputs],
+        overwrite=overwrite,
+    )
+    attrs = store_attrs(group)
+    starts = pending_batches(group)
+    batch = config.batch_size
+    todo = sum(min(batch, len(paths) - start) for start in starts)
+    if on_start:
+        on_start(len(paths), len(paths) - todo)
+    task_options = {
+        "store_path": str(out),
+        "shape": tuple(shape),
+        "pixel_dtype": attrs["pixel_dtype"],
+        "map_dtypes": attrs["map_dtypes"],
+        "config": config,
+        "compat": compat,
+    }
+    tasks = [
+        dask.delayed(process_batch, pure=False)(paths[s : s + batch], s, **task_options)
+        for s in starts
+    ]
+    started, began = utc_now(), time.perf_counter()
+    progress = _BatchCallback(on_batch) if on_batch else contextlib.nullcontext()
+    with dask.config.set(scheduler="threads", num_workers=workers or os.cpu_count()), progress:
+        dask.compute(*tasks)
+    elapsed = time.perf_counter() - began
+    summary = _summarise(group, out, todo, elapsed)
+    attrs["runs"] = [
+        *attrs.get("runs", []),
+        {
+            "started": started,
+            "finished": utc_now(),
+            "processed": todo,
+            "elapsed_s": round(elapsed, 3),
+            "workers": workers or os.cpu_count(),
+            "ok": summary.ok,
+            "failed": summary.failed,
+        },
+    ]
+    group.attrs["xray_scale"] = attrs
+    return summary

@@ -1,0 +1,128 @@
+"""Find the input PNGs: directories, globs and ``.txt`` lists, in a stable order.
+
+Also parses ChestX-ray8's ``NNNNNNNN_NNN.png`` names into patient id and
+follow-up number.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+
+__all__ = ["InputError", "discover_inputs", "parse_image_name"]
+
+_NAME = re.compile(r"^(\d{8})_(\d{3})\.png$", re.IGNORECASE)
+_GLOB_CHARS = set("*?[")
+
+
+class InputError(ValueError):
+    """An input argument names nothing usable; the message says what to do."""
+
+
+def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
+    """Patient id and follow-up number from a ChestX-ray8 file name.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file path; only its name is used.
+
+    Returns
+    -------
+    patient_id : str
+        The 8-digit id with leading zeros removed (``"11"``), or ``""`` when
+        the name is not ``NNNNNNNN_NNN.png``.
+    follow_up : int
+        The follow-up number, or -1 when the name does not match.
+
+    Examples
+    --------
+    >>> parse_image_name("images/00000011_003.png")
+    ('11', 3)
+    >>> parse_image_name("scan.png")
+    ('', -1)
+    """
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        return "", -1
+    return str(int(match.group(1))), int(match.group(2))
+
+
+def _is_png_name(path: str) -> bool:
+    return path.lower().endswith(".png")
+
+
+def _walk_pngs(directory: Path) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        # A directory named "x.png" is listed too: it fails later with a clear
+        # per-image error instead of vanishing from the run.
+        found.extend(os.path.join(root, name) for name in dirs + files if _is_png_name(name))
+    return found
+
+
+def _read_list(list_file: Path) -> list[str]:
+    base = list_file.parent
+    paths = []
+    for line in list_file.read_text(encoding="utf-8").splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            path = Path(entry)
+            paths.append(str(path if path.is_absolute() else base / path))
+    return paths
+
+
+def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
+    """Expand input arguments into a sorted, de-duplicated list of PNG paths.
+
+    Parameters
+    ----------
+    inputs : list of str or path-like
+        Each one is a directory (searched recursively for ``*.png``, any
+        case), a glob pattern, a ``.txt`` file with one path per line (blank
+        lines and ``#`` comments skipped, relative paths taken from the list's
+        folder), or a single PNG file.
+
+    Returns
+    -------
+    list of str
+        Absolute paths, sorted; the same inputs always give the same order.
+        A path listed in a ``.txt`` file but absent on disk is kept, so that
+        it is reported as a failed image rather than silently dropped.
+
+    Raises
+    ------
+    InputError
+        If an input does not exist or matches nothing, or if all of them
+        together give no PNG.
+    """
+    paths: set[str] = set()
+    for item in inputs:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir() and not _is_png_name(text):
+            found = _walk_pngs(path)
+            if not found:
+                raise InputError(f"no *.png files under directory {text!r}")
+        elif path.is_file() and text.lower().endswith(".txt"):
+            found = _read_list(path)
+            if not found:
+                raise InputError(f"list file {text!r} holds no paths")
+        elif _GLOB_CHARS & set(text):
+            found = [p for p in glob.glob(text, recursive=True) if _is_png_name(p)]
+            if not found:
+                raise InputError(f"glob {text!r} matches no *.png file")
+        elif path.exists():
+            found = [text]
+        else:
+            raise InputError(
+                f"input {text!r} does not exist; give a directory, a glob such as "
+                "'images/*.png', a .txt file listing paths, or a PNG file"
+            )
+        paths.update(os.path.abspath(p) for p in found)
+    if not paths:
+        raise InputError("no input given: name a directory, glob or .txt list of PNGs")
+    return sorted(paths)

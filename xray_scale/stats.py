@@ -1,0 +1,140 @@
+"""Per-image statistics from one exact histogram.
+
+Every statistic comes from the image's value counts (``np.bincount`` over all
+256 levels of a uint8 image, or all 65,536 levels of a uint16 one), so they are
+exact, not binned estimates, and cost about a millisecond instead of the
+~25 ms of ``np.median``. Percentiles follow ``np.percentile``'s default
+("linear") definition; ``median`` equals ``np.median``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["STAT_FIELDS", "histogram256", "image_stats", "value_counts"]
+
+STAT_FIELDS: tuple[str, ...] = (
+    "min",
+    "max",
+    "mean",
+    "std",
+    "median",
+    "p01",
+    "p99",
+    "mask_fraction",
+)
+"""Names of the scalar statistics, in store order (``stats/<name>``)."""
+
+
+def value_counts(image: np.ndarray) -> np.ndarray:
+    """Count every possible value of a uint8 or uint16 image.
+
+    Parameters
+    ----------
+    image : ndarray
+        uint8 or uint16 array.
+
+    Returns
+    -------
+    ndarray
+        int64 counts, length 256 (uint8) or 65536 (uint16).
+
+    Examples
+    --------
+    >>> value_counts(np.array([0, 0, 255], dtype=np.uint8))[[0, 1, 255]]
+    array([2, 0, 1])
+    """
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"image must be uint8 or uint16, got {image.dtype}")
+    levels = np.iinfo(image.dtype).max + 1
+    return np.bincount(image.ravel(), minlength=levels)
+
+
+def histogram256(image: np.ndarray) -> np.ndarray:
+    """256-bin histogram over the dtype's full range.
+
+    Bin ``i`` counts values in ``[i * w, (i + 1) * w)`` with ``w = 1`` for
+    uint8 (one bin per level, exact) and ``w = 256`` for uint16. This equals
+    ``scipy.ndimage.histogram(image, 0, levels, 256)`` where ``levels`` is 256
+    or 65536.
+
+    Examples
+    --------
+    >>> h = histogram256(np.array([0, 1, 1, 255], dtype=np.uint8))
+    >>> h.shape, int(h[1]), int(h.sum())
+    ((256,), 2, 4)
+    """
+    return _histogram256_from_counts(value_counts(image))
+
+
+def _histogram256_from_counts(counts: np.ndarray) -> np.ndarray:
+    return counts.reshape(256, -1).sum(axis=1)
+
+
+def _sorted_value(cumulative: np.ndarray, rank: int) -> int:
+    """The value at 0-based position ``rank`` of the sorted pixels."""
+    return int(np.searchsorted(cumulative, rank, side="right"))
+
+
+def _percentile(cumulative: np.ndarray, q: float) -> float:
+    """np.percentile(..., method="linear") from cumulative value counts."""
+    count = int(cumulative[-1])
+    position = (q / 100.0) * (count - 1)
+    below = int(np.floor(position))
+    above = min(below + 1, count - 1)
+    low = _sorted_value(cumulative, below)
+    high = _sorted_value(cumulative, above)
+    fraction = position - below
+    if fraction >= 0.5:  # the same two-sided lerp numpy uses
+        return float(high - (high - low) * (1.0 - fraction))
+    return float(low + (high - low) * fraction)
+
+
+def image_stats(image: np.ndarray, *, threshold: float) -> tuple[dict[str, float], np.ndarray]:
+    """Statistics of one image and its 256-bin histogram.
+
+    Parameters
+    ----------
+    image : ndarray
+        A uint8 or uint16 image (any shape; usually 2-D).
+    threshold : float
+        Pixels strictly above it count towards ``mask_fraction`` (the
+        tutorial's ``x > 150``).
+
+    Returns
+    -------
+    stats : dict
+        ``min``, ``max``, ``mean``, ``std`` (population, like ``np.std``),
+        ``median``, ``p01``, ``p99`` (``np.percentile`` semantics) and
+        ``mask_fraction`` (fraction of pixels above ``threshold``), as floats.
+    histogram : ndarray
+        :func:`histogram256` of the image.
+
+    Examples
+    --------
+    >>> stats, hist = image_stats(np.array([[0, 100, 200, 250]], dtype=np.uint8), threshold=150)
+    >>> stats["median"], stats["mask_fraction"], int(hist.sum())
+    (150.0, 0.5, 4)
+    """
+    counts = value_counts(image)
+    count = int(counts.sum())
+    if count == 0:
+        raise ValueError("image has no pixels")
+    levels = np.arange(counts.size, dtype=np.float64)
+    present = np.flatnonzero(counts)
+    mean = float(np.dot(counts, levels) / count)
+    variance = float(np.dot(counts, (levels - mean) ** 2) / count)
+    cumulative = np.cumsum(counts)
+    first_above = int(np.floor(threshold)) + 1
+    stats = {
+        "min": float(present[0]),
+        "max": float(present[-1]),
+        "mean": mean,
+        "std": float(np.sqrt(variance)),
+        "median": _percentile(cumulative, 50.0),
+        "p01": _percentile(cumulative, 1.0),
+        "p99": _percentile(cumulative, 99.0),
+        "mask_fraction": float(counts[max(first_above, 0) :].sum() / count),
+    }
+    return stats, _histogram256_from_counts(counts)
