@@ -114,7 +114,8 @@ def main() -> None:
                 }
             )
             print(
-                f"round {round_number + 1}: tutorial loop {rounds[-1]['tutorial_img_s']:.2f} img/s, "
+                f"round {round_number + 1}: "
+                f"tutorial loop {rounds[-1]['tutorial_img_s']:.2f} img/s, "
                 f"xray-scale run ({args.workers} workers) {rounds[-1]['run_img_s']:.2f} img/s, "
                 f"ratio {rounds[-1]['ratio']:.2f}x"
             )

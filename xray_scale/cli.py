@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -41,7 +41,7 @@ app = typer.Typer(
 _stderr = Console(stderr=True, highlight=False)
 
 
-class Compat(str, Enum):
+class Compat(StrEnum):
     """Compatibility modes for ``--compat``."""
 
     tutorial = "tutorial"

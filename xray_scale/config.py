@@ -109,8 +109,9 @@ class Config:
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
+        allowed_text = ", ".join(sorted(allowed))
         raise ConfigError(
-            f"unknown key {where}.{unknown[0]}; allowed keys in [{where}]: {', '.join(sorted(allowed))}"
+            f"unknown key {where}.{unknown[0]}; allowed keys in [{where}]: {allowed_text}"
         )
 
 

@@ -24,6 +24,7 @@ is empty or truncated, or whose header claims more than ``max_pixels`` pixels
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -103,6 +104,45 @@ def _describe_bad_start(start: bytes) -> str:
     return f"not a PNG: the file starts with {start[:8]!r}, not the PNG signature"
 
 
+def _read_start(file) -> bytes:
+    try:
+        return file.read(33)
+    except IsADirectoryError:
+        raise DecodeError("is a directory, not a PNG file") from None
+
+
+def _open(path: str | os.PathLike):
+    try:
+        return open(path, "rb")
+    except IsADirectoryError:
+        raise DecodeError("is a directory, not a PNG file") from None
+    except PermissionError:
+        raise DecodeError("cannot read the file: permission denied") from None
+    except FileNotFoundError:
+        raise DecodeError("file not found") from None
+    except OSError as error:
+        raise DecodeError(f"cannot read the file: {error.strerror or error}") from None
+
+
+def _parse_header(start: bytes) -> PngHeader:
+    if not start:
+        raise DecodeError("empty file (0 bytes)")
+    if not start.startswith(_PNG_SIGNATURE):
+        if _PNG_SIGNATURE.startswith(start):
+            raise DecodeError(f"truncated PNG: only {len(start)} bytes")
+        raise DecodeError(_describe_bad_start(start))
+    if len(start) < 33:
+        raise DecodeError(f"truncated PNG: the header needs 33 bytes, the file has {len(start)}")
+    length, kind = struct.unpack(">I4s", start[8:16])
+    if kind != b"IHDR" or length != 13:
+        raise DecodeError("corrupt PNG: the first chunk is not a 13-byte IHDR")
+    (crc,) = struct.unpack(">I", start[29:33])
+    if zlib.crc32(start[12:29]) != crc:
+        raise DecodeError("corrupt PNG: bad CRC in the IHDR chunk")
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", start[16:26])
+    return PngHeader(width, height, bit_depth, colour_type)
+
+
 def read_png_header(path: str | os.PathLike) -> PngHeader:
     """Read and check the signature and IHDR chunk of a PNG file.
 
@@ -121,33 +161,33 @@ def read_png_header(path: str | os.PathLike) -> PngHeader:
         With a one-line reason: unreadable, a directory, empty, not a PNG,
         truncated header, or a corrupt IHDR chunk.
     """
-    try:
-        with open(path, "rb") as file:
-            start = file.read(33)
-    except IsADirectoryError:
-        raise DecodeError("is a directory, not a PNG file") from None
-    except PermissionError:
-        raise DecodeError("cannot read the file: permission denied") from None
-    except FileNotFoundError:
-        raise DecodeError("file not found") from None
-    except OSError as error:
-        raise DecodeError(f"cannot read the file: {error.strerror or error}") from None
-    if not start:
-        raise DecodeError("empty file (0 bytes)")
-    if not start.startswith(_PNG_SIGNATURE):
-        if _PNG_SIGNATURE.startswith(start):
-            raise DecodeError(f"truncated PNG: only {len(start)} bytes")
-        raise DecodeError(_describe_bad_start(start))
-    if len(start) < 33:
-        raise DecodeError(f"truncated PNG: the header needs 33 bytes, the file has {len(start)}")
-    length, kind = struct.unpack(">I4s", start[8:16])
-    if kind != b"IHDR" or length != 13:
-        raise DecodeError("corrupt PNG: the first chunk is not a 13-byte IHDR")
-    (crc,) = struct.unpack(">I", start[29:33])
-    if zlib.crc32(start[12:29]) != crc:
-        raise DecodeError("corrupt PNG: bad CRC in the IHDR chunk")
-    width, height, bit_depth, colour_type = struct.unpack(">IIBB", start[16:26])
-    return PngHeader(width, height, bit_depth, colour_type)
+    with _open(path) as file:
+        return _parse_header(_read_start(file))
+
+
+def _check_chunks(data: bytes) -> None:
+    """Walk every chunk after IHDR: complete, CRC correct, ending with IEND.
+
+    Pillow does not check the CRC of image data chunks, so a flipped bit in
+    a CRC would otherwise go unnoticed.
+    """
+    position = 33
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        name = kind.decode("latin-1")
+        end = position + 12 + length
+        if end > len(data):
+            raise DecodeError(
+                f"truncated PNG: the file ends inside chunk {name} at byte {len(data)} "
+                f"(the chunk needs {end - len(data)} more bytes)"
+            )
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(data[position + 4 : end - 4]) != crc:
+            raise DecodeError(f"corrupt PNG: bad CRC in chunk {name} at byte {position}")
+        if kind == b"IEND":
+            return
+        position = end
+    raise DecodeError(f"truncated PNG: no IEND chunk in {len(data)} bytes")
 
 
 def _check_header(
@@ -234,16 +274,20 @@ def decode_image(
     mode = ""
     bit_depth = 0
     try:
-        header = read_png_header(path)
-        bit_depth = header.bit_depth
-        _check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
-        if bit_depth > dtype.itemsize * 8:
-            raise DecodeError(
-                f"{bit_depth}-bit image in a {dtype.itemsize * 8}-bit run: its values do not "
-                "fit; set input.bit_depth = 16 or run 16-bit images separately"
-            )
+        with _open(path) as file:
+            header = _parse_header(_read_start(file))
+            bit_depth = header.bit_depth
+            _check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
+            if bit_depth > dtype.itemsize * 8:
+                raise DecodeError(
+                    f"{bit_depth}-bit image in a {dtype.itemsize * 8}-bit run: its values do "
+                    "not fit; set input.bit_depth = 16 or run 16-bit images separately"
+                )
+            file.seek(0)
+            data = file.read()
+        _check_chunks(data)
         try:
-            with Image.open(path, formats=["PNG"]) as image:
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
                 mode = image.mode
                 image.load()
                 pixels = _to_grayscale(image)
@@ -253,6 +297,8 @@ def decode_image(
             raise DecodeError(f"{kind}: {message}") from None
     except DecodeError as error:
         return DecodedImage(None, mode, bit_depth, str(error))
+    except OSError as error:  # a read failing after open (I/O error, file vanished)
+        return DecodedImage(None, mode, bit_depth, f"cannot read the file: {error}")
     if pixels.shape != tuple(shape):
         pixels = _pad_centred(pixels, shape)
     return DecodedImage(pixels.astype(dtype, copy=False), mode, bit_depth)
@@ -332,13 +378,8 @@ def open_images(
     Returns
     -------
     dask.array.Array
-        Shape ``(N, H, W)``, chunks ``(batch_size, H, W)``.
-
-    Examples
-    --------
-    >>> stack = open_images(paths, batch_size=4)  # doctest: +SKIP
-    >>> stack.chunksize  # doctest: +SKIP
-    (4, 1024, 1024)
+        Shape ``(N, H, W)``, chunks ``(batch_size, H, W)``; computing chunk
+        ``i`` decodes files ``[i * batch_size, (i + 1) * batch_size)`` in one task.
     """
     paths = [os.fspath(p) for p in paths]
     if not paths:

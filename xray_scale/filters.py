@@ -227,8 +227,8 @@ def canny(
     sigma : float
         Standard deviation of the Gaussian smoothing, in pixels.
     low_threshold, high_threshold : float
-        Hysteresis thresholds on the gradient magnitude, as fractions of full
-        scale, ``0 <= low_threshold <= high_threshold``.
+        Hysteresis thresholds on the gradient magnitude of the image scaled to
+        [0, 1] by full scale, ``0 <= low_threshold <= high_threshold``.
 
     Returns
     -------
@@ -368,8 +368,8 @@ FILTERS: dict[str, FilterSpec] = {
             canny,
             (
                 Parameter("sigma", 1.0, minimum=0.0),
-                Parameter("low_threshold", 0.1, minimum=0.0, maximum=1.0),
-                Parameter("high_threshold", 0.2, minimum=0.0, maximum=1.0),
+                Parameter("low_threshold", 0.1, minimum=0.0),
+                Parameter("high_threshold", 0.2, minimum=0.0),
             ),
             output_dtype="bool",
             title="Canny edge detector (scikit-image)",

@@ -1,0 +1,142 @@
+"""Shared fixtures: small real PNGs on disk, the bad-input corpus, the real sample."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
+REAL_NAMES = [f"00000011_{k:03d}.png" for k in range(9)]
+
+needs_real_sample = pytest.mark.skipif(
+    not all((REAL_SAMPLE / name).is_file() for name in REAL_NAMES),
+    reason=f"the 9 real ChestX-ray8 images are not in {REAL_SAMPLE} (../shared beside the clone)",
+)
+
+
+def structured_image(seed: int, shape=(64, 64), dtype=np.uint8) -> np.ndarray:
+    """A small image with edges, gradients and noise, using most of the dtype's range."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    top = np.iinfo(dtype).max
+    base = (rows / shape[0] * 0.6 + 0.2) * top
+    centre = (shape[0] * rng.uniform(0.3, 0.7), shape[1] * rng.uniform(0.3, 0.7))
+    disc = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < (min(shape) / 4) ** 2
+    base[disc] = top * 0.95
+    base += rng.normal(0, top * 0.03, shape)
+    return np.clip(base, 0, top).astype(dtype)
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    """Encode an array as PNG bytes with Pillow (mode as in Image.fromarray)."""
+    buffer = io.BytesIO()
+    image = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(array, mode))
+    return path
+
+
+def png_with_header(width: int, height: int, *, bit_depth: int = 8, colour_type: int = 0) -> bytes:
+    """A PNG signature + valid IHDR claiming any size, + a tiny IDAT and IEND."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def phantom_folder(tmp_path: Path) -> Path:
+    """Twelve structured 64x64 uint8 PNGs, two patients, ChestX-ray8 names."""
+    folder = tmp_path / "images"
+    for k in range(12):
+        patient, follow_up = 21 + k // 6, k % 6
+        write_png(folder / f"{patient:08d}_{follow_up:03d}.png", structured_image(k))
+    return folder
+
+
+# Each bad input: file name -> (bytes or a maker, a fragment its error must contain).
+BAD_INPUTS = {
+    "zero_bytes.png": "empty file (0 bytes)",
+    "truncated.png": "truncated PNG",
+    "bad_crc.png": "bad CRC in chunk IDAT",
+    "text.png": "not a PNG: the file starts with b'hello, w'",
+    "jpeg.png": "JPEG data",
+    "folder.png": "is a directory",
+    "bomb.png": "refused before decoding: the header says 30000x30000",
+    "small.png": "image is 32x48 (height x width) but the run's size is 64x64",
+    "rgb16.png": "16-bit RGB PNG is not supported",
+}
+
+
+def make_bad_inputs(folder: Path) -> dict[str, str]:
+    """Write the bad-input corpus into ``folder``; return {file name: expected error part}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = png_bytes(structured_image(99))
+    (folder / "zero_bytes.png").write_bytes(b"")
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    crc_end = good.index(b"IEND") - 4  # the last 4 bytes before IEND's length are IDAT's CRC
+    corrupt = bytearray(good)
+    corrupt[crc_end - 1] ^= 0xFF
+    (folder / "bad_crc.png").write_bytes(bytes(corrupt))
+    (folder / "text.png").write_text("hello, world: not an image\n")
+    buffer = io.BytesIO()
+    Image.fromarray(structured_image(98)).save(buffer, format="JPEG")
+    (folder / "jpeg.png").write_bytes(buffer.getvalue())
+    (folder / "folder.png").mkdir()
+    (folder / "bomb.png").write_bytes(png_with_header(30000, 30000))
+    write_png(folder / "small.png", structured_image(97, shape=(32, 48)))
+    rgb16 = png_with_header(64, 64, bit_depth=16, colour_type=2)
+    (folder / "rgb16.png").write_bytes(rgb16)
+    return dict(BAD_INPUTS)
+
+
+def make_mode_inputs(folder: Path) -> dict[str, tuple[str, int, np.ndarray]]:
+    """PNGs in other modes; return {name: (Pillow mode, bit depth, expected grayscale)}."""
+    gray = structured_image(7)
+    wide = structured_image(8, dtype=np.uint16)
+    rgb_equal = np.stack([gray] * 3, axis=-1)
+    rgba = np.concatenate([rgb_equal, np.full((64, 64, 1), 255, np.uint8)], axis=-1)
+    la = np.stack([gray, np.full_like(gray, 200)], axis=-1)
+    cases = {
+        "gray16.png": (wide, None, "I;16", 16, wide),
+        "rgb.png": (rgb_equal, None, "RGB", 8, gray),
+        "rgba.png": (rgba, None, "RGBA", 8, gray),
+        "la.png": (la, None, "LA", 8, gray),
+        "palette.png": (
+            gray,
+            "P",
+            "P",
+            8,
+            np.asarray(Image.fromarray(gray).convert("P").convert("L")),
+        ),
+    }
+    expected = {}
+    for name, (array, convert, mode, bits, pixels) in cases.items():
+        write_png(folder / name, array, convert)
+        expected[name] = (mode, bits, pixels)
+    return expected
+
+
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0

@@ -1,0 +1,121 @@
+"""The xray-scale command: in-process through main(), and as the installed executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zarr
+from conftest import make_bad_inputs
+
+from xray_scale.cli import main
+
+
+def executable() -> str:
+    found = Path(sys.executable).parent / "xray-scale"
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("xray-scale")
+    if on_path is None:
+        pytest.skip("the xray-scale console script is not installed (pip install -e .)")
+    return on_path
+
+
+def test_run_then_info(phantom_folder, tmp_path, capsys):
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(phantom_folder), "--out", str(out), "--workers", "2", "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "images: 12 (12 ok, 0 failed, 0 pending), 64x64 uint8" in text
+    assert main(["info", str(out), "--json"]) == 0
+    details = json.loads(capsys.readouterr().out)
+    assert (details["total"], details["ok"], details["failed"]) == (12, 12, 0)
+    assert details["config"]["filters"]["laplace_gaussian"] == {"sigma": 1.0}
+    assert details["images_per_s"] > 0 and details["elapsed_s"] > 0
+
+
+def test_failed_images_give_exit_code_1_and_are_listed(phantom_folder, tmp_path, capsys):
+    make_bad_inputs(phantom_folder / "bad")
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(phantom_folder), "-o", str(out), "--batch-size", "3"]) == 1
+    printed = capsys.readouterr().out
+    assert "12 ok, 9 failed" in printed
+    assert main(["info", str(out), "--json"]) == 0
+    details = json.loads(capsys.readouterr().out)
+    assert len(details["failures"]) == 9
+    assert any("empty file (0 bytes)" in f["error"] for f in details["failures"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["run", "{tmp}/nowhere", "-o", "{tmp}/o.zarr"], "does not exist; give a directory"),
+        (["run", "{images}"], "Missing option '--out'"),
+        (["run", "{images}", "-o", "{tmp}/o.zarr", "--bogus"], "No such option: --bogus"),
+        (["run", "{images}", "-o", "{tmp}/o.zarr", "--workers", "0"], "--workers"),
+        (["run", "{images}", "-o", "{tmp}/o.zarr", "--compat", "numpy"], "'numpy' is not one of"),
+        (["run", "{images}", "-o", "{tmp}/o.zarr", "--config", "{tmp}/none.toml"], "not found"),
+        (["run", "{images}", "-o", "{tmp}/o.zarr", "--config", "{tmp}/bad.toml"], "unknown key"),
+        (["run", "{images}", "-o", "{tmp}/images"], "is not a zarr store"),
+        (["info", "{tmp}/missing.zarr"], "is not a zarr store"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_misuse_is_one_line_and_exit_code_2(phantom_folder, tmp_path, capsys, arguments, message):
+    (tmp_path / "bad.toml").write_text("[filters.blur]\nsigma = 1\n")
+    values = {"tmp": str(tmp_path), "images": str(phantom_folder)}
+    assert main([a.format(**values) for a in arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("xray-scale: error: ") and message in error
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+
+
+def test_existing_store_with_another_config_needs_overwrite(phantom_folder, tmp_path, capsys):
+    out = str(tmp_path / "out.zarr")
+    assert main(["run", str(phantom_folder), "-o", out, "-q", "--limit", "3"]) == 0
+    assert main(["run", str(phantom_folder), "-o", out, "-q", "--limit", "4"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["run", str(phantom_folder), "-o", out, "-q", "--limit", "4", "--overwrite"]) == 0
+    assert zarr.open_group(out)["index/status"].shape == (4,)
+
+
+def test_installed_executable_runs_as_a_subprocess(phantom_folder, tmp_path):
+    out = tmp_path / "out store ü.zarr"
+    done = subprocess.run(
+        [executable(), "run", str(phantom_folder), "-o", str(out), "--compat", "tutorial"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "12 images, 12 ok, 0 failed" in done.stdout
+    group = zarr.open_group(out, mode="r")
+    assert group["filters/laplace_gaussian"].dtype == "uint8"  # the tutorial's dtype
+    missing = subprocess.run(
+        [executable(), "info", str(tmp_path / "none.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.count("\n") == 1 and "is not a zarr store" in missing.stderr
+
+
+def test_demo_generates_processes_and_reports(tmp_path):
+    done = subprocess.run(
+        [executable(), "demo", "--out", str(tmp_path / "demo"), "--size", "128", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 12 chest phantoms (128x128)" in done.stdout
+    assert "12 images, 12 ok, 0 failed" in done.stdout
+    assert zarr.open_group(tmp_path / "demo" / "demo.zarr")["stats/mean"][:].min() > 0

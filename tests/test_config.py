@@ -1,0 +1,66 @@
+"""config: defaults, the shipped TOML files, and one-line rejections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xray_scale.config import Config, ConfigError, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_tutorial_toml_is_exactly_the_default():
+    assert load_config(CONFIGS / "tutorial.toml") == Config() == load_config()
+
+
+def test_dict_round_trip_and_partial_override():
+    config = load_config(
+        {"filters": {"laplace_gaussian": {"sigma": 2}}, "masks": {"threshold": 90}}
+    )
+    assert config.params("laplace_gaussian") == {"sigma": 2.0}
+    assert config.params("gaussian_gradient_magnitude") == {"sigma": 2.0}
+    assert config.threshold == 90.0
+    assert load_config(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"filter": {}}, "unknown key config.filter; allowed keys in [config]: filters, input"),
+        ({"filters": {"enabled": ["sobel", "blur"]}}, "filters.enabled entry must be one of"),
+        ({"filters": {"blur": {}}}, "unknown key filters.blur"),
+        ({"filters": {"sobel": {"sigma": 1}}}, "filters.sobel.sigma; allowed: none"),
+        (
+            {"filters": {"laplace_gaussian": {"sigma": -1}}},
+            "filters.laplace_gaussian.sigma must be > 0",
+        ),
+        ({"filters": {"laplace_gaussian": {"sigma": "x"}}}, "must be a number, got 'x'"),
+        ({"filters": {"laplace_gaussian": {"sigmas": 1}}}, "allowed: sigma"),
+        ({"run": {"batch_size": 0}}, "run.batch_size must be an integer >= 1"),
+        ({"input": {"size_policy": "stretch"}}, "input.size_policy must be one of 'fail', 'pad'"),
+        ({"input": {"size": [10]}}, "input.size must be 'auto' or [height, width]"),
+        ({"input": {"bit_depth": 12}}, "input.bit_depth must be one of 8, 16"),
+        ({"store": {"filter_dtype": "int8"}}, "store.filter_dtype must be one of 'float32'"),
+        ({"store": {"compressor": "gzip"}}, "store.compressor must be one of 'none'"),
+        ({"masks": {"enabled": ["mask_values", "mask_values"]}}, "lists a name twice"),
+        (
+            {"filters": {"canny": {"low_threshold": 0.5, "high_threshold": 0.2}}},
+            "low_threshold must be <= filters.canny.high_threshold",
+        ),
+    ],
+)
+def test_bad_configs_name_the_key_and_the_allowed_values(data, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(data)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("[run\nbatch_size = 2")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_config(tmp_path / "bad.toml")

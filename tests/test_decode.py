@@ -1,0 +1,167 @@
+"""decode: header checks, mode rules, failures as messages, the lazy dask stack."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from conftest import (
+    REAL_NAMES,
+    REAL_SAMPLE,
+    make_bad_inputs,
+    make_mode_inputs,
+    needs_real_sample,
+    running_as_root,
+    structured_image,
+    write_png,
+)
+
+from xray_scale.decode import DecodeError, decode_batch, decode_image, open_images, read_png_header
+
+
+def test_every_bad_input_fails_with_its_own_message(tmp_path):
+    expected = make_bad_inputs(tmp_path)
+    for name, fragment in expected.items():
+        result = decode_image(tmp_path / name, shape=(64, 64))
+        assert not result.ok, name
+        assert result.pixels is None
+        assert fragment in result.error, (name, result.error)
+        assert "\n" not in result.error
+
+
+def test_missing_file_fails_with_a_message(tmp_path):
+    result = decode_image(tmp_path / "gone.png", shape=(64, 64))
+    assert result.error == "file not found"
+
+
+def _decode_error_as_nobody(path, answer) -> None:
+    os.setgid(65534)
+    os.setuid(65534)
+    answer.send(decode_image(path, shape=(64, 64)).error)
+
+
+def test_unreadable_file_fails_with_permission_denied(tmp_path):
+    path = write_png(tmp_path / "locked.png", structured_image(1))
+    path.chmod(0)
+    if not running_as_root():
+        assert decode_image(path, shape=(64, 64)).error == "cannot read the file: permission denied"
+        return
+    # root reads anything: decode in a forked child that dropped to uid/gid 65534 (nobody).
+    receive, send = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(
+        target=_decode_error_as_nobody, args=(str(path), send)
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert receive.recv() == "cannot read the file: permission denied"
+
+
+def test_bomb_is_refused_from_the_header_alone(tmp_path):
+    make_bad_inputs(tmp_path)
+    began = time.perf_counter()
+    result = decode_image(tmp_path / "bomb.png", shape=(64, 64))
+    assert time.perf_counter() - began < 1.0  # 900 Mpx would take seconds and 900 MB
+    assert "900.0 Mpx, above the limit of 50.0 Mpx (input.max_pixels)" in result.error
+    assert result.bit_depth == 8
+
+
+def test_other_size_pads_when_asked_and_fails_otherwise(tmp_path):
+    small = structured_image(3, shape=(32, 48))
+    write_png(tmp_path / "small.png", small)
+    assert "input.size_policy = 'pad'" in decode_image(tmp_path / "small.png", shape=(64, 64)).error
+    padded = decode_image(tmp_path / "small.png", shape=(64, 64), size_policy="pad")
+    assert padded.ok
+    assert np.array_equal(padded.pixels[16:48, 8:56], small)
+    assert padded.pixels.sum() == small.astype(np.int64).sum()
+    big = decode_image(tmp_path / "small.png", shape=(16, 16), size_policy="pad")
+    assert "larger images cannot be padded" in big.error
+
+
+def test_modes_follow_the_grayscale_rule(tmp_path):
+    expected = make_mode_inputs(tmp_path)
+    for name, (mode, bits, pixels) in expected.items():
+        dtype = np.uint16 if bits == 16 else np.uint8
+        result = decode_image(tmp_path / name, shape=(64, 64), dtype=dtype)
+        assert result.ok, (name, result.error)
+        assert (result.mode, result.bit_depth) == (mode, bits), name
+        assert result.pixels.dtype == dtype
+        assert np.array_equal(result.pixels, pixels), name
+
+
+def test_rgb_with_different_channels_uses_itu_601_luma(tmp_path):
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    write_png(tmp_path / "colour.png", rgb)
+    result = decode_image(tmp_path / "colour.png", shape=(64, 64))
+    assert int(result.pixels[0, 0]) == round((299 * 200 + 587 * 100 + 114 * 50) / 1000)
+
+
+def test_sixteen_bit_values_are_never_wrapped(tmp_path):
+    wide = np.full((64, 64), 40000, np.uint16)
+    wide[0, 0] = 65535
+    write_png(tmp_path / "wide.png", wide)
+    assert np.array_equal(
+        decode_image(tmp_path / "wide.png", shape=(64, 64), dtype="uint16").pixels, wide
+    )
+    in_8bit_run = decode_image(tmp_path / "wide.png", shape=(64, 64), dtype="uint8")
+    assert "16-bit image in a 8-bit run" in in_8bit_run.error
+
+
+@needs_real_sample
+def test_real_images_decode_exactly_like_imageio():
+    for name in REAL_NAMES[:3]:
+        result = decode_image(REAL_SAMPLE / name, shape=(1024, 1024))
+        assert (result.mode, result.bit_depth) == ("L", 8)
+        assert np.array_equal(result.pixels, iio.imread(REAL_SAMPLE / name))
+
+
+def test_decode_batch_keeps_good_images_beside_bad_ones(tmp_path):
+    make_bad_inputs(tmp_path)
+    good = [write_png(tmp_path / f"g{k}.png", structured_image(k)) for k in range(2)]
+    paths = [str(good[0]), str(tmp_path / "truncated.png"), str(good[1])]
+    block, images = decode_batch(paths, shape=(64, 64))
+    assert [image.ok for image in images] == [True, False, True]
+    assert np.array_equal(block[0], structured_image(0))
+    assert not block[1].any()
+    assert np.array_equal(block[2], structured_image(1))
+
+
+def test_read_png_header(tmp_path):
+    write_png(tmp_path / "a.png", structured_image(0, shape=(40, 30)))
+    header = read_png_header(tmp_path / "a.png")
+    assert (header.height, header.width, header.bit_depth, header.colour_type) == (40, 30, 8, 0)
+    (tmp_path / "b.png").write_bytes(b"GIF89a....")
+    with pytest.raises(DecodeError, match="another image format"):
+        read_png_header(tmp_path / "b.png")
+
+
+def test_open_images_is_lazy_and_chunked_one_task_per_batch(tmp_path):
+    paths = [write_png(tmp_path / f"{k:02d}.png", structured_image(k)) for k in range(10)]
+    stack = open_images(paths, batch_size=4)
+    assert stack.shape == (10, 64, 64) and stack.dtype == np.uint8
+    assert stack.chunks[0] == (4, 4, 2)
+    assert len(stack.__dask_graph__()) == 3
+    computed = stack.compute(scheduler="threads")
+    for k in range(10):
+        assert np.array_equal(computed[k], structured_image(k))
+
+
+def test_open_images_names_the_bad_file_or_zeroes_it(tmp_path):
+    paths = [write_png(tmp_path / f"{k}.png", structured_image(k)) for k in range(3)]
+    (tmp_path / "1.png").write_bytes(b"")
+    with pytest.raises(DecodeError, match=r"1\.png: empty file"):
+        open_images(paths, batch_size=2).compute(scheduler="sync")
+    zeroed = open_images(paths, batch_size=2, on_error="zero").compute(scheduler="sync")
+    assert not zeroed[1].any() and np.array_equal(zeroed[2], structured_image(2))
+
+
+def test_open_images_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="paths is empty"):
+        open_images([])
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        open_images([tmp_path / "x.png"], batch_size=0)

@@ -1,0 +1,197 @@
+"""pipeline + store: a real run into a real zarr store, read back value by value."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import zarr
+from conftest import make_bad_inputs, make_mode_inputs, structured_image, write_png
+
+import xray_scale
+from xray_scale.analysis import analyse_image
+from xray_scale.config import ConfigError, load_config
+from xray_scale.decode import decode_image
+from xray_scale.stats import STAT_FIELDS
+from xray_scale.store import StoreError, pending_batches
+
+
+def check_image_against_direct_analysis(group, index, path, config, compat=None):
+    attrs = group.attrs["xray_scale"]
+    image = decode_image(path, shape=tuple(attrs["image_shape"]), dtype=attrs["pixel_dtype"])
+    expected = analyse_image(image.pixels, config, compat=compat)
+    for name, values in expected.maps.items():
+        stored = group[name][index]
+        assert stored.dtype == values.dtype, name
+        assert np.array_equal(stored, values), (name, index)
+    for field in STAT_FIELDS:
+        assert group[f"stats/{field}"][index] == expected.stats[field], field
+    assert np.array_equal(group["stats/histogram"][index], expected.histogram)
+
+
+def test_run_writes_every_output_value_by_value(phantom_folder, tmp_path):
+    summary = xray_scale.run([phantom_folder], tmp_path / "out.zarr", workers=2, batch_size=5)
+    assert (summary.total, summary.ok, summary.failed, summary.pending) == (12, 12, 0, 0)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    paths = group["index/path"][:]
+    assert list(paths) == sorted(str(p) for p in phantom_folder.glob("*.png"))
+    for index, path in enumerate(paths):
+        check_image_against_direct_analysis(group, index, path, load_config())
+    assert list(group["index/status"][:]) == ["ok"] * 12
+    assert list(group["index/patient_id"][:]) == ["21"] * 6 + ["22"] * 6
+    assert list(group["index/follow_up"][:]) == list(range(6)) * 2
+    assert list(group["index/mode"][:]) == ["L"] * 12
+    assert list(group["index/bit_depth"][:]) == [8] * 12
+    assert list(group["index/error"][:]) == [""] * 12
+
+
+def test_store_layout_shards_are_batches(phantom_folder, tmp_path):
+    xray_scale.run([phantom_folder], tmp_path / "out.zarr", workers=1, batch_size=5)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    expected = {
+        "filters/laplace_gaussian": "float32",
+        "filters/gaussian_gradient_magnitude": "float32",
+        "filters/sobel": "float32",
+        "filters/tutorial_canny": "float32",
+        "masks/mask_values": "uint8",
+        "masks/mask_binary": "bool",
+    }
+    for name, dtype in expected.items():
+        array = group[name]
+        assert (array.shape, array.chunks, array.shards) == ((12, 64, 64), (1, 64, 64), (5, 64, 64))
+        assert array.dtype == dtype
+        assert array.metadata.dimension_names == ("image", "y", "x")
+    assert group["stats/histogram"].shape == (12, 256)
+    assert group["stats/histogram"][:].sum(axis=1).tolist() == [64 * 64] * 12
+    attrs = group.attrs["xray_scale"]
+    assert attrs["batch_size"] == 5 and attrs["engine"] == "scipy" and attrs["compat"] is None
+    assert attrs["config"] == load_config().to_dict() | {"run": {"batch_size": 5}}
+    assert {"numpy", "scipy", "zarr", "dask", "python"} <= set(attrs["libraries"])
+    assert attrs["inputs"] == [str(phantom_folder)]
+    assert len(attrs["runs"]) == 1 and attrs["runs"][0]["processed"] == 12
+
+
+def test_bad_inputs_fail_alone_and_the_rest_of_their_batch_is_processed(tmp_path):
+    folder = tmp_path / "mixed dir ü"
+    expected_errors = make_bad_inputs(folder)
+    modes = make_mode_inputs(folder)
+    del modes["gray16.png"]  # 16-bit, in a run whose first image is 8-bit: it must fail
+    expected_errors["gray16.png"] = "16-bit image in a 8-bit run: its values do not fit"
+    good = {f"good {k} é.png": structured_image(k) for k in range(5)}
+    for name, image in good.items():
+        write_png(folder / name, image)
+    summary = xray_scale.run([folder], tmp_path / "out.zarr", workers=2, batch_size=4)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    names = [os.path.basename(p) for p in group["index/path"][:]]
+    status = dict(zip(names, group["index/status"][:], strict=True))
+    errors = dict(zip(names, group["index/error"][:], strict=True))
+    for name, fragment in expected_errors.items():
+        assert status[name] == "failed" and fragment in errors[name], (name, errors[name])
+    for name in [*good, *modes]:
+        assert status[name] == "ok", (name, errors[name])
+        assert errors[name] == ""
+    config = load_config()
+    for name in good:
+        index = names.index(name)
+        check_image_against_direct_analysis(group, index, str(folder / name), config)
+        assert np.array_equal(
+            group["masks/mask_values"][index], np.where(good[name] > 150, good[name], 0)
+        )
+    for name, (mode, bits, _) in modes.items():
+        index = names.index(name)
+        assert (group["index/mode"][index], group["index/bit_depth"][index]) == (mode, bits)
+    failed = [i for i, n in enumerate(names) if n in expected_errors]
+    assert np.isnan(group["stats/mean"][failed]).all()
+    assert not group["filters/sobel"].get_orthogonal_selection((failed,)).any()
+    assert summary.failed == len(expected_errors)
+    assert summary.ok == len(good) + len(modes)
+    assert {os.path.basename(p) for p, _ in summary.failures} == set(expected_errors)
+
+
+def test_sixteen_bit_runs_keep_values(tmp_path):
+    folder = tmp_path / "wide"
+    images = [structured_image(k, dtype=np.uint16) for k in range(3)]
+    for k, image in enumerate(images):
+        write_png(folder / f"{k}.png", image)
+    config = {"masks": {"threshold": 40000}}
+    xray_scale.run([folder], tmp_path / "out.zarr", workers=1, config=config)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert group["masks/mask_values"].dtype == np.uint16
+    assert group.attrs["xray_scale"]["pixel_dtype"] == "uint16"
+    for k, image in enumerate(images):
+        assert np.array_equal(group["masks/mask_values"][k], np.where(image > 40000, image, 0))
+        assert group["stats/max"][k] == image.max() and group["stats/median"][k] == np.median(image)
+
+
+def test_storage_dtypes_and_optional_canny(phantom_folder, tmp_path):
+    config = {
+        "filters": {"enabled": ["sobel", "canny"]},
+        "masks": {"enabled": ["mask_binary"]},
+        "store": {"filter_dtype": "uint8", "compressor": "zstd"},
+    }
+    xray_scale.run([phantom_folder], tmp_path / "out.zarr", workers=2, config=config, limit=3)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert sorted(group["filters"].array_keys()) == ["canny", "sobel"]
+    assert list(group["masks"].array_keys()) == ["mask_binary"]
+    assert group["filters/sobel"].dtype == np.uint8 and group["filters/canny"].dtype == bool
+    assert group["filters/sobel"][0].max() == 255 and group["filters/sobel"][0].min() == 0
+    assert group["filters/canny"][:].any()
+    assert group["index/path"].shape == (3,)
+    check_image_against_direct_analysis(group, 2, str(group["index/path"][2]), load_config(config))
+
+
+def test_resume_redoes_only_unfinished_batches(phantom_folder, tmp_path):
+    out = tmp_path / "out.zarr"
+    xray_scale.run([phantom_folder], out, workers=2, batch_size=4)
+    clean = {name: zarr.open_group(out)[name][:] for name in ["filters/sobel", "stats/mean"]}
+    group = zarr.open_group(out, mode="r+")
+    group["index/status"][4:8] = np.array(["pending"] * 4, dtype=object)
+    group["filters/sobel"][4:8] = np.zeros((4, 64, 64), np.float32)
+    assert pending_batches(group) == [4]
+    reports = []
+    summary = xray_scale.run(
+        [phantom_folder], out, workers=2, batch_size=4, on_batch=reports.append
+    )
+    assert [(r.start, r.size) for r in reports] == [(4, 4)]
+    assert summary.processed == 4 and summary.ok == 12
+    group = zarr.open_group(out, mode="r")
+    assert np.array_equal(group["filters/sobel"][:], clean["filters/sobel"])
+    assert np.array_equal(group["stats/mean"][:], clean["stats/mean"])
+    assert len(group.attrs["xray_scale"]["runs"]) == 2
+
+
+def test_a_store_from_other_inputs_or_config_is_refused(phantom_folder, tmp_path):
+    out = tmp_path / "out.zarr"
+    xray_scale.run([phantom_folder], out, workers=1, limit=4)
+    with pytest.raises(StoreError, match="other inputs or another config; pass --overwrite"):
+        xray_scale.run([phantom_folder], out, workers=1, limit=5)
+    with pytest.raises(StoreError, match="other inputs or another config"):
+        xray_scale.run([phantom_folder], out, workers=1, limit=4, batch_size=2)
+    summary = xray_scale.run([phantom_folder], out, workers=1, limit=5, overwrite=True)
+    assert summary.total == 5
+
+
+def test_a_folder_that_is_not_a_store_is_refused(phantom_folder, tmp_path):
+    (tmp_path / "out.zarr").mkdir()
+    with pytest.raises(StoreError, match="is not a zarr store"):
+        xray_scale.run([phantom_folder], tmp_path / "out.zarr")
+
+
+def test_bad_arguments_fail_before_any_work(phantom_folder, tmp_path):
+    out = tmp_path / "out.zarr"
+    with pytest.raises(ConfigError, match="batch size must be an integer >= 1"):
+        xray_scale.run([phantom_folder], out, batch_size=0)
+    with pytest.raises(ConfigError, match="unknown key filters.blur"):
+        xray_scale.run([phantom_folder], out, config={"filters": {"blur": {}}})
+    with pytest.raises(ValueError, match="compat must be None or one of"):
+        xray_scale.run([phantom_folder], out, compat="numpy")
+    assert not out.exists()
+
+
+def test_no_readable_image_is_a_clear_error(tmp_path):
+    make_bad_inputs(tmp_path / "bad")
+    for name in ["small.png", "rgb16.png", "truncated.png", "bad_crc.png"]:  # sound headers
+        (tmp_path / "bad" / name).unlink()
+    with pytest.raises(xray_scale.InputError, match="usable PNG header"):
+        xray_scale.run([tmp_path / "bad"], tmp_path / "out.zarr")

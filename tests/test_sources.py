@@ -1,0 +1,71 @@
+"""sources: discovery order, globs, lists, odd names, ChestX-ray8 name parsing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import structured_image, write_png
+
+from xray_scale.sources import InputError, discover_inputs, parse_image_name
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for name in ["b.png", "a.PNG", "sub dir/ü 01.png", "sub dir/deeper/c.png", "notes.txt"]:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("txt"):
+            path.write_text("x")
+        else:
+            write_png(path, structured_image(0, shape=(8, 8)))
+    return tmp_path
+
+
+def test_directories_are_searched_recursively_case_insensitively_and_sorted(tree):
+    found = discover_inputs([tree])
+    names = [os.path.relpath(p, tree) for p in found]
+    assert names == sorted(names)
+    assert set(names) == {"a.PNG", "b.png", "sub dir/ü 01.png", "sub dir/deeper/c.png"}
+    assert discover_inputs([tree, tree / "b.png"]) == found  # no duplicates
+
+
+def test_globs_lists_and_files(tree):
+    assert [os.path.basename(p) for p in discover_inputs([str(tree / "sub dir" / "*.png")])] == [
+        "ü 01.png"
+    ]
+    listing = tree / "list.txt"
+    listing.write_text(
+        "# two files\nb.png\n\n" + str(tree / "sub dir" / "ü 01.png") + "\nmissing.png\n"
+    )
+    listed = discover_inputs([listing])
+    assert [os.path.basename(p) for p in listed] == ["b.png", "missing.png", "ü 01.png"]
+
+
+def test_directories_named_png_are_kept_to_be_reported(tmp_path):
+    (tmp_path / "x.png").mkdir()
+    write_png(tmp_path / "y.png", structured_image(0, shape=(8, 8)))
+    assert [os.path.basename(p) for p in discover_inputs([tmp_path])] == ["x.png", "y.png"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "nowhere", "does not exist; give a directory, a glob"),
+        (lambda d: d / "empty", "no *.png files under directory"),
+        (lambda d: str(d / "*.jpg"), "matches no *.png file"),
+        (lambda d: d / "empty.txt", "holds no paths"),
+    ],
+)
+def test_unusable_inputs_say_what_to_do(tmp_path, make, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty.txt").write_text("\n# nothing\n")
+    with pytest.raises(InputError, match=message.replace("*", r"\*").replace("(", r"\(")):
+        discover_inputs([make(tmp_path)])
+
+
+def test_parse_image_name():
+    assert parse_image_name("/data/images/00000011_003.png") == ("11", 3)
+    assert parse_image_name("00030805_000.PNG") == ("30805", 0)
+    assert parse_image_name("0000011_003.png") == ("", -1)
+    assert parse_image_name("scan 1.png") == ("", -1)
