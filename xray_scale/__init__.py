@@ -15,6 +15,7 @@ except metadata.PackageNotFoundError:  # running from a source tree without inst
 from .analysis import analyse_image
 from .config import Config, ConfigError, load_config
 from .decode import DecodeError, decode_image, open_images
+from .engines import ENGINES, EngineError
 from .filters import FILTERS, MASKS
 from .pipeline import RunSummary, run
 from .sources import InputError, discover_inputs
@@ -26,6 +27,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "DecodeError",
+    "ENGINES",
+    "EngineError",
     "InputError",
     "RunSummary",
     "StoreError",

@@ -13,10 +13,18 @@ import numpy as np
 
 from .compat import TUTORIAL_FILTERS, TUTORIAL_MASKS, tutorial_histogram
 from .config import Config
+from .engines import engine_filters
 from .filters import FILTERS, MASKS
 from .stats import image_stats
 
-__all__ = ["COMPAT_MODES", "ImageOutputs", "analyse_image", "output_dtypes", "to_storage_dtype"]
+__all__ = [
+    "COMPAT_MODES",
+    "ImageOutputs",
+    "analyse_image",
+    "check_compat",
+    "output_dtypes",
+    "to_storage_dtype",
+]
 
 COMPAT_MODES = ("tutorial",)
 """Values accepted for ``compat`` besides None."""
@@ -70,29 +78,35 @@ def to_storage_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
     raise ValueError(f"dtype must be float32, float16 or uint8, got {dtype!r}")
 
 
-def _check_compat(compat: str | None) -> None:
+def check_compat(compat: str | None) -> None:
+    """Raise ValueError unless ``compat`` is None or one of :data:`COMPAT_MODES`."""
     if compat is not None and compat not in COMPAT_MODES:
         raise ValueError(f"compat must be None or one of {COMPAT_MODES}, got {compat!r}")
 
 
-def _compute_maps(pixels: np.ndarray, config: Config, compat: str | None) -> dict[str, np.ndarray]:
+def _compute_maps(
+    pixels: np.ndarray, config: Config, compat: str | None, engine: str
+) -> dict[str, np.ndarray]:
     maps = {}
+    functions = engine_filters(engine)
     for name in config.filters:
-        spec = FILTERS[name]
+        params = config.params(name)
         if compat == "tutorial" and name in TUTORIAL_FILTERS:
-            maps[f"filters/{name}"] = TUTORIAL_FILTERS[name](pixels, **config.params(name))
-        elif spec.output_dtype == "float32":
-            values = spec.function(pixels, **config.params(name))
+            maps[f"filters/{name}"] = TUTORIAL_FILTERS[name](pixels, **params)
+        elif FILTERS[name].output_dtype == "float32":
+            values = functions[name](pixels, **params)
             maps[f"filters/{name}"] = to_storage_dtype(values, config.filter_dtype)
         else:
-            maps[f"filters/{name}"] = spec.function(pixels, **config.params(name))
+            maps[f"filters/{name}"] = functions[name](pixels, **params)
     masks = TUTORIAL_MASKS if compat == "tutorial" else MASKS
     for name in config.masks:
         maps[f"masks/{name}"] = masks[name](pixels, config.threshold)
     return maps
 
 
-def analyse_image(pixels: np.ndarray, config: Config, *, compat: str | None = None) -> ImageOutputs:
+def analyse_image(
+    pixels: np.ndarray, config: Config, *, compat: str | None = None, engine: str = "scipy"
+) -> ImageOutputs:
     """Compute the configured filters, masks and statistics of one image.
 
     Parameters
@@ -105,16 +119,19 @@ def analyse_image(pixels: np.ndarray, config: Config, *, compat: str | None = No
         ``"tutorial"`` reproduces the tutorial's arrays bit for bit (its
         dtypes, wrap-around included, and its min..max histogram) instead of
         computing in float32.
+    engine : {"scipy", "opencv", "auto"}
+        Which implementation computes the float32 filters
+        (:mod:`xray_scale.engines`); ignored for the tutorial's own code.
 
     Returns
     -------
     ImageOutputs
     """
-    _check_compat(compat)
+    check_compat(compat)
     stats, histogram = image_stats(pixels, threshold=config.threshold)
     if compat == "tutorial":
         histogram = tutorial_histogram(pixels)
-    return ImageOutputs(_compute_maps(pixels, config, compat), stats, histogram)
+    return ImageOutputs(_compute_maps(pixels, config, compat, engine), stats, histogram)
 
 
 def output_dtypes(config: Config, pixel_dtype: np.dtype | str, *, compat: str | None = None):
@@ -138,9 +155,9 @@ def output_dtypes(config: Config, pixel_dtype: np.dtype | str, *, compat: str | 
     >>> output_dtypes(load_config(), "uint8", compat="tutorial")["filters/sobel"]
     dtype('float32')
     """
-    _check_compat(compat)
+    check_compat(compat)
     # A small ramp image: non-constant, so every map is well defined.
     probe = (np.arange(256).reshape(16, 16) % 256).astype(pixel_dtype)
     with np.errstate(all="ignore"):
-        maps = _compute_maps(probe, config, compat)
+        maps = _compute_maps(probe, config, compat, "scipy")
     return {name: values.dtype for name, values in maps.items()}

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .config import ConfigError
+from .engines import ENGINES, EngineError
 from .pipeline import BatchReport, RunSummary, run
 from .sources import InputError
 from .store import StoreError, open_store, read_status_summary, store_attrs
@@ -45,6 +46,9 @@ class Compat(StrEnum):
     """Compatibility modes for ``--compat``."""
 
     tutorial = "tutorial"
+
+
+Engine = StrEnum("Engine", {name: name for name in ENGINES})
 
 
 class _Progress:
@@ -140,6 +144,9 @@ def run_command(
     compat: Annotated[
         Compat | None, typer.Option(help="'tutorial': the tutorial's arrays bit for bit.")
     ] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="Filter implementation; auto: the fastest installed.")
+    ] = Engine.auto,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
@@ -156,6 +163,7 @@ def run_command(
         batch_size=batch_size,
         limit=limit,
         compat=compat.value if compat else None,
+        engine=engine.value,
         overwrite=overwrite,
     )
     raise typer.Exit(_exit_code(summary))
@@ -291,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         context = getattr(error, "ctx", None)
         command = f" {context.info_name}" if context is not None and context.parent else ""
         return _error(f"{error.format_message()} (see: xray-scale{command} --help)", EXIT_USAGE)
-    except (InputError, ConfigError, StoreError) as error:
+    except (InputError, ConfigError, EngineError, StoreError) as error:
         return _error(str(error), EXIT_USAGE)
     except OSError as error:
         return _error(

@@ -25,9 +25,10 @@ import zarr
 from dask.callbacks import Callback
 
 from . import __version__
-from .analysis import analyse_image, output_dtypes
+from .analysis import analyse_image, check_compat, output_dtypes
 from .config import Config, ConfigError, load_config
 from .decode import DecodeError, decode_batch, read_png_header
+from .engines import resolve_engine
 from .sources import InputError, discover_inputs
 from .stats import STAT_FIELDS
 from .store import (
@@ -46,8 +47,6 @@ from .store import (
 )
 
 __all__ = ["BatchReport", "RunSummary", "process_batch", "run"]
-
-ENGINE = "scipy"
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,7 @@ def process_batch(
     map_dtypes: dict[str, str],
     config: Config,
     compat: str | None,
+    engine: str,
 ) -> BatchReport:
     """Decode, analyse and write one batch; the body of every dask task.
 
@@ -128,7 +128,7 @@ def process_batch(
         error = image.error
         if not error:
             try:
-                outputs = analyse_image(block[k], config, compat=compat)
+                outputs = analyse_image(block[k], config, compat=compat, engine=engine)
             except Exception as exc:  # one image's failure must not stop its batch
                 error = f"processing failed: {type(exc).__name__}: {exc}"
             else:
@@ -179,11 +179,11 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
     )
 
 
-def _fingerprint(paths: list[str], config: Config, compat: str | None, shape, bit_depth) -> str:
+def _fingerprint(paths: list[str], settings: dict) -> str:
+    """What makes two runs the same run: inputs in order, config, compat, engine, format."""
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
-    settings = {"config": config.to_dict(), "compat": compat, "shape": shape, "bits": bit_depth}
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -206,12 +206,20 @@ def _open_or_create(
     paths: list[str],
     config: Config,
     compat: str | None,
+    engine: str,
     shape: tuple[int, int],
     bit_depth: int,
     inputs: list[str],
     overwrite: bool,
 ) -> zarr.Group:
-    fingerprint = _fingerprint(paths, config, compat, list(shape), bit_depth)
+    settings = {
+        "config": config.to_dict(),
+        "compat": compat,
+        "engine": engine,
+        "shape": list(shape),
+        "bits": bit_depth,
+    }
+    fingerprint = _fingerprint(paths, settings)
     if out.exists() and not overwrite:
         group = open_store(out, mode="r+")
         if store_attrs(group).get("fingerprint") != fingerprint:
@@ -224,7 +232,7 @@ def _open_or_create(
     map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
     attrs = {
         "version": __version__,
-        "engine": ENGINE,
+        "engine": engine,
         "compat": compat,
         "config": config.to_dict(),
         "libraries": library_versions(),
@@ -268,6 +276,7 @@ def run(
     *,
     config: Config | str | os.PathLike | dict | None = None,
     compat: str | None = None,
+    engine: str = "auto",
     workers: int | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
@@ -290,6 +299,9 @@ def run(
         The configuration (None: the tutorial's bank).
     compat : {None, "tutorial"}
         ``"tutorial"`` stores the tutorial's arrays bit for bit.
+    engine : {"auto", "scipy", "opencv"}
+        Filter implementation (:mod:`xray_scale.engines`); ``auto`` picks the
+        fastest one installed. The engine used is recorded in the store.
     workers : int, optional
         Threads (default: the number of CPUs).
     batch_size : int, optional
@@ -309,8 +321,8 @@ def run(
 
     Raises
     ------
-    InputError, ConfigError, StoreError
-        Before any work, for unusable inputs, configuration or store.
+    InputError, ConfigError, EngineError, StoreError
+        Before any work, for unusable inputs, configuration, engine or store.
     """
     if not isinstance(config, Config):
         config = load_config(config)
@@ -322,6 +334,8 @@ def run(
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be >= 1, got {limit}")
+    check_compat(compat)
+    engine = resolve_engine(engine)
     paths = discover_inputs(inputs)[:limit]
     shape, bit_depth = _probe_image_format(paths, config)
     out = Path(out)
@@ -330,6 +344,7 @@ def run(
         paths=paths,
         config=config,
         compat=compat,
+        engine=engine,
         shape=shape,
         bit_depth=bit_depth,
         inputs=[os.path.abspath(os.fspath(i)) for i in inputs],
@@ -348,6 +363,7 @@ def run(
         "map_dtypes": attrs["map_dtypes"],
         "config": config,
         "compat": compat,
+        "engine": engine,
     }
     tasks = [
         dask.delayed(process_batch, pure=False)(paths[s : s + batch], s, **task_options)
