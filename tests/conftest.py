@@ -140,3 +140,28 @@ def make_mode_inputs(folder: Path) -> dict[str, tuple[str, int, np.ndarray]]:
 
 def running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def array_paths(group, prefix: str = "") -> list[str]:
+    """Every array in a zarr group, recursively, as 'group/name' paths."""
+    paths = [f"{prefix}{name}" for name in sorted(group.array_keys())]
+    for name in sorted(group.group_keys()):
+        paths += array_paths(group[name], f"{prefix}{name}/")
+    return paths
+
+
+def assert_stores_equal(first: Path, second: Path) -> None:
+    """Same arrays, same dtypes, same values (NaN equal to NaN) in two stores."""
+    import zarr
+
+    one, two = zarr.open_group(first, mode="r"), zarr.open_group(second, mode="r")
+    names = array_paths(one)
+    assert names == array_paths(two)
+    assert names, "no arrays in the store"
+    for name in names:
+        a, b = one[name][...], two[name][...]
+        assert a.dtype == b.dtype, name
+        if a.dtype.kind == "f":
+            assert np.array_equal(a, b, equal_nan=True), name
+        else:
+            assert np.array_equal(a, b), name

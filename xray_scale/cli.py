@@ -7,6 +7,7 @@ Exit codes (every command):
 - 2: nothing was done: bad command line, input, config or store (one-line error).
 - 3: the run stopped on an I/O error (disk full, store unwritable); unfinished
   batches stay ``pending`` and re-running the same command resumes.
+- 130: interrupted (Ctrl-C); finished batches are kept, re-running resumes.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .config import ConfigError
 from .engines import ENGINES, EngineError
-from .pipeline import BatchReport, RunSummary, run
+from .pipeline import SCHEDULERS, BatchReport, RunSummary, run
 from .sources import InputError
 from .store import StoreError, open_store, read_status_summary, store_attrs
 
 __all__ = ["app", "console_script", "main"]
 
-EXIT_OK, EXIT_FAILED_IMAGES, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED_IMAGES, EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     help="The NumPy X-ray tutorial's filters, masks and statistics over whole datasets.",
@@ -49,6 +50,7 @@ class Compat(StrEnum):
 
 
 Engine = StrEnum("Engine", {name: name for name in ENGINES})
+Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
 class _Progress:
@@ -93,11 +95,10 @@ class _Progress:
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
 
 
-def _print_summary(summary: RunSummary, *, quiet: bool) -> None:
-    if quiet:
-        return
+def _print_summary(summary: RunSummary) -> None:
     rate = f", {summary.images_per_s:.1f} img/s" if summary.processed else ""
     typer.echo(
         f"{summary.store}: {summary.total} images, {summary.ok} ok, {summary.failed} failed"
@@ -110,14 +111,19 @@ def _print_summary(summary: RunSummary, *, quiet: bool) -> None:
         typer.echo(f"  ... and {len(summary.failures) - 10} more: xray-scale info {summary.store}")
 
 
-def _run_and_report(inputs, out, *, quiet: bool, **options) -> RunSummary:
-    progress = _Progress(quiet)
+def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) -> RunSummary:
+    bar = _Progress(quiet=not progress)
     try:
-        summary = run(inputs, out, on_start=progress.start, on_batch=progress.batch, **options)
+        result = run(inputs, out, on_start=bar.start, on_batch=bar.batch, **options)
+    except KeyboardInterrupt:
+        bar.stop()
+        _say_error("interrupted; finished batches are kept, re-run the same command to resume")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        progress.stop()
-    _print_summary(summary, quiet=quiet)
-    return summary
+        bar.stop()
+    if summary:
+        _print_summary(result)
+    return result
 
 
 def _exit_code(summary: RunSummary) -> int:
@@ -136,7 +142,15 @@ def run_command(
     config: Annotated[
         Path | None, typer.Option(help="TOML config (default: the tutorial's bank).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Threads (default: CPUs).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Threads, processes or local workers (default: CPUs).")
+    ] = None,
+    scheduler: Annotated[
+        Scheduler, typer.Option(help="threads | processes | distributed (a LocalCluster).")
+    ] = Scheduler.threads,
+    address: Annotated[
+        str | None, typer.Option(help="tcp://HOST:PORT of a running dask.distributed scheduler.")
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Images per task and per zarr shard.")
     ] = None,
@@ -157,13 +171,16 @@ def run_command(
     summary = _run_and_report(
         inputs,
         out,
-        quiet=quiet,
+        progress=not quiet,
+        summary=not quiet,
         config=config,
         workers=workers,
         batch_size=batch_size,
         limit=limit,
         compat=compat.value if compat else None,
         engine=engine.value,
+        scheduler=scheduler.value,
+        address=address,
         overwrite=overwrite,
     )
     raise typer.Exit(_exit_code(summary))
@@ -259,13 +276,96 @@ def demo(
     paths = write_phantoms(phantoms, patients=patients, follow_ups=follow_ups, shape=(size, size))
     typer.echo(f"wrote {len(paths)} chest phantoms ({size}x{size}) to {phantoms}")
     store = out / "demo.zarr"
-    summary = _run_and_report([phantoms], store, quiet=quiet, overwrite=True)
+    summary = _run_and_report([phantoms], store, progress=not quiet, summary=True, overwrite=True)
     details = describe_store(store)
     typer.echo(
         f"store: {store} (arrays: {', '.join(details['arrays'])}; stats/* and index/* per image)"
     )
     typer.echo(f"inspect it with: xray-scale info {store}")
     raise typer.Exit(_exit_code(summary))
+
+
+@app.command()
+def render(
+    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")],
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Images such as 00000011_001 (default: the first 4 ok ones)."),
+    ] = None,
+    patient: Annotated[str | None, typer.Option(help="Every image of this patient (11).")] = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="N images drawn at random (see --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="png, svg or pdf; repeat for several (default: png)."),
+    ] = None,
+    dpi: Annotated[int, typer.Option(min=1, help="Dots per inch of every figure.")] = 100,
+    gif: Annotated[
+        bool, typer.Option(help="A follow-up GIF per patient with 2+ selected images.")
+    ] = True,
+    gif_ms: Annotated[int, typer.Option(min=1, help="Milliseconds per GIF frame.")] = 1000,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or notes (paths still printed).")
+    ] = False,
+) -> None:
+    """The tutorial's figures for images of a store: grids, histograms, GIFs, summaries.
+
+    Prints the files written, one per line.
+    """
+    from .render import FORMATS, SelectionError, render_store
+
+    for fmt in formats or ():
+        if fmt.lower() not in FORMATS:
+            allowed = ", ".join(repr(f) for f in FORMATS)
+            raise typer.BadParameter(f"{fmt!r} is not one of {allowed}", param_hint="'--format'")
+    bar = None
+    if not quiet:
+        bar = Progress(
+            TextColumn("[bold]rendering"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=_stderr,
+        )
+    task = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal task
+        if bar is not None:
+            if task is None:
+                bar.start()
+                task = bar.add_task("render", total=total)
+            bar.update(task, completed=done)
+
+    try:
+        report = render_store(
+            store,
+            out,
+            names=tuple(names or ()),
+            patient=patient,
+            sample=sample,
+            seed=seed,
+            formats=tuple(formats or ("png",)),
+            dpi=dpi,
+            gif=gif,
+            gif_ms=gif_ms,
+            progress=advance,
+        )
+    except SelectionError as error:
+        raise typer.BadParameter(str(error)) from None
+    finally:
+        if task is not None:
+            bar.stop()
+    if not quiet:
+        for note in report.notes[:10]:
+            _stderr.print(f"note: {note}", markup=False, soft_wrap=True)
+        if len(report.notes) > 10:
+            _stderr.print(f"note: ... and {len(report.notes) - 10} more", markup=False)
+    for path in report.paths:
+        typer.echo(path)
 
 
 @app.callback(invoke_without_command=True)
@@ -277,8 +377,12 @@ def _root(
         raise typer.Exit(EXIT_OK)
 
 
-def _error(message: str, code: int) -> int:
+def _say_error(message: str) -> None:
     _stderr.print(f"xray-scale: error: {message}", markup=False, soft_wrap=True)
+
+
+def _error(message: str, code: int) -> int:
+    _say_error(message)
     return code
 
 
@@ -291,8 +395,6 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="xray-scale", standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
-    except typer.Abort:
-        return _error("interrupted; re-run the same command to resume", 130)
     except typer.TyperException as error:  # typer's usage errors: bad option, missing argument
         if not error.format_message():  # no arguments at all: typer printed the help
             return EXIT_USAGE

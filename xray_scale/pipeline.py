@@ -26,6 +26,7 @@ from dask.callbacks import Callback
 
 from . import __version__
 from .analysis import analyse_image, check_compat, output_dtypes
+from .cluster import check_workers_see, compute_on_cluster, connect
 from .config import Config, ConfigError, load_config
 from .decode import DecodeError, decode_batch, read_png_header
 from .engines import resolve_engine
@@ -46,7 +47,10 @@ from .store import (
     write_batch,
 )
 
-__all__ = ["BatchReport", "RunSummary", "process_batch", "run"]
+__all__ = ["SCHEDULERS", "BatchReport", "RunSummary", "process_batch", "run"]
+
+SCHEDULERS = ("threads", "processes", "distributed")
+"""Where batch tasks run: local threads, local processes, or dask.distributed."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,11 @@ class _BatchCallback(Callback):
             self._on_batch(result)
 
 
+def _spot_checks(paths: list[str]) -> list[str]:
+    """A few inputs to check on every worker: first, middle and last."""
+    return sorted({paths[0], paths[len(paths) // 2], paths[-1]})
+
+
 def _open_or_create(
     out: Path,
     *,
@@ -277,6 +286,8 @@ def run(
     config: Config | str | os.PathLike | dict | None = None,
     compat: str | None = None,
     engine: str = "auto",
+    scheduler: str = "threads",
+    address: str | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
@@ -302,8 +313,15 @@ def run(
     engine : {"auto", "scipy", "opencv"}
         Filter implementation (:mod:`xray_scale.engines`); ``auto`` picks the
         fastest one installed. The engine used is recorded in the store.
+    scheduler : {"threads", "processes", "distributed"}
+        Local dask scheduler; ``distributed`` starts a LocalCluster of
+        ``workers`` single-threaded worker processes.
+    address : str, optional
+        ``tcp://host:port`` of a running dask.distributed scheduler; the
+        inputs and the store must be at the same paths on every worker.
     workers : int, optional
-        Threads (default: the number of CPUs).
+        Threads, processes or LocalCluster workers (default: the number of
+        CPUs); ignored with ``address``.
     batch_size : int, optional
         Overrides ``run.batch_size`` of the config.
     limit : int, optional
@@ -330,6 +348,8 @@ def run(
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
         config = dataclasses.replace(config, batch_size=batch_size)
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if limit is not None and limit < 1:
@@ -338,7 +358,7 @@ def run(
     engine = resolve_engine(engine)
     paths = discover_inputs(inputs)[:limit]
     shape, bit_depth = _probe_image_format(paths, config)
-    out = Path(out)
+    out = Path(out).absolute()
     group = _open_or_create(
         out,
         paths=paths,
@@ -370,9 +390,16 @@ def run(
         for s in starts
     ]
     started, began = utc_now(), time.perf_counter()
-    progress = _BatchCallback(on_batch) if on_batch else contextlib.nullcontext()
-    with dask.config.set(scheduler="threads", num_workers=workers or os.cpu_count()), progress:
-        dask.compute(*tasks)
+    if scheduler == "distributed" or address is not None:
+        with connect(address, workers=workers) as client:
+            check_workers_see(client, store=str(out), inputs=_spot_checks(paths))
+            began = time.perf_counter()
+            compute_on_cluster(client, tasks, on_batch)
+    else:
+        progress = _BatchCallback(on_batch) if on_batch else contextlib.nullcontext()
+        with dask.config.set(scheduler=scheduler, num_workers=workers or os.cpu_count()):
+            with progress:
+                dask.compute(*tasks)
     elapsed = time.perf_counter() - began
     summary = _summarise(group, out, todo, elapsed)
     attrs["runs"] = [
@@ -382,6 +409,8 @@ def run(
             "finished": utc_now(),
             "processed": todo,
             "elapsed_s": round(elapsed, 3),
+            "scheduler": "distributed" if address else scheduler,
+            "address": address,
             "workers": workers or os.cpu_count(),
             "ok": summary.ok,
             "failed": summary.failed,

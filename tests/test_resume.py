@@ -1,0 +1,121 @@
+"""Resume after SIGKILL and SIGINT of a real `xray-scale run` process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zarr
+from conftest import assert_stores_equal
+
+import xray_scale
+from xray_scale.synth import write_phantoms
+
+pytestmark = pytest.mark.slow
+
+
+def command(images: Path, out: Path) -> list[str]:
+    script = Path(sys.executable).parent / "xray-scale"
+    return [str(script), "run", str(images), "-o", str(out), "--batch-size", "2",
+            "--workers", "1", "--engine", "scipy", "-q"]
+
+
+@pytest.fixture(scope="module")
+def images_and_clean_store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume")
+    images = folder / "images"
+    write_phantoms(images, patients=8, follow_ups=8, shape=(512, 512))
+    clean = folder / "clean.zarr"
+    summary = xray_scale.run([images], clean, batch_size=2, workers=1, engine="scipy")
+    assert summary.ok == 64
+    return images, clean
+
+
+def start_and_stop_midway(images: Path, out: Path, stop: signal.Signals) -> subprocess.CompletedProcess:
+    """Start a run, wait until some (not all) batches are done, send ``stop``."""
+    process = subprocess.Popen(command(images, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            status = zarr.open_group(out, mode="r")["index/status"][:]
+            done = int((status != "pending").sum())
+        except (FileNotFoundError, KeyError, ValueError):
+            done = 0
+        if done >= 6:
+            process.send_signal(stop)
+            break
+        time.sleep(0.02)
+    stdout, stderr = process.communicate(timeout=120)
+    assert 6 <= done < 64, f"the run was not stopped midway ({done} of 64 done)"
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_sigkill_then_resume_gives_the_clean_store(images_and_clean_store, tmp_path):
+    images, clean = images_and_clean_store
+    out = tmp_path / "killed.zarr"
+    killed = start_and_stop_midway(images, out, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    status = zarr.open_group(out, mode="r")["index/status"][:]
+    assert (status == "pending").any()
+    resumed = subprocess.run(command(images, out), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_stores_equal(out, clean)
+
+
+def test_sigint_stops_cleanly_says_how_to_resume_and_resumes(images_and_clean_store, tmp_path):
+    images, clean = images_and_clean_store
+    out = tmp_path / "interrupted.zarr"
+    interrupted = start_and_stop_midway(images, out, signal.SIGINT)
+    assert interrupted.returncode == 130
+    assert "interrupted; finished batches are kept, re-run the same command to resume" in (
+        interrupted.stderr
+    )
+    assert "Traceback" not in interrupted.stderr
+    resumed = subprocess.run(command(images, out), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_stores_equal(out, clean)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs, so that a run fills it up (needs root, as CI has)."""
+    mount_point = tmp_path / "small disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_disk_full_is_a_clear_error_and_nothing_incomplete_is_marked_ok(
+    images_and_clean_store, small_disk
+):
+    images, clean = images_and_clean_store
+    out = small_disk / "out.zarr"
+    done = subprocess.run(command(images, out), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert "No space left on device" in done.stderr and "re-run the same command" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    group, reference = zarr.open_group(out, mode="r"), zarr.open_group(clean, mode="r")
+    status = group["index/status"][:]
+    assert (status == "pending").any()
+    for index in (status == "ok").nonzero()[0]:
+        for name in ["filters/sobel", "filters/laplace_gaussian", "masks/mask_values"]:
+            assert (group[name][index] == reference[name][index]).all(), (name, index)
+
+
+def test_an_output_location_that_cannot_be_created_is_a_clear_error(images_and_clean_store, tmp_path):
+    images, _ = images_and_clean_store
+    (tmp_path / "a file").write_text("not a folder")
+    done = subprocess.run(command(images, tmp_path / "a file" / "out.zarr"), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "cannot write the store" in done.stderr and "Traceback" not in done.stderr

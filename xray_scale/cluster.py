@@ -1,0 +1,103 @@
+"""Running batch tasks on dask.distributed: an existing scheduler or a LocalCluster.
+
+Each batch task writes its own shards and statuses, so a task that distributed
+retries after a worker died rewrites exactly what it wrote before: nothing is
+lost or duplicated. The store and the inputs must be on storage every worker
+sees; :func:`check_workers_see` verifies that before any work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .store import StoreError
+
+__all__ = ["check_workers_see", "compute_on_cluster", "connect"]
+
+
+@contextmanager
+def connect(address: str | None, *, workers: int | None) -> Iterator:
+    """A ``distributed.Client``: to ``address``, or to a new LocalCluster.
+
+    Parameters
+    ----------
+    address : str or None
+        ``tcp://host:port`` of a running scheduler, or None to start a
+        LocalCluster of ``workers`` single-threaded worker processes.
+    workers : int or None
+        Workers of the LocalCluster (default: the number of CPUs).
+
+    Raises
+    ------
+    StoreError
+        If the scheduler cannot be reached (the message names the address).
+    """
+    from distributed import Client, LocalCluster
+
+    if address is None:
+        with (
+            LocalCluster(
+                n_workers=workers or os.cpu_count(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as error:
+        raise StoreError(
+            f"cannot reach the dask scheduler at {address}: {error}; start one with "
+            "'dask scheduler' and pass its address"
+        ) from None
+    with client:
+        yield client
+
+
+def _visibility(paths: list[str]) -> dict[str, str]:
+    """On a worker: which of ``paths`` it cannot see, and why."""
+    problems = {}
+    for path in paths:
+        if not os.path.exists(path):
+            problems[path] = "does not exist"
+        elif not os.access(path, os.R_OK):
+            problems[path] = "is not readable"
+    return problems
+
+
+def check_workers_see(client, *, store: str, inputs: list[str]) -> None:
+    """Check every worker can read ``inputs`` and write into ``store``.
+
+    Raises
+    ------
+    StoreError
+        Naming the worker and the path it cannot use.
+    """
+    answers = client.run(_visibility, [store, *inputs])
+    if not answers:
+        raise StoreError("the dask cluster has no workers; start some with 'dask worker ADDRESS'")
+    writable = client.run(os.access, store, os.W_OK)
+    for worker, problems in answers.items():
+        for path, problem in problems.items():
+            raise StoreError(
+                f"worker {worker}: {path} {problem}; inputs and store must be on storage "
+                "that every worker sees (a shared file system), at the same path"
+            )
+        if not writable[worker]:
+            raise StoreError(f"worker {worker} cannot write into the store {store}")
+
+
+def compute_on_cluster(client, tasks: list, on_result: Callable | None) -> None:
+    """Compute delayed tasks on the cluster, reporting each result as it arrives."""
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    for future in as_completed(futures):
+        result = future.result()
+        if on_result is not None:
+            on_result(result)
