@@ -20,8 +20,20 @@ pytestmark = pytest.mark.slow
 
 def command(images: Path, out: Path) -> list[str]:
     script = Path(sys.executable).parent / "xray-scale"
-    return [str(script), "run", str(images), "-o", str(out), "--batch-size", "2",
-            "--workers", "1", "--engine", "scipy", "-q"]
+    return [
+        str(script),
+        "run",
+        str(images),
+        "-o",
+        str(out),
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+        "--engine",
+        "scipy",
+        "-q",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +47,13 @@ def images_and_clean_store(tmp_path_factory):
     return images, clean
 
 
-def start_and_stop_midway(images: Path, out: Path, stop: signal.Signals) -> subprocess.CompletedProcess:
+def start_and_stop_midway(
+    images: Path, out: Path, stop: signal.Signals
+) -> subprocess.CompletedProcess:
     """Start a run, wait until some (not all) batches are done, send ``stop``."""
-    process = subprocess.Popen(command(images, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        command(images, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     done = 0
     while time.monotonic() < deadline and process.poll() is None:
@@ -87,8 +102,11 @@ def small_disk(tmp_path):
     """A 3 MB tmpfs, so that a run fills it up (needs root, as CI has)."""
     mount_point = tmp_path / "small disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
     yield mount_point
@@ -112,10 +130,16 @@ def test_disk_full_is_a_clear_error_and_nothing_incomplete_is_marked_ok(
             assert (group[name][index] == reference[name][index]).all(), (name, index)
 
 
-def test_an_output_location_that_cannot_be_created_is_a_clear_error(images_and_clean_store, tmp_path):
+def test_an_output_location_that_cannot_be_created_is_a_clear_error(
+    images_and_clean_store, tmp_path
+):
     images, _ = images_and_clean_store
     (tmp_path / "a file").write_text("not a folder")
-    done = subprocess.run(command(images, tmp_path / "a file" / "out.zarr"), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        command(images, tmp_path / "a file" / "out.zarr"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert "cannot write the store" in done.stderr and "Traceback" not in done.stderr

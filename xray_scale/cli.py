@@ -392,9 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     Errors the user can fix are one line on stderr, never a traceback.
     """
     try:
+        # Not standalone: typer returns the code of typer.Exit instead of exiting.
         result = app(args=argv, prog_name="xray-scale", standalone_mode=False)
-    except typer.Exit as done:
-        return done.exit_code
     except typer.TyperException as error:  # typer's usage errors: bad option, missing argument
         if not error.format_message():  # no arguments at all: typer printed the help
             return EXIT_USAGE
@@ -404,9 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ConfigError, EngineError, StoreError) as error:
         return _error(str(error), EXIT_USAGE)
     except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
         return _error(
-            f"{error.strerror or error}: {error.filename or ''}; fix it and re-run the "
-            "same command to resume",
+            f"{error.strerror or error}{where}; fix it and re-run the same command to resume",
             EXIT_IO,
         )
     return result if isinstance(result, int) else EXIT_OK

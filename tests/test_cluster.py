@@ -1,0 +1,148 @@
+"""dask.distributed: a real `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_stores_equal
+
+import xray_scale
+from xray_scale.store import StoreError
+from xray_scale.synth import write_phantoms
+
+pytestmark = pytest.mark.slow
+
+
+def dask_command() -> str:
+    script = Path(sys.executable).parent / "dask"
+    if not script.exists():
+        pytest.skip("the dask command line (dask.distributed) is not installed")
+    return str(script)
+
+
+def wait_for(condition, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A scheduler on a random port and two single-threaded workers, as subprocesses."""
+    scheduler_file = tmp_path / "scheduler.json"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = []
+
+    def start(arguments: list[str], name: str) -> subprocess.Popen:
+        log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen([dask_command(), *arguments], stdout=log, stderr=log)
+        processes.append((process, log))
+        return process
+
+    start(
+        [
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        "scheduler",
+    )
+    wait_for(scheduler_file.exists, "the scheduler file")
+    address = json.loads(scheduler_file.read_text())["address"]
+    workers = [
+        start(
+            [
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--name",
+                f"worker-{k}",
+            ],
+            f"worker-{k}",
+        )
+        for k in range(2)
+    ]
+    from distributed import Client
+
+    with Client(address, timeout="20s") as client:
+        wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
+    yield address, workers
+    for process, log in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    write_phantoms(folder, patients=4, follow_ups=6, shape=(256, 256))
+    return folder
+
+
+def test_cluster_run_equals_a_threaded_run(cluster, images, tmp_path):
+    address, _ = cluster
+    threaded = xray_scale.run([images], tmp_path / "threads.zarr", batch_size=3, workers=2)
+    on_cluster = xray_scale.run([images], tmp_path / "cluster.zarr", batch_size=3, address=address)
+    assert on_cluster.ok == threaded.ok == 24
+    assert_stores_equal(tmp_path / "cluster.zarr", tmp_path / "threads.zarr")
+
+
+def test_a_worker_killed_mid_run_loses_nothing(cluster, images, tmp_path):
+    address, workers = cluster
+    clean = xray_scale.run([images], tmp_path / "clean.zarr", batch_size=2, workers=2)
+    killed = []
+
+    def kill_one_worker(report):
+        if not killed:
+            workers[0].send_signal(signal.SIGKILL)
+            killed.append(report.start)
+
+    summary = xray_scale.run(
+        [images],
+        tmp_path / "survivor.zarr",
+        batch_size=2,
+        address=address,
+        on_batch=kill_one_worker,
+    )
+    assert killed and workers[0].wait(timeout=30) == -signal.SIGKILL
+    assert summary.ok == clean.ok == 24 and summary.failed == 0
+    assert_stores_equal(tmp_path / "survivor.zarr", tmp_path / "clean.zarr")
+
+
+def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
+    xray_scale.run([images], tmp_path / "threads.zarr", batch_size=4, workers=2, limit=8)
+    xray_scale.run(
+        [images], tmp_path / "local.zarr", batch_size=4, workers=2, limit=8, scheduler="distributed"
+    )
+    assert_stores_equal(tmp_path / "local.zarr", tmp_path / "threads.zarr")
+
+
+def test_unreachable_scheduler_is_a_clear_error(images, tmp_path):
+    with pytest.raises(StoreError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
+        xray_scale.run([images], tmp_path / "x.zarr", address="tcp://127.0.0.1:9")
