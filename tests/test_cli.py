@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import pytest
 import zarr
 from conftest import make_bad_inputs
+from PIL import Image
 
 from xray_scale.cli import main
 
@@ -119,3 +121,8 @@ def test_demo_generates_processes_and_reports(tmp_path):
     assert "wrote 12 chest phantoms (128x128)" in done.stdout
     assert "12 images, 12 ok, 0 failed" in done.stdout
     assert zarr.open_group(tmp_path / "demo" / "demo.zarr")["stats/mean"][:].min() > 0
+    grid = tmp_path / "demo" / "figures" / "comparison_grid.png"
+    gif = tmp_path / "demo" / "figures" / "patient_90000001.gif"
+    assert f"comparison grid: {grid}" in done.stdout and f"follow-up GIF: {gif}" in done.stdout
+    assert iio.imread(grid).shape[:2] == (int(11.0 * 80), int(10.2 * 80))  # 3 x 3 panels
+    assert Image.open(gif).n_frames == 6

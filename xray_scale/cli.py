@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import zarr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -281,7 +282,14 @@ def demo(
     typer.echo(
         f"store: {store} (arrays: {', '.join(details['arrays'])}; stats/* and index/* per image)"
     )
-    typer.echo(f"inspect it with: xray-scale info {store}")
+    from .render import render_gif, render_grid
+
+    grid, _ = render_grid(store, 0, out / "figures" / "comparison_grid", dpi=80)
+    first_patient = str(zarr.open_group(store, mode="r")["index/patient_id"][0])
+    gif = render_gif(store, first_patient, out / "figures" / f"patient_{first_patient}.gif")
+    typer.echo(f"comparison grid: {grid[0]}")
+    typer.echo(f"follow-up GIF: {gif.path}")
+    typer.echo(f"inspect the store with: xray-scale info {store}")
     raise typer.Exit(_exit_code(summary))
 
 
