@@ -197,3 +197,16 @@ def test_no_readable_image_is_a_clear_error(tmp_path):
         (tmp_path / "bad" / name).unlink()
     with pytest.raises(xray_scale.InputError, match="usable PNG header"):
         xray_scale.run([tmp_path / "bad"], tmp_path / "out.zarr")
+
+
+def test_phantom_source_runs_without_files(tmp_path):
+    from xray_scale.synth import phantom
+
+    summary = xray_scale.run(["synth:10x96"], tmp_path / "out.zarr", workers=2, batch_size=4)
+    assert summary.ok == 10
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert group.attrs["xray_scale"]["inputs"] == ["synth:10x96"]
+    assert group["index/path"][9] == "synth:96/90000002_000.png"
+    expected = phantom(90000002, 0, shape=(96, 96))
+    assert np.array_equal(group["masks/mask_values"][9], np.where(expected > 150, expected, 0))
+    check_image_against_direct_analysis(group, 9, "synth:96/90000002_000.png", load_config())

@@ -69,3 +69,14 @@ def test_parse_image_name():
     assert parse_image_name("00030805_000.PNG") == ("30805", 0)
     assert parse_image_name("0000011_003.png") == ("", -1)
     assert parse_image_name("scan 1.png") == ("", -1)
+
+
+def test_phantom_source_expands_to_virtual_paths():
+    paths = discover_inputs(["synth:11x64"])
+    assert len(paths) == 11 and paths == sorted(paths)
+    assert paths[9] == "synth:64/90000002_000.png"
+    assert parse_image_name(paths[9]) == ("90000002", 0)
+    with pytest.raises(InputError, match="write synth:COUNT or synth:COUNTxSIZE"):
+        discover_inputs(["synth:many"])
+    with pytest.raises(InputError, match="SIZE >= 32"):
+        discover_inputs(["synth:3x8"])

@@ -36,6 +36,8 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
+from .sources import parse_synthetic
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DecodeError",
@@ -161,6 +163,9 @@ def read_png_header(path: str | os.PathLike) -> PngHeader:
         With a one-line reason: unreadable, a directory, empty, not a PNG,
         truncated header, or a corrupt IHDR chunk.
     """
+    synthetic = parse_synthetic(os.fspath(path))
+    if synthetic is not None:
+        return PngHeader(synthetic[0], synthetic[0], 8, 0)
     with _open(path) as file:
         return _parse_header(_read_start(file))
 
@@ -271,6 +276,8 @@ def decode_image(
     if size_policy not in _SIZE_POLICIES:
         raise ValueError(f"size_policy must be one of {_SIZE_POLICIES}, got {size_policy!r}")
     dtype = np.dtype(dtype)
+    if parse_synthetic(os.fspath(path)) is not None:
+        return _decode_synthetic(os.fspath(path), shape=shape, dtype=dtype, size_policy=size_policy)
     mode = ""
     bit_depth = 0
     try:
@@ -302,6 +309,25 @@ def decode_image(
     if pixels.shape != tuple(shape):
         pixels = _pad_centred(pixels, shape)
     return DecodedImage(pixels.astype(dtype, copy=False), mode, bit_depth)
+
+
+def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedImage:
+    from .synth import phantom
+
+    size, patient_id, follow_up = parse_synthetic(path)
+    try:
+        _check_header(
+            PngHeader(size, size, 8, 0),
+            shape=shape,
+            max_pixels=size * size,
+            size_policy=size_policy,
+        )
+    except DecodeError as error:
+        return DecodedImage(None, "L", 8, str(error))
+    pixels = phantom(patient_id, follow_up, shape=(size, size))
+    if pixels.shape != tuple(shape):
+        pixels = _pad_centred(pixels, shape)
+    return DecodedImage(pixels.astype(dtype, copy=False), "L", 8)
 
 
 def decode_batch(

@@ -30,7 +30,7 @@ from .cluster import check_workers_see, compute_on_cluster, connect
 from .config import Config, ConfigError, load_config
 from .decode import DecodeError, decode_batch, read_png_header
 from .engines import resolve_engine
-from .sources import InputError, discover_inputs
+from .sources import SYNTHETIC_PREFIX, InputError, discover_inputs, parse_synthetic
 from .stats import STAT_FIELDS
 from .store import (
     STATUS_FAILED,
@@ -204,9 +204,16 @@ class _BatchCallback(Callback):
             self._on_batch(result)
 
 
+def _describe_input(item: str | os.PathLike) -> str:
+    """An input argument as recorded in the store: absolute, unless a phantom source."""
+    text = os.fspath(item)
+    return text if text.startswith(SYNTHETIC_PREFIX) else os.path.abspath(text)
+
+
 def _spot_checks(paths: list[str]) -> list[str]:
-    """A few inputs to check on every worker: first, middle and last."""
-    return sorted({paths[0], paths[len(paths) // 2], paths[-1]})
+    """A few input files to check on every worker: first, middle and last."""
+    files = [p for p in (paths[0], paths[len(paths) // 2], paths[-1]) if parse_synthetic(p) is None]
+    return sorted(set(files))
 
 
 def _open_or_create(
@@ -367,7 +374,7 @@ def run(
         engine=engine,
         shape=shape,
         bit_depth=bit_depth,
-        inputs=[os.path.abspath(os.fspath(i)) for i in inputs],
+        inputs=[_describe_input(i) for i in inputs],
         overwrite=overwrite,
     )
     attrs = store_attrs(group)

@@ -1,7 +1,11 @@
 """Find the input PNGs: directories, globs and ``.txt`` lists, in a stable order.
 
 Also parses ChestX-ray8's ``NNNNNNNN_NNN.png`` names into patient id and
-follow-up number.
+follow-up number, and expands the on-the-fly phantom source ``synth:COUNT``
+(or ``synth:COUNTxSIZE``) into virtual paths such as
+``synth:1024/90000001_003.png``, which :mod:`xray_scale.decode` renders with
+:func:`xray_scale.synth.phantom` instead of reading a file: a dataset-sized run
+without the dataset.
 """
 
 from __future__ import annotations
@@ -11,9 +15,21 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["InputError", "discover_inputs", "parse_image_name"]
+__all__ = [
+    "SYNTHETIC_PREFIX",
+    "InputError",
+    "discover_inputs",
+    "expand_synthetic",
+    "parse_image_name",
+    "parse_synthetic",
+]
 
+SYNTHETIC_PREFIX = "synth:"
+SYNTHETIC_FIRST_PATIENT = 90000001
+SYNTHETIC_FOLLOW_UPS = 9
 _NAME = re.compile(r"^(\d{8})_(\d{3})\.png$", re.IGNORECASE)
+_SYNTHETIC_SPEC = re.compile(r"^synth:(\d+)(?:x(\d+))?$")
+_SYNTHETIC_PATH = re.compile(r"^synth:(\d+)/(\d{8})_(\d{3})\.png$")
 _GLOB_CHARS = set("*?[")
 
 
@@ -50,6 +66,46 @@ def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
     return str(int(match.group(1))), int(match.group(2))
 
 
+def expand_synthetic(spec: str) -> list[str]:
+    """Virtual paths of the phantom source ``synth:COUNT`` or ``synth:COUNTxSIZE``.
+
+    Image ``i`` is follow-up ``i % 9`` of patient ``90000001 + i // 9``; SIZE
+    (default 1024) is the width and height.
+
+    Examples
+    --------
+    >>> expand_synthetic("synth:3x256")
+    ['synth:256/90000001_000.png', 'synth:256/90000001_001.png', 'synth:256/90000001_002.png']
+    """
+    match = _SYNTHETIC_SPEC.match(spec)
+    if match is None:
+        raise InputError(f"bad phantom source {spec!r}; write synth:COUNT or synth:COUNTxSIZE")
+    count, size = int(match.group(1)), int(match.group(2) or 1024)
+    if count < 1 or size < 32:
+        raise InputError(f"{spec!r}: COUNT must be >= 1 and SIZE >= 32")
+    return [
+        f"{SYNTHETIC_PREFIX}{size}/{SYNTHETIC_FIRST_PATIENT + i // SYNTHETIC_FOLLOW_UPS:08d}"
+        f"_{i % SYNTHETIC_FOLLOW_UPS:03d}.png"
+        for i in range(count)
+    ]
+
+
+def parse_synthetic(path: str) -> tuple[int, int, int] | None:
+    """``(size, patient_id, follow_up)`` of a virtual phantom path, else None.
+
+    Examples
+    --------
+    >>> parse_synthetic("synth:256/90000002_004.png")
+    (256, 90000002, 4)
+    >>> parse_synthetic("/data/00000011_000.png") is None
+    True
+    """
+    match = _SYNTHETIC_PATH.match(path)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
 def _is_png_name(path: str) -> bool:
     return path.lower().endswith(".png")
 
@@ -84,7 +140,7 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         Each one is a directory (searched recursively for ``*.png``, any
         case), a glob pattern, a ``.txt`` file with one path per line (blank
         lines and ``#`` comments skipped, relative paths taken from the list's
-        folder), or a single PNG file.
+        folder), a single PNG file, or the phantom source ``synth:COUNT[xSIZE]``.
 
     Returns
     -------
@@ -103,6 +159,9 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
     for item in inputs:
         text = os.fspath(item)
         path = Path(text)
+        if text.startswith(SYNTHETIC_PREFIX):
+            paths.update(expand_synthetic(text))
+            continue
         if path.is_dir() and not _is_png_name(text):
             found = _walk_pngs(path)
             if not found:
