@@ -210,3 +210,32 @@ def test_phantom_source_runs_without_files(tmp_path):
     expected = phantom(90000002, 0, shape=(96, 96))
     assert np.array_equal(group["masks/mask_values"][9], np.where(expected > 150, expected, 0))
     check_image_against_direct_analysis(group, 9, "synth:96/90000002_000.png", load_config())
+
+
+def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps(
+    phantom_folder, tmp_path, monkeypatch
+):
+    """Fault injection: the scipy sobel raises for one image (by its content)."""
+    from xray_scale.engines import engine_filters
+
+    victim = structured_image(5)  # 00000021_005.png
+    real_sobel = engine_filters("scipy")["sobel"]
+
+    def sobel_failing_on_victim(image):
+        if np.array_equal(image, victim):
+            raise FloatingPointError("injected failure")
+        return real_sobel(image)
+
+    monkeypatch.setitem(engine_filters("scipy"), "sobel", sobel_failing_on_victim)
+    out = tmp_path / "out.zarr"
+    summary = xray_scale.run([phantom_folder], out, workers=1, batch_size=4, engine="scipy")
+    assert summary.failed == 1 and summary.ok == 11
+    group = zarr.open_group(out, mode="r")
+    assert group["index/status"][5] == "failed"
+    assert group["index/error"][5] == (
+        "processing failed in filters/sobel: FloatingPointError: injected failure"
+    )
+    for name in ["filters/laplace_gaussian", "filters/gaussian_gradient_magnitude", "filters/sobel"]:
+        assert not group[name][5].any(), name  # written before the failure, then erased
+        assert group[name][4].any() and group[name][6].any(), name  # its batch mates are kept
+    assert np.isnan(group["stats/mean"][5]) and not group["stats/histogram"][5].any()

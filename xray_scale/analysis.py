@@ -7,6 +7,8 @@ by :func:`output_dtypes`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,9 @@ __all__ = [
     "ImageOutputs",
     "analyse_image",
     "check_compat",
+    "image_statistics",
+    "map_function",
+    "map_names",
     "output_dtypes",
     "to_storage_dtype",
 ]
@@ -84,24 +89,59 @@ def check_compat(compat: str | None) -> None:
         raise ValueError(f"compat must be None or one of {COMPAT_MODES}, got {compat!r}")
 
 
+def map_names(config: Config) -> list[str]:
+    """Store names of the maps a config produces: ``filters/<name>``, then ``masks/<name>``.
+
+    Examples
+    --------
+    >>> from xray_scale.config import load_config
+    >>> map_names(load_config({"filters": {"enabled": ["sobel"]}}))
+    ['filters/sobel', 'masks/mask_values', 'masks/mask_binary']
+    """
+    return [f"filters/{name}" for name in config.filters] + [f"masks/{n}" for n in config.masks]
+
+
+def map_function(
+    name: str, config: Config, *, compat: str | None = None, engine: str = "scipy"
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The function computing one stored map of one image, in its storage dtype.
+
+    Parameters
+    ----------
+    name : str
+        ``"filters/<filter>"`` or ``"masks/<mask>"``.
+    config : Config
+        Parameters, threshold and storage dtype.
+    compat : {None, "tutorial"}
+        ``"tutorial"``: the tutorial's own code where it has the filter.
+    engine : {"scipy", "opencv", "auto"}
+        Implementation of the float32 filters.
+
+    Returns
+    -------
+    callable
+        ``function(pixels2d) -> ndarray``.
+    """
+    group, key = name.split("/", 1)
+    if group == "masks":
+        mask = (TUTORIAL_MASKS if compat == "tutorial" else MASKS)[key]
+        return functools.partial(mask, threshold=config.threshold)
+    params = config.params(key)
+    if compat == "tutorial" and key in TUTORIAL_FILTERS:
+        return functools.partial(TUTORIAL_FILTERS[key], **params)
+    function = functools.partial(engine_filters(engine)[key], **params)
+    if FILTERS[key].output_dtype != "float32":
+        return function
+    return lambda pixels: to_storage_dtype(function(pixels), config.filter_dtype)
+
+
 def _compute_maps(
     pixels: np.ndarray, config: Config, compat: str | None, engine: str
 ) -> dict[str, np.ndarray]:
-    maps = {}
-    functions = engine_filters(engine)
-    for name in config.filters:
-        params = config.params(name)
-        if compat == "tutorial" and name in TUTORIAL_FILTERS:
-            maps[f"filters/{name}"] = TUTORIAL_FILTERS[name](pixels, **params)
-        elif FILTERS[name].output_dtype == "float32":
-            values = functions[name](pixels, **params)
-            maps[f"filters/{name}"] = to_storage_dtype(values, config.filter_dtype)
-        else:
-            maps[f"filters/{name}"] = functions[name](pixels, **params)
-    masks = TUTORIAL_MASKS if compat == "tutorial" else MASKS
-    for name in config.masks:
-        maps[f"masks/{name}"] = masks[name](pixels, config.threshold)
-    return maps
+    return {
+        name: map_function(name, config, compat=compat, engine=engine)(pixels)
+        for name in map_names(config)
+    }
 
 
 def analyse_image(
@@ -128,10 +168,21 @@ def analyse_image(
     ImageOutputs
     """
     check_compat(compat)
+    stats, histogram = image_statistics(pixels, config, compat=compat)
+    return ImageOutputs(_compute_maps(pixels, config, compat, engine), stats, histogram)
+
+
+def image_statistics(
+    pixels: np.ndarray, config: Config, *, compat: str | None = None
+) -> tuple[dict[str, float], np.ndarray]:
+    """Statistics and 256-bin histogram of one image (the tutorial's histogram in compat mode).
+
+    See :func:`xray_scale.stats.image_stats` and :func:`xray_scale.compat.tutorial_histogram`.
+    """
     stats, histogram = image_stats(pixels, threshold=config.threshold)
     if compat == "tutorial":
         histogram = tutorial_histogram(pixels)
-    return ImageOutputs(_compute_maps(pixels, config, compat, engine), stats, histogram)
+    return stats, histogram
 
 
 def output_dtypes(config: Config, pixel_dtype: np.dtype | str, *, compat: str | None = None):

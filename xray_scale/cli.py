@@ -27,9 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .config import ConfigError
 from .engines import ENGINES, EngineError
-from .pipeline import SCHEDULERS, BatchReport, RunSummary, run
+from .pipeline import SCHEDULERS, RunSummary, run
 from .sources import InputError
-from .store import StoreError, open_store, read_status_summary, store_attrs
+from .store import BatchRecord, StoreError, open_store, read_status_summary, store_attrs
 
 __all__ = ["app", "console_script", "main"]
 
@@ -86,7 +86,7 @@ class _Progress:
             )
         self._began = time.perf_counter()
 
-    def batch(self, report: BatchReport) -> None:
+    def batch(self, report: BatchRecord) -> None:
         self._done += report.size
         self._failed += len(report.failures)
         if self._bar is not None:

@@ -92,12 +92,10 @@ def check_workers_see(client, *, store: str, inputs: list[str]) -> None:
             raise StoreError(f"worker {worker} cannot write into the store {store}")
 
 
-def compute_on_cluster(client, tasks: list, on_result: Callable | None) -> None:
-    """Compute delayed tasks on the cluster, reporting each result as it arrives."""
+def compute_on_cluster(client, graph: dict, on_result: Callable) -> None:
+    """Compute a graph of independent tasks on the cluster, handing each result on as it arrives."""
     from distributed import as_completed
 
-    futures = client.compute(tasks)
+    futures = client.get(graph, list(graph), sync=False)
     for future in as_completed(futures):
-        result = future.result()
-        if on_result is not None:
-            on_result(result)
+        on_result(future.result())

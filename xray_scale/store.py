@@ -7,8 +7,8 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
                              inputs, image shape, pixel dtype, batch size, times
       filters/<name>         (N, H, W) chunk (1, H, W), shard (K, H, W)
       masks/<name>           (N, H, W) chunk (1, H, W), shard (K, H, W)
-      stats/<field>          (N,)      chunk (K,)   min max mean std median p01 p99 mask_fraction
-      stats/histogram        (N, 256)  chunk (K, 256)
+      stats/<field>          (N,)      min max mean std median p01 p99 mask_fraction
+      stats/histogram        (N, 256)  counts
       index/path             (N,) str   the input file
       index/status           (N,) str   pending | ok | failed
       index/error            (N,) str   one-line reason when failed, else ""
@@ -19,9 +19,14 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
 
 Two tasks writing into one zarr shard lose data silently (zarr-python issues
 3514 and 3682), so batch ``b`` covers exactly images ``[b*K, (b+1)*K)``, every
-full-resolution shard is exactly one batch deep, and :func:`write_batch`
-asserts both. ``index/status`` of a batch is written after all its data, so a
-batch whose status is not ``pending`` is complete, whatever happened later.
+full-resolution shard is exactly one batch deep, and :func:`write_maps`
+asserts both. The per-image arrays (``stats/*``, ``index/*``) are small and
+written by one writer only, the process that runs the pipeline
+(:class:`RecordWriter`), in chunks of thousands of images: one chunk per batch
+would mean hundreds of thousands of tiny files for the full dump. A batch's
+records are written only after its task has written its maps, and
+``index/status`` last, so a batch whose status is not ``pending`` is complete,
+whatever happened later.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import datetime
 import os
 import platform
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -46,7 +53,8 @@ __all__ = [
     "STATUS_FAILED",
     "STATUS_OK",
     "STATUS_PENDING",
-    "BatchResult",
+    "BatchRecord",
+    "RecordWriter",
     "StoreError",
     "create_store",
     "library_versions",
@@ -55,11 +63,15 @@ __all__ = [
     "read_status_summary",
     "store_attrs",
     "utc_now",
-    "write_batch",
+    "write_maps",
 ]
 
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
 ATTRS_KEY = "xray_scale"
+RECORD_CHUNK = 8192
+"""Images per chunk of the per-image arrays (rounded up to whole batches)."""
+HISTOGRAM_CHUNK = 1024
+"""Images per chunk of ``stats/histogram`` (2 MB of counts)."""
 _INDEX_STRINGS = ("path", "status", "error", "mode", "patient_id")
 
 
@@ -68,17 +80,18 @@ class StoreError(RuntimeError):
 
 
 @dataclass
-class BatchResult:
-    """Everything one batch writes, for images ``[start, start + K)``.
+class BatchRecord:
+    """The small per-image results of one batch, for images ``[start, start + K)``.
+
+    What a batch task returns once its maps are written; the pipeline's
+    :class:`RecordWriter` stores it.
 
     Attributes
     ----------
     start : int
         Index of the batch's first image.
-    maps : dict
-        ``{"filters/<name>" or "masks/<name>": (K, H, W) array}``.
     stats : dict
-        ``{field: (K,) float64}`` for each of STAT_FIELDS.
+        ``{field: (K,) float64}`` for each of STAT_FIELDS (NaN where failed).
     histogram : ndarray
         ``(K, 256)`` counts.
     status, error, mode : list of str
@@ -88,7 +101,6 @@ class BatchResult:
     """
 
     start: int
-    maps: dict[str, np.ndarray]
     stats: dict[str, np.ndarray]
     histogram: np.ndarray
     status: list[str]
@@ -100,6 +112,11 @@ class BatchResult:
     def size(self) -> int:
         """Number of images in the batch."""
         return len(self.status)
+
+    @property
+    def failures(self) -> list[tuple[int, str]]:
+        """``(store index, error)`` of each failed image."""
+        return [(self.start + k, e) for k, e in enumerate(self.error) if e]
 
 
 def utc_now() -> str:
@@ -171,6 +188,8 @@ def create_store(
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     count, batch = len(paths), config.batch_size
     height, width = shape
+    records = (batch * -(-RECORD_CHUNK // batch),)  # whole batches per chunk
+    histograms = (batch * -(-HISTOGRAM_CHUNK // batch), 256)
     try:
         group = zarr.open_group(path, mode="w-", attributes={ATTRS_KEY: attrs})
         for name, dtype in map_dtypes.items():
@@ -186,25 +205,21 @@ def create_store(
             )
         for field in STAT_FIELDS:
             group.create_array(
-                f"stats/{field}",
-                shape=(count,),
-                dtype="float64",
-                chunks=(batch,),
-                fill_value=np.nan,
+                f"stats/{field}", shape=(count,), dtype="float64", chunks=records, fill_value=np.nan
             )
         group.create_array(
-            "stats/histogram", shape=(count, 256), dtype="int64", chunks=(batch, 256), fill_value=0
+            "stats/histogram", shape=(count, 256), dtype="int64", chunks=histograms, fill_value=0
         )
         for name in _INDEX_STRINGS:
             fill = STATUS_PENDING if name == "status" else ""
             group.create_array(
-                f"index/{name}", shape=(count,), dtype=str, chunks=(batch,), fill_value=fill
+                f"index/{name}", shape=(count,), dtype=str, chunks=records, fill_value=fill
             )
         group.create_array(
-            "index/bit_depth", shape=(count,), dtype="uint8", chunks=(batch,), fill_value=0
+            "index/bit_depth", shape=(count,), dtype="uint8", chunks=records, fill_value=0
         )
         group.create_array(
-            "index/follow_up", shape=(count,), dtype="int16", chunks=(batch,), fill_value=-1
+            "index/follow_up", shape=(count,), dtype="int16", chunks=records, fill_value=-1
         )
         names = [parse_image_name(p) for p in paths]
         group["index/path"][:] = np.array(paths, dtype=object)
@@ -248,31 +263,90 @@ def pending_batches(group: zarr.Group) -> list[int]:
     ]
 
 
-def write_batch(group: zarr.Group, result: BatchResult) -> None:
-    """Write one batch: its shard of every map, its stats, then its statuses.
+def write_maps(group: zarr.Group, start: int, maps: dict[str, np.ndarray]) -> None:
+    """Write one batch's shard of every full-resolution array.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        The store.
+    start : int
+        Index of the batch's first image.
+    maps : dict
+        ``{"filters/<name>" or "masks/<name>": (K, H, W) array}``.
 
     Raises
     ------
     AssertionError
         If the batch is not exactly one shard (two writers per shard lose data).
     """
-    start, stop = result.start, result.start + result.size
     batch = store_attrs(group)["batch_size"]
-    count = group["index/status"].shape[0]
-    assert start % batch == 0 and (result.size == batch or stop == count), (
-        f"batch [{start}, {stop}) is not one whole shard of depth {batch}"
-    )
-    for name, values in result.maps.items():
+    for name, values in maps.items():
         array = group[name]
+        stop = start + values.shape[0]
         assert array.shards[0] == batch, f"{name} shard depth {array.shards[0]} != batch {batch}"
+        assert start % batch == 0 and (values.shape[0] == batch or stop == array.shape[0]), (
+            f"batch [{start}, {stop}) is not one whole shard of depth {batch}"
+        )
         array[start:stop] = values
-    for field, values in result.stats.items():
-        group[f"stats/{field}"][start:stop] = values
-    group["stats/histogram"][start:stop] = result.histogram
-    group["index/error"][start:stop] = np.array(result.error, dtype=object)
-    group["index/mode"][start:stop] = np.array(result.mode, dtype=object)
-    group["index/bit_depth"][start:stop] = np.array(result.bit_depth, dtype=np.uint8)
-    group["index/status"][start:stop] = np.array(result.status, dtype=object)
+
+
+class RecordWriter:
+    """The single writer of a store's per-image arrays (``stats/*``, ``index/*``).
+
+    Batch records are buffered and written every ``interval_s`` seconds (and
+    by :meth:`flush`), each chunk read and written once per flush, with
+    ``index/status`` written after everything else. Records must be added
+    only after their batch's maps are written.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        The store, open for writing.
+    interval_s : float
+        Longest time a record waits in memory; a process killed in between
+        loses at most these statuses, and resuming redoes their batches.
+    """
+
+    def __init__(self, group: zarr.Group, *, interval_s: float = 2.0):
+        self._group = group
+        self._interval = interval_s
+        self._pending: list[BatchRecord] = []
+        self._last_flush = time.monotonic()
+
+    def add(self, record: BatchRecord) -> None:
+        """Buffer one batch's records; flush if the interval has passed."""
+        self._pending.append(record)
+        if time.monotonic() - self._last_flush >= self._interval:
+            self.flush()
+
+    def _write(self, name: str, values_of: Callable[[BatchRecord], np.ndarray]) -> None:
+        array = self._group[name]
+        chunk = array.chunks[0]
+        by_chunk: dict[int, list[BatchRecord]] = {}
+        for record in self._pending:
+            by_chunk.setdefault(record.start // chunk, []).append(record)
+        for number, records in by_chunk.items():
+            low = number * chunk
+            high = min(low + chunk, array.shape[0])
+            region = array[low:high]
+            for record in records:
+                offset = record.start - low
+                region[offset : offset + record.size] = values_of(record)
+            array[low:high] = region
+
+    def flush(self) -> None:
+        """Write every buffered record now, statuses last."""
+        if self._pending:
+            for field in STAT_FIELDS:
+                self._write(f"stats/{field}", lambda r, f=field: r.stats[f])
+            self._write("stats/histogram", lambda r: r.histogram)
+            self._write("index/error", lambda r: np.array(r.error, dtype=object))
+            self._write("index/mode", lambda r: np.array(r.mode, dtype=object))
+            self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
+            self._write("index/status", lambda r: np.array(r.status, dtype=object))
+            self._pending = []
+        self._last_flush = time.monotonic()
 
 
 def read_status_summary(group: zarr.Group) -> dict:
