@@ -106,6 +106,11 @@ def _print_summary(summary: RunSummary) -> None:
         + (f", {summary.pending} pending" if summary.pending else "")
         + f" ({summary.processed} processed in {summary.elapsed_s:.1f} s{rate})"
     )
+    if summary.manifest_missing:
+        typer.echo(
+            f"  manifest: {summary.manifest_missing} listed images are not in the inputs "
+            "(recorded as failed: file not found)"
+        )
     for path, error in summary.failures[:10]:
         typer.echo(f"  failed: {path}: {error}")
     if len(summary.failures) > 10:
@@ -156,6 +161,10 @@ def run_command(
         int | None, typer.Option(min=1, help="Images per task and per zarr shard.")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N inputs.")] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="Data_Entry_2017.csv: process the images it lists, keep its metadata."),
+    ] = None,
     compat: Annotated[
         Compat | None, typer.Option(help="'tutorial': the tutorial's arrays bit for bit.")
     ] = None,
@@ -178,6 +187,7 @@ def run_command(
         workers=workers,
         batch_size=batch_size,
         limit=limit,
+        manifest=manifest,
         compat=compat.value if compat else None,
         engine=engine.value,
         scheduler=scheduler.value,
@@ -241,6 +251,67 @@ def info(
     typer.echo("config: " + json.dumps(details["config"]))
     for failure in details["failures"]:
         typer.echo(f"failed: {failure['path']}: {failure['error']}")
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            return f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def plan(
+    inputs: Annotated[list[str], typer.Argument(help="The inputs 'run' would get.")],
+    config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
+    engine: Annotated[Engine, typer.Option(help="Filter implementation.")] = Engine.auto,
+    workers: Annotated[int | None, typer.Option(min=1, help="Threads (default: CPUs).")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Data_Entry_2017.csv selection.")] = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="Images in the measured sample run.")
+    ] = None,
+) -> None:
+    """Before a run: image count, output size per array and in total, and expected time.
+
+    Measured by running the first few inputs into a temporary store.
+    """
+    from .plan import plan_run
+
+    estimate = plan_run(
+        inputs,
+        config=config,
+        engine=engine.value,
+        workers=workers,
+        manifest=manifest,
+        sample=sample,
+    )
+    typer.echo(f"images: {estimate.images}")
+    typer.echo(f"measured on {estimate.sampled} of them ({estimate.engine} engine):")
+    for name, per_image in estimate.bytes_per_image.items():
+        total = _size(per_image * estimate.images)
+        typer.echo(f"  {name:<36} {_size(per_image):>10} per image  {total:>10}")
+    typer.echo(f"store size: {_size(estimate.total_bytes)}")
+    hours, rest = divmod(estimate.seconds, 3600)
+    typer.echo(
+        f"time: {estimate.images_per_s:.1f} img/s here -> {int(hours)} h {rest / 60:.0f} min "
+        f"for {estimate.images} images"
+    )
+
+
+@app.command()
+def export(
+    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    to: Annotated[Path, typer.Option("--to", help="Output file: stats.parquet or stats.csv.")],
+    histogram: Annotated[
+        bool, typer.Option(help="Add the 256 histogram counts as columns.")
+    ] = False,
+) -> None:
+    """One row per image: index, manifest metadata and statistics, as Parquet or CSV."""
+    from .export import export_table
+
+    written = export_table(store, to, histogram=histogram)
+    typer.echo(f"wrote {written}")
 
 
 @app.command()

@@ -37,6 +37,7 @@ from .cluster import check_workers_see, compute_on_cluster, connect
 from .config import Config, ConfigError, load_config
 from .decode import DecodeError, decode_batch, read_png_header
 from .engines import resolve_engine
+from .manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
 from .sources import SYNTHETIC_PREFIX, InputError, discover_inputs, parse_synthetic
 from .stats import STAT_FIELDS
 from .store import (
@@ -77,6 +78,8 @@ class RunSummary:
         Wall time of this call's processing.
     failures : list of (str, str)
         ``(path, error)`` of every failed image in the store.
+    manifest_missing : int
+        Images the manifest lists but the inputs lack (recorded as failed).
     """
 
     store: str
@@ -87,6 +90,7 @@ class RunSummary:
     processed: int
     elapsed_s: float
     failures: list[tuple[str, str]]
+    manifest_missing: int = 0
 
     @property
     def images_per_s(self) -> float:
@@ -235,9 +239,12 @@ def _open_or_create(
     shape: tuple[int, int],
     bit_depth: int,
     inputs: list[str],
+    manifest: Manifest | None,
+    missing: list[str],
     overwrite: bool,
 ) -> zarr.Group:
     settings = {
+        "manifest": manifest.digest if manifest else None,
         "config": config.to_dict(),
         "compat": compat,
         "engine": engine,
@@ -267,6 +274,14 @@ def _open_or_create(
         "batch_size": config.batch_size,
         "map_dtypes": {name: str(dtype) for name, dtype in map_dtypes.items()},
         "fingerprint": fingerprint,
+        "manifest": {
+            "path": manifest.path,
+            "listed": len(manifest.rows),
+            "missing": len(missing),
+            "missing_examples": missing[:20],
+        }
+        if manifest
+        else None,
         "created": utc_now(),
         "runs": [],
     }
@@ -277,12 +292,14 @@ def _open_or_create(
         map_dtypes=map_dtypes,
         config=config,
         attrs=attrs,
+        metadata=manifest_columns(manifest, paths) if manifest else None,
         overwrite=overwrite,
     )
 
 
 def _summarise(group: zarr.Group, out: Path, processed: int, elapsed: float) -> RunSummary:
     counts = read_status_summary(group)
+    manifest = store_attrs(group).get("manifest") or {}
     return RunSummary(
         store=str(out),
         total=counts["total"],
@@ -292,6 +309,7 @@ def _summarise(group: zarr.Group, out: Path, processed: int, elapsed: float) -> 
         processed=processed,
         elapsed_s=elapsed,
         failures=[(f["path"], f["error"]) for f in counts["failures"]],
+        manifest_missing=manifest.get("missing", 0),
     )
 
 
@@ -307,6 +325,7 @@ def run(
     workers: int | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
+    manifest: str | os.PathLike | None = None,
     overwrite: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_batch: Callable[[BatchRecord], None] | None = None,
@@ -342,6 +361,10 @@ def run(
         Overrides ``run.batch_size`` of the config.
     limit : int, optional
         Process only the first ``limit`` inputs of the sorted list.
+    manifest : path, optional
+        A ``Data_Entry_2017.csv``: only the images it lists are processed,
+        its metadata goes into ``index/*``, and listed images missing from
+        the inputs are recorded as failed (``file not found``).
     overwrite : bool
         Replace an existing store instead of resuming it.
     on_start : callable, optional
@@ -372,7 +395,12 @@ def run(
         raise ConfigError(f"limit must be >= 1, got {limit}")
     check_compat(compat)
     engine = resolve_engine(engine)
-    paths = discover_inputs(inputs)[:limit]
+    paths = discover_inputs(inputs)
+    parsed_manifest, missing = None, []
+    if manifest is not None:
+        parsed_manifest = read_manifest(manifest)
+        paths, missing = select_with_manifest(paths, parsed_manifest)
+    paths = paths[:limit]
     shape, bit_depth = _probe_image_format(paths, config)
     out = Path(out).absolute()
     group = _open_or_create(
@@ -384,6 +412,8 @@ def run(
         shape=shape,
         bit_depth=bit_depth,
         inputs=[_describe_input(i) for i in inputs],
+        manifest=parsed_manifest,
+        missing=missing,
         overwrite=overwrite,
     )
     attrs = store_attrs(group)

@@ -151,6 +151,7 @@ def create_store(
     map_dtypes: dict[str, np.dtype],
     config: Config,
     attrs: dict,
+    metadata: dict[str, np.ndarray] | None = None,
     overwrite: bool = False,
 ) -> zarr.Group:
     """Create an empty store for a run, every image ``pending``.
@@ -169,6 +170,9 @@ def create_store(
         Gives the batch size (shard depth) and the compression.
     attrs : dict
         Stored under ``attrs["xray_scale"]`` (version, config, times...).
+    metadata : dict, optional
+        More per-image columns for the index, ``{name: (N,) array}`` (e.g.
+        from a manifest), stored as ``index/<name>``.
     overwrite : bool
         Delete an existing store at ``path`` first.
 
@@ -221,6 +225,16 @@ def create_store(
         group.create_array(
             "index/follow_up", shape=(count,), dtype="int16", chunks=records, fill_value=-1
         )
+        for name, values in (metadata or {}).items():
+            string = values.dtype == object
+            group.create_array(
+                f"index/{name}",
+                shape=(count,),
+                dtype=str if string else values.dtype,
+                chunks=records,
+                fill_value="" if string else (np.nan if values.dtype.kind == "f" else -1),
+            )
+            group[f"index/{name}"][:] = values
         names = [parse_image_name(p) for p in paths]
         group["index/path"][:] = np.array(paths, dtype=object)
         group["index/patient_id"][:] = np.array([n[0] for n in names], dtype=object)
