@@ -1,0 +1,119 @@
+"""manifest: the real Data_Entry_2017 header, selection, metadata, missing images."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import zarr
+from conftest import REAL_SAMPLE, needs_real_sample, structured_image, write_png
+
+import xray_scale
+from xray_scale.manifest import read_manifest, select_with_manifest
+from xray_scale.sources import InputError
+
+HEADER = (
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
+)
+
+
+def write_manifest(path, rows):
+    path.write_text(HEADER + "".join(",".join(map(str, row)) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def folder_and_manifest(tmp_path):
+    images = tmp_path / "images"
+    for k in range(4):
+        write_png(images / f"00000031_{k:03d}.png", structured_image(k))
+    write_png(images / "unlisted.png", structured_image(9))
+    manifest = write_manifest(
+        tmp_path / "Data_Entry_2017.csv",
+        [
+            [
+                f"00000031_{k:03d}.png",
+                "No Finding" if k else "Effusion|Mass",
+                k,
+                31,
+                60 + k,
+                "F",
+                "PA" if k % 2 else "AP",
+                2500 + k,
+                2048,
+                0.143,
+                0.168,
+            ]
+            for k in range(6)  # 00000031_004 and _005 are listed but not on disk
+        ],
+    )
+    return images, manifest
+
+
+def test_the_bracketed_header_becomes_four_columns(folder_and_manifest):
+    _, path = folder_and_manifest
+    row = read_manifest(path).rows["00000031_001.png"]
+    assert row["OriginalImage[Width]"] == "2501" and row["OriginalImage[Height]"] == "2048"
+    assert row["OriginalImagePixelSpacing[x]"] == "0.143"
+    assert row["OriginalImagePixelSpacing[y]"] == "0.168"
+
+
+@needs_real_sample
+def test_the_real_manifest_rows():
+    manifest = read_manifest(REAL_SAMPLE / "Data_Entry_2017-patient11.csv")
+    assert len(manifest.rows) == 9
+    assert manifest.rows["00000011_005.png"]["View Position"] == "AP"
+    assert manifest.rows["00000011_006.png"]["OriginalImage[Width]"] == "2992"
+
+
+def test_run_selects_listed_images_stores_metadata_and_records_missing_ones(
+    folder_and_manifest, tmp_path
+):
+    images, manifest = folder_and_manifest
+    summary = xray_scale.run([images], tmp_path / "out.zarr", manifest=manifest, workers=1)
+    assert (summary.total, summary.ok, summary.failed, summary.manifest_missing) == (6, 4, 2, 2)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    names = [os.path.basename(p) for p in group["index/path"][:]]
+    assert names == [f"00000031_{k:03d}.png" for k in range(6)]  # unlisted.png left out
+    assert list(group["index/status"][:]) == ["ok"] * 4 + ["failed"] * 2
+    assert list(group["index/error"][4:]) == ["file not found"] * 2
+    assert group["index/finding_labels"][0] == "Effusion|Mass"
+    assert list(group["index/view_position"][:]) == ["AP", "PA"] * 3
+    assert group["index/patient_age"][:].tolist() == [60, 61, 62, 63, 64, 65]
+    assert group["index/original_width"][:].tolist() == [2500, 2501, 2502, 2503, 2504, 2505]
+    assert np.allclose(group["index/pixel_spacing_y"][:], 0.168)
+    attrs = group.attrs["xray_scale"]["manifest"]
+    assert attrs["listed"] == 6 and attrs["missing"] == 2
+    assert attrs["missing_examples"] == ["00000031_004.png", "00000031_005.png"]
+
+
+def test_changing_the_manifest_is_another_run(folder_and_manifest, tmp_path):
+    images, manifest = folder_and_manifest
+    xray_scale.run([images], tmp_path / "out.zarr", manifest=manifest, workers=1)
+    manifest.write_text(manifest.read_text().replace("Effusion|Mass", "Mass"))
+    with pytest.raises(xray_scale.StoreError, match="other inputs or another config"):
+        xray_scale.run([images], tmp_path / "out.zarr", manifest=manifest, workers=1)
+
+
+def test_bad_manifests(tmp_path):
+    (tmp_path / "other.csv").write_text("name,label\na.png,x\n")
+    with pytest.raises(InputError, match="no 'Image Index' column"):
+        read_manifest(tmp_path / "other.csv")
+    write_manifest(tmp_path / "short.csv", [["00000001_000.png", "x", 0]])
+    with pytest.raises(InputError, match="line 2: 3 values for 11 columns"):
+        read_manifest(tmp_path / "short.csv")
+    with pytest.raises(InputError, match="cannot read manifest"):
+        read_manifest(tmp_path / "nowhere.csv")
+    row = ["00000001_000.png", "x", 0, 1, 50, "M", "PA", 1, 1, 0.1, 0.1]
+    write_manifest(tmp_path / "twice.csv", [row, row])
+    with pytest.raises(InputError, match="listed twice"):
+        read_manifest(tmp_path / "twice.csv")
+
+
+def test_two_inputs_with_one_name_are_refused(folder_and_manifest, tmp_path):
+    images, manifest = folder_and_manifest
+    paths = [str(images / "00000031_000.png"), str(tmp_path / "copy" / "00000031_000.png")]
+    with pytest.raises(InputError, match="is in the inputs twice"):
+        select_with_manifest(paths, read_manifest(manifest))
