@@ -135,7 +135,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _compressors(config: Config):
+def _compressors(name: str, config: Config):
+    """Filter maps: as configured. Masks (0/1, or mostly zeros): zstd level 1, always."""
+    if name.startswith("masks/"):
+        return ZstdCodec(level=1)
     if config.compressor == "none":
         return None
     if config.compressor == "zstd":
@@ -203,9 +206,11 @@ def create_store(
                 dtype=dtype,
                 chunks=(1, height, width),
                 shards=(batch, height, width),
-                compressors=_compressors(config),
+                compressors=_compressors(name, config),
                 fill_value=0,
                 dimension_names=("image", "y", "x"),
+                # every chunk is written: checking each for all-zeros first costs a full scan
+                config={"write_empty_chunks": True},
             )
         for field in STAT_FIELDS:
             group.create_array(
