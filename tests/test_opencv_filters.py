@@ -79,3 +79,26 @@ def test_flat_images_give_zeros_not_nan():
     assert not np.isnan(constant).any() and not constant.any()
     blank = opencv_filters.tutorial_canny(np.zeros((32, 32), np.uint8))
     assert not np.isnan(blank).any() and not blank.any()
+
+
+def test_results_do_not_depend_on_concurrent_calls():
+    """Two threads filtering at once get the bits a lone call gets (IPP did not)."""
+    import threading
+
+    image = phantom(6, 1, shape=(256, 256))
+    names = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
+    alone = {name: getattr(opencv_filters, name)(image) for name in names}
+    differing = set()
+
+    def filter_repeatedly():
+        for _ in range(40):
+            for name in names:
+                if not np.array_equal(getattr(opencv_filters, name)(image.copy()), alone[name]):
+                    differing.add(name)
+
+    threads = [threading.Thread(target=filter_repeatedly) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not differing

@@ -55,6 +55,10 @@ def _gaussian(sigma: float, order: int) -> np.ndarray:
 
 
 def _separable(image: np.ndarray, along_axis0: np.ndarray, along_axis1: np.ndarray) -> np.ndarray:
+    # Intel IPP's sepFilter2D gives last-bit differences when two threads call it at
+    # once, so results would depend on scheduling; OpenCV's own code is deterministic.
+    # The switch is per thread, hence set on every call.
+    cv2.ipp.setUseIPP(False)
     return cv2.sepFilter2D(
         image, cv2.CV_32F, along_axis1, along_axis0, borderType=cv2.BORDER_REFLECT
     )
