@@ -78,9 +78,12 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
     return paths
 
 
-def xray_scale_run(folder: Path, store: Path, *, workers: int, config: str | None) -> float:
+def xray_scale_run(
+    folder: Path, store: Path, *, workers: int, config: str | None, engine: str
+) -> float:
+    shutil.rmtree(store, ignore_errors=True)  # the previous round's store, outside the clock
     began = time.perf_counter()
-    summary = xray_scale.run([folder], store, workers=workers, config=config, overwrite=True)
+    summary = xray_scale.run([folder], store, workers=workers, config=config, engine=engine)
     elapsed = time.perf_counter() - began
     if summary.ok != summary.total:
         raise SystemExit(f"run failed on {summary.failed} images: {summary.failures[:3]}")
@@ -94,6 +97,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--config", default=None, help="TOML config for xray-scale run")
+    parser.add_argument("--engine", default="auto", choices=xray_scale.ENGINES)
     args = parser.parse_args()
     source = args.source or (REAL_SAMPLE if REAL_SAMPLE.is_dir() else None)
 
@@ -104,7 +108,11 @@ def main() -> None:
         for round_number in range(args.rounds):
             tutorial_s = tutorial_loop(paths)
             run_s = xray_scale_run(
-                folder / "images", folder / "bench.zarr", workers=args.workers, config=args.config
+                folder / "images",
+                folder / "bench.zarr",
+                workers=args.workers,
+                config=args.config,
+                engine=args.engine,
             )
             rounds.append(
                 {
@@ -134,6 +142,7 @@ def main() -> None:
         "images": len(paths),
         "source": str(source) if source else "phantoms",
         "config": args.config or "default (configs/tutorial.toml)",
+        "engine": xray_scale.engines.resolve_engine(args.engine),
         "libraries": library_versions(),
         "rounds": rounds,
         "best_ratio": best_run / best_tutorial,

@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 
 REAL_IMAGE = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared/data/chestxray8-sample/00000011_000.png"
+    Path(__file__).resolve().parents[1].parent / "shared/data/chestxray8-sample/00000011_000.png"
 )
 FULL_DUMP = 112_120
 

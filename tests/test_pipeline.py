@@ -235,7 +235,11 @@ def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps
     assert group["index/error"][5] == (
         "processing failed in filters/sobel: FloatingPointError: injected failure"
     )
-    for name in ["filters/laplace_gaussian", "filters/gaussian_gradient_magnitude", "filters/sobel"]:
+    for name in [
+        "filters/laplace_gaussian",
+        "filters/gaussian_gradient_magnitude",
+        "filters/sobel",
+    ]:
         assert not group[name][5].any(), name  # written before the failure, then erased
         assert group[name][4].any() and group[name][6].any(), name  # its batch mates are kept
     assert np.isnan(group["stats/mean"][5]) and not group["stats/histogram"][5].any()

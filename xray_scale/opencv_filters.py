@@ -1,27 +1,35 @@
 """The ``opencv`` engine: the registry's filters from scipy's own kernels, applied by OpenCV.
 
 Every scipy.ndimage filter used here is separable: a 1-D correlation along
-axis 0 and one along axis 1. ``cv2.sepFilter2D(src, CV_32F, kernelX, kernelY,
-borderType=BORDER_REFLECT)`` computes exactly that, with ``kernelX`` along
-axis 1 (within a row) and ``kernelY`` along axis 0, and OpenCV's
-``BORDER_REFLECT`` (``fedcba|abcdef``) is scipy's default mode ``reflect``.
-The 1-D kernels are scipy's:
+axis 0 and one along axis 1. ``cv2.sepFilter2D(src, CV_32F, kernelX,
+kernelY, borderType=BORDER_REFLECT)`` computes exactly that, with ``kernelX``
+along axis 1 (within a row) and ``kernelY`` along axis 0; like scipy it
+correlates (it does not flip the kernels), keeps a float32 intermediate, and
+always filters directly (never through a DFT). OpenCV's ``BORDER_REFLECT``
+(``fedcba|abcdef``) is scipy's default mode ``reflect``.
 
-- Gaussian derivatives of order 0, 1, 2: ``scipy.ndimage._gaussian_kernel1d``
-  with radius ``int(4 * sigma + 0.5)``, reversed, as ``gaussian_filter1d``
-  does before it correlates;
-- Sobel: ``[-1, 0, 1]`` along the derivative axis, ``[1, 2, 1]`` along the other;
-  Prewitt: ``[-1, 0, 1]`` and ``[1, 1, 1]``.
+The 1-D kernels are scipy's own:
 
-``fourier_gaussian`` applied to a real (spatial) image multiplies it by a
-weight map that depends only on the shape and sigma, so the map is computed
-once per (shape, sigma) and reused. Results match the scipy engine within
-1e-4 of each output's range (``tests/test_engines.py``, ``tests/test_opencv_filters.py``).
+- Gaussian derivative of order 0, 1 or 2: ``scipy.ndimage._filters._gaussian_kernel1d``
+  with radius ``int(4.0 * sigma + 0.5)`` (``truncate=4.0``), reversed, as
+  ``gaussian_filter1d`` reverses it before it correlates;
+- ``gaussian_laplace``: order 2 along one axis and order 0 along the other,
+  summed over both choices of the axis;
+- ``gaussian_gradient_magnitude``: order 1 along one axis and order 0 along the
+  other, the square root of the sum of squares over both choices;
+- ``sobel(axis=a)``: ``[-1, 0, 1]`` along ``a``, ``[1, 2, 1]`` along the other axis;
+  ``prewitt(axis=a)``: ``[-1, 0, 1]`` along ``a``, ``[1, 1, 1]`` along the other.
+
+``fourier_gaussian`` applied to a real, spatial image only multiplies it by a
+weight map that depends on the shape and sigma, so the map is computed once per
+(shape, sigma) and reused. Each filter matches the scipy engine within 1e-4 of
+its output's range (``tests/test_opencv_filters.py``). The real ``canny`` is not
+implemented here: the scikit-image reference runs for it.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -31,17 +39,20 @@ from .filters import as_float32, normalise_to_255
 
 try:
     import cv2
-except ImportError as error:  # pragma: no cover - exercised only without OpenCV
+except ImportError as error:
     raise ImportError(
-        "the opencv engine needs opencv-python-headless: pip install opencv-python-headless"
+        "the opencv engine needs opencv-python-headless, a dependency of xray-scale: "
+        "pip install opencv-python-headless"
     ) from error
 
 __all__ = ["gaussian_gradient_magnitude", "laplace_gaussian", "sobel", "tutorial_canny"]
 
-# The pipeline runs one image per thread already; OpenCV's own thread pool on top
-# of that only oversubscribes the cores.
+# The pipeline parallelises across images with its own threads, each calling these
+# filters (cv2 releases the GIL). OpenCV's own thread pool inside every call would
+# only oversubscribe the cores, so OpenCV runs single-threaded (a process-wide setting).
 cv2.setNumThreads(1)
 
+_TRUNCATE = 4.0
 _DIFFERENCE = np.array([-1.0, 0.0, 1.0], dtype=np.float32)
 _SOBEL_SMOOTH = np.array([1.0, 2.0, 1.0], dtype=np.float32)
 _PREWITT_SMOOTH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
@@ -49,30 +60,57 @@ _PREWITT_SMOOTH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 
 @cache
 def _gaussian(sigma: float, order: int) -> np.ndarray:
-    """scipy's correlation kernel of ``gaussian_filter1d(sigma, order, truncate=4)``."""
-    radius = int(4.0 * float(sigma) + 0.5)
-    return np.ascontiguousarray(_gaussian_kernel1d(sigma, order, radius)[::-1], dtype=np.float32)
+    """scipy's correlation kernel for ``gaussian_filter1d(sigma, order, truncate=4.0)``."""
+    sigma = float(sigma)
+    radius = int(_TRUNCATE * sigma + 0.5)
+    kernel = np.ascontiguousarray(_gaussian_kernel1d(sigma, order, radius)[::-1], np.float32)
+    kernel.flags.writeable = False
+    return kernel
 
 
 def _separable(image: np.ndarray, along_axis0: np.ndarray, along_axis1: np.ndarray) -> np.ndarray:
-    # Intel IPP's sepFilter2D gives last-bit differences when two threads call it at
-    # once, so results would depend on scheduling; OpenCV's own code is deterministic.
-    # The switch is per thread, hence set on every call.
-    cv2.ipp.setUseIPP(False)
+    """Correlate with ``along_axis0`` down the columns and ``along_axis1`` along the rows."""
     return cv2.sepFilter2D(
         image, cv2.CV_32F, along_axis1, along_axis0, borderType=cv2.BORDER_REFLECT
     )
 
 
+def _magnitude(along_rows: np.ndarray, along_columns: np.ndarray) -> np.ndarray:
+    """``hypot`` of two float32 maps, with Intel IPP off for the call.
+
+    IPP's ``magnitude`` rounds differently depending on the output buffer's memory
+    alignment, so the same image could give different last bits from one call to the
+    next; OpenCV's own code does not. The switch is per thread and is restored.
+    """
+    use_ipp = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(False)
+    try:
+        return cv2.magnitude(along_rows, along_columns)
+    finally:
+        cv2.ipp.setUseIPP(use_ipp)
+
+
 def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
-    """``scipy.ndimage.gaussian_laplace`` in float32.
+    """Laplace filter with Gaussian second derivatives, as ``scipy.ndimage.gaussian_laplace``.
 
     See :func:`xray_scale.filters.laplace_gaussian`.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+    sigma : float
+        Standard deviation of the Gaussian, in pixels, on both axes.
+
+    Returns
+    -------
+    ndarray
+        float32 map, signed.
 
     Examples
     --------
     >>> impulse = np.zeros((5, 5), dtype=np.uint8); impulse[2, 2] = 100
-    >>> float(laplace_gaussian(impulse)[2, 2]) < 0
+    >>> float(laplace_gaussian(impulse, sigma=1.0)[2, 2]) < 0
     True
     """
     image = as_float32(image)
@@ -83,26 +121,53 @@ def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
 
 
 def gaussian_gradient_magnitude(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:
-    """``scipy.ndimage.gaussian_gradient_magnitude`` in float32.
+    """Gradient magnitude with Gaussian derivatives, as scipy's.
+
+    See :func:`xray_scale.filters.gaussian_gradient_magnitude`.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+    sigma : float
+        Standard deviation of the Gaussian, in pixels, on both axes.
+
+    Returns
+    -------
+    ndarray
+        float32 map, non-negative.
 
     Examples
     --------
-    >>> float(gaussian_gradient_magnitude(np.full((8, 8), 7, np.uint8)).max()) < 1e-6
+    >>> float(gaussian_gradient_magnitude(np.full((8, 8), 7, np.uint8)).max()) < 1e-5
     True
     """
     image = as_float32(image)
     smooth, first = _gaussian(sigma, 0), _gaussian(sigma, 1)
-    return cv2.magnitude(_separable(image, first, smooth), _separable(image, smooth, first))
+    return _magnitude(_separable(image, first, smooth), _separable(image, smooth, first))
 
 
 def _magnitude_to_255(image: np.ndarray, smooth: np.ndarray) -> np.ndarray:
+    """3x3 derivative (``[-1, 0, 1]`` by ``smooth``) magnitude, normalised to 0..255."""
     along_rows = _separable(image, _DIFFERENCE, smooth)
     along_columns = _separable(image, smooth, _DIFFERENCE)
-    return normalise_to_255(cv2.magnitude(along_rows, along_columns))
+    return normalise_to_255(_magnitude(along_rows, along_columns))
 
 
 def sobel(image: np.ndarray) -> np.ndarray:
-    """Sobel magnitude scaled to 0..255; see :func:`xray_scale.filters.sobel`.
+    """Sobel gradient magnitude, normalised so that its maximum is 255.
+
+    See :func:`xray_scale.filters.sobel`.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+
+    Returns
+    -------
+    ndarray
+        float32 map in [0, 255]; all zeros for a constant image.
 
     Examples
     --------
@@ -113,8 +178,9 @@ def sobel(image: np.ndarray) -> np.ndarray:
     return _magnitude_to_255(as_float32(image), _SOBEL_SMOOTH)
 
 
-@cache
+@lru_cache(maxsize=8)
 def _fourier_gaussian_weights(shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """The read-only float32 map ``fourier_gaussian(image, sigma)`` multiplies a real image by."""
     weights = ndimage.fourier_gaussian(np.ones(shape, dtype=np.float64), sigma=sigma)
     weights = weights.astype(np.float32)
     weights.flags.writeable = False
@@ -122,7 +188,21 @@ def _fourier_gaussian_weights(shape: tuple[int, int], sigma: float) -> np.ndarra
 
 
 def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
-    """The tutorial's "Canny"; see :func:`xray_scale.filters.tutorial_canny`.
+    """The tutorial's "Canny": ``fourier_gaussian`` then Prewitt magnitude, to 0..255.
+
+    See :func:`xray_scale.filters.tutorial_canny` (it is not a Canny edge detector).
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2-D image.
+    sigma : float
+        ``sigma`` of ``scipy.ndimage.fourier_gaussian``.
+
+    Returns
+    -------
+    ndarray
+        float32 map in [0, 255]; all zeros for an all-zero image.
 
     Examples
     --------
