@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 import xray_scale
+from xray_scale.allocator import tune_malloc
 from xray_scale.store import library_versions
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/chestxray8-sample"
@@ -91,6 +92,8 @@ def xray_scale_run(
 
 
 def main() -> None:
+    # The allocator policy of the xray-scale executable, for both sides of the comparison.
+    tune_malloc()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=72)
     parser.add_argument("--source", type=Path, default=None, help="folder of PNGs to repeat")

@@ -38,6 +38,8 @@ _FIRST_BATCH = r"""
 import json, os, resource, sys, time
 began = time.perf_counter()
 import xray_scale
+from xray_scale.allocator import tune_malloc
+tune_malloc()  # as the xray-scale executable does
 
 def first_batch(report):
     print(json.dumps({
@@ -53,6 +55,8 @@ xray_scale.run([sys.argv[1]], sys.argv[2], workers=int(sys.argv[3]), on_batch=fi
 _WHOLE_RUN = r"""
 import json, resource, sys, time
 import xray_scale
+from xray_scale.allocator import tune_malloc
+tune_malloc()  # as the xray-scale executable does
 began = time.perf_counter()
 summary = xray_scale.run([sys.argv[1]], sys.argv[2], workers=int(sys.argv[3]))
 print(json.dumps({

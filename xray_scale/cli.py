@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
+from .allocator import tune_malloc
 from .config import ConfigError
 from .engines import ENGINES, EngineError
 from .pipeline import SCHEDULERS, RunSummary, run
@@ -492,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def console_script() -> None:
     """The ``xray-scale`` executable: :func:`main` with its code as the exit status."""
+    tune_malloc()
     sys.exit(main())
 
 
