@@ -15,9 +15,6 @@ goes to ``benchmarks/results/`` (git-ignored).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -25,11 +22,11 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+from records import save_record
 from scipy import ndimage
 
 import xray_scale
 from xray_scale.allocator import tune_malloc
-from xray_scale.store import library_versions
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/chestxray8-sample"
 
@@ -136,25 +133,18 @@ def main() -> None:
         f"best of {args.rounds}: tutorial {best_tutorial:.2f} img/s, run {best_run:.2f} img/s, "
         f"ratio {best_run / best_tutorial:.2f}x"
     )
-    record = {
-        "benchmark": "pipeline_vs_tutorial",
-        "machine": platform.node(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "workers": args.workers,
-        "images": len(paths),
-        "source": str(source) if source else "phantoms",
-        "config": args.config or "default (configs/tutorial.toml)",
-        "engine": xray_scale.engines.resolve_engine(args.engine),
-        "libraries": library_versions(),
-        "rounds": rounds,
-        "best_ratio": best_run / best_tutorial,
-    }
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    out = results / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(record, indent=2))
-    print(f"record: {out}")
+    save_record(
+        "pipeline",
+        {
+            "workers": args.workers,
+            "images": len(paths),
+            "source": str(source) if source else "phantoms",
+            "config": args.config or "default (configs/tutorial.toml)",
+            "engine": xray_scale.engines.resolve_engine(args.engine),
+            "rounds": rounds,
+            "best_ratio": best_run / best_tutorial,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from records import save_record
 
 REAL_IMAGE = (
     Path(__file__).resolve().parents[1].parent / "shared/data/chestxray8-sample/00000011_000.png"
@@ -148,23 +149,14 @@ def main() -> None:
         figures = startup(args.workers)
     else:
         figures = memory(args.workers, args.small, args.large)
-    from xray_scale.store import library_versions
-
-    record = {
-        "benchmark": f"scale_{args.what}",
-        "machine": platform.node(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "workers": args.workers,
-        "image": str(REAL_IMAGE if REAL_IMAGE.is_file() else "phantom"),
-        "libraries": library_versions(),
-        "figures": figures,
-    }
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    out = results / f"scale-{args.what}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(record, indent=2))
-    print(f"record: {out}")
+    save_record(
+        f"scale-{args.what}",
+        {
+            "workers": args.workers,
+            "image": str(REAL_IMAGE if REAL_IMAGE.is_file() else "phantom"),
+            "figures": figures,
+        },
+    )
 
 
 if __name__ == "__main__":
