@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_scale.py startup            # 112,120 hard links + a 112,120-line list
     python benchmarks/bench_scale.py memory             # peak RSS at 200 vs 2,000 images
+    python benchmarks/bench_scale.py schedulers         # threads vs processes vs distributed
 
 ``startup`` makes 112,120 hard links to one real 1024x1024 ChestX-ray8 image (a
 phantom when ../shared is absent) in a temporary folder, so the run sees
@@ -11,7 +12,9 @@ phantom when ../shared is absent) in a temporary folder, so the run sees
 time from the start of ``xray_scale.run`` to its first processed batch and the
 peak RSS of the process at that moment; once with the folder as input, once
 with a 112,120-line .txt list. ``memory`` runs the same command on 200 and on
-2,000 links in fresh processes and compares their peak RSS. Each measurement is
+2,000 links in fresh processes and compares their peak RSS. ``schedulers`` runs
+the same 72 links with 2 workers on each local scheduler, in turn, in fresh
+processes, and prints each rate as a ratio to threads. Each measurement is
 a fresh ``python`` process, so the RSS figures include the interpreter and the
 imported libraries. Records go to benchmarks/results/ (git-ignored).
 """
@@ -50,6 +53,18 @@ def first_batch(report):
     os._exit(0)
 
 xray_scale.run([sys.argv[1]], sys.argv[2], workers=int(sys.argv[3]), on_batch=first_batch)
+"""
+
+# Runs in a fresh interpreter: a whole run on one scheduler, then its rate.
+_SCHEDULER_RUN = r"""
+import json, sys
+import xray_scale
+from xray_scale.allocator import tune_malloc
+tune_malloc()  # as the xray-scale executable does
+if __name__ == "__main__":
+    summary = xray_scale.run([sys.argv[1]], sys.argv[2], workers=int(sys.argv[3]),
+                             scheduler=sys.argv[4])
+    print(json.dumps({"images_per_s": summary.images_per_s}), flush=True)
 """
 
 # Runs in a fresh interpreter: a whole run, then its peak RSS.
@@ -138,17 +153,34 @@ def memory(workers: int, small: int, large: int) -> dict:
     return {"runs": results, "ratio": ratio}
 
 
+def schedulers(workers: int, count: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="xray-scale-schedulers-") as tmp:
+        tmp = Path(tmp)
+        images = link_images(source_image(tmp), tmp / "images", count)
+        rates = {}
+        for scheduler in ("threads", "processes", "distributed"):
+            result = run_python(
+                _SCHEDULER_RUN, images, tmp / f"{scheduler}.zarr", workers, scheduler
+            )
+            rates[scheduler] = result["images_per_s"]
+    for scheduler, rate in rates.items():
+        print(f"{scheduler:>11}: {rate:5.1f} img/s = {rate / rates['threads']:.2f} x threads")
+    return {"images": count, "images_per_s": rates}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["startup", "memory"])
+    parser.add_argument("what", choices=["startup", "memory", "schedulers"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=2000)
     args = parser.parse_args()
     if args.what == "startup":
         figures = startup(args.workers)
-    else:
+    elif args.what == "memory":
         figures = memory(args.workers, args.small, args.large)
+    else:
+        figures = schedulers(args.workers, 72)
     save_record(
         f"scale-{args.what}",
         {

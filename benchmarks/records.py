@@ -13,7 +13,7 @@ from xray_scale.store import library_versions
 RESULTS = Path(__file__).parent / "results"
 
 
-def save_record(kind: str, figures: dict) -> Path:
+def save_record(kind: str, figures: dict, *, folder: Path = RESULTS) -> Path:
     """Write ``figures`` with the machine and library versions; print and return the path."""
     record = {
         "benchmark": kind,
@@ -23,8 +23,8 @@ def save_record(kind: str, figures: dict) -> Path:
         "libraries": library_versions(),
         **figures,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(record, indent=2))
     print(f"record: {out}")
     return out
