@@ -409,6 +409,9 @@ def test_cli_render_prints_the_written_paths(store, tmp_path, capsys):
         (["{tmp}/missing.zarr"], "is not a zarr store"),
         (["{store}", "--sample", "0"], "--sample"),
         (["{store}", "--format", "jpg"], "'jpg' is not one of"),
+        (["{store}", "--panel", "sobel:no_such_map"], "'no_such_map' is not a matplotlib"),
+        (["{store}", "--panel", "blur:gray"], "blur"),
+        (["{store}", "--panel", "sobel"], "must be SOURCE:CMAP or SOURCE:CMAP:TITLE"),
     ],
 )
 def test_cli_render_errors_are_one_line(store, tmp_path, capsys, arguments, message):
@@ -418,6 +421,27 @@ def test_cli_render_errors_are_one_line(store, tmp_path, capsys, arguments, mess
     error = capsys.readouterr().err.strip()
     assert error.startswith("xray-scale: error: ") and message in error
     assert len(error.splitlines()) == 1 and "Traceback" not in error
+
+
+def test_cli_panels_sizes_and_gif_beside(store, tmp_path, capsys):
+    path, _ = store
+    out = tmp_path / "chosen"
+    argv = ["render", str(path), "00000011_001", "--patient", "11", "--out", str(out), "-q"]
+    argv += ["--panel", "original:gray", "--panel", "sobel:CMRmap:Sobel (edges) - CMRmap"]
+    argv += ["--panel", "tutorial_canny:terrain", "--grid-size", "6", "2.5", "--dpi", "40"]
+    argv += ["--gif-beside", "sobel"]
+    assert main(argv) == 0, capsys.readouterr().err
+    grid = iio.imread(out / "grids" / "00000011_001.png")
+    assert grid.shape[:2] == (100, 240)  # 2.5 x 6 inches at 40 dpi
+    plain = tmp_path / "plain"
+    assert main(["render", str(path), "--patient", "11", "--out", str(plain), "-q"]) == 0
+    beside = Image.open(out / "gifs" / "patient_11.gif")
+    alone = Image.open(plain / "gifs" / "patient_11.gif")
+    assert beside.n_frames == alone.n_frames
+    beside_frame = np.asarray(beside.convert("L"))
+    alone_frame = np.asarray(alone.convert("L"))
+    # the original with the Sobel map beside it: 64 + 4 + 64 pixels of content per row
+    assert (beside_frame[-1] > 0).sum() > (alone_frame[-1] > 0).sum()
 
 
 def test_default_panels_are_the_tutorials():

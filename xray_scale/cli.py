@@ -387,6 +387,21 @@ def render(
         bool, typer.Option(help="A follow-up GIF per patient with 2+ selected images.")
     ] = True,
     gif_ms: Annotated[int, typer.Option(min=1, help="Milliseconds per GIF frame.")] = 1000,
+    gif_beside: Annotated[
+        str | None, typer.Option(help="A filter or mask shown beside the original in GIFs.")
+    ] = None,
+    panels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--panel",
+            help="SOURCE:CMAP[:TITLE], repeatable, e.g. sobel:CMRmap tutorial_canny:terrain "
+            "(default: the tutorial's 9 panels).",
+        ),
+    ] = None,
+    grid_size: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="Width and height of each grid, in inches (with --dpi: pixels)."),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or notes (paths still printed).")
     ] = False,
@@ -395,7 +410,7 @@ def render(
 
     Prints the files written, one per line.
     """
-    from .render import FORMATS, SelectionError, render_store
+    from .render import DEFAULT_PANELS, FORMATS, parse_panel, render_store
 
     for fmt in formats or ():
         if fmt.lower() not in FORMATS:
@@ -424,6 +439,9 @@ def render(
         report = render_store(
             store,
             out,
+            panels=[parse_panel(text) for text in panels] if panels else DEFAULT_PANELS,
+            grid_figsize=grid_size,
+            gif_beside=gif_beside,
             names=tuple(names or ()),
             patient=patient,
             sample=sample,
@@ -434,7 +452,7 @@ def render(
             gif_ms=gif_ms,
             progress=advance,
         )
-    except SelectionError as error:
+    except ValueError as error:  # a selection, panel or size the store cannot satisfy
         raise typer.BadParameter(str(error)) from None
     finally:
         if task is not None:

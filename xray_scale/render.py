@@ -66,6 +66,7 @@ __all__ = [
     "mask_fraction_figure",
     "render_gif",
     "render_grid",
+    "parse_panel",
     "render_store",
     "save_figure",
     "select_images",
@@ -115,6 +116,24 @@ DEFAULT_PANELS: tuple[Panel, ...] = (
     Panel("mask_binary", "gray", "Mask (> {threshold}, less noisy)"),
 )
 """The tutorial's final "Compare the results" figure, panel by panel."""
+
+
+def parse_panel(text: str) -> Panel:
+    """A panel from ``"SOURCE:CMAP"`` or ``"SOURCE:CMAP:TITLE"`` (the CLI's ``--panel``).
+
+    Examples
+    --------
+    >>> parse_panel("sobel:CMRmap")
+    Panel(source='sobel', cmap='CMRmap', title='sobel - CMRmap')
+    >>> parse_panel("tutorial_canny:terrain:Canny (edges) - terrain").title
+    'Canny (edges) - terrain'
+    """
+    parts = text.split(":", 2)
+    if len(parts) < 2 or not all(parts[:2]):
+        raise ValueError(f"panel {text!r} must be SOURCE:CMAP or SOURCE:CMAP:TITLE")
+    source, cmap = parts[0], parts[1]
+    panel = Panel(source, cmap, parts[2] if len(parts) == 3 else f"{source} - {cmap}")
+    return _check_panels([panel])[0]
 
 
 class SelectionError(ValueError):

@@ -34,7 +34,14 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-__all__ = ["MAX_FOLLOW_UP", "MAX_PATIENT_ID", "MIN_SIDE", "phantom", "phantom_name", "write_phantoms"]
+__all__ = [
+    "MAX_FOLLOW_UP",
+    "MAX_PATIENT_ID",
+    "MIN_SIDE",
+    "phantom",
+    "phantom_name",
+    "write_phantoms",
+]
 
 MAX_PATIENT_ID = 99_999_999
 """The largest patient id an 8-digit ChestX-ray8 name can hold."""
@@ -124,8 +131,10 @@ class _Canvas:
         rows, cols = _axes(*shape)
         # Rotation by the rational parametrisation (t = tan(angle / 2)): exact arithmetic only.
         cos, sin = (1 - tilt * tilt) / (1 + tilt * tilt), 2 * tilt / (1 + tilt * tilt)
-        self.sin = abs(sin)
-        self.margin = abs(sin) * max(shape) / 2 + max(abs(shift[0]), abs(shift[1])) + 2
+        # How far a patient-frame point can be from its pixel: the rotation moves a point at
+        # distance d from the centre by ~|sin| d, the shift adds itself; +2 pixels of slack.
+        reach = max(abs(shift[0]), abs(shift[1]))
+        self.margin = abs(sin) * (np.hypot(*shape) / 2 + reach) + reach + 2
         rows = rows - shift[0]
         cols = cols - shift[1]
         self.u = ((cos / self.width) * cols + (sin / self.width) * rows).astype(_F)
@@ -165,18 +174,23 @@ def _draw_anatomy(canvas: _Canvas, rng: np.random.Generator) -> dict[str, float]
     """Add one patient's anatomy to ``canvas.attenuation``; return where the lesion goes."""
     uniform = rng.uniform
 
-    # Soft tissue: the union (not the sum) of trunk, neck and shoulders, bright where thick.
-    body_half = uniform(0.41, 0.46)
-    body_v = uniform(0.72, 0.78)
-    window, tissue = canvas.ellipsoid(0.0, body_v, body_half, body_v)
-    shoulder_v = uniform(0.17, 0.21)
-    parts = [(0.0, 0.0, uniform(0.08, 0.095), 0.25)]  # the neck
-    parts += [(side * (body_half - 0.1), shoulder_v, 0.15, 0.11) for side in (-1, 1)]
-    for cu, cv, ru, rv in parts:
-        part_window, part = canvas.ellipsoid(cu, cv, ru, rv)
-        part *= _F(0.75)
-        np.maximum(canvas.attenuation[part_window], part, out=canvas.attenuation[part_window])
-    np.maximum(canvas.attenuation[window], tissue, out=canvas.attenuation[window])
+    # Soft tissue: the union (not the sum) of a boxy trunk with rounded shoulders and the
+    # neck, bright where thick.
+    body_half, body_v = uniform(0.42, 0.47), uniform(0.8, 0.86)
+    body_rv = body_v - uniform(0.06, 0.09)
+    window = canvas.box(-body_half, body_half, body_v - body_rv, 1.0)
+    du = canvas.u[window] * _F(1 / body_half)
+    dv = (canvas.v[window] - _F(body_v)) * _F(1 / body_rv)
+    du *= du
+    dv *= dv
+    dv *= dv  # a superellipse: |dv| ** 4 keeps the flanks straight and the shoulders round
+    du += dv
+    np.subtract(_F(1), du, out=du)
+    np.maximum(du, _F(0), out=du)
+    canvas.attenuation[window] = np.sqrt(du, out=du)
+    neck_window, neck = canvas.ellipsoid(0.0, 0.0, uniform(0.08, 0.095), 0.25)
+    neck *= _F(0.8)
+    np.maximum(canvas.attenuation[neck_window], neck, out=canvas.attenuation[neck_window])
     canvas.attenuation *= _F(0.8)
 
     # Lungs: air removes attenuation; domed hemidiaphragms (the right one higher); the
@@ -222,10 +236,12 @@ def _draw_anatomy(canvas: _Canvas, rng: np.random.Generator) -> dict[str, float]
     canvas.attenuation[window] += column
 
     # Clavicles: shallow S-curves from the sternal notch to the shoulders.
-    notch_v, rise = uniform(0.18, 0.21), uniform(0.3, 0.38)
+    notch_v, rise = uniform(0.19, 0.22), uniform(0.2, 0.26)
     half_thick = 0.013
     for side in (-1, 1):
-        window = canvas.box(min(0, side * 0.36), max(0, side * 0.36), notch_v - 0.14, notch_v + 0.03)
+        window = canvas.box(
+            min(0, side * 0.36), max(0, side * 0.36), notch_v - 0.14, notch_v + 0.03
+        )
         lateral = canvas.u[window] * _F(side) - _F(0.03)  # distance from the notch
         inside = (lateral > 0) & (lateral < _F(0.3))
         curve = lateral * _F(-rise) + _F(notch_v)
@@ -238,18 +254,29 @@ def _draw_anatomy(canvas: _Canvas, rng: np.random.Generator) -> dict[str, float]
         np.sqrt(curve, out=curve)
         curve *= _F(0.2)
         curve *= inside
+        within_body = canvas.attenuation[window] * _F(5)  # fade out at the skin
+        np.minimum(within_body, _F(1), out=within_body)
+        curve *= within_body
         canvas.attenuation[window] += curve
 
     # Ribs: posterior (bright, arching) and anterior (faint, sloping down medially) arcs,
     # one family each: ``phase`` counts ribs down the thorax, its fractional part
     # says where across a rib a pixel is.
-    thorax_ru, thorax_rv = lung_gap + 2 * lung_ru + 0.035, lung_rv + 0.03
-    window, cage = canvas.ellipsoid(0.0, lung_v + 0.01, thorax_ru, thorax_rv)
+    thorax_ru, thorax_rv = lung_gap + 2 * lung_ru + 0.035, lung_rv + 0.02
+    window, cage = canvas.ellipsoid(0.0, lung_v - 0.015, thorax_ru, thorax_rv)
     cage *= _F(4)
     np.minimum(cage, _F(1), out=cage)
     across = np.abs(canvas.u[window])
     beside_spine = np.clip((across - _F(spine_ru * 0.6)) * _F(40), _F(0), _F(1))
     cage *= beside_spine
+    below = across - _F(lung_gap + lung_ru)  # fainter below the diaphragm
+    below *= below
+    below *= _F(0.45 / lung_ru)
+    below += _F(dome_top + 0.02)
+    below -= canvas.v[window]
+    below *= _F(1 / 0.03)
+    below += _F(1)
+    cage *= np.clip(below, _F(0.3), _F(1), out=below)
     spacing = (lung_rv * 2) / uniform(10.2, 11)
     posterior_top = lung_v - lung_rv - 0.02
     families = (
@@ -279,11 +306,11 @@ def _draw_anatomy(canvas: _Canvas, rng: np.random.Generator) -> dict[str, float]
             bone *= np.clip((across - _F(0.12)) * _F(20), _F(0), _F(1))
         canvas.attenuation[window] += bone
 
-    # Where a lesion will appear: inside the lower half of one lung.
+    # Where a lesion will appear: in the middle or upper part of one lung, clear of the heart.
     lesion_side = -1 if rng.random() < 0.5 else 1
     return {
-        "u": lesion_side * (lung_gap + lung_ru * uniform(0.6, 1.3)),
-        "v": lung_v + lung_rv * uniform(-0.3, 0.3),
+        "u": lesion_side * (lung_gap + lung_ru * uniform(0.8, 1.4)),
+        "v": lung_v + lung_rv * uniform(-0.5, 0.1),
     }
 
 
@@ -472,7 +499,10 @@ def write_phantoms(
             pixels = phantom(patient_id, follow_up, shape=shape, bit_depth=bit_depth)
             path = directory / phantom_name(patient_id, follow_up)
             partial = path.with_name(f".{path.name}.partial")
-            Image.fromarray(pixels).save(partial, format="PNG")  # 'L' or 'I;16'
-            os.replace(partial, path)  # never a half-written PNG under the final name
+            try:
+                Image.fromarray(pixels).save(partial, format="PNG")  # mode 'L' or 'I;16'
+                os.replace(partial, path)  # never a half-written PNG under the final name
+            finally:
+                partial.unlink(missing_ok=True)
             paths.append(path)
     return sorted(paths)
