@@ -64,3 +64,22 @@ def test_bad_files(tmp_path):
     (tmp_path / "bad.toml").write_text("[run\nbatch_size = 2")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_config(tmp_path / "bad.toml")
+
+
+def test_full_dump_config_keeps_previews_and_no_full_resolution_maps():
+    config = load_config(CONFIGS / "full-dump.toml")
+    assert (config.full_resolution, config.preview_size, config.batch_size) == (False, 256, 16)
+    assert config.filters == Config().filters and config.masks == Config().masks
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ({"full_resolution": "no"}, "store.full_resolution must be true or false"),
+        ({"preview_size": 8}, "store.preview_size must be 0 (none) or >= 16"),
+        ({"preview_size": -1}, "store.preview_size must be an integer >= 0"),
+    ],
+)
+def test_bad_storage_policy(store, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config({"store": store})

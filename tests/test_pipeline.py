@@ -243,3 +243,49 @@ def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps
         assert not group[name][5].any(), name  # written before the failure, then erased
         assert group[name][4].any() and group[name][6].any(), name  # its batch mates are kept
     assert np.isnan(group["stats/mean"][5]) and not group["stats/histogram"][5].any()
+
+
+def test_previews_without_full_resolution_maps(phantom_folder, tmp_path):
+    from xray_scale.analysis import map_function, to_preview
+
+    config = {"store": {"full_resolution": False, "preview_size": 32}, "run": {"batch_size": 5}}
+    make_bad_inputs(phantom_folder / "bad")
+    summary = xray_scale.run([phantom_folder], tmp_path / "out.zarr", config=config, workers=2)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert "filters" not in group and "masks" not in group
+    names = sorted(group["previews"].array_keys())
+    assert names == sorted(
+        [
+            "original",
+            "laplace_gaussian",
+            "gaussian_gradient_magnitude",
+            "sobel",
+            "tutorial_canny",
+            "mask_values",
+            "mask_binary",
+        ]
+    )
+    assert group["previews/sobel"].shape == (21, 32, 32)
+    assert group["previews/sobel"].shards == (5, 32, 32)
+    assert group["previews/sobel"].dtype == np.uint8
+    paths = list(group["index/path"][:])
+    status = group["index/status"][:]
+    loaded = load_config(config)
+    engine = group.attrs["xray_scale"]["engine"]
+    for index, path in enumerate(paths):
+        if status[index] != "ok":
+            assert not group["previews/original"][index].any()  # failed: nothing to browse
+            continue
+        pixels = decode_image(path, shape=(64, 64)).pixels
+        assert np.array_equal(group["previews/original"][index], to_preview(pixels, (32, 32)))
+        sobel = map_function("filters/sobel", loaded, engine=engine)(pixels)
+        assert np.array_equal(group["previews/sobel"][index], to_preview(sobel, (32, 32)))
+    assert summary.ok == 12 and np.isfinite(group["stats/median"][:12]).all()
+
+
+def test_statistics_only_run_computes_no_maps(phantom_folder, tmp_path):
+    config = {"store": {"full_resolution": False}}
+    summary = xray_scale.run([phantom_folder], tmp_path / "out.zarr", config=config, workers=1)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert summary.ok == 12 and sorted(group.group_keys()) == ["index", "stats"]
+    assert group["stats/histogram"][:].sum() == 12 * 64 * 64

@@ -28,6 +28,9 @@ __all__ = [
     "map_function",
     "map_names",
     "output_dtypes",
+    "preview_name",
+    "preview_shape",
+    "to_preview",
     "to_storage_dtype",
 ]
 
@@ -81,6 +84,47 @@ def to_storage_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
         scaled = (values - np.float32(low)) * np.float32(255.0 / (high - low))
         return np.rint(scaled).astype(np.uint8)
     raise ValueError(f"dtype must be float32, float16 or uint8, got {dtype!r}")
+
+
+def preview_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """(height, width) of a preview whose longer side is ``size`` (never larger than ``shape``).
+
+    Examples
+    --------
+    >>> preview_shape((1024, 1024), 256), preview_shape((600, 300), 100)
+    ((256, 256), (100, 50))
+    >>> preview_shape((64, 64), 256)
+    (64, 64)
+    """
+    height, width = shape
+    scale = min(1.0, size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def preview_name(name: str) -> str:
+    """Store name of the preview of a map: ``filters/sobel`` -> ``previews/sobel``."""
+    return "previews/" + name.split("/", 1)[1]
+
+
+def to_preview(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A small uint8 image of a map, for browsing.
+
+    The map is shrunk by area averaging (``cv2.INTER_AREA``) and scaled per
+    image to 0..255 (:func:`to_storage_dtype` ``"uint8"``): previews show
+    structure, not comparable values.
+
+    Examples
+    --------
+    >>> to_preview(np.arange(16, dtype=np.float32).reshape(4, 4), (2, 2))  # 2x2 means 2.5..12.5
+    array([[  0,  51],
+           [204, 255]], dtype=uint8)
+    """
+    import cv2
+
+    small = cv2.resize(
+        np.asarray(values, dtype=np.float32), shape[::-1], interpolation=cv2.INTER_AREA
+    )
+    return to_storage_dtype(small, "uint8")
 
 
 def check_compat(compat: str | None) -> None:

@@ -217,7 +217,12 @@ def describe_store(path: Path) -> dict:
         "runs": runs,
         "elapsed_s": elapsed,
         "images_per_s": processed / elapsed if elapsed else None,
-        "arrays": attrs["map_dtypes"],
+        "arrays": {
+            f"{kind}/{name}": str(group[f"{kind}/{name}"].dtype)
+            for kind in ("filters", "masks", "previews")
+            if kind in group
+            for name in sorted(group[kind].array_keys())
+        },
         "config": attrs["config"],
         "libraries": attrs["libraries"],
     }

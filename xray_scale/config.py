@@ -62,6 +62,12 @@ class Config:
         One of :data:`STORE_COMPRESSORS`.
     compression_level : int
         Level for the compressor.
+    full_resolution : bool
+        Store every filter map and mask at full resolution (``filters/*``,
+        ``masks/*``).
+    preview_size : int
+        Longer side, in pixels, of the uint8 previews stored for browsing
+        (``previews/original`` and one per filter and mask); 0 for none.
     """
 
     batch_size: int = 8
@@ -78,6 +84,8 @@ class Config:
     filter_dtype: str = "float32"
     compressor: str = "none"
     compression_level: int = 3
+    full_resolution: bool = True
+    preview_size: int = 0
 
     def params(self, name: str) -> dict[str, float]:
         """Parameters of filter ``name``."""
@@ -102,6 +110,8 @@ class Config:
                 "filter_dtype": self.filter_dtype,
                 "compressor": self.compressor,
                 "compression_level": self.compression_level,
+                "full_resolution": self.full_resolution,
+                "preview_size": self.preview_size,
             },
         }
 
@@ -181,7 +191,17 @@ def _parse(data: dict) -> Config:
     masks = _table(data, "masks")
     _check_keys(masks, {"enabled", "threshold"}, "masks")
     store = _table(data, "store")
-    _check_keys(store, {"filter_dtype", "compressor", "compression_level"}, "store")
+    _check_keys(
+        store,
+        {"filter_dtype", "compressor", "compression_level", "full_resolution", "preview_size"},
+        "store",
+    )
+    full_resolution = store.get("full_resolution", True)
+    if not isinstance(full_resolution, bool):
+        raise ConfigError(f"store.full_resolution must be true or false, got {full_resolution!r}")
+    preview_size = _int(store.get("preview_size", 0), "store.preview_size", minimum=0)
+    if 0 < preview_size < 16:
+        raise ConfigError(f"store.preview_size must be 0 (none) or >= 16, got {preview_size}")
 
     size = inputs.get("size", "auto")
     if size == "auto":
@@ -219,6 +239,8 @@ def _parse(data: dict) -> Config:
         compression_level=_int(
             store.get("compression_level", 3), "store.compression_level", minimum=0
         ),
+        full_resolution=full_resolution,
+        preview_size=preview_size,
     )
 
 

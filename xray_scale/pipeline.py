@@ -32,7 +32,15 @@ import zarr
 from dask.callbacks import Callback
 
 from . import __version__
-from .analysis import check_compat, image_statistics, map_function, output_dtypes
+from .analysis import (
+    check_compat,
+    image_statistics,
+    map_function,
+    output_dtypes,
+    preview_name,
+    preview_shape,
+    to_preview,
+)
 from .cluster import check_workers_see, compute_on_cluster, connect
 from .config import Config, ConfigError, load_config
 from .decode import DecodeError, decode_batch, read_png_header
@@ -106,6 +114,8 @@ def process_batch(
     shape: tuple[int, int],
     pixel_dtype: str,
     map_dtypes: dict[str, str],
+    full_resolution: bool,
+    preview_shape: tuple[int, int] | None,
     config: Config,
     compat: str | None,
     engine: str,
@@ -137,10 +147,14 @@ def process_batch(
             values, histogram[k] = image_statistics(block[k], config, compat=compat)
             for field, value in values.items():
                 stats[field][k] = value
-    # Map by map: one (K, H, W) output in memory at a time, written as its shard.
+    # Map by map: one (K, H, W) output in memory at a time, written as its shard
+    # (full resolution) and/or as the shard of its previews.
     group = zarr.open_group(store_path, mode="r+")
     written: list[str] = []
-    for name, dtype in map_dtypes.items():
+    if preview_shape:
+        _write_previews(group, start, "previews/original", block, errors, preview_shape)
+        written.append("previews/original")
+    for name, dtype in map_dtypes.items() if full_resolution or preview_shape else ():
         function = map_function(name, config, compat=compat, engine=engine)
         values = np.zeros((count, *shape), dtype=dtype)
         for k in range(count):
@@ -151,8 +165,12 @@ def process_batch(
             except Exception as exc:  # one image's failure must not stop its batch
                 errors[k] = f"processing failed in {name}: {type(exc).__name__}: {exc}"
                 _erase_image(group, start, written, k)
-        write_maps(group, start, {name: values})
-        written.append(name)
+        if full_resolution:
+            write_maps(group, start, {name: values})
+            written.append(name)
+        if preview_shape:
+            _write_previews(group, start, preview_name(name), values, errors, preview_shape)
+            written.append(preview_name(name))
     for field in stats:
         stats[field][[k for k in range(count) if errors[k]]] = np.nan
     histogram[[k for k in range(count) if errors[k]]] = 0
@@ -165,6 +183,15 @@ def process_batch(
         mode=[image.mode for image in decoded],
         bit_depth=[image.bit_depth for image in decoded],
     )
+
+
+def _write_previews(group, start, name, values, errors, shape) -> None:
+    """Write the shard of ``name``: a preview of each image that has not failed."""
+    previews = np.zeros((len(values), *shape), dtype=np.uint8)
+    for k, image in enumerate(values):
+        if not errors[k]:
+            previews[k] = to_preview(image, shape)
+    write_maps(group, start, {name: previews})
 
 
 def _erase_image(group: zarr.Group, start: int, names: list[str], k: int) -> None:
@@ -262,6 +289,8 @@ def _open_or_create(
         return group
     pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
     map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
+    small = preview_shape(shape, config.preview_size) if config.preview_size else None
+    previews = ("previews/original", *(preview_name(name) for name in map_dtypes)) if small else ()
     attrs = {
         "version": __version__,
         "engine": engine,
@@ -273,6 +302,8 @@ def _open_or_create(
         "pixel_dtype": pixel_dtype,
         "batch_size": config.batch_size,
         "map_dtypes": {name: str(dtype) for name, dtype in map_dtypes.items()},
+        "full_resolution": config.full_resolution,
+        "preview_shape": list(small) if small else None,
         "fingerprint": fingerprint,
         "manifest": {
             "path": manifest.path,
@@ -289,9 +320,11 @@ def _open_or_create(
         out,
         paths=paths,
         shape=shape,
-        map_dtypes=map_dtypes,
+        map_dtypes=map_dtypes if config.full_resolution else {},
         config=config,
         attrs=attrs,
+        previews=previews,
+        preview_shape=small,
         metadata=manifest_columns(manifest, paths) if manifest else None,
         overwrite=overwrite,
     )
@@ -428,6 +461,8 @@ def run(
         shape=tuple(shape),
         pixel_dtype=attrs["pixel_dtype"],
         map_dtypes=attrs["map_dtypes"],
+        full_resolution=attrs["full_resolution"],
+        preview_shape=tuple(attrs["preview_shape"]) if attrs["preview_shape"] else None,
         config=config,
         compat=compat,
         engine=engine,

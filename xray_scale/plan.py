@@ -33,7 +33,8 @@ class Plan:
         Images of the measured sample run.
     bytes_per_image : dict
         ``{array group or name: bytes on disk per image}`` measured on the sample;
-        ``filters/<name>``, ``masks/<name>``, and ``records`` for stats and index.
+        ``filters/<name>``, ``masks/<name>``, ``previews/<name>``, and ``records``
+        for stats and index.
     images_per_s : float
         Throughput of the sample run.
     engine : str
@@ -97,7 +98,7 @@ def plan_run(
         store = Path(folder) / "sample.zarr"
         summary = run([listing], store, config=config, engine=engine, workers=workers)
         sizes = {}
-        for group in ("filters", "masks"):
+        for group in ("filters", "masks", "previews"):
             arrays = sorted(p for p in (store / group).glob("*") if p.is_dir())
             for array in arrays:
                 sizes[f"{group}/{array.name}"] = _bytes_under(array) / sample

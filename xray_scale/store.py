@@ -7,6 +7,8 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
                              inputs, image shape, pixel dtype, batch size, times
       filters/<name>         (N, H, W) chunk (1, H, W), shard (K, H, W)
       masks/<name>           (N, H, W) chunk (1, H, W), shard (K, H, W)
+      previews/<name>        (N, h, w) uint8, chunk (1, h, w), shard (K, h, w): small images
+                             for browsing (original and each map), when store.preview_size > 0
       stats/<field>          (N,)      min max mean std median p01 p99 mask_fraction
       stats/histogram        (N, 256)  counts
       index/path             (N,) str   the input file
@@ -155,6 +157,8 @@ def create_store(
     config: Config,
     attrs: dict,
     metadata: dict[str, np.ndarray] | None = None,
+    previews: tuple[str, ...] = (),
+    preview_shape: tuple[int, int] | None = None,
     overwrite: bool = False,
 ) -> zarr.Group:
     """Create an empty store for a run, every image ``pending``.
@@ -176,6 +180,10 @@ def create_store(
     metadata : dict, optional
         More per-image columns for the index, ``{name: (N,) array}`` (e.g.
         from a manifest), stored as ``index/<name>``.
+    previews : tuple of str
+        ``previews/<name>`` arrays to create, uint8 of ``preview_shape``.
+    preview_shape : (int, int), optional
+        (height, width) of the previews.
     overwrite : bool
         Delete an existing store at ``path`` first.
 
@@ -210,6 +218,18 @@ def create_store(
                 fill_value=0,
                 dimension_names=("image", "y", "x"),
                 # every chunk is written: checking each for all-zeros first costs a full scan
+                config={"write_empty_chunks": True},
+            )
+        for name in previews:
+            group.create_array(
+                name,
+                shape=(count, *preview_shape),
+                dtype="uint8",
+                chunks=(1, *preview_shape),
+                shards=(batch, *preview_shape),
+                compressors=ZstdCodec(level=3),
+                fill_value=0,
+                dimension_names=("image", "y", "x"),
                 config={"write_empty_chunks": True},
             )
         for field in STAT_FIELDS:
