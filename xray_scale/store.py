@@ -303,7 +303,7 @@ def pending_batches(group: zarr.Group) -> list[int]:
 
 
 def write_maps(group: zarr.Group, start: int, maps: dict[str, np.ndarray]) -> None:
-    """Write one batch's shard of every full-resolution array.
+    """Write one batch's shard of image arrays (full-resolution maps or previews).
 
     Parameters
     ----------
@@ -312,7 +312,7 @@ def write_maps(group: zarr.Group, start: int, maps: dict[str, np.ndarray]) -> No
     start : int
         Index of the batch's first image.
     maps : dict
-        ``{"filters/<name>" or "masks/<name>": (K, H, W) array}``.
+        ``{"filters/<name>", "masks/<name>" or "previews/<name>": (K, h, w) array}``.
 
     Raises
     ------
