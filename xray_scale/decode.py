@@ -106,13 +106,6 @@ def _describe_bad_start(start: bytes) -> str:
     return f"not a PNG: the file starts with {start[:8]!r}, not the PNG signature"
 
 
-def _read_start(file) -> bytes:
-    try:
-        return file.read(33)
-    except IsADirectoryError:
-        raise DecodeError("is a directory, not a PNG file") from None
-
-
 def _open(path: str | os.PathLike):
     try:
         return open(path, "rb")
@@ -167,7 +160,7 @@ def read_png_header(path: str | os.PathLike) -> PngHeader:
     if synthetic is not None:
         return PngHeader(synthetic[0], synthetic[0], 8, 0)
     with _open(path) as file:
-        return _parse_header(_read_start(file))
+        return _parse_header(file.read(33))
 
 
 def _check_chunks(data: bytes) -> None:
@@ -282,7 +275,7 @@ def decode_image(
     bit_depth = 0
     try:
         with _open(path) as file:
-            header = _parse_header(_read_start(file))
+            header = _parse_header(file.read(33))
             bit_depth = header.bit_depth
             _check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
             if bit_depth > dtype.itemsize * 8:

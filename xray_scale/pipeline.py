@@ -171,9 +171,10 @@ def process_batch(
         if preview_shape:
             _write_previews(group, start, preview_name(name), values, errors, preview_shape)
             written.append(preview_name(name))
+    failed = [k for k in range(count) if errors[k]]  # also those that failed in a map
     for field in stats:
-        stats[field][[k for k in range(count) if errors[k]]] = np.nan
-    histogram[[k for k in range(count) if errors[k]]] = 0
+        stats[field][failed] = np.nan
+    histogram[failed] = 0
     return BatchRecord(
         start=start,
         stats=stats,
@@ -197,7 +198,8 @@ def _write_previews(group, start, name, values, errors, shape) -> None:
 def _erase_image(group: zarr.Group, start: int, names: list[str], k: int) -> None:
     """Zero image ``start + k`` in shards already written, after it failed in a later map."""
     for name in names:
-        shard = group[name][start : start + group[name].shards[0]]
+        array = group[name]
+        shard = array[start : start + array.shards[0]]
         shard[k] = 0
         write_maps(group, start, {name: shard})
 
