@@ -7,7 +7,7 @@ import pytest
 from conftest import structured_image
 from scipy import ndimage
 
-from xray_scale.stats import STAT_FIELDS, histogram256, image_stats
+from xray_scale.stats import STAT_FIELDS, histogram256, image_stats, value_counts
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -40,6 +40,23 @@ def test_histogram_is_ndimage_histogram_over_the_dtype_range():
     image16 = structured_image(4, dtype=np.uint16)
     assert np.array_equal(histogram256(image16), ndimage.histogram(image16, 0, 65536, 256))
     assert histogram256(image16).sum() == image16.size
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.arange(300, dtype=np.uint64).astype(np.uint8),  # 1-D
+        structured_image(5, shape=(33, 17)),
+        structured_image(6, shape=(40, 40))[:, ::3],  # not contiguous
+        np.stack([structured_image(7), structured_image(8)]),  # 3-D: every pixel, not a channel
+        np.full((16, 16), 255, np.uint8),
+    ],
+    ids=["1d", "2d", "strided", "3d", "constant"],
+)
+def test_uint8_counts_equal_bincount_for_any_layout(image):
+    counts = value_counts(image)
+    assert counts.dtype == np.int64
+    assert np.array_equal(counts, np.bincount(image.ravel(), minlength=256))
 
 
 def test_rejects_float_images():

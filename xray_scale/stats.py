@@ -1,14 +1,16 @@
 """Per-image statistics from one exact histogram.
 
-Every statistic comes from the image's value counts (``np.bincount`` over all
-256 levels of a uint8 image, or all 65,536 levels of a uint16 one), so they are
-exact, not binned estimates, and cost about a millisecond instead of the
-~25 ms of ``np.median``. Percentiles follow ``np.percentile``'s default
+Every statistic comes from the image's value counts (all 256 levels of a uint8
+image, all 65,536 levels of a uint16 one), so they are exact, not binned
+estimates. Counting a 1024 x 1024 uint8 image takes ~0.4 ms with OpenCV's
+``calcHist`` (``np.bincount`` first widens every pixel to int64: ~1.3 ms;
+``np.median`` alone takes ~25 ms). Percentiles follow ``np.percentile``'s default
 ("linear") definition; ``median`` equals ``np.median``.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 __all__ = ["STAT_FIELDS", "histogram256", "image_stats", "value_counts"]
@@ -24,6 +26,10 @@ STAT_FIELDS: tuple[str, ...] = (
     "mask_fraction",
 )
 """Names of the scalar statistics, in store order (``stats/<name>``)."""
+
+
+_EXACT_FLOAT32_COUNTS = 1 << 24
+"""``calcHist`` counts in float32, exact below 2**24: larger images use ``np.bincount``."""
 
 
 def value_counts(image: np.ndarray) -> np.ndarray:
@@ -48,6 +54,10 @@ def value_counts(image: np.ndarray) -> np.ndarray:
     if image.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"image must be uint8 or uint16, got {image.dtype}")
     levels = np.iinfo(image.dtype).max + 1
+    if image.dtype == np.uint8 and 0 < image.size < _EXACT_FLOAT32_COUNTS:
+        pixels = np.ascontiguousarray(image).reshape(-1)  # any shape: one column of values
+        counts = cv2.calcHist([pixels], [0], None, [levels], [0, levels])
+        return counts.ravel().astype(np.int64)
     return np.bincount(image.ravel(), minlength=levels)
 
 
