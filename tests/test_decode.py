@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import struct
 import time
+import zlib
 
 import imageio.v3 as iio
 import numpy as np
@@ -15,10 +17,12 @@ from conftest import (
     make_bad_inputs,
     make_mode_inputs,
     needs_real_sample,
+    png_bytes,
     running_as_root,
     structured_image,
     write_png,
 )
+from PIL import Image
 
 from xray_scale.decode import DecodeError, decode_batch, decode_image, open_images, read_png_header
 
@@ -91,6 +95,64 @@ def test_modes_follow_the_grayscale_rule(tmp_path):
         assert (result.mode, result.bit_depth) == (mode, bits), name
         assert result.pixels.dtype == dtype
         assert np.array_equal(result.pixels, pixels), name
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_grayscale_files_decode_like_pillow_interlaced_or_not(tmp_path, dtype):
+    """The OpenCV path (8/16-bit gray) gives Pillow's values, also for Adam7 files."""
+    image = structured_image(21, shape=(61, 67), dtype=dtype)
+    plain = write_png(tmp_path / "plain.png", image)
+    adam7 = tmp_path / "adam7.png"
+    adam7.write_bytes(_adam7_png(image))
+    for path in (plain, adam7):
+        result = decode_image(path, shape=(61, 67), dtype=dtype)
+        assert result.ok, result.error
+        assert result.mode == ("L" if dtype == np.uint8 else "I;16")
+        with Image.open(path) as reference:
+            assert np.array_equal(result.pixels, np.asarray(reference))
+
+
+ADAM7_PASSES = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2)]
+ADAM7_PASSES.append((1, 0, 2, 1))  # (first row, first column, row step, column step)
+
+
+def _adam7_png(image: np.ndarray) -> bytes:
+    """A grayscale ``image`` as an Adam7-interlaced PNG (Pillow cannot write one)."""
+    height, width = image.shape
+    wide = image.dtype == np.uint16
+    raw = b""
+    for top, left, row_step, column_step in ADAM7_PASSES:
+        sub = image[top::row_step, left::column_step]
+        if sub.size == 0:
+            continue
+        rows = sub.astype(">u2") if wide else sub
+        raw += b"".join(b"\0" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, 16 if wide else 8, 0, 0, 0, 1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+def test_transparent_gray_and_corrupt_streams_go_to_pillow(tmp_path):
+    image = structured_image(22)
+    Image.fromarray(image).save(tmp_path / "trns.png", transparency=7)
+    result = decode_image(tmp_path / "trns.png", shape=(64, 64))
+    assert (result.ok, result.mode) == (True, "L")
+    assert np.array_equal(result.pixels, image)
+    # Compressed data that does not inflate, with every CRC recomputed to be right.
+    data = bytearray(png_bytes(image))
+    start = data.index(b"IDAT") + 4
+    length = struct.unpack(">I", data[start - 8 : start - 4])[0]
+    data[start + 2 : start + 12] = bytes(10)
+    crc = zlib.crc32(bytes(data[start - 4 : start + length]))
+    data[start + length : start + length + 4] = struct.pack(">I", crc)
+    (tmp_path / "inflate.png").write_bytes(bytes(data))
+    result = decode_image(tmp_path / "inflate.png", shape=(64, 64))
+    assert not result.ok and result.error.startswith("corrupt PNG: "), result.error
 
 
 def test_rgb_with_different_channels_uses_itu_601_luma(tmp_path):

