@@ -45,6 +45,7 @@ def test_dict_round_trip_and_partial_override():
         ({"store": {"filter_dtype": "int8"}}, "store.filter_dtype must be one of 'float32'"),
         ({"store": {"compressor": "gzip"}}, "store.compressor must be one of 'none'"),
         ({"masks": {"enabled": ["mask_values", "mask_values"]}}, "lists a name twice"),
+        ({"masks": {"threshold": float("nan")}}, "masks.threshold must be a finite number"),
         (
             {"filters": {"canny": {"low_threshold": 0.5, "high_threshold": 0.2}}},
             "low_threshold must be <= filters.canny.high_threshold",

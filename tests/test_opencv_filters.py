@@ -113,6 +113,20 @@ def test_flat_images_give_zeros_not_nan(dtype):
     assert not np.isnan(blank).any() and not blank.any()
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_mask_values_equals_the_reference_bit_for_bit(dtype):
+    image = structured_image(
+        12, shape=(48, 40), dtype=np.uint16 if dtype == np.uint16 else np.uint8
+    )
+    image = image.astype(dtype)
+    top = 65535.0 if dtype == np.uint16 else 255.0
+    for threshold in (150.0, 150.5, 149.9, 0.0, -0.5, -1e12, top - 0.5, top, 1e12, np.inf):
+        fast = opencv_filters.mask_values(image, threshold)
+        expected = reference.mask_values(image, threshold)
+        assert fast.dtype == expected.dtype, threshold
+        assert np.array_equal(fast, expected), threshold
+
+
 def test_float32_input_is_not_modified():
     image = structured_image(9, shape=(40, 40)).astype(np.float32)
     before = image.copy()

@@ -8,6 +8,7 @@ work, with a message naming the key and what it accepts.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,8 @@ def _parse(data: dict) -> Config:
     threshold = masks.get("threshold", 150.0)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         raise ConfigError(f"masks.threshold must be a number, got {threshold!r}")
+    if not math.isfinite(threshold):
+        raise ConfigError(f"masks.threshold must be a finite number, got {threshold!r}")
 
     return Config(
         batch_size=_int(run.get("batch_size", 8), "run.batch_size", minimum=1),

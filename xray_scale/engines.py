@@ -6,8 +6,10 @@
   ``scipy`` (max difference <= 1e-4 of the output's range).
 - ``auto``: ``opencv`` when OpenCV imports, else ``scipy``.
 
-A filter an engine does not implement (the real ``canny``) runs with the
-reference implementation.
+The masks are part of the same contract: an engine may implement
+``mask_values`` and ``mask_binary`` too, with the reference's exact results.
+A filter or mask an engine does not implement (the real ``canny``) runs with
+the reference implementation.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from functools import cache
 
 import numpy as np
 
-from .filters import FILTERS
+from .filters import FILTERS, MASKS
 
-__all__ = ["ENGINES", "EngineError", "engine_filters", "resolve_engine"]
+__all__ = ["ENGINES", "EngineError", "engine_filters", "engine_masks", "resolve_engine"]
 
 ENGINES = ("auto", "scipy", "opencv")
 """Values accepted for ``engine``."""
@@ -88,3 +90,21 @@ def engine_filters(engine: str) -> dict[str, Callable[..., np.ndarray]]:
     """
     module = _load(resolve_engine(engine))
     return {name: getattr(module, name, spec.function) for name, spec in FILTERS.items()}
+
+
+@cache
+def engine_masks(engine: str) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
+    """Mask functions of a concrete engine, by name (:data:`xray_scale.filters.MASKS`).
+
+    Parameters
+    ----------
+    engine : {"scipy", "opencv"}
+
+    Returns
+    -------
+    dict
+        ``{name: function(image2d, threshold)}`` for every mask; equal to the
+        reference's results, bit for bit.
+    """
+    module = _load(resolve_engine(engine))
+    return {name: getattr(module, name, function) for name, function in MASKS.items()}

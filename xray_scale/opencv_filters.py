@@ -6,7 +6,10 @@ kernelY, borderType=BORDER_REFLECT)`` computes exactly that, with ``kernelX``
 along axis 1 (within a row) and ``kernelY`` along axis 0; like scipy it
 correlates (it does not flip the kernels), keeps a float32 intermediate, and
 always filters directly (never through a DFT). OpenCV's ``BORDER_REFLECT``
-(``fedcba|abcdef``) is scipy's default mode ``reflect``.
+(``fedcba|abcdef``) is scipy's default mode ``reflect``. A uint8 or uint16 image
+goes into ``sepFilter2D`` as it is: OpenCV converts each row to float32 as it
+filters it, which saves a pass over the image (its sums may then round in another
+order than on a float32 copy: a few 1e-7 of the range, well inside the tolerance).
 
 The 1-D kernels are scipy's own:
 
@@ -36,6 +39,7 @@ from scipy import ndimage
 from scipy.ndimage._filters import _gaussian_kernel1d
 
 from .filters import as_float32, normalise_to_255
+from .filters import mask_values as reference_mask_values
 
 try:
     import cv2
@@ -45,7 +49,13 @@ except ImportError as error:
         "pip install opencv-python-headless"
     ) from error
 
-__all__ = ["gaussian_gradient_magnitude", "laplace_gaussian", "sobel", "tutorial_canny"]
+__all__ = [
+    "gaussian_gradient_magnitude",
+    "laplace_gaussian",
+    "mask_values",
+    "sobel",
+    "tutorial_canny",
+]
 
 # The pipeline parallelises across images with its own threads, each calling these
 # filters (cv2 releases the GIL). OpenCV's own thread pool inside every call would
@@ -66,6 +76,14 @@ def _gaussian(sigma: float, order: int) -> np.ndarray:
     kernel = np.ascontiguousarray(_gaussian_kernel1d(sigma, order, radius)[::-1], np.float32)
     kernel.flags.writeable = False
     return kernel
+
+
+def _filter_input(image: np.ndarray) -> np.ndarray:
+    """A 2-D image as ``sepFilter2D`` takes it: uint8, uint16 and float32 as they are."""
+    image = np.asarray(image)
+    if image.dtype in (np.uint8, np.uint16) and image.ndim == 2:
+        return image
+    return as_float32(image)
 
 
 def _separable(image: np.ndarray, along_axis0: np.ndarray, along_axis1: np.ndarray) -> np.ndarray:
@@ -102,7 +120,7 @@ def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
     >>> float(laplace_gaussian(impulse, sigma=1.0)[2, 2]) < 0
     True
     """
-    image = as_float32(image)
+    image = _filter_input(image)
     smooth, second = _gaussian(sigma, 0), _gaussian(sigma, 2)
     result = _separable(image, second, smooth)
     result += _separable(image, smooth, second)
@@ -120,7 +138,7 @@ def gaussian_gradient_magnitude(image: np.ndarray, *, sigma: float = 2.0) -> np.
     >>> float(gaussian_gradient_magnitude(np.full((8, 8), 7, np.uint8)).max()) < 1e-5
     True
     """
-    image = as_float32(image)
+    image = _filter_input(image)
     smooth, first = _gaussian(sigma, 0), _gaussian(sigma, 1)
     return _magnitude(_separable(image, first, smooth), _separable(image, smooth, first))
 
@@ -144,7 +162,7 @@ def sobel(image: np.ndarray) -> np.ndarray:
     >>> float(sobel(step).max())
     255.0
     """
-    return _magnitude_to_255(as_float32(image), _SOBEL_SMOOTH)
+    return _magnitude_to_255(_filter_input(image), _SOBEL_SMOOTH)
 
 
 @lru_cache(maxsize=8)
@@ -168,6 +186,29 @@ def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
     >>> float(tutorial_canny(np.zeros((4, 4), dtype=np.uint8)).max())
     0.0
     """
-    image = as_float32(image)
+    image = _filter_input(image)
     weighted = image * _fourier_gaussian_weights(image.shape, float(sigma))
     return _magnitude_to_255(weighted, _PREWITT_SMOOTH)
+
+
+def mask_values(image: np.ndarray, threshold: float) -> np.ndarray:
+    """The tutorial's noisy mask, ``np.where(image > threshold, image, 0)``, exactly.
+
+    OpenCV's ``threshold(..., THRESH_TOZERO)`` computes ``image if image >
+    threshold else 0`` in one pass over a uint8 or uint16 image (NumPy's
+    ``where`` makes three); any other image goes to
+    :func:`xray_scale.filters.mask_values`.
+
+    Examples
+    --------
+    >>> mask_values(np.array([[100, 150, 151]], dtype=np.uint8), 150.0)
+    array([[  0,   0, 151]], dtype=uint8)
+    """
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16) or image.ndim != 2 or np.isnan(threshold):
+        return reference_mask_values(image, threshold)
+    # OpenCV floors the threshold to an integer, which keeps "> threshold" exact for
+    # integer pixels; clamping keeps the floor inside the int range for any threshold.
+    limit = float(np.iinfo(image.dtype).max)
+    clamped = min(max(float(threshold), -1.0), limit)
+    return cv2.threshold(image, clamped, 0, cv2.THRESH_TOZERO)[1]
