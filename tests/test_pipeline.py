@@ -228,7 +228,10 @@ def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps
 
     monkeypatch.setitem(engine_filters("scipy"), "sobel", sobel_failing_on_victim)
     out = tmp_path / "out.zarr"
-    summary = xray_scale.run([phantom_folder], out, workers=1, batch_size=4, engine="scipy")
+    config = {"store": {"preview_size": 16}}
+    summary = xray_scale.run(
+        [phantom_folder], out, workers=1, batch_size=4, engine="scipy", config=config
+    )
     assert summary.failed == 1 and summary.ok == 11
     group = zarr.open_group(out, mode="r")
     assert group["index/status"][5] == "failed"
@@ -242,6 +245,8 @@ def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps
     ]:
         assert not group[name][5].any(), name  # written before the failure, then erased
         assert group[name][4].any() and group[name][6].any(), name  # its batch mates are kept
+    assert not group["previews"][5].any()  # no preview of a failed image, not even the original
+    assert group["previews"][4].any(axis=(1, 2)).all()  # its batch mate: every preview kept
     assert np.isnan(group["stats/mean"][5]) and not group["stats/histogram"][5].any()
 
 
@@ -253,33 +258,33 @@ def test_previews_without_full_resolution_maps(phantom_folder, tmp_path):
     summary = xray_scale.run([phantom_folder], tmp_path / "out.zarr", config=config, workers=2)
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
     assert "filters" not in group and "masks" not in group
-    names = sorted(group["previews"].array_keys())
-    assert names == sorted(
-        [
-            "original",
-            "laplace_gaussian",
-            "gaussian_gradient_magnitude",
-            "sobel",
-            "tutorial_canny",
-            "mask_values",
-            "mask_binary",
-        ]
-    )
-    assert group["previews/sobel"].shape == (21, 32, 32)
-    assert group["previews/sobel"].shards == (5, 32, 32)
-    assert group["previews/sobel"].dtype == np.uint8
+    previews = group["previews"]
+    maps = previews.attrs["maps"]
+    assert maps == [
+        "original",
+        "laplace_gaussian",
+        "gaussian_gradient_magnitude",
+        "sobel",
+        "tutorial_canny",
+        "mask_values",
+        "mask_binary",
+    ]
+    assert previews.shape == (21, 7, 32, 32) and previews.dtype == np.uint8
+    assert previews.chunks == (5, 7, 32, 32) and previews.shards is None  # one write per batch
     paths = list(group["index/path"][:])
     status = group["index/status"][:]
     loaded = load_config(config)
     engine = group.attrs["xray_scale"]["engine"]
     for index, path in enumerate(paths):
         if status[index] != "ok":
-            assert not group["previews/original"][index].any()  # failed: nothing to browse
+            assert not previews[index].any()  # failed: nothing to browse
             continue
         pixels = decode_image(path, shape=(64, 64)).pixels
-        assert np.array_equal(group["previews/original"][index], to_preview(pixels, (32, 32)))
-        sobel = map_function("filters/sobel", loaded, engine=engine)(pixels)
-        assert np.array_equal(group["previews/sobel"][index], to_preview(sobel, (32, 32)))
+        assert np.array_equal(previews[index, 0], to_preview(pixels, (32, 32)))
+        for m, name in enumerate(maps[1:], start=1):
+            kind = "masks" if name.startswith("mask") else "filters"
+            image_map = map_function(f"{kind}/{name}", loaded, engine=engine)(pixels)
+            assert np.array_equal(previews[index, m], to_preview(image_map, (32, 32))), name
     assert summary.ok == 12 and np.isfinite(group["stats/median"][:12]).all()
 
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from .compat import TUTORIAL_FILTERS, TUTORIAL_MASKS, tutorial_histogram
 from .config import Config
-from .engines import engine_filters
-from .filters import FILTERS, MASKS
+from .engines import engine_filters, engine_masks
+from .filters import FILTERS
 from .stats import image_stats
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "map_function",
     "map_names",
     "output_dtypes",
-    "preview_name",
     "preview_shape",
     "to_preview",
     "to_storage_dtype",
@@ -101,11 +100,6 @@ def preview_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def preview_name(name: str) -> str:
-    """Store name of the preview of a map: ``filters/sobel`` -> ``previews/sobel``."""
-    return "previews/" + name.split("/", 1)[1]
-
-
 def to_preview(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A small uint8 image of a map, for browsing.
 
@@ -168,7 +162,7 @@ def map_function(
     """
     group, key = name.split("/", 1)
     if group == "masks":
-        mask = (TUTORIAL_MASKS if compat == "tutorial" else MASKS)[key]
+        mask = (TUTORIAL_MASKS if compat == "tutorial" else engine_masks(engine))[key]
         return functools.partial(mask, threshold=config.threshold)
     params = config.params(key)
     if compat == "tutorial" and key in TUTORIAL_FILTERS:

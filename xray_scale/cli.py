@@ -218,10 +218,13 @@ def describe_store(path: Path) -> dict:
         "elapsed_s": elapsed,
         "images_per_s": processed / elapsed if elapsed else None,
         "arrays": {
-            f"{kind}/{name}": str(group[f"{kind}/{name}"].dtype)
-            for kind in ("filters", "masks", "previews")
-            if kind in group
-            for name in sorted(group[kind].array_keys())
+            **{
+                f"{kind}/{name}": str(group[f"{kind}/{name}"].dtype)
+                for kind in ("filters", "masks")
+                if kind in group
+                for name in sorted(group[kind].array_keys())
+            },
+            **({"previews": str(group["previews"].dtype)} if "previews" in group else {}),
         },
         "config": attrs["config"],
         "libraries": attrs["libraries"],

@@ -37,7 +37,6 @@ from .analysis import (
     image_statistics,
     map_function,
     output_dtypes,
-    preview_name,
     preview_shape,
     to_preview,
 )
@@ -55,6 +54,7 @@ from .store import (
     RecordWriter,
     StoreError,
     create_store,
+    image_array_depth,
     library_versions,
     open_store,
     pending_batches,
@@ -111,6 +111,7 @@ def process_batch(
     start: int,
     *,
     store_path: str,
+    fingerprint: str,
     shape: tuple[int, int],
     pixel_dtype: str,
     map_dtypes: dict[str, str],
@@ -124,6 +125,7 @@ def process_batch(
 
     A bad file or an exception while analysing one image marks that image
     ``failed`` with a one-line message; the rest of the batch is unaffected.
+    ``fingerprint`` identifies the store's layout (see :func:`_image_array`).
 
     Returns
     -------
@@ -147,30 +149,41 @@ def process_batch(
             values, histogram[k] = image_statistics(block[k], config, compat=compat)
             for field, value in values.items():
                 stats[field][k] = value
-    # Map by map: one (K, H, W) output in memory at a time, written as its shard
-    # (full resolution) and/or as the shard of its previews.
-    group = zarr.open_group(store_path, mode="r+")
-    written: list[str] = []
+    array = functools.partial(_image_array, store_path, fingerprint)
+    written: list[str] = []  # full-resolution arrays holding this batch already
+    # Every preview of the batch, (K, 1 + maps, h, w), written once at the end.
+    previews = None
     if preview_shape:
-        _write_previews(group, start, "previews/original", block, errors, preview_shape)
-        written.append("previews/original")
-    for name, dtype in map_dtypes.items() if full_resolution or preview_shape else ():
+        previews = np.zeros((count, 1 + len(map_dtypes), *preview_shape), dtype=np.uint8)
+        for k in range(count):
+            if not errors[k]:
+                previews[k, 0] = to_preview(block[k], preview_shape)
+    computed = map_dtypes if full_resolution or preview_shape else {}
+    # Map by map: at most one (K, H, W) output in memory at a time, written as its shard.
+    for m, (name, dtype) in enumerate(computed.items(), start=1):
         function = map_function(name, config, compat=compat, engine=engine)
-        values = np.zeros((count, *shape), dtype=dtype)
+        values = np.zeros((count, *shape), dtype=dtype) if full_resolution else None
         for k in range(count):
             if errors[k]:
                 continue
             try:
-                values[k] = function(block[k])
+                image_map = function(block[k])
             except Exception as exc:  # one image's failure must not stop its batch
                 errors[k] = f"processing failed in {name}: {type(exc).__name__}: {exc}"
-                _erase_image(group, start, written, k)
-        if full_resolution:
-            write_maps(group, start, {name: values})
+                for done in written:
+                    _erase_image(array(done), start, k)
+                if previews is not None:
+                    previews[k] = 0
+                continue
+            if values is not None:
+                values[k] = image_map
+            if previews is not None:
+                previews[k, m] = to_preview(image_map, preview_shape)
+        if values is not None:
+            write_maps({name: array(name)}, start, {name: values})
             written.append(name)
-        if preview_shape:
-            _write_previews(group, start, preview_name(name), values, errors, preview_shape)
-            written.append(preview_name(name))
+    if previews is not None:
+        write_maps({"previews": array("previews")}, start, {"previews": previews})
     failed = [k for k in range(count) if errors[k]]  # also those that failed in a map
     for field in stats:
         stats[field][failed] = np.nan
@@ -186,22 +199,23 @@ def process_batch(
     )
 
 
-def _write_previews(group, start, name, values, errors, shape) -> None:
-    """Write the shard of ``name``: a preview of each image that has not failed."""
-    previews = np.zeros((len(values), *shape), dtype=np.uint8)
-    for k, image in enumerate(values):
-        if not errors[k]:
-            previews[k] = to_preview(image, shape)
-    write_maps(group, start, {name: previews})
+@functools.lru_cache(maxsize=64)
+def _image_array(store_path: str, fingerprint: str, name: str) -> zarr.Array:
+    """One image array of a store, opened once per process.
+
+    Opening reads and parses the array's metadata, which batch after batch held
+    the GIL for a sizeable share of a run. Stores with the same path and
+    fingerprint have the same layout, so a cached array stays right even after
+    ``--overwrite`` made the store anew.
+    """
+    return zarr.open_group(store_path, mode="r+")[name]
 
 
-def _erase_image(group: zarr.Group, start: int, names: list[str], k: int) -> None:
-    """Zero image ``start + k`` in shards already written, after it failed in a later map."""
-    for name in names:
-        array = group[name]
-        shard = array[start : start + array.shards[0]]
-        shard[k] = 0
-        write_maps(group, start, {name: shard})
+def _erase_image(array: zarr.Array, start: int, k: int) -> None:
+    """Zero image ``start + k`` in a batch already written, after it failed in a later map."""
+    batch = array[start : start + image_array_depth(array)]
+    batch[k] = 0
+    write_maps({array.path: array}, start, {array.path: batch})
 
 
 def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, int], int]:
@@ -292,7 +306,7 @@ def _open_or_create(
     pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
     map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
     small = preview_shape(shape, config.preview_size) if config.preview_size else None
-    previews = ("previews/original", *(preview_name(name) for name in map_dtypes)) if small else ()
+    preview_maps = ("original", *(name.split("/", 1)[1] for name in map_dtypes)) if small else ()
     attrs = {
         "version": __version__,
         "engine": engine,
@@ -325,7 +339,7 @@ def _open_or_create(
         map_dtypes=map_dtypes if config.full_resolution else {},
         config=config,
         attrs=attrs,
-        previews=previews,
+        preview_maps=preview_maps,
         preview_shape=small,
         metadata=manifest_columns(manifest, paths) if manifest else None,
         overwrite=overwrite,
@@ -460,6 +474,7 @@ def run(
     task = functools.partial(
         process_batch,
         store_path=str(out),
+        fingerprint=attrs["fingerprint"],
         shape=tuple(shape),
         pixel_dtype=attrs["pixel_dtype"],
         map_dtypes=attrs["map_dtypes"],

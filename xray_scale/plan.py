@@ -33,8 +33,8 @@ class Plan:
         Images of the measured sample run.
     bytes_per_image : dict
         ``{array group or name: bytes on disk per image}`` measured on the sample;
-        ``filters/<name>``, ``masks/<name>``, ``previews/<name>``, and ``records``
-        for stats and index.
+        ``filters/<name>``, ``masks/<name>``, ``previews`` (all of an image's
+        previews), and ``records`` for stats and index.
     images_per_s : float
         Throughput of the sample run.
     engine : str
@@ -98,10 +98,12 @@ def plan_run(
         store = Path(folder) / "sample.zarr"
         summary = run([listing], store, config=config, engine=engine, workers=workers)
         sizes = {}
-        for group in ("filters", "masks", "previews"):
+        for group in ("filters", "masks"):
             arrays = sorted(p for p in (store / group).glob("*") if p.is_dir())
             for array in arrays:
                 sizes[f"{group}/{array.name}"] = _bytes_under(array) / sample
+        if (store / "previews").is_dir():
+            sizes["previews"] = _bytes_under(store / "previews") / sample
         sizes["records"] = (_bytes_under(store / "stats") + _bytes_under(store / "index")) / sample
         used_engine = store_attrs(open_store(store))["engine"]
     return Plan(len(paths), sample, sizes, summary.images_per_s, used_engine)

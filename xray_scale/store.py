@@ -7,8 +7,9 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
                              inputs, image shape, pixel dtype, batch size, times
       filters/<name>         (N, H, W) chunk (1, H, W), shard (K, H, W)
       masks/<name>           (N, H, W) chunk (1, H, W), shard (K, H, W)
-      previews/<name>        (N, h, w) uint8, chunk (1, h, w), shard (K, h, w): small images
-                             for browsing (original and each map), when store.preview_size > 0
+      previews               (N, M, h, w) uint8, chunk (K, M, h, w): small images for
+                             browsing, when store.preview_size > 0; along the "map" axis
+                             the original and each map, named in attrs["maps"]
       stats/<field>          (N,)      min max mean std median p01 p99 mask_fraction
       stats/histogram        (N, 256)  counts
       index/path             (N,) str   the input file
@@ -21,9 +22,9 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
 
 Two tasks writing into one zarr shard lose data silently (zarr-python issues
 3514 and 3682), so batch ``b`` covers exactly images ``[b*K, (b+1)*K)``, every
-full-resolution shard is exactly one batch deep, and :func:`write_maps`
-asserts both. The per-image arrays (``stats/*``, ``index/*``) are small and
-written by one writer only, the process that runs the pipeline
+full-resolution shard (and every chunk of ``previews``) is exactly one batch
+deep, and :func:`write_maps` asserts both. The per-image arrays (``stats/*``,
+``index/*``) are small and written by one writer only, the process that runs the pipeline
 (:class:`RecordWriter`), in chunks of thousands of images: one chunk per batch
 would mean hundreds of thousands of tiny files for the full dump. A batch's
 records are written only after its task has written its maps, and
@@ -38,7 +39,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -59,6 +60,7 @@ __all__ = [
     "RecordWriter",
     "StoreError",
     "create_store",
+    "image_array_depth",
     "library_versions",
     "open_store",
     "pending_batches",
@@ -157,7 +159,7 @@ def create_store(
     config: Config,
     attrs: dict,
     metadata: dict[str, np.ndarray] | None = None,
-    previews: tuple[str, ...] = (),
+    preview_maps: tuple[str, ...] = (),
     preview_shape: tuple[int, int] | None = None,
     overwrite: bool = False,
 ) -> zarr.Group:
@@ -180,8 +182,9 @@ def create_store(
     metadata : dict, optional
         More per-image columns for the index, ``{name: (N,) array}`` (e.g.
         from a manifest), stored as ``index/<name>``.
-    previews : tuple of str
-        ``previews/<name>`` arrays to create, uint8 of ``preview_shape``.
+    preview_maps : tuple of str
+        What ``previews[:, m]`` shows, for each ``m`` (``"original"``, then map
+        names); empty for no ``previews`` array.
     preview_shape : (int, int), optional
         (height, width) of the previews.
     overwrite : bool
@@ -220,16 +223,18 @@ def create_store(
                 # every chunk is written: checking each for all-zeros first costs a full scan
                 config={"write_empty_chunks": True},
             )
-        for name in previews:
+        if preview_maps:
+            # One chunk per batch holding every preview of its images: one write per
+            # task (a write per map cost more in zarr's machinery than the compression).
             group.create_array(
-                name,
-                shape=(count, *preview_shape),
+                "previews",
+                shape=(count, len(preview_maps), *preview_shape),
                 dtype="uint8",
-                chunks=(1, *preview_shape),
-                shards=(batch, *preview_shape),
+                chunks=(batch, len(preview_maps), *preview_shape),
                 compressors=ZstdCodec(level=3),
                 fill_value=0,
-                dimension_names=("image", "y", "x"),
+                dimension_names=("image", "map", "y", "x"),
+                attributes={"maps": list(preview_maps)},
                 config={"write_empty_chunks": True},
             )
         for field in STAT_FIELDS:
@@ -302,30 +307,37 @@ def pending_batches(group: zarr.Group) -> list[int]:
     ]
 
 
-def write_maps(group: zarr.Group, start: int, maps: dict[str, np.ndarray]) -> None:
-    """Write one batch's shard of image arrays (full-resolution maps or previews).
+def image_array_depth(array: zarr.Array) -> int:
+    """Images per write unit of an image array: its shard depth, or its chunk depth if unsharded."""
+    return (array.shards or array.chunks)[0]
+
+
+def write_maps(arrays: Mapping[str, zarr.Array], start: int, maps: dict[str, np.ndarray]) -> None:
+    """Write one batch's shard of image arrays (full-resolution maps, or its previews).
 
     Parameters
     ----------
-    group : zarr.Group
-        The store.
+    arrays : mapping
+        ``{name: zarr.Array}`` holding at least the arrays named in ``maps``
+        (a :class:`zarr.Group` of the store will do).
     start : int
         Index of the batch's first image.
     maps : dict
-        ``{"filters/<name>", "masks/<name>" or "previews/<name>": (K, h, w) array}``.
+        ``{"filters/<name>" or "masks/<name>": (K, H, W) array}``, or
+        ``{"previews": (K, M, h, w) array}``.
 
     Raises
     ------
     AssertionError
-        If the batch is not exactly one shard (two writers per shard lose data).
+        If the batch is not exactly one shard (one chunk of ``previews``):
+        two writers per shard lose data.
     """
-    batch = store_attrs(group)["batch_size"]
     for name, values in maps.items():
-        array = group[name]
+        array = arrays[name]
+        depth = image_array_depth(array)
         stop = start + values.shape[0]
-        assert array.shards[0] == batch, f"{name} shard depth {array.shards[0]} != batch {batch}"
-        assert start % batch == 0 and (values.shape[0] == batch or stop == array.shape[0]), (
-            f"batch [{start}, {stop}) is not one whole shard of depth {batch}"
+        assert start % depth == 0 and (values.shape[0] == depth or stop == array.shape[0]), (
+            f"batch [{start}, {stop}) of {name} is not one whole shard of depth {depth}"
         )
         array[start:stop] = values
 
