@@ -166,9 +166,11 @@ def test_resume_redoes_only_unfinished_batches(phantom_folder, tmp_path):
 def test_a_store_from_other_inputs_or_config_is_refused(phantom_folder, tmp_path):
     out = tmp_path / "out.zarr"
     xray_scale.run([phantom_folder], out, workers=1, limit=4)
-    with pytest.raises(StoreError, match="other inputs or another config; pass --overwrite"):
+    with pytest.raises(
+        StoreError, match="other inputs, another config or another store layout; pass --overwrite"
+    ):
         xray_scale.run([phantom_folder], out, workers=1, limit=5)
-    with pytest.raises(StoreError, match="other inputs or another config"):
+    with pytest.raises(StoreError, match="other inputs, another config"):
         xray_scale.run([phantom_folder], out, workers=1, limit=4, batch_size=2)
     summary = xray_scale.run([phantom_folder], out, workers=1, limit=5, overwrite=True)
     assert summary.total == 5

@@ -27,44 +27,32 @@ from pathlib import Path
 
 import dask.multiprocessing
 import dask.threaded
-import numpy as np
 import zarr
 from dask.callbacks import Callback
 
 from . import __version__
-from .analysis import (
-    check_compat,
-    image_statistics,
-    map_function,
-    output_dtypes,
-    preview_shape,
-    to_preview,
-)
+from .analysis import check_compat
+from .batch import BatchSpec, StoreWriter, process_batch
 from .cluster import check_workers_see, compute_on_cluster, connect
 from .config import Config, ConfigError, load_config
-from .decode import DecodeError, decode_batch, read_png_header
+from .decode import DecodeError, read_png_header
 from .engines import resolve_engine
 from .manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
 from .sources import SYNTHETIC_PREFIX, InputError, discover_inputs, parse_synthetic
-from .stats import STAT_FIELDS
 from .store import (
-    STATUS_FAILED,
-    STATUS_OK,
     BatchRecord,
     RecordWriter,
     StoreError,
     create_store,
-    image_array_depth,
     library_versions,
     open_store,
     pending_batches,
     read_status_summary,
     store_attrs,
     utc_now,
-    write_maps,
 )
 
-__all__ = ["SCHEDULERS", "RunSummary", "process_batch", "run"]
+__all__ = ["SCHEDULERS", "RunSummary", "run"]
 
 SCHEDULERS = ("threads", "processes", "distributed")
 """Where batch tasks run: local threads, local processes, or dask.distributed."""
@@ -104,118 +92,6 @@ class RunSummary:
     def images_per_s(self) -> float:
         """Images processed per second of this call (0 if nothing was processed)."""
         return self.processed / self.elapsed_s if self.processed and self.elapsed_s else 0.0
-
-
-def process_batch(
-    paths: list[str],
-    start: int,
-    *,
-    store_path: str,
-    fingerprint: str,
-    shape: tuple[int, int],
-    pixel_dtype: str,
-    map_dtypes: dict[str, str],
-    full_resolution: bool,
-    preview_shape: tuple[int, int] | None,
-    config: Config,
-    compat: str | None,
-    engine: str,
-) -> BatchRecord:
-    """Decode, analyse and write the maps of one batch; the body of every dask task.
-
-    A bad file or an exception while analysing one image marks that image
-    ``failed`` with a one-line message; the rest of the batch is unaffected.
-    ``fingerprint`` identifies the store's layout (see :func:`_image_array`).
-
-    Returns
-    -------
-    BatchRecord
-        The batch's per-image records, for the pipeline to store once this
-        task has returned (its maps are written by then).
-    """
-    count = len(paths)
-    block, decoded = decode_batch(
-        paths,
-        shape=shape,
-        dtype=pixel_dtype,
-        max_pixels=config.max_pixels,
-        size_policy=config.size_policy,
-    )
-    errors = [image.error for image in decoded]
-    stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
-    histogram = np.zeros((count, 256), dtype=np.int64)
-    for k in range(count):
-        if not errors[k]:
-            values, histogram[k] = image_statistics(block[k], config, compat=compat)
-            for field, value in values.items():
-                stats[field][k] = value
-    array = functools.partial(_image_array, store_path, fingerprint)
-    written: list[str] = []  # full-resolution arrays holding this batch already
-    # Every preview of the batch, (K, 1 + maps, h, w), written once at the end.
-    previews = None
-    if preview_shape:
-        previews = np.zeros((count, 1 + len(map_dtypes), *preview_shape), dtype=np.uint8)
-        for k in range(count):
-            if not errors[k]:
-                previews[k, 0] = to_preview(block[k], preview_shape)
-    computed = map_dtypes if full_resolution or preview_shape else {}
-    # Map by map: at most one (K, H, W) output in memory at a time, written as its shard.
-    for m, (name, dtype) in enumerate(computed.items(), start=1):
-        function = map_function(name, config, compat=compat, engine=engine)
-        values = np.zeros((count, *shape), dtype=dtype) if full_resolution else None
-        for k in range(count):
-            if errors[k]:
-                continue
-            try:
-                image_map = function(block[k])
-            except Exception as exc:  # one image's failure must not stop its batch
-                errors[k] = f"processing failed in {name}: {type(exc).__name__}: {exc}"
-                for done in written:
-                    _erase_image(array(done), start, k)
-                if previews is not None:
-                    previews[k] = 0
-                continue
-            if values is not None:
-                values[k] = image_map
-            if previews is not None:
-                previews[k, m] = to_preview(image_map, preview_shape)
-        if values is not None:
-            write_maps({name: array(name)}, start, {name: values})
-            written.append(name)
-    if previews is not None:
-        write_maps({"previews": array("previews")}, start, {"previews": previews})
-    failed = [k for k in range(count) if errors[k]]  # also those that failed in a map
-    for field in stats:
-        stats[field][failed] = np.nan
-    histogram[failed] = 0
-    return BatchRecord(
-        start=start,
-        stats=stats,
-        histogram=histogram,
-        status=[STATUS_FAILED if error else STATUS_OK for error in errors],
-        error=errors,
-        mode=[image.mode for image in decoded],
-        bit_depth=[image.bit_depth for image in decoded],
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _image_array(store_path: str, fingerprint: str, name: str) -> zarr.Array:
-    """One image array of a store, opened once per process.
-
-    Opening reads and parses the array's metadata, which batch after batch held
-    the GIL for a sizeable share of a run. Stores with the same path and
-    fingerprint have the same layout, so a cached array stays right even after
-    ``--overwrite`` made the store anew.
-    """
-    return zarr.open_group(store_path, mode="r+")[name]
-
-
-def _erase_image(array: zarr.Array, start: int, k: int) -> None:
-    """Zero image ``start + k`` in a batch already written, after it failed in a later map."""
-    batch = array[start : start + image_array_depth(array)]
-    batch[k] = 0
-    write_maps({array.path: array}, start, {array.path: batch})
 
 
 def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, int], int]:
@@ -276,50 +152,48 @@ def _open_or_create(
     out: Path,
     *,
     paths: list[str],
-    config: Config,
-    compat: str | None,
-    engine: str,
-    shape: tuple[int, int],
+    spec: BatchSpec,
     bit_depth: int,
     inputs: list[str],
     manifest: Manifest | None,
     missing: list[str],
     overwrite: bool,
 ) -> zarr.Group:
+    config = spec.config
     settings = {
         "manifest": manifest.digest if manifest else None,
         "config": config.to_dict(),
-        "compat": compat,
-        "engine": engine,
-        "shape": list(shape),
+        "compat": spec.compat,
+        "engine": spec.engine,
+        "shape": list(spec.shape),
         "bits": bit_depth,
+        "layout": {  # what this version of xray-scale stores for them
+            "maps": spec.map_dtypes if spec.full_resolution else {},
+            "previews": [spec.preview_maps, spec.preview_shape],
+        },
     }
     fingerprint = _fingerprint(paths, settings)
     if out.exists() and not overwrite:
         group = open_store(out, mode="r+")
         if store_attrs(group).get("fingerprint") != fingerprint:
             raise StoreError(
-                f"{out} holds a run with other inputs or another config; pass --overwrite "
-                "to replace it, or choose another --out"
+                f"{out} holds a run with other inputs, another config or another store "
+                "layout; pass --overwrite to replace it, or choose another --out"
             )
         return group
-    pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
-    map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
-    small = preview_shape(shape, config.preview_size) if config.preview_size else None
-    preview_maps = ("original", *(name.split("/", 1)[1] for name in map_dtypes)) if small else ()
     attrs = {
         "version": __version__,
-        "engine": engine,
-        "compat": compat,
+        "engine": spec.engine,
+        "compat": spec.compat,
         "config": config.to_dict(),
         "libraries": library_versions(),
         "inputs": inputs,
-        "image_shape": list(shape),
-        "pixel_dtype": pixel_dtype,
+        "image_shape": list(spec.shape),
+        "pixel_dtype": spec.pixel_dtype,
         "batch_size": config.batch_size,
-        "map_dtypes": {name: str(dtype) for name, dtype in map_dtypes.items()},
-        "full_resolution": config.full_resolution,
-        "preview_shape": list(small) if small else None,
+        "map_dtypes": spec.map_dtypes,
+        "full_resolution": spec.full_resolution,
+        "preview_shape": list(spec.preview_shape) if spec.preview_shape else None,
         "fingerprint": fingerprint,
         "manifest": {
             "path": manifest.path,
@@ -335,12 +209,12 @@ def _open_or_create(
     return create_store(
         out,
         paths=paths,
-        shape=shape,
-        map_dtypes=map_dtypes if config.full_resolution else {},
+        shape=spec.shape,
+        map_dtypes=spec.map_dtypes if spec.full_resolution else {},
         config=config,
         attrs=attrs,
-        preview_maps=preview_maps,
-        preview_shape=small,
+        preview_maps=spec.preview_maps,
+        preview_shape=spec.preview_shape,
         metadata=manifest_columns(manifest, paths) if manifest else None,
         overwrite=overwrite,
     )
@@ -452,13 +326,11 @@ def run(
     paths = paths[:limit]
     shape, bit_depth = _probe_image_format(paths, config)
     out = Path(out).absolute()
+    spec = BatchSpec.for_run(config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine)
     group = _open_or_create(
         out,
         paths=paths,
-        config=config,
-        compat=compat,
-        engine=engine,
-        shape=shape,
+        spec=spec,
         bit_depth=bit_depth,
         inputs=[_describe_input(i) for i in inputs],
         manifest=parsed_manifest,
@@ -471,24 +343,13 @@ def run(
     todo = sum(min(batch, len(paths) - start) for start in starts)
     if on_start:
         on_start(len(paths), len(paths) - todo)
-    task = functools.partial(
-        process_batch,
-        store_path=str(out),
-        fingerprint=attrs["fingerprint"],
-        shape=tuple(shape),
-        pixel_dtype=attrs["pixel_dtype"],
-        map_dtypes=attrs["map_dtypes"],
-        full_resolution=attrs["full_resolution"],
-        preview_shape=tuple(attrs["preview_shape"]) if attrs["preview_shape"] else None,
-        config=config,
-        compat=compat,
-        engine=engine,
-    )
+    writer = StoreWriter(str(out), attrs["fingerprint"])
+    task = functools.partial(process_batch, spec=spec, writer=writer)
     graph = {("batch", s): (task, paths[s : s + batch], s) for s in starts}
-    writer = RecordWriter(group)
+    records = RecordWriter(group)
 
     def on_record(record: BatchRecord) -> None:
-        writer.add(record)
+        records.add(record)
         if on_batch is not None:
             on_batch(record)
 
@@ -504,7 +365,7 @@ def run(
             with _BatchCallback(on_record):
                 get(graph, list(graph), num_workers=workers or os.cpu_count())
     finally:
-        writer.flush()  # what finished is kept, also on Ctrl-C or a failing task
+        records.flush()  # what finished is kept, also on Ctrl-C or a failing task
     elapsed = time.perf_counter() - began
     summary = _summarise(group, out, todo, elapsed)
     attrs["runs"] = [

@@ -1,0 +1,255 @@
+"""One batch of K images: decode, analyse, hand every output to a writer.
+
+:func:`process_batch` is the body of every dask task of a run. It decodes the
+batch's files once, computes the statistics of each image, then the maps map
+by map (at most one ``(K, H, W)`` output in memory at a time) and the
+previews, and gives each batch-sized array to a writer: :class:`StoreWriter`
+in a run, which writes exactly one shard (one chunk of ``previews``) per
+array. The benchmarks give the same code a writer that keeps nothing, so the
+compute ceiling they measure is the pipeline's own code without its writes.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import zarr
+
+from .analysis import image_statistics, map_function, output_dtypes, preview_shape, to_preview
+from .config import Config
+from .decode import DecodedImage, decode_batch
+from .stats import STAT_FIELDS
+from .store import STATUS_FAILED, STATUS_OK, BatchRecord, image_array_depth, write_maps
+
+__all__ = ["BatchSpec", "BatchWriter", "StoreWriter", "analyse_block", "process_batch"]
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What every batch of a run computes and keeps.
+
+    Attributes
+    ----------
+    shape : (int, int)
+        The run's (height, width).
+    pixel_dtype : str
+        ``"uint8"`` or ``"uint16"``.
+    map_dtypes : dict
+        ``{"filters/<name>" or "masks/<name>": storage dtype}``, in output order.
+    full_resolution : bool
+        Whether the maps are kept at full resolution (``filters/*``, ``masks/*``).
+    preview_shape : (int, int) or None
+        (height, width) of the previews, None for none.
+    config : Config
+        Parameters, thresholds, decoding policies.
+    compat : {None, "tutorial"}
+        The tutorial's arrays bit for bit.
+    engine : str
+        The concrete engine (``"scipy"``, ``"opencv"``).
+    """
+
+    shape: tuple[int, int]
+    pixel_dtype: str
+    map_dtypes: dict[str, str]
+    full_resolution: bool
+    preview_shape: tuple[int, int] | None
+    config: Config
+    compat: str | None
+    engine: str
+
+    @classmethod
+    def for_run(
+        cls,
+        config: Config,
+        *,
+        shape: tuple[int, int],
+        bit_depth: int,
+        compat: str | None,
+        engine: str,
+    ) -> BatchSpec:
+        """The spec of a run over images of ``shape`` and ``bit_depth`` (8 or 16)."""
+        pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
+        map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
+        small = preview_shape(shape, config.preview_size) if config.preview_size else None
+        return cls(
+            shape=tuple(shape),
+            pixel_dtype=pixel_dtype,
+            map_dtypes={name: str(dtype) for name, dtype in map_dtypes.items()},
+            full_resolution=config.full_resolution,
+            preview_shape=small,
+            config=config,
+            compat=compat,
+            engine=engine,
+        )
+
+    @property
+    def preview_maps(self) -> tuple[str, ...]:
+        """What ``previews[:, m]`` shows: ``"original"``, then each map's name; () for none."""
+        if self.preview_shape is None:
+            return ()
+        return ("original", *(name.split("/", 1)[1] for name in self.map_dtypes))
+
+    @property
+    def computes_maps(self) -> bool:
+        """Whether the maps are computed at all (not for a statistics-only run)."""
+        return self.full_resolution or self.preview_shape is not None
+
+
+class BatchWriter(Protocol):
+    """Where :func:`analyse_block` puts a batch's arrays."""
+
+    def write(self, name: str, start: int, values: np.ndarray) -> None:
+        """Store ``values``, the whole batch of array ``name``, at image ``start``."""
+
+    def erase(self, name: str, start: int, k: int) -> None:
+        """Zero image ``start + k`` of a batch of ``name`` already written."""
+
+
+@dataclass(frozen=True)
+class StoreWriter:
+    """Writes each array of a batch as its one whole shard of the store.
+
+    Attributes
+    ----------
+    store_path : str
+        The store.
+    fingerprint : str
+        The store's fingerprint (``attrs["xray_scale"]["fingerprint"]``): two
+        stores with the same path and fingerprint have the same layout, so
+        arrays opened for one stay right for the other.
+    """
+
+    store_path: str
+    fingerprint: str
+
+    def write(self, name: str, start: int, values: np.ndarray) -> None:
+        """Write one batch's shard of ``name`` (see :func:`xray_scale.store.write_maps`)."""
+        write_maps({name: self._array(name)}, start, {name: values})
+
+    def erase(self, name: str, start: int, k: int) -> None:
+        """Zero image ``start + k`` in its shard, rewriting the shard whole."""
+        array = self._array(name)
+        batch = array[start : start + image_array_depth(array)]
+        batch[k] = 0
+        write_maps({name: array}, start, {name: batch})
+
+    def _array(self, name: str) -> zarr.Array:
+        return _open_array(self.store_path, self.fingerprint, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _open_array(store_path: str, fingerprint: str, name: str) -> zarr.Array:
+    """One array of a store, opened once per process.
+
+    Opening reads and parses the array's metadata, which batch after batch held
+    the GIL for a sizeable share of a run.
+    """
+    return zarr.open_group(store_path, mode="r+")[name]
+
+
+def process_batch(
+    paths: list[str], start: int, *, spec: BatchSpec, writer: BatchWriter
+) -> BatchRecord:
+    """Decode and analyse one batch, writing its arrays; the body of every dask task.
+
+    A bad file or an exception while analysing one image marks that image
+    ``failed`` with a one-line message; the rest of the batch is unaffected.
+
+    Returns
+    -------
+    BatchRecord
+        The batch's per-image records, for the pipeline to store once this
+        task has returned (its arrays are written by then).
+    """
+    block, decoded = decode_batch(
+        paths,
+        shape=spec.shape,
+        dtype=spec.pixel_dtype,
+        max_pixels=spec.config.max_pixels,
+        size_policy=spec.config.size_policy,
+    )
+    return analyse_block(block, decoded, start, spec=spec, writer=writer)
+
+
+def analyse_block(
+    block: np.ndarray,
+    decoded: list[DecodedImage],
+    start: int,
+    *,
+    spec: BatchSpec,
+    writer: BatchWriter,
+) -> BatchRecord:
+    """Statistics, maps and previews of a decoded batch, each array given to ``writer``.
+
+    Parameters
+    ----------
+    block : ndarray
+        ``(K, H, W)`` pixels, as :func:`xray_scale.decode.decode_batch` returns them.
+    decoded : list of DecodedImage
+        Per image: mode, bit depth and the decoding error, if any.
+    start : int
+        Index of the batch's first image in the run.
+    spec : BatchSpec
+    writer : BatchWriter
+
+    Returns
+    -------
+    BatchRecord
+    """
+    count = len(decoded)
+    errors = [image.error for image in decoded]
+    stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
+    histogram = np.zeros((count, 256), dtype=np.int64)
+    for k in range(count):
+        if not errors[k]:
+            values, histogram[k] = image_statistics(block[k], spec.config, compat=spec.compat)
+            for field, value in values.items():
+                stats[field][k] = value
+    previews = None
+    if spec.preview_shape:  # every preview of the batch, written once at the end
+        previews = np.zeros((count, len(spec.preview_maps), *spec.preview_shape), np.uint8)
+        for k in range(count):
+            if not errors[k]:
+                previews[k, 0] = to_preview(block[k], spec.preview_shape)
+    written: list[str] = []  # full-resolution arrays that hold this batch already
+    computed = spec.map_dtypes if spec.computes_maps else {}
+    for m, (name, dtype) in enumerate(computed.items(), start=1):
+        function = map_function(name, spec.config, compat=spec.compat, engine=spec.engine)
+        values = np.zeros((count, *spec.shape), dtype=dtype) if spec.full_resolution else None
+        for k in range(count):
+            if errors[k]:
+                continue
+            try:
+                image_map = function(block[k])
+            except Exception as exc:  # one image's failure must not stop its batch
+                errors[k] = f"processing failed in {name}: {type(exc).__name__}: {exc}"
+                for done in written:
+                    writer.erase(done, start, k)
+                if previews is not None:
+                    previews[k] = 0
+                continue
+            if values is not None:
+                values[k] = image_map
+            if previews is not None:
+                previews[k, m] = to_preview(image_map, spec.preview_shape)
+        if values is not None:
+            writer.write(name, start, values)
+            written.append(name)
+    if previews is not None:
+        writer.write("previews", start, previews)
+    failed = [k for k in range(count) if errors[k]]  # also those that failed in a map
+    for field in stats:
+        stats[field][failed] = np.nan
+    histogram[failed] = 0
+    return BatchRecord(
+        start=start,
+        stats=stats,
+        histogram=histogram,
+        status=[STATUS_FAILED if error else STATUS_OK for error in errors],
+        error=errors,
+        mode=[image.mode for image in decoded],
+        bit_depth=[image.bit_depth for image in decoded],
+    )
