@@ -92,6 +92,15 @@ class BatchSpec:
             return ()
         return ("original", *(name.split("/", 1)[1] for name in self.map_dtypes))
 
+    def store_layout(self) -> dict:
+        """The image arrays' keyword arguments of :func:`xray_scale.store.create_store`."""
+        return {
+            "shape": self.shape,
+            "map_dtypes": self.map_dtypes if self.full_resolution else {},
+            "preview_maps": self.preview_maps,
+            "preview_shape": self.preview_shape,
+        }
+
     @property
     def computes_maps(self) -> bool:
         """Whether the maps are computed at all (not for a statistics-only run)."""

@@ -13,6 +13,7 @@ Exit codes (every command):
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from enum import StrEnum
@@ -306,6 +307,71 @@ def plan(
         f"time: {estimate.images_per_s:.1f} img/s here -> {int(hours)} h {rest / 60:.0f} min "
         f"for {estimate.images} images"
     )
+
+
+@app.command()
+def bench(
+    source: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Folder of PNGs to repeat (default: the real sample beside the repository, "
+            "else phantoms).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    images: Annotated[int, typer.Option(min=1, help="Image files benchmarked.")] = 72,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Threads of every parallel item (default: CPUs).")
+    ] = None,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(help="TOML config to run (repeatable; default: the built-in default)."),
+    ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(help="Engine to run: scipy, opencv (repeatable; default: every one here)."),
+    ] = None,
+    dask_image_images: Annotated[
+        int, typer.Option(min=0, help="Images given to naive dask-image (0: skip it).")
+    ] = 24,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds of the tutorial loop and of each run; best kept.")
+    ] = 2,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="JSON record to write (default: xray-scale-bench-<time>.json here)."),
+    ] = None,
+) -> None:
+    """Images/s of the tutorial loop, naive dask-image and each engine and config, in one run.
+
+    Also the stage ceilings (decode, filter bank, compute, write) measured on the same
+    images, so the pipeline's efficiency is a printed ratio. Compare ratios, not img/s.
+    """
+    from .benchmark import BenchConfig, format_table, run_bench
+    from .config import load_config
+
+    configs = [BenchConfig(path.stem, load_config(path)) for path in config or []]
+    labels = [bench.label for bench in configs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two --config files share the name {labels}; rename one")
+    for name in engine or []:
+        if name == "auto" or name not in ENGINES:
+            raise EngineError(f"--engine must be one of scipy, opencv; got {name!r}")
+    result = run_bench(
+        source=source,
+        images=images,
+        workers=workers or os.cpu_count() or 1,
+        configs=configs or None,
+        engines=engine or None,
+        dask_image_images=dask_image_images,
+        rounds=rounds,
+        log=typer.echo,
+    )
+    typer.echo("")
+    typer.echo(format_table(result))
+    written = result.save(record or Path(f"xray-scale-bench-{time.strftime('%Y%m%d-%H%M%S')}.json"))
+    typer.echo(f"record: {written}")
 
 
 @app.command()

@@ -167,10 +167,7 @@ def _open_or_create(
         "engine": spec.engine,
         "shape": list(spec.shape),
         "bits": bit_depth,
-        "layout": {  # what this version of xray-scale stores for them
-            "maps": spec.map_dtypes if spec.full_resolution else {},
-            "previews": [spec.preview_maps, spec.preview_shape],
-        },
+        "layout": spec.store_layout(),  # what this version of xray-scale stores for them
     }
     fingerprint = _fingerprint(paths, settings)
     if out.exists() and not overwrite:
@@ -209,14 +206,11 @@ def _open_or_create(
     return create_store(
         out,
         paths=paths,
-        shape=spec.shape,
-        map_dtypes=spec.map_dtypes if spec.full_resolution else {},
         config=config,
         attrs=attrs,
-        preview_maps=spec.preview_maps,
-        preview_shape=spec.preview_shape,
         metadata=manifest_columns(manifest, paths) if manifest else None,
         overwrite=overwrite,
+        **spec.store_layout(),
     )
 
 

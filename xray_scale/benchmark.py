@@ -1,0 +1,591 @@
+"""``xray-scale bench``: the tutorial's loop, naive dask-image and xray-scale, side by side.
+
+On the same images (copies of a folder of PNGs, of the real sample, or of
+generated phantoms, repeated to ``images`` files), one after the other in this
+process, it measures images/s of:
+
+- ``tutorial``: the tutorial's code as a loop, one image after another (the 1.00x
+  reference of every ratio);
+- ``dask-image``: what a dask-image user writes, ``imread`` + ``ndfilters`` on the
+  ``(N, H, W)`` stack with sigma 0 on the stack axis + ``to_zarr``, and how far its
+  results are from per-image filtering (design.md section 2: they are wrong);
+- ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
+- the stage ceilings, each over the same batches with the same threads, through
+  the pipeline's own code (:mod:`xray_scale.batch`) with writes replaced by a
+  writer that keeps nothing: ``decode``; ``compute <engine> <config>``
+  (everything the config computes from decoded images: maps in their batch
+  buffers, previews, statistics); ``decode+compute`` (the same from the files);
+  ``decode+bank`` (decoding, statistics and each filter map and mask, each
+  dropped once computed: the essential work); and ``write <config>`` (the
+  config's outputs of one batch written into every batch of a fresh store, as a
+  run writes them).
+
+The pipeline's efficiency is then printed as ratios: run / its slowest stage,
+run / decode+compute (the compute ceiling of the config: what writing and
+scheduling cost), run / decode+bank (decode + filters + statistics), and run /
+"compute, then write" (``1 / (1/decode+compute + 1/write)``: each stage alone
+had every core, in a run they share them, so on CPU-bound stages this is the
+bound; 1.0 means writing and scheduling cost nothing beyond their own work).
+The tutorial loop and the runs are measured ``rounds`` times each; every
+figure is the best of its rounds, all measured in this one run; the record is
+JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from scipy import ndimage
+
+from . import filters
+from .analysis import image_statistics, map_function
+from .batch import BatchSpec, StoreWriter, analyse_block
+from .config import Config, load_config
+from .decode import DecodedImage, decode_batch, read_png_header
+from .engines import ENGINES, EngineError, resolve_engine
+from .pipeline import run
+from .store import create_store, library_versions
+
+__all__ = [
+    "BenchConfig",
+    "BenchResult",
+    "Stages",
+    "available_engines",
+    "dask_image_differences",
+    "dask_image_loop",
+    "format_table",
+    "prepare_images",
+    "run_bench",
+    "tutorial_loop",
+]
+
+REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
+"""The tutorial's 9 real images, when the repository sits beside ``shared/``."""
+
+
+def tutorial_loop(paths: list[Path]) -> float:
+    """The tutorial's code, image by image, as a user would loop it; returns seconds."""
+    began = time.perf_counter()
+    for path in paths:
+        xray_image = iio.imread(path)
+        ndimage.gaussian_laplace(xray_image, sigma=1)
+        ndimage.gaussian_gradient_magnitude(xray_image, sigma=2)
+        x_sobel = ndimage.sobel(xray_image, axis=0)
+        y_sobel = ndimage.sobel(xray_image, axis=1)
+        xray_image_sobel = np.hypot(x_sobel, y_sobel)
+        xray_image_sobel *= 255.0 / np.max(xray_image_sobel)
+        xray_image_sobel = xray_image_sobel.astype("float32")
+        fourier_gaussian = ndimage.fourier_gaussian(xray_image, sigma=0.05)
+        x_prewitt = ndimage.prewitt(fourier_gaussian, axis=0)
+        y_prewitt = ndimage.prewitt(fourier_gaussian, axis=1)
+        xray_image_canny = np.hypot(x_prewitt, y_prewitt)
+        xray_image_canny *= 255.0 / np.max(xray_image_canny)
+        np.min(xray_image), np.max(xray_image), np.mean(xray_image), np.median(xray_image)
+        ndimage.histogram(xray_image, min=np.min(xray_image), max=np.max(xray_image), bins=256)
+        np.where(xray_image > 150, xray_image, 0)
+        np.where(xray_image > 150, 1, 0)
+    return time.perf_counter() - began
+
+
+def dask_image_loop(folder: Path, out: Path, workers: int) -> float:
+    """What a dask-image user writes for LoG, GGM and Sobel into zarr; returns seconds.
+
+    ``imread`` of the folder's PNGs (one task per file), the stack cast to
+    float32, ``gaussian_laplace(stack, sigma=(0, 1, 1))``,
+    ``gaussian_gradient_magnitude(stack, sigma=(0, 2, 2))`` and the normalised
+    hypot of ``sobel(stack, axis=1)`` and ``axis=2``, the three ``to_zarr`` computed
+    together with the threaded scheduler (decoding shared). Writes
+    ``out/<name>.zarr`` for :func:`dask_image_differences`.
+    """
+    import dask
+    import dask.array as da
+    from dask_image import imread, ndfilters
+
+    began = time.perf_counter()
+    stack = imread.imread(str(folder / "*.png")).astype(np.float32)
+    log = ndfilters.gaussian_laplace(stack, sigma=(0, 1, 1))
+    ggm = ndfilters.gaussian_gradient_magnitude(stack, sigma=(0, 2, 2))
+    sobel = da.hypot(ndfilters.sobel(stack, axis=1), ndfilters.sobel(stack, axis=2))
+    sobel = sobel * (255.0 / sobel.max(axis=(1, 2), keepdims=True))
+    writes = [
+        array.to_zarr(str(out / f"{name}.zarr"), compute=False)
+        for name, array in (("laplace_gaussian", log), ("ggm", ggm), ("sobel", sobel))
+    ]
+    dask.compute(*writes, scheduler="threads", num_workers=workers)
+    return time.perf_counter() - began
+
+
+def dask_image_differences(images: list[np.ndarray], out: Path) -> dict[str, dict[str, float]]:
+    """Max |dask-image - per-image filtering| over ``images``, absolute and / output range."""
+    import zarr
+
+    references = {
+        "laplace_gaussian": lambda image: filters.laplace_gaussian(image, sigma=1.0),
+        "ggm": lambda image: filters.gaussian_gradient_magnitude(image, sigma=2.0),
+        "sobel": filters.sobel,
+    }
+    differences = {}
+    for name, reference in references.items():
+        stacked = zarr.open_array(str(out / f"{name}.zarr"), mode="r")
+        worst_abs, worst_rel = 0.0, 0.0
+        for k, image in enumerate(images):
+            expected = reference(image)
+            difference = float(np.max(np.abs(stacked[k].astype(np.float64) - expected)))
+            spread = float(np.ptp(expected)) or 1.0
+            worst_abs, worst_rel = max(worst_abs, difference), max(worst_rel, difference / spread)
+        differences[name] = {"max_abs": worst_abs, "relative_to_range": worst_rel}
+    return differences
+
+
+def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
+    """Copy the PNGs of ``source`` round-robin into ``folder`` until there are ``count``.
+
+    ``source`` None: 9 generated 1024 x 1024 phantoms (one patient's follow-ups).
+    """
+    if source is None:
+        from .synth import write_phantoms
+
+        originals = write_phantoms(folder / "originals", patients=1, follow_ups=9)
+    else:
+        originals = sorted(p for p in Path(source).iterdir() if p.suffix.lower() == ".png")
+    if not originals:
+        raise ValueError(f"no PNG files in {source}; give a folder of PNG images")
+    images = folder / "images"
+    images.mkdir(parents=True)
+    paths = []
+    for k in range(count):
+        original = originals[k % len(originals)]
+        target = images / f"{k:06d}_{original.name}"
+        shutil.copyfile(original, target)
+        paths.append(target)
+    return paths
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A configuration to benchmark, with the label its figures carry."""
+
+    label: str
+    config: Config
+
+
+@dataclass
+class BenchResult:
+    """Everything one benchmark run measured.
+
+    Attributes
+    ----------
+    rates : dict
+        Images/s of every item, by name (``tutorial``, ``run opencv default``...):
+        the best of its rounds.
+    rounds : dict
+        Every measurement of every item, in order.
+    efficiency : dict
+        ``{"<engine> <config>": {"vs_slowest_stage", "vs_decode_compute",
+        "vs_decode_bank", "vs_compute_then_write"}}``: the run's rate over each ceiling.
+    dask_image_differences : dict
+        ``{"laplace_gaussian" | "ggm" | "sobel": {"max_abs", "relative_to_range"}}``.
+    bytes_per_image : dict
+        ``{config label: bytes on disk per image}`` of the image arrays the write
+        stage wrote (per-image records excluded).
+    facts : dict
+        Machine, images, engines, configs, library versions.
+    notes : list of str
+        What the reader must know (e.g. dask-image ran on fewer images).
+    """
+
+    rates: dict[str, float] = field(default_factory=dict)
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
+    dask_image_differences: dict[str, dict[str, float]] = field(default_factory=dict)
+    bytes_per_image: dict[str, float] = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def ratio(self, name: str) -> float:
+        """Rate of item ``name`` over the tutorial loop's."""
+        return self.rates[name] / self.rates["tutorial"]
+
+    def record(self) -> dict:
+        """The JSON-ready record."""
+        return {
+            **self.facts,
+            "rates_img_s": self.rates,
+            "rounds_img_s": self.rounds,
+            "ratios_to_tutorial": {name: self.ratio(name) for name in self.rates},
+            "efficiency": self.efficiency,
+            "dask_image_differences": self.dask_image_differences,
+            "store_bytes_per_image": self.bytes_per_image,
+            "notes": self.notes,
+        }
+
+    def save(self, path: Path) -> Path:
+        """Write :meth:`record` as JSON to ``path`` (folders created); return it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.record(), indent=2))
+        return path
+
+
+class _DiscardWriter:
+    """A :class:`xray_scale.batch.BatchWriter` that keeps nothing: compute ceilings."""
+
+    def write(self, name: str, start: int, values: np.ndarray) -> None:
+        pass
+
+    def erase(self, name: str, start: int, k: int) -> None:
+        pass
+
+
+class _RecordingWriter(_DiscardWriter):
+    """Keeps the arrays of one batch, to replay them in the write ceiling."""
+
+    def __init__(self):
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def write(self, name: str, start: int, values: np.ndarray) -> None:
+        self.arrays[name] = values
+
+
+def _threaded(function: Callable, work: list, workers: int) -> float:
+    """Seconds to run ``function(item)`` for every item of ``work`` on ``workers`` threads."""
+    began = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(function, work):
+            pass
+    return time.perf_counter() - began
+
+
+def available_engines() -> list[str]:
+    """The concrete engines that can run here, in :data:`xray_scale.engines.ENGINES` order."""
+    found = []
+    for engine in ENGINES:
+        if engine == "auto":
+            continue
+        try:
+            found.append(resolve_engine(engine))
+        except EngineError:
+            pass
+    return found
+
+
+def _versions() -> dict[str, str]:
+    versions = library_versions()
+    for package in ("dask-image", "opencv-python-headless", "opencv-python"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+class Stages:
+    """The stage ceilings of one set of PNG files, through the pipeline's own batch code.
+
+    Every method returns images/s over all the files, ``workers`` threads working
+    through the batches of the config's batch size.
+
+    Parameters
+    ----------
+    paths : list of path
+        The files; the first one's header gives the shape and bit depth.
+    workers : int
+        Threads.
+    """
+
+    def __init__(self, paths: list[Path], workers: int):
+        header = read_png_header(paths[0])
+        self.paths = [str(p) for p in paths]
+        self.shape = (header.height, header.width)
+        self.bit_depth = 16 if header.bit_depth == 16 else 8
+        self.workers = workers
+
+    def spec(self, config: Config, engine: str) -> BatchSpec:
+        """The :class:`xray_scale.batch.BatchSpec` of a run of ``config`` over these files."""
+        return BatchSpec.for_run(
+            config, shape=self.shape, bit_depth=self.bit_depth, compat=None, engine=engine
+        )
+
+    def batches(self, size: int) -> list[tuple[int, list[str]]]:
+        return [(s, self.paths[s : s + size]) for s in range(0, len(self.paths), size)]
+
+    def decode(self, spec: BatchSpec, batch: list[str]) -> tuple[np.ndarray, list[DecodedImage]]:
+        block, decoded = decode_batch(
+            batch, shape=spec.shape, dtype=spec.pixel_dtype, max_pixels=spec.config.max_pixels
+        )
+        failed = [f"{p}: {d.error}" for p, d in zip(batch, decoded, strict=True) if d.error]
+        if failed:
+            raise ValueError(f"benchmark images must decode; {failed[0]}")
+        return block, decoded
+
+    def rate(self, function: Callable, work: list) -> float:
+        return len(self.paths) / _threaded(function, work, self.workers)
+
+    def decoded(self, spec: BatchSpec) -> list[tuple[int, np.ndarray, list[DecodedImage]]]:
+        """Every batch decoded, ``(start, block, decoded)``: the input of :meth:`compute`."""
+        return [(s, *self.decode(spec, b)) for s, b in self.batches(spec.config.batch_size)]
+
+    def compute(self, spec: BatchSpec, blocks) -> float:
+        """Images/s of everything ``spec`` computes from decoded images, nothing written."""
+
+        def analyse(item):
+            start, block, decoded = item
+            analyse_block(block, decoded, start, spec=spec, writer=_DiscardWriter())
+
+        return self.rate(analyse, blocks)
+
+    def decode_and_compute(self, spec: BatchSpec) -> float:
+        """Images/s of decoding and everything ``spec`` computes, nothing written."""
+
+        def both(item):
+            start, batch = item
+            analyse_block(*self.decode(spec, batch), start, spec=spec, writer=_DiscardWriter())
+
+        return self.rate(both, self.batches(spec.config.batch_size))
+
+    def decode_and_bank(self, spec: BatchSpec) -> float:
+        """Images/s of decoding, then the statistics and every map of each image, dropped."""
+
+        def bank(item):
+            block, decoded = self.decode(spec, item[1])
+            for pixels in block:
+                image_statistics(pixels, spec.config)
+            for name in spec.map_dtypes:
+                function = map_function(name, spec.config, engine=spec.engine)
+                for pixels in block:
+                    function(pixels)
+
+        return self.rate(bank, self.batches(spec.config.batch_size))
+
+    def write(self, spec: BatchSpec, blocks, folder: Path) -> tuple[float, float] | None:
+        """Writing the config's outputs of one batch into every batch of a fresh store.
+
+        Returns
+        -------
+        (float, float) or None
+            Images/s and bytes on disk per image; None when the config stores
+            no image arrays (statistics only).
+        """
+        recorder = _RecordingWriter()
+        start, block, decoded = blocks[0]
+        analyse_block(block, decoded, start, spec=spec, writer=recorder)
+        if not recorder.arrays:
+            return None  # statistics only: nothing but per-image records to write
+        store = folder / "write.zarr"
+        shutil.rmtree(store, ignore_errors=True)
+        create_store(
+            store,
+            paths=self.paths,
+            config=spec.config,
+            attrs={"batch_size": spec.config.batch_size},
+            **spec.store_layout(),
+        )
+        writer = StoreWriter(str(store), f"bench-{time.monotonic_ns()}")
+
+        def write_batch(item):
+            start, batch = item
+            for name, values in recorder.arrays.items():
+                writer.write(name, start, values[: len(batch)])
+
+        rate = self.rate(write_batch, self.batches(spec.config.batch_size))
+        size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+        shutil.rmtree(store)
+        return rate, size / len(self.paths)
+
+
+def _time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> float:
+    """Images/s of ``xray_scale.run`` over ``folder/images``; its store is deleted after."""
+    store = folder / f"run-{bench.label}-{engine}.zarr"
+    began = time.perf_counter()
+    summary = run([folder / "images"], store, config=bench.config, engine=engine, workers=workers)
+    seconds = time.perf_counter() - began
+    if summary.ok != summary.total:
+        raise ValueError(f"the run failed on {summary.failed} images: {summary.failures[:1]}")
+    shutil.rmtree(store)
+    return summary.total / seconds
+
+
+def run_bench(
+    *,
+    source: Path | None = None,
+    images: int = 72,
+    workers: int = 2,
+    rounds: int = 2,
+    configs: list[BenchConfig] | None = None,
+    engines: list[str] | None = None,
+    dask_image_images: int = 24,
+    diff_images: int = 4,
+    log: Callable[[str], None] = print,
+) -> BenchResult:
+    """Measure everything listed in the module docstring, in one run.
+
+    Parameters
+    ----------
+    source : path, optional
+        Folder of PNGs to repeat; default the real sample beside the
+        repository if present, else generated phantoms.
+    images : int
+        Number of image files benchmarked (copies of the source's).
+    workers : int
+        Threads for every parallel item (the tutorial loop is one thread).
+    rounds : int
+        Rounds of the tutorial loop and of every run, one after the other; each
+        item's best round is its figure (all rounds are recorded). Runs write
+        their stores, and on a virtual machine the first writes into memory the
+        guest never used cost several times more kernel time than later ones.
+    configs : list of BenchConfig, optional
+        Default: the built-in default configuration, labelled ``default``.
+    engines : list of str, optional
+        Concrete engines to run; default every engine installed.
+    dask_image_images : int
+        Images given to dask-image (its rate is per image; 0 skips it).
+    diff_images : int
+        Images on which dask-image's results are compared with per-image filtering.
+    log : callable
+        Receives one line per measured item.
+
+    Returns
+    -------
+    BenchResult
+    """
+    if min(images, workers, rounds) < 1:
+        raise ValueError(
+            f"images, workers and rounds must be >= 1, got {images}, {workers}, {rounds}"
+        )
+    if source is None and REAL_SAMPLE.is_dir():
+        source = REAL_SAMPLE
+    configs = configs or [BenchConfig("default", load_config(None))]
+    engines = [resolve_engine(engine) for engine in engines] if engines else available_engines()
+    result = BenchResult()
+    rates = result.rates
+
+    def measured(name: str, rate: float) -> None:
+        result.rounds.setdefault(name, []).append(rate)
+        rates[name] = max(result.rounds[name])
+        log(f"  {name}: {rate:.2f} img/s")
+
+    with tempfile.TemporaryDirectory(prefix="xray-scale-bench-") as tmp:
+        folder = Path(tmp)
+        paths = prepare_images(source, images, folder)
+        stages = Stages(paths, workers)
+        log(
+            f"{images} images {stages.shape[0]}x{stages.shape[1]} {stages.bit_depth}-bit from "
+            f"{source or 'phantoms'}, {workers} workers, engines {', '.join(engines)}, "
+            f"configs {', '.join(c.label for c in configs)}"
+        )
+        for round_number in range(1, rounds + 1):
+            log(f"round {round_number} of {rounds}")
+            measured("tutorial", images / tutorial_loop(paths))
+            for bench in configs:
+                for engine in engines:
+                    measured(
+                        f"run {engine} {bench.label}", _time_run(folder, bench, engine, workers)
+                    )
+        if dask_image_images:
+            count = min(images, dask_image_images)
+            dask_folder, dask_out = folder / "dask-images", folder / "dask-out"
+            dask_folder.mkdir()
+            dask_out.mkdir()
+            for path in paths[:count]:
+                os.link(path, dask_folder / path.name)
+            measured("dask-image", count / dask_image_loop(dask_folder, dask_out, workers))
+            if count < images:
+                result.notes.append(f"dask-image ran on the first {count} of {images} images")
+            compared = paths[: min(diff_images, count)]
+            pixels = [iio.imread(p) for p in compared]
+            result.dask_image_differences = dask_image_differences(pixels, dask_out)
+            shutil.rmtree(dask_out)
+        first = stages.spec(configs[0].config, engines[0])
+        decode_work = stages.batches(configs[0].config.batch_size)
+        measured("decode", stages.rate(lambda b: stages.decode(first, b[1]), decode_work))
+        for bench in configs:
+            blocks = stages.decoded(stages.spec(bench.config, engines[0]))
+            for engine in engines:
+                spec = stages.spec(bench.config, engine)
+                measured(f"compute {engine} {bench.label}", stages.compute(spec, blocks))
+                measured(f"decode+compute {engine} {bench.label}", stages.decode_and_compute(spec))
+                measured(f"decode+bank {engine} {bench.label}", stages.decode_and_bank(spec))
+            written = stages.write(stages.spec(bench.config, engines[0]), blocks, folder)
+            if written is not None:
+                measured(f"write {bench.label}", written[0])
+                result.bytes_per_image[bench.label] = written[1]
+            del blocks
+
+    for bench in configs:
+        for engine in engines:
+            key = f"{engine} {bench.label}"
+            run_rate = rates[f"run {key}"]
+            ceilings = [rates["decode"], rates[f"compute {key}"]]
+            ceilings += [rates[f"write {bench.label}"]] if f"write {bench.label}" in rates else []
+            # Stages measured alone each had every core; in a run they share them, so
+            # a run can at best spend the sum of their times per image.
+            seconds = 1 / rates[f"decode+compute {key}"]
+            seconds += 1 / rates[f"write {bench.label}"] if f"write {bench.label}" in rates else 0
+            result.efficiency[key] = {
+                "vs_slowest_stage": run_rate / min(ceilings),
+                "vs_decode_compute": run_rate / rates[f"decode+compute {key}"],
+                "vs_decode_bank": run_rate / rates[f"decode+bank {key}"],
+                "vs_compute_then_write": run_rate * seconds,
+            }
+    result.facts = {
+        "benchmark": "xray-scale bench",
+        "machine": platform.node(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "workers": workers,
+        "rounds": rounds,
+        "images": images,
+        "image_shape": list(stages.shape),
+        "bit_depth": stages.bit_depth,
+        "source": str(source) if source else "phantoms",
+        "engines": engines,
+        "configs": {bench.label: bench.config.to_dict() for bench in configs},
+        "libraries": _versions(),
+        "dask_image_images": min(images, dask_image_images),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return result
+
+
+def format_table(result: BenchResult) -> str:
+    """The printed summary: every rate with its ratio, then efficiencies and dask-image's errors."""
+    lines = [f"{'item':<40} {'img/s':>9} {'x tutorial':>11}"]
+    lines += [
+        f"{name:<40} {rate:>9.2f} {result.ratio(name):>10.2f}x"
+        for name, rate in result.rates.items()
+    ]
+    lines.append("")
+    lines.append("pipeline efficiency, run / ceiling:")
+    columns = {
+        "vs_slowest_stage": "slowest stage",
+        "vs_decode_compute": "decode+compute",
+        "vs_decode_bank": "decode+bank",
+        "vs_compute_then_write": "compute, then write",
+    }
+    lines.append(f"  {'run':<24}" + "".join(f" {title:>20}" for title in columns.values()))
+    for key, ratios in result.efficiency.items():
+        lines.append(f"  {key:<24}" + "".join(f" {ratios[c]:>20.2f}" for c in columns))
+    for label, size in result.bytes_per_image.items():
+        lines.append(f"  {label}: {size / 1e6:.2f} MB of image arrays per image written")
+    if result.dask_image_differences:
+        lines.append("")
+        lines.append("dask-image's stack filters vs per-image filtering (max |difference|):")
+        for name, difference in result.dask_image_differences.items():
+            relative = difference["relative_to_range"]
+            lines.append(
+                f"  {name:<17} {difference['max_abs']:10.3f}  = {relative:.2f} x the output's range"
+            )
+    lines += [f"note: {note}" for note in result.notes]
+    return "\n".join(lines)
