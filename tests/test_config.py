@@ -44,6 +44,10 @@ def test_dict_round_trip_and_partial_override():
         ({"input": {"bit_depth": 12}}, "input.bit_depth must be one of 8, 16"),
         ({"store": {"filter_dtype": "int8"}}, "store.filter_dtype must be one of 'float32'"),
         ({"store": {"compressor": "gzip"}}, "store.compressor must be one of 'none'"),
+        (
+            {"store": {"compressor": "blosc-lz4", "compression_level": 12}},
+            "store.compression_level must be <= 9 for compressor 'blosc-lz4', got 12",
+        ),
         ({"masks": {"enabled": ["mask_values", "mask_values"]}}, "lists a name twice"),
         ({"masks": {"threshold": float("nan")}}, "masks.threshold must be a finite number"),
         (

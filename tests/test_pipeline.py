@@ -10,7 +10,7 @@ import zarr
 from conftest import make_bad_inputs, make_mode_inputs, structured_image, write_png
 
 import xray_scale
-from xray_scale.analysis import analyse_image
+from xray_scale.analysis import analyse_image, map_function
 from xray_scale.config import ConfigError, load_config
 from xray_scale.decode import decode_image
 from xray_scale.engines import resolve_engine
@@ -143,6 +143,25 @@ def test_storage_dtypes_and_optional_canny(phantom_folder, tmp_path):
     check_image_against_direct_analysis(group, 2, str(group["index/path"][2]), load_config(config))
 
 
+@pytest.mark.parametrize("compressor", ["none", "zstd", "blosc-zstd", "blosc-lz4"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_every_compressor_and_dtype_reads_back_the_computed_maps(
+    phantom_folder, tmp_path, compressor, dtype
+):
+    config = {"filters": {"enabled": ["laplace_gaussian"]}, "masks": {"enabled": []}}
+    config["store"] = {"filter_dtype": dtype, "compressor": compressor, "compression_level": 1}
+    xray_scale.run([phantom_folder], tmp_path / "out.zarr", workers=2, config=config, limit=5)
+    array = zarr.open_group(tmp_path / "out.zarr", mode="r")["filters/laplace_gaussian"]
+    assert array.dtype == np.dtype(dtype)
+    expected = {"none": (), "zstd": ("zstd",), "blosc-zstd": ("blosc",), "blosc-lz4": ("blosc",)}
+    assert tuple(c.to_dict()["name"] for c in array.compressors) == expected[compressor]
+    engine = zarr.open_group(tmp_path / "out.zarr").attrs["xray_scale"]["engine"]
+    function = map_function("filters/laplace_gaussian", load_config(config), engine=engine)
+    for k, path in enumerate(sorted(phantom_folder.glob("*.png"))[:5]):
+        pixels = decode_image(path, shape=(64, 64)).pixels
+        assert np.array_equal(array[k], function(pixels)), k  # lossless: the stored dtype's values
+
+
 def test_resume_redoes_only_unfinished_batches(phantom_folder, tmp_path):
     out = tmp_path / "out.zarr"
     xray_scale.run([phantom_folder], out, workers=2, batch_size=4)
@@ -253,7 +272,7 @@ def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps
 
 
 def test_previews_without_full_resolution_maps(phantom_folder, tmp_path):
-    from xray_scale.analysis import map_function, to_preview
+    from xray_scale.analysis import to_preview
 
     config = {"store": {"full_resolution": False, "preview_size": 32}, "run": {"batch_size": 5}}
     make_bad_inputs(phantom_folder / "bad")

@@ -9,7 +9,8 @@ from xray_scale.plan import plan_run
 
 
 def test_plan_scales_a_measured_sample(phantom_folder):
-    estimate = plan_run([phantom_folder], workers=1, sample=4, config={"run": {"batch_size": 2}})
+    config = {"run": {"batch_size": 2}, "store": {"compressor": "none"}}
+    estimate = plan_run([phantom_folder], workers=1, sample=4, config=config)
     assert (estimate.images, estimate.sampled) == (12, 4)
     # 64 x 64 float32 maps stored uncompressed: the values, plus < 400 bytes per image of
     # shard index and array metadata (zarr.json) at this tiny size

@@ -147,6 +147,8 @@ def _compressors(name: str, config: Config):
         return None
     if config.compressor == "zstd":
         return ZstdCodec(level=config.compression_level)
+    if config.compressor == "blosc-lz4":  # bit shuffle: measured faster and smaller for lz4
+        return BloscCodec(cname="lz4", clevel=config.compression_level, shuffle="bitshuffle")
     return BloscCodec(cname="zstd", clevel=config.compression_level, shuffle="shuffle")
 
 
