@@ -103,22 +103,25 @@ def preview_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
 def to_preview(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A small uint8 image of a map, for browsing.
 
-    The map is shrunk by area averaging (``cv2.INTER_AREA``) and scaled per
-    image to 0..255 (:func:`to_storage_dtype` ``"uint8"``): previews show
-    structure, not comparable values.
+    The map is shrunk by area averaging (``cv2.INTER_AREA``) in float32, then
+    scaled per image so that its minimum is 0 and its maximum 255, rounded
+    (``cv2.normalize``, ``NORM_MINMAX``; a constant map gives zeros): previews
+    show structure, not comparable values.
 
     Examples
     --------
     >>> to_preview(np.arange(16, dtype=np.float32).reshape(4, 4), (2, 2))  # 2x2 means 2.5..12.5
     array([[  0,  51],
            [204, 255]], dtype=uint8)
+    >>> int(to_preview(np.full((4, 4), 7, dtype=np.uint8), (2, 2)).max())
+    0
     """
     import cv2
 
     small = cv2.resize(
         np.asarray(values, dtype=np.float32), shape[::-1], interpolation=cv2.INTER_AREA
     )
-    return to_storage_dtype(small, "uint8")
+    return cv2.normalize(small, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
 
 
 def check_compat(compat: str | None) -> None:
