@@ -40,6 +40,19 @@ def test_run_then_info(phantom_folder, tmp_path, capsys):
     assert (details["total"], details["ok"], details["failed"]) == (12, 12, 0)
     assert details["config"]["filters"]["laplace_gaussian"] == {"sigma": 1.0}
     assert details["images_per_s"] > 0 and details["elapsed_s"] > 0
+    assert details["arrays"]["filters/sobel"] == "float32" and "previews" not in details["arrays"]
+
+
+def test_info_names_what_the_previews_show(phantom_folder, tmp_path, capsys):
+    config = tmp_path / "previews.toml"
+    config.write_text(
+        "[store]\nfull_resolution = false\npreview_size = 32\n[masks]\nenabled = []\n"
+    )
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(phantom_folder), "-o", str(out), "--config", str(config), "-q"]) == 0
+    assert main(["info", str(out)]) == 0
+    maps = "original, laplace_gaussian, gaussian_gradient_magnitude, sobel, tutorial_canny"
+    assert f"arrays: previews (uint8: {maps})" in capsys.readouterr().out
 
 
 def test_failed_images_give_exit_code_1_and_are_listed(phantom_folder, tmp_path, capsys):

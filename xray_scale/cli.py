@@ -225,7 +225,14 @@ def describe_store(path: Path) -> dict:
                 if kind in group
                 for name in sorted(group[kind].array_keys())
             },
-            **({"previews": str(group["previews"].dtype)} if "previews" in group else {}),
+            **(
+                {
+                    "previews": f"{group['previews'].dtype}: "
+                    + ", ".join(group["previews"].attrs["maps"])
+                }
+                if "previews" in group
+                else {}
+            ),
         },
         "config": attrs["config"],
         "libraries": attrs["libraries"],
