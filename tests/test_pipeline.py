@@ -315,3 +315,37 @@ def test_statistics_only_run_computes_no_maps(phantom_folder, tmp_path):
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
     assert summary.ok == 12 and sorted(group.group_keys()) == ["index", "stats"]
     assert group["stats/histogram"][:].sum() == 12 * 64 * 64
+
+
+class _Result:
+    """A task result that can be watched with a weak reference."""
+
+
+def _make_result(_):
+    return _Result()
+
+
+def test_local_runs_never_hold_more_than_one_call_of_results(monkeypatch):
+    """dask keeps every requested result until its call returns: calls are bounded."""
+    import weakref
+
+    from xray_scale import pipeline
+
+    graph = {("batch", k): (_make_result, k) for k in range(200)}
+
+    def most_alive_during_run() -> int:
+        handed, most = [], 0
+
+        def on_record(result):
+            nonlocal most
+            handed.append(weakref.ref(result))
+            most = max(most, sum(ref() is not None for ref in handed))
+
+        pipeline._compute_locally(graph, "threads", 1, on_record)
+        assert len(handed) == 200
+        return most
+
+    monkeypatch.setattr(pipeline, "BATCHES_PER_CALL", 1)  # calls of 64 batches (per worker)
+    assert most_alive_during_run() <= 64 + 1
+    monkeypatch.setattr(pipeline, "BATCHES_PER_CALL", 1000)  # one call: all 200 held
+    assert most_alive_during_run() == 200

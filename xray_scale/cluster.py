@@ -96,6 +96,7 @@ def compute_on_cluster(client, graph: dict, on_result: Callable) -> None:
     """Compute a graph of independent tasks on the cluster, handing each result on as it arrives."""
     from distributed import as_completed
 
-    futures = client.get(graph, list(graph), sync=False)
-    for future in as_completed(futures):
+    completed = as_completed(client.get(graph, list(graph), sync=False))
+    for future in completed:
         on_result(future.result())
+        future.release()  # the workers may drop the result: nothing holds all of them

@@ -136,6 +136,29 @@ class _BatchCallback(Callback):
         self._on_record(result)
 
 
+BATCHES_PER_CALL = 256
+"""Batches given to dask's local scheduler at a time (at least 64 per worker).
+
+dask keeps the result of every requested task until the call returns, and a
+batch's records take ~2.5 kB per image: 280 MB for the whole dump in one call.
+Calls of a few hundred batches keep that to a few MB and leave the workers
+idle only in each call's last round.
+"""
+
+
+def _compute_locally(
+    graph: dict, scheduler: str, workers: int, on_record: Callable[[BatchRecord], None]
+) -> None:
+    """Run the batch tasks on a local dask scheduler, a bounded number at a time."""
+    get = {"threads": dask.threaded.get, "processes": dask.multiprocessing.get}[scheduler]
+    keys = list(graph)
+    step = max(BATCHES_PER_CALL, 64 * workers)
+    with _BatchCallback(on_record):
+        for first in range(0, len(keys), step):
+            part = {key: graph[key] for key in keys[first : first + step]}
+            get(part, list(part), num_workers=workers)
+
+
 def _describe_input(item: str | os.PathLike) -> str:
     """An input argument as recorded in the store: absolute, unless a phantom source."""
     text = os.fspath(item)
@@ -355,9 +378,7 @@ def run(
                 began = time.perf_counter()
                 compute_on_cluster(client, graph, on_record)
         else:
-            get = {"threads": dask.threaded.get, "processes": dask.multiprocessing.get}[scheduler]
-            with _BatchCallback(on_record):
-                get(graph, list(graph), num_workers=workers or os.cpu_count())
+            _compute_locally(graph, scheduler, workers or os.cpu_count() or 1, on_record)
     finally:
         records.flush()  # what finished is kept, also on Ctrl-C or a failing task
     elapsed = time.perf_counter() - began
