@@ -17,8 +17,6 @@ from xray_scale.cli import main
 from xray_scale.config import load_config
 from xray_scale.synth import write_phantoms
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # pims, used by dask-image
-
 
 @pytest.fixture
 def source(tmp_path):

@@ -39,6 +39,7 @@ import platform
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -114,16 +115,18 @@ def dask_image_loop(folder: Path, out: Path, workers: int) -> float:
     from dask_image import imread, ndfilters
 
     began = time.perf_counter()
-    stack = imread.imread(str(folder / "*.png")).astype(np.float32)
-    log = ndfilters.gaussian_laplace(stack, sigma=(0, 1, 1))
-    ggm = ndfilters.gaussian_gradient_magnitude(stack, sigma=(0, 2, 2))
-    sobel = da.hypot(ndfilters.sobel(stack, axis=1), ndfilters.sobel(stack, axis=2))
-    sobel = sobel * (255.0 / sobel.max(axis=(1, 2), keepdims=True))
-    writes = [
-        array.to_zarr(str(out / f"{name}.zarr"), compute=False)
-        for name, array in (("laplace_gaussian", log), ("ggm", ggm), ("sobel", sobel))
-    ]
-    dask.compute(*writes, scheduler="threads", num_workers=workers)
+    with warnings.catch_warnings():  # pims, under dask-image, calls a deprecated skimage.io API
+        warnings.filterwarnings("ignore", category=FutureWarning, module="pims")
+        stack = imread.imread(str(folder / "*.png")).astype(np.float32)
+        log = ndfilters.gaussian_laplace(stack, sigma=(0, 1, 1))
+        ggm = ndfilters.gaussian_gradient_magnitude(stack, sigma=(0, 2, 2))
+        sobel = da.hypot(ndfilters.sobel(stack, axis=1), ndfilters.sobel(stack, axis=2))
+        sobel = sobel * (255.0 / sobel.max(axis=(1, 2), keepdims=True))
+        writes = [
+            array.to_zarr(str(out / f"{name}.zarr"), compute=False)
+            for name, array in (("laplace_gaussian", log), ("ggm", ggm), ("sobel", sobel))
+        ]
+        dask.compute(*writes, scheduler="threads", num_workers=workers)
     return time.perf_counter() - began
 
 
