@@ -72,7 +72,7 @@ class Config:
         ``masks/*``).
     preview_size : int
         Longer side, in pixels, of the uint8 previews stored for browsing
-        (``previews/original`` and one per filter and mask); 0 for none.
+        (the ``previews`` array: the original and each filter and mask); 0 for none.
     """
 
     batch_size: int = 8
