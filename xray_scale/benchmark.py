@@ -325,7 +325,11 @@ class Stages:
 
     def decode(self, spec: BatchSpec, batch: list[str]) -> tuple[np.ndarray, list[DecodedImage]]:
         block, decoded = decode_batch(
-            batch, shape=spec.shape, dtype=spec.pixel_dtype, max_pixels=spec.config.max_pixels
+            batch,
+            shape=spec.shape,
+            dtype=spec.pixel_dtype,
+            max_pixels=spec.config.max_pixels,
+            size_policy=spec.config.size_policy,
         )
         failed = [f"{p}: {d.error}" for p, d in zip(batch, decoded, strict=True) if d.error]
         if failed:
@@ -402,7 +406,8 @@ class Stages:
                 writer.write(name, start, values[: len(batch)])
 
         rate = self.rate(write_batch, self.batches(spec.config.batch_size))
-        size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+        arrays = [store / name for name in recorder.arrays]  # not the per-image records
+        size = sum(p.stat().st_size for a in arrays for p in a.rglob("*") if p.is_file())
         shutil.rmtree(store)
         return rate, size / len(self.paths)
 
