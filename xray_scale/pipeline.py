@@ -1,8 +1,9 @@
 """The run: inputs to a complete store, one fused dask task per batch.
 
-Each task decodes its K files once, computes every filter, mask and statistic
-image by image, writes its own shard of every full-resolution array, and
-returns the batch's small per-image records (statistics, histogram, status,
+Each task (:func:`xray_scale.batch.process_batch`) decodes its K files once,
+computes every filter, mask and statistic image by image, writes its own shard
+of every full-resolution array (and its chunk of ``previews``), and returns
+the batch's small per-image records (statistics, histogram, status,
 error). The process that runs the pipeline is the only writer of those
 records (:class:`xray_scale.store.RecordWriter`), statuses last. Nothing
 larger than one batch is held per worker, and a batch is the unit of resume:
@@ -10,7 +11,8 @@ re-running the same command on the same store redoes only the batches that
 still hold a ``pending`` image.
 
 The graph is a plain dict, one task per batch and no dependencies: 14,015
-tasks for the full dump, built in well under a second.
+tasks for the full dump, built in well under a second, and handed to a local
+scheduler a few hundred at a time (:data:`BATCHES_PER_CALL`).
 """
 
 from __future__ import annotations
