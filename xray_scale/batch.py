@@ -92,6 +92,19 @@ class BatchSpec:
             return ()
         return ("original", *(name.split("/", 1)[1] for name in self.map_dtypes))
 
+    def decode(self, paths: list[str]) -> tuple[np.ndarray, list[DecodedImage]]:
+        """Decode a batch of files by this run's shape, dtype and input policies.
+
+        See :func:`xray_scale.decode.decode_batch`.
+        """
+        return decode_batch(
+            paths,
+            shape=self.shape,
+            dtype=self.pixel_dtype,
+            max_pixels=self.config.max_pixels,
+            size_policy=self.config.size_policy,
+        )
+
     def store_layout(self) -> dict:
         """The image arrays' keyword arguments of :func:`xray_scale.store.create_store`."""
         return {
@@ -173,13 +186,7 @@ def process_batch(
         The batch's per-image records, for the pipeline to store once this
         task has returned (its arrays are written by then).
     """
-    block, decoded = decode_batch(
-        paths,
-        shape=spec.shape,
-        dtype=spec.pixel_dtype,
-        max_pixels=spec.config.max_pixels,
-        size_policy=spec.config.size_policy,
-    )
+    block, decoded = spec.decode(paths)
     return analyse_block(block, decoded, start, spec=spec, writer=writer)
 
 

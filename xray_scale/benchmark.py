@@ -54,7 +54,7 @@ from . import filters
 from .analysis import image_statistics, map_function
 from .batch import BatchSpec, StoreWriter, analyse_block
 from .config import Config, load_config
-from .decode import DecodedImage, decode_batch, read_png_header
+from .decode import DecodedImage, read_png_header
 from .engines import ENGINES, EngineError, resolve_engine
 from .pipeline import run
 from .store import create_store, library_versions
@@ -324,13 +324,7 @@ class Stages:
         return [(s, self.paths[s : s + size]) for s in range(0, len(self.paths), size)]
 
     def decode(self, spec: BatchSpec, batch: list[str]) -> tuple[np.ndarray, list[DecodedImage]]:
-        block, decoded = decode_batch(
-            batch,
-            shape=spec.shape,
-            dtype=spec.pixel_dtype,
-            max_pixels=spec.config.max_pixels,
-            size_policy=spec.config.size_policy,
-        )
+        block, decoded = spec.decode(batch)
         failed = [f"{p}: {d.error}" for p, d in zip(batch, decoded, strict=True) if d.error]
         if failed:
             raise ValueError(f"benchmark images must decode; {failed[0]}")
