@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_scale.py startup            # 112,120 hard links + a 112,120-line list
     python benchmarks/bench_scale.py memory             # peak RSS at 200 vs 2,000 images
     python benchmarks/bench_scale.py schedulers         # threads vs processes vs distributed
+    python benchmarks/bench_scale.py workers --counts 1 4 8 16 --images 1024   # CPU scaling
 
 ``startup`` makes 112,120 hard links to one real 1024x1024 ChestX-ray8 image (a
 phantom when ../shared is absent) in a temporary folder, so the run sees
@@ -14,16 +15,24 @@ peak RSS of the process at that moment; once with the folder as input, once
 with a 112,120-line .txt list. ``memory`` runs the same command on 200 and on
 2,000 links in fresh processes and compares their peak RSS. ``schedulers`` runs
 the same 72 links with 2 workers on each local scheduler, in turn, in fresh
-processes, and prints each rate as a ratio to threads. Each measurement is
-a fresh ``python`` process, so the RSS figures include the interpreter and the
-imported libraries. Records go to benchmarks/results/ (git-ignored).
+processes, and prints each rate as a ratio to threads. ``workers`` copies the
+real sample (phantoms without ../shared) to ``--images`` files and, for each
+worker count in turn, round after round, measures ``xray_scale.run`` (threads
+scheduler, ``--config``, ``--engine``) and the decode ceiling with as many
+threads; it prints each count's speed-up over the first count ``c`` and the scaling
+efficiency, ``(rate(n) / rate(c)) / (n / c)`` (1.0: perfect scaling). Each
+startup, memory or schedulers measurement is a fresh ``python`` process, so the
+RSS figures include the interpreter and the imported libraries. Records go to
+benchmarks/results/ (git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +40,8 @@ import time
 from pathlib import Path
 
 from records import save_record
+
+import xray_scale
 
 REAL_IMAGE = (
     Path(__file__).resolve().parents[1].parent / "shared/data/chestxray8-sample/00000011_000.png"
@@ -168,19 +179,93 @@ def schedulers(workers: int, count: int) -> dict:
     return {"images": count, "images_per_s": rates}
 
 
+def _decode_batch(stages, spec, batch: tuple[int, list[str]]) -> None:
+    stages.decode(spec, batch[1])
+
+
+def workers_scaling(
+    counts: list[int], images: int, config: Path | None, engine: str, rounds: int
+) -> dict:
+    from xray_scale.benchmark import REAL_SAMPLE, Stages, prepare_images
+    from xray_scale.config import load_config
+    from xray_scale.engines import resolve_engine
+
+    loaded = load_config(config)
+    engine = resolve_engine(engine)
+    runs: dict[int, list[float]] = {n: [] for n in counts}
+    decodes: dict[int, list[float]] = {n: [] for n in counts}
+    with tempfile.TemporaryDirectory(prefix="xray-scale-workers-") as tmp:
+        tmp = Path(tmp)
+        source = REAL_SAMPLE if REAL_SAMPLE.is_dir() else None
+        paths = prepare_images(source, images, tmp)
+        for round_number in range(1, rounds + 1):
+            for n in counts:
+                stages = Stages(paths, n)
+                spec = stages.spec(loaded, engine)
+                work = stages.batches(loaded.batch_size)
+                decode = functools.partial(_decode_batch, stages, spec)
+                decodes[n].append(stages.rate(decode, work))
+                store = tmp / f"run-{n}.zarr"
+                began = time.perf_counter()
+                summary = xray_scale.run(
+                    [tmp / "images"], store, config=loaded, engine=engine, workers=n
+                )
+                runs[n].append(summary.total / (time.perf_counter() - began))
+                shutil.rmtree(store)
+                print(
+                    f"round {round_number}, {n} workers: run {runs[n][-1]:.1f} img/s, "
+                    f"decode {decodes[n][-1]:.1f} img/s"
+                )
+    best_run = {n: max(rates) for n, rates in runs.items()}
+    best_decode = {n: max(rates) for n, rates in decodes.items()}
+    first = counts[0]
+    print(
+        f"\n{images} images, {config or 'default config'}, {engine} engine, "
+        f"{os.cpu_count()} CPUs, best of {rounds} rounds"
+    )
+    print("workers  run img/s  speed-up  efficiency  decode img/s  run/decode")
+    for n in counts:
+        speedup = best_run[n] / best_run[first]
+        print(
+            f"{n:7d}  {best_run[n]:9.1f}  {speedup:8.2f}  {speedup * first / n:10.2f}  "
+            f"{best_decode[n]:12.1f}  {best_run[n] / best_decode[n]:10.2f}"
+        )
+    return {
+        "images": images,
+        "config": str(config or "default"),
+        "engine": engine,
+        "rounds": rounds,
+        "run_images_per_s": runs,
+        "decode_images_per_s": decodes,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["startup", "memory", "schedulers"])
+    parser.add_argument("what", choices=["startup", "memory", "schedulers", "workers"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=2000)
+    parser.add_argument(
+        "--counts",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="workers: the worker counts, the first is the reference",
+    )
+    parser.add_argument("--images", type=int, default=1024, help="workers: image files")
+    parser.add_argument("--config", type=Path, help="workers: TOML config (default: built-in)")
+    parser.add_argument("--engine", default="auto", help="workers: engine")
+    parser.add_argument("--rounds", type=int, default=2, help="workers: rounds, best kept")
     args = parser.parse_args()
     if args.what == "startup":
         figures = startup(args.workers)
     elif args.what == "memory":
         figures = memory(args.workers, args.small, args.large)
-    else:
+    elif args.what == "schedulers":
         figures = schedulers(args.workers, 72)
+    else:
+        figures = workers_scaling(args.counts, args.images, args.config, args.engine, args.rounds)
     save_record(
         f"scale-{args.what}",
         {
