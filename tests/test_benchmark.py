@@ -127,7 +127,7 @@ def test_bench_command_prints_the_table_and_writes_the_record(source, tmp_path, 
 
 def test_bench_command_refuses_bad_engines_and_duplicate_config_names(source, tmp_path, capsys):
     assert main(["bench", str(source), "--engine", "cuda"]) == 2
-    assert "--engine must be one of scipy, opencv; got 'cuda'" in capsys.readouterr().err
+    assert "--engine must be one of scipy, opencv, cupy; got 'cuda'" in capsys.readouterr().err
     one, two = tmp_path / "a" / "x.toml", tmp_path / "b" / "x.toml"
     for path in (one, two):
         path.parent.mkdir()

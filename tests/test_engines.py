@@ -23,7 +23,7 @@ def test_auto_picks_opencv_when_installed_else_scipy():
 
 def test_unknown_engine_lists_the_choices():
     with pytest.raises(
-        EngineError, match="unknown engine 'cuda'; choose one of auto, scipy, opencv"
+        EngineError, match="unknown engine 'cuda'; choose one of auto, scipy, opencv, cupy"
     ):
         resolve_engine("cuda")
 

@@ -155,7 +155,7 @@ def map_function(
         Parameters, threshold and storage dtype.
     compat : {None, "tutorial"}
         ``"tutorial"``: the tutorial's own code where it has the filter.
-    engine : {"scipy", "opencv", "auto"}
+    engine : {"scipy", "opencv", "cupy", "auto"}
         Implementation of the float32 filters.
 
     Returns
@@ -200,7 +200,7 @@ def analyse_image(
         ``"tutorial"`` reproduces the tutorial's arrays bit for bit (its
         dtypes, wrap-around included, and its min..max histogram) instead of
         computing in float32.
-    engine : {"scipy", "opencv", "auto"}
+    engine : {"scipy", "opencv", "cupy", "auto"}
         Which implementation computes the float32 filters
         (:mod:`xray_scale.engines`); ignored for the tutorial's own code.
 

@@ -48,7 +48,7 @@ class BatchSpec:
     compat : {None, "tutorial"}
         The tutorial's arrays bit for bit.
     engine : str
-        The concrete engine (``"scipy"``, ``"opencv"``).
+        The concrete engine (``"scipy"``, ``"opencv"``, ``"cupy"``).
     """
 
     shape: tuple[int, int]
@@ -215,6 +215,10 @@ def analyse_block(
     -------
     BatchRecord
     """
+    if spec.engine == "cupy" and spec.compat is None:  # the whole batch at once, on the GPU
+        from .cupy_engine import analyse_block as analyse_on_gpu
+
+        return analyse_on_gpu(block, decoded, start, spec=spec, writer=writer)
     count = len(decoded)
     errors = [image.error for image in decoded]
     stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}

@@ -337,7 +337,9 @@ def bench(
     ] = None,
     engine: Annotated[
         list[str] | None,
-        typer.Option(help="Engine to run: scipy, opencv (repeatable; default: every one here)."),
+        typer.Option(
+            help="Engine to run: scipy, opencv, cupy (repeatable; default: every one here)."
+        ),
     ] = None,
     dask_image_images: Annotated[
         int, typer.Option(min=0, help="Images given to naive dask-image (0: skip it).")
@@ -364,7 +366,8 @@ def bench(
         raise ConfigError(f"two --config files share the name {labels}; rename one")
     for name in engine or []:
         if name == "auto" or name not in ENGINES:
-            raise EngineError(f"--engine must be one of scipy, opencv; got {name!r}")
+            concrete = ", ".join(e for e in ENGINES if e != "auto")
+            raise EngineError(f"--engine must be one of {concrete}; got {name!r}")
     result = run_bench(
         source=source,
         images=images,

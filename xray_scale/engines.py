@@ -4,7 +4,11 @@
 - ``opencv``: :mod:`xray_scale.opencv_filters`, the same filters from scipy's own
   1-D kernels applied with OpenCV's ``sepFilter2D``; parity-tested against
   ``scipy`` (max difference <= 1e-4 of the output's range).
-- ``auto``: ``opencv`` when OpenCV imports, else ``scipy``.
+- ``cupy``: :mod:`xray_scale.cupy_engine`, the same filters on an NVIDIA GPU
+  (``cupyx.scipy.ndimage``), a whole batch per kernel; needs the ``gpu`` extra
+  and a CUDA device.
+- ``auto``: ``cupy`` when CuPy can use a GPU here, else ``opencv`` when OpenCV
+  imports, else ``scipy``.
 
 The masks are part of the same contract: an engine may implement
 ``mask_values`` and ``mask_binary`` too, with the reference's exact results.
@@ -24,21 +28,31 @@ from .filters import FILTERS, MASKS
 
 __all__ = ["ENGINES", "EngineError", "engine_filters", "engine_masks", "resolve_engine"]
 
-ENGINES = ("auto", "scipy", "opencv")
+ENGINES = ("auto", "scipy", "opencv", "cupy")
 """Values accepted for ``engine``."""
 
-_MODULES = {"scipy": "xray_scale.filters", "opencv": "xray_scale.opencv_filters"}
+_MODULES = {
+    "scipy": "xray_scale.filters",
+    "opencv": "xray_scale.opencv_filters",
+    "cupy": "xray_scale.cupy_engine",
+}
+_FASTER_THAN_SCIPY = ("cupy", "opencv")  # what auto tries, fastest first
 
 
 class EngineError(ValueError):
     """The engine is unknown or cannot run here; the message says what to install."""
 
 
+@cache
 def _load(engine: str):
+    """The engine's module, once it is known to run here (a GPU engine checks its device)."""
     try:
-        return importlib.import_module(_MODULES[engine])
-    except ImportError as error:
+        module = importlib.import_module(_MODULES[engine])
+        if hasattr(module, "check_usable"):
+            module.check_usable()
+    except (ImportError, RuntimeError) as error:
         raise EngineError(f"the {engine} engine cannot run: {error}") from None
+    return module
 
 
 def resolve_engine(engine: str) -> str:
@@ -46,12 +60,12 @@ def resolve_engine(engine: str) -> str:
 
     Parameters
     ----------
-    engine : {"auto", "scipy", "opencv"}
+    engine : {"auto", "scipy", "opencv", "cupy"}
 
     Returns
     -------
     str
-        ``"scipy"`` or ``"opencv"``.
+        ``"scipy"``, ``"opencv"`` or ``"cupy"``.
 
     Raises
     ------
@@ -68,11 +82,13 @@ def resolve_engine(engine: str) -> str:
     if engine != "auto":
         _load(engine)
         return engine
-    try:
-        _load("opencv")
-    except EngineError:
-        return "scipy"
-    return "opencv"
+    for candidate in _FASTER_THAN_SCIPY:
+        try:
+            _load(candidate)
+        except EngineError:
+            continue
+        return candidate
+    return "scipy"
 
 
 @cache
@@ -81,7 +97,7 @@ def engine_filters(engine: str) -> dict[str, Callable[..., np.ndarray]]:
 
     Parameters
     ----------
-    engine : {"scipy", "opencv"}
+    engine : {"scipy", "opencv", "cupy"}
 
     Returns
     -------
@@ -98,7 +114,7 @@ def engine_masks(engine: str) -> dict[str, Callable[[np.ndarray, float], np.ndar
 
     Parameters
     ----------
-    engine : {"scipy", "opencv"}
+    engine : {"scipy", "opencv", "cupy"}
 
     Returns
     -------

@@ -32,13 +32,12 @@ implemented here: the scikit-image reference runs for it.
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
-from scipy import ndimage
 from scipy.ndimage._filters import _gaussian_kernel1d
 
-from .filters import as_float32, normalise_to_255
+from .filters import as_float32, fourier_gaussian_weights, normalise_to_255
 from .filters import mask_values as reference_mask_values
 
 try:
@@ -165,15 +164,6 @@ def sobel(image: np.ndarray) -> np.ndarray:
     return _magnitude_to_255(_filter_input(image), _SOBEL_SMOOTH)
 
 
-@lru_cache(maxsize=8)
-def _fourier_gaussian_weights(shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """The read-only float32 map ``fourier_gaussian(image, sigma)`` multiplies a real image by."""
-    weights = ndimage.fourier_gaussian(np.ones(shape, dtype=np.float64), sigma=sigma)
-    weights = weights.astype(np.float32)
-    weights.flags.writeable = False
-    return weights
-
-
 def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
     """The tutorial's "Canny": ``fourier_gaussian`` then Prewitt magnitude, to 0..255.
 
@@ -187,7 +177,7 @@ def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
     0.0
     """
     image = _filter_input(image)
-    weighted = image * _fourier_gaussian_weights(image.shape, float(sigma))
+    weighted = image * fourier_gaussian_weights(image.shape, float(sigma))
     return _magnitude_to_255(weighted, _PREWITT_SMOOTH)
 
 

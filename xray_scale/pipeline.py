@@ -287,7 +287,7 @@ def run(
         The configuration (None: the tutorial's bank).
     compat : {None, "tutorial"}
         ``"tutorial"`` stores the tutorial's arrays bit for bit.
-    engine : {"auto", "scipy", "opencv"}
+    engine : {"auto", "scipy", "opencv", "cupy"}
         Filter implementation (:mod:`xray_scale.engines`); ``auto`` picks the
         fastest one installed. The engine used is recorded in the store.
     scheduler : {"threads", "processes", "distributed"}

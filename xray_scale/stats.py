@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["STAT_FIELDS", "histogram256", "image_stats", "value_counts"]
+__all__ = ["STAT_FIELDS", "histogram256", "image_stats", "stats_from_counts", "value_counts"]
 
 STAT_FIELDS: tuple[str, ...] = (
     "min",
@@ -127,7 +127,23 @@ def image_stats(image: np.ndarray, *, threshold: float) -> tuple[dict[str, float
     >>> stats["median"], stats["mask_fraction"], int(hist.sum())
     (150.0, 0.5, 4)
     """
-    counts = value_counts(image)
+    return stats_from_counts(value_counts(image), threshold=threshold)
+
+
+def stats_from_counts(
+    counts: np.ndarray, *, threshold: float
+) -> tuple[dict[str, float], np.ndarray]:
+    """:func:`image_stats` of an image given by its :func:`value_counts`.
+
+    The GPU engine counts on the device and sends back only these counts.
+
+    Examples
+    --------
+    >>> counts = value_counts(np.array([[0, 100, 200, 250]], dtype=np.uint8))
+    >>> stats, hist = stats_from_counts(counts, threshold=150)
+    >>> stats["median"], stats["max"]
+    (150.0, 250.0)
+    """
     count = int(counts.sum())
     if count == 0:
         raise ValueError("image has no pixels")

@@ -1,0 +1,93 @@
+"""stack_analysis: a whole batch as one stack equals the per-image path (numpy backend, CPU)."""
+
+from __future__ import annotations
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
+from stack_parity import RecordingWriter, assert_backend_matches_reference, decoded_for, spec_for
+
+from xray_scale.stack_analysis import NUMPY_BACKEND, ArrayBackend, analyse_stack
+from xray_scale.synth import phantom
+
+ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
+CONFIGS = {
+    "full resolution, float32": {},
+    "float16 maps": {"store": {"filter_dtype": "float16"}},
+    "uint8 maps": {"store": {"filter_dtype": "uint8"}},
+    "previews only": {"store": {"full_resolution": False, "preview_size": 16}},
+    "previews with fractional areas": {"store": {"preview_size": 24}},
+    "real canny too": {"filters": {"enabled": [*ALL_FILTERS, "canny"]}},
+    "statistics only": {
+        "filters": {"enabled": []},
+        "masks": {"enabled": []},
+        "store": {"full_resolution": False},
+    },
+}
+
+
+def structured_block(count: int = 3, shape=(64, 80), dtype=np.uint8) -> np.ndarray:
+    return np.stack([structured_image(seed, shape=shape, dtype=dtype) for seed in range(count)])
+
+
+@pytest.mark.parametrize("overrides", CONFIGS.values(), ids=CONFIGS.keys())
+def test_numpy_backend_matches_the_per_image_path(overrides):
+    assert_backend_matches_reference(structured_block(), overrides, NUMPY_BACKEND)
+
+
+def test_16_bit_phantoms():
+    block = np.stack([phantom(5, k, shape=(96, 96), bit_depth=16) for k in range(2)])
+    assert block.dtype == np.uint16
+    assert_backend_matches_reference(block, {"store": {"preview_size": 32}}, NUMPY_BACKEND)
+
+
+def test_failed_images_stay_failed_and_zero():
+    assert_backend_matches_reference(
+        structured_block(4), {"store": {"preview_size": 16}}, NUMPY_BACKEND, failed=(1, 3)
+    )
+
+
+@needs_real_sample
+def test_real_images_full_size():
+    block = np.stack([iio.imread(REAL_SAMPLE / name) for name in REAL_NAMES[:2]])
+    assert_backend_matches_reference(block, {"store": {"preview_size": 256}}, NUMPY_BACKEND)
+
+
+class _BrokenNdimage:
+    """An ndimage module whose every filter fails, as a GPU out of memory would."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise MemoryError("out of device memory")
+
+        return fail
+
+
+def test_an_error_on_the_device_fails_the_whole_batch_and_writes_nothing():
+    broken = ArrayBackend("numpy", np, _BrokenNdimage(), np.asarray, np.asarray)
+    block = structured_block(3)
+    writer = RecordingWriter()
+    record = analyse_stack(
+        block,
+        decoded_for(block, failed=(2,)),
+        0,
+        spec=spec_for(block, {}),
+        writer=writer,
+        backend=broken,
+    )
+    assert record.status == ["failed"] * 3
+    message = "processing failed on numpy: MemoryError: out of device memory"
+    assert record.error == [message, message, "bad file"]
+    assert writer.arrays == {}
+    assert np.isnan(record.stats["mean"]).all() and not record.histogram.any()
+
+
+def test_compat_mode_is_refused():
+    block = structured_block(1)
+    spec = spec_for(block, {})
+    spec = type(spec)(**{**spec.__dict__, "compat": "tutorial"})
+    with pytest.raises(ValueError, match="compat mode runs the tutorial's own code"):
+        analyse_stack(
+            block, decoded_for(block), 0, spec=spec, writer=RecordingWriter(), backend=NUMPY_BACKEND
+        )

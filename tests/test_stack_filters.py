@@ -1,0 +1,105 @@
+"""stack_filters: each image of a stack filtered on its own, as the reference filters it."""
+
+from __future__ import annotations
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
+from scipy import ndimage
+
+from xray_scale import filters, stack_filters
+from xray_scale.analysis import to_preview, to_storage_dtype
+from xray_scale.stats import value_counts
+from xray_scale.synth import phantom
+
+STACKED = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
+
+
+def stack_filter(name: str, stack: np.ndarray) -> np.ndarray:
+    params = filters.FILTERS[name].defaults()
+    images = stack.astype(np.float32)
+    if name == "tutorial_canny":
+        weights = filters.fourier_gaussian_weights(stack.shape[1:], params["sigma"])
+        return stack_filters.tutorial_canny(images, xp=np, ndimage=ndimage, weights=weights)
+    return getattr(stack_filters, name)(images, xp=np, ndimage=ndimage, **params)
+
+
+def assert_each_image_is_the_reference(name: str, stack: np.ndarray) -> None:
+    result = stack_filter(name, stack)
+    assert result.dtype == np.float32 and result.shape == stack.shape
+    params = filters.FILTERS[name].defaults()
+    for k, image in enumerate(stack):
+        expected = filters.FILTERS[name].function(image, **params)
+        assert np.abs(result[k] - expected).max() <= 1e-4 * max(np.ptp(expected), 1e-30), (name, k)
+
+
+@pytest.mark.parametrize("name", STACKED)
+def test_structured_8_and_16_bit(name):
+    for dtype in (np.uint8, np.uint16):
+        stack = np.stack([structured_image(s, shape=(48, 72), dtype=dtype) for s in range(3)])
+        assert_each_image_is_the_reference(name, stack)
+
+
+@pytest.mark.parametrize("name", STACKED)
+def test_phantoms(name):
+    stack = np.stack([phantom(3, k, shape=(128, 128)) for k in range(2)])
+    assert_each_image_is_the_reference(name, stack)
+
+
+@needs_real_sample
+@pytest.mark.parametrize("name", STACKED)
+def test_real_images(name):
+    stack = np.stack([iio.imread(REAL_SAMPLE / n) for n in REAL_NAMES[:2]])
+    assert_each_image_is_the_reference(name, stack)
+
+
+@pytest.mark.parametrize("name", STACKED)
+def test_neighbours_do_not_leak_into_an_image(name):
+    """The dask-image trap: filtering the stack must not mix images along its first axis."""
+    image = structured_image(1, shape=(40, 40))
+    with_dark = stack_filter(name, np.stack([np.zeros_like(image), image, np.zeros_like(image)]))
+    with_bright = stack_filter(name, np.stack([np.full_like(image, 255), image, image[::-1]]))
+    np.testing.assert_array_equal(with_dark[1], with_bright[1])
+
+
+def test_zero_images_give_zeros_and_flat_ones_no_nan():
+    stack = np.stack([np.zeros((16, 16), np.uint8), np.full((16, 16), 9, np.uint8)])
+    for name in STACKED:
+        result = stack_filter(name, stack)
+        assert not result[0].any() and np.isfinite(result).all(), name
+        expected = filters.FILTERS[name].function(stack[1], **filters.FILTERS[name].defaults())
+        tolerance = 1e-4 * max(float(np.ptp(expected)), 1.0)
+        np.testing.assert_allclose(result[1], expected, rtol=0, atol=tolerance, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "uint8"])
+def test_storage_dtype_is_the_per_image_conversion(dtype):
+    maps = stack_filter("laplace_gaussian", np.stack([structured_image(s) for s in range(3)]))
+    maps[2] = 5.0  # a constant map
+    result = stack_filters.to_storage_dtype(maps, dtype, np)
+    for k in range(3):
+        np.testing.assert_array_equal(result[k], to_storage_dtype(maps[k], dtype))
+
+
+def test_previews_within_one_level_of_opencv_area_averaging():
+    stack = np.stack([structured_image(s, shape=(64, 96), dtype=np.uint16) for s in range(3)])
+    maps = stack_filter("gaussian_gradient_magnitude", stack)
+    for values in (stack, maps):
+        result = stack_filters.previews(values, (16, 24), np)
+        for k in range(3):
+            expected = to_preview(values[k], (16, 24))
+            assert np.abs(result[k].astype(int) - expected).max() <= 1
+
+
+def test_previews_refuse_a_fractional_factor():
+    with pytest.raises(ValueError, match="a 64x64 stack is not a whole multiple of 24x24"):
+        stack_filters.previews(np.zeros((1, 64, 64), np.float32), (24, 24), np)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_value_counts_per_image(dtype):
+    stack = np.stack([structured_image(s, shape=(30, 20), dtype=dtype) for s in range(4)])
+    counts = stack_filters.value_counts(stack, np)
+    for k in range(4):
+        np.testing.assert_array_equal(counts[k], value_counts(stack[k]))
