@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from conftest import assert_stores_equal
 
 import xray_scale
+from xray_scale.config import ConfigError
 from xray_scale.store import StoreError
 from xray_scale.synth import write_phantoms
 
@@ -146,3 +148,13 @@ def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
 def test_unreachable_scheduler_is_a_clear_error(images, tmp_path):
     with pytest.raises(StoreError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
         xray_scale.run([images], tmp_path / "x.zarr", address="tcp://127.0.0.1:9")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("dask_cuda") is not None, reason="dask-cuda is installed here"
+)
+def test_the_cuda_scheduler_without_dask_cuda_says_what_to_install(images, tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"the cuda scheduler needs dask-cuda .*xray-scale\[gpu\]"
+    ):
+        xray_scale.run([images], tmp_path / "out.zarr", scheduler="cuda")

@@ -8,7 +8,13 @@ import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
 from stack_parity import RecordingWriter, assert_backend_matches_reference, decoded_for, spec_for
 
-from xray_scale.stack_analysis import NUMPY_BACKEND, ArrayBackend, analyse_stack
+from xray_scale.stack_analysis import (
+    NUMPY_BACKEND,
+    ArrayBackend,
+    analyse_stack,
+    bank_stack,
+    compute_stack,
+)
 from xray_scale.synth import phantom
 
 ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
@@ -91,3 +97,10 @@ def test_compat_mode_is_refused():
         analyse_stack(
             block, decoded_for(block), 0, spec=spec, writer=RecordingWriter(), backend=NUMPY_BACKEND
         )
+
+
+def test_bank_stack_computes_every_map_and_returns_the_counts():
+    block = structured_block(3)
+    spec = spec_for(block, {"filters": {"enabled": [*ALL_FILTERS, "canny"]}})
+    counts = bank_stack(block, spec, NUMPY_BACKEND)
+    np.testing.assert_array_equal(counts, compute_stack(block, spec, NUMPY_BACKEND).counts)

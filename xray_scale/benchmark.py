@@ -10,6 +10,8 @@ process, it measures images/s of:
   ``(N, H, W)`` stack with sigma 0 on the stack axis + ``to_zarr``, and how far its
   results are from per-image filtering (design.md section 2: they are wrong);
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
+- ``bank-on-device cupy <config>`` (GPU engine only): every map and the value
+  counts of a batch of 32 images already on the GPU, nothing copied back;
 - the stage ceilings, each over the same batches with the same threads, through
   the pipeline's own code (:mod:`xray_scale.batch`) with writes replaced by a
   writer that keeps nothing: ``decode``; ``compute <engine> <config>``
@@ -71,6 +73,9 @@ __all__ = [
     "run_bench",
     "tutorial_loop",
 ]
+
+DEVICE_BATCH = 32
+"""Images in the GPU engine's "bank on device" batch (already on the GPU when timed)."""
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
 """The tutorial's 9 real images, when the repository sits beside ``shared/``."""
@@ -360,6 +365,11 @@ class Stages:
 
         def bank(item):
             block, decoded = self.decode(spec, item[1])
+            if spec.engine == "cupy":  # the GPU engine's bank: the whole batch at once
+                from .cupy_engine import bank_batch
+
+                bank_batch(block, spec)
+                return
             for pixels in block:
                 image_statistics(pixels, spec.config)
             for name in spec.map_dtypes:
@@ -515,6 +525,11 @@ def run_bench(
             blocks = stages.decoded(stages.spec(bench.config, engines[0]))
             for engine in engines:
                 spec = stages.spec(bench.config, engine)
+                if engine == "cupy":
+                    from .cupy_engine import bank_rate_on_device
+
+                    batch = np.concatenate([block for _, block, _ in blocks])[:DEVICE_BATCH]
+                    measured(f"bank-on-device cupy {bench.label}", bank_rate_on_device(batch, spec))
                 measured(f"compute {engine} {bench.label}", stages.compute(spec, blocks))
                 measured(f"decode+compute {engine} {bench.label}", stages.decode_and_compute(spec))
                 measured(f"decode+bank {engine} {bench.label}", stages.decode_and_bank(spec))

@@ -154,7 +154,10 @@ def run_command(
         int | None, typer.Option(min=1, help="Threads, processes or local workers (default: CPUs).")
     ] = None,
     scheduler: Annotated[
-        Scheduler, typer.Option(help="threads | processes | distributed (a LocalCluster).")
+        Scheduler,
+        typer.Option(
+            help="threads | processes | distributed (a LocalCluster) | cuda (one worker per GPU)."
+        ),
     ] = Scheduler.threads,
     address: Annotated[
         str | None, typer.Option(help="tcp://HOST:PORT of a running dask.distributed scheduler.")

@@ -1,4 +1,4 @@
-"""Running batch tasks on dask.distributed: an existing scheduler or a LocalCluster.
+"""Running batch tasks on dask.distributed: a running scheduler or a local (CUDA) cluster.
 
 Each batch task writes its own shards and statuses, so a task that distributed
 retries after a worker died rewrites exactly what it wrote before: nothing is
@@ -12,14 +12,36 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from .config import ConfigError
 from .store import StoreError
 
 __all__ = ["check_workers_see", "compute_on_cluster", "connect"]
 
 
+def _local_cuda_cluster(workers: int | None):
+    """dask-cuda's LocalCUDACluster: one worker process per GPU, the CPU cores shared out.
+
+    Each worker sees one GPU (dask-cuda sets ``CUDA_VISIBLE_DEVICES``) and runs as
+    many threads as it has CPU cores of its own, to decode PNGs for its GPU.
+    """
+    try:
+        from dask_cuda import LocalCUDACluster
+        from dask_cuda.utils import get_n_gpus
+    except ImportError as error:
+        raise ConfigError(
+            f"the cuda scheduler needs dask-cuda ({error}): pip install 'xray-scale[gpu]'"
+        ) from None
+    gpus = workers or get_n_gpus()
+    return LocalCUDACluster(
+        n_workers=gpus,
+        threads_per_worker=max(1, (os.cpu_count() or 1) // gpus),
+        dashboard_address=None,
+    )
+
+
 @contextmanager
-def connect(address: str | None, *, workers: int | None) -> Iterator:
-    """A ``distributed.Client``: to ``address``, or to a new LocalCluster.
+def connect(address: str | None, *, workers: int | None, cuda: bool = False) -> Iterator:
+    """A ``distributed.Client``: to ``address``, or to a new local cluster.
 
     Parameters
     ----------
@@ -27,15 +49,25 @@ def connect(address: str | None, *, workers: int | None) -> Iterator:
         ``tcp://host:port`` of a running scheduler, or None to start a
         LocalCluster of ``workers`` single-threaded worker processes.
     workers : int or None
-        Workers of the LocalCluster (default: the number of CPUs).
+        Workers of the local cluster (default: the number of CPUs; with
+        ``cuda``, the number of GPUs).
+    cuda : bool
+        Start dask-cuda's LocalCUDACluster instead of a LocalCluster: one
+        worker per GPU, each with its share of the CPU cores as threads.
 
     Raises
     ------
     StoreError
         If the scheduler cannot be reached (the message names the address).
+    ConfigError
+        If ``cuda`` is asked for and dask-cuda is not installed.
     """
     from distributed import Client, LocalCluster
 
+    if address is None and cuda:
+        with _local_cuda_cluster(workers) as cluster, Client(cluster) as client:
+            yield client
+        return
     if address is None:
         with (
             LocalCluster(

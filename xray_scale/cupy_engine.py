@@ -24,6 +24,7 @@ Importing this module needs CuPy (``pip install "xray-scale[gpu]"``);
 from __future__ import annotations
 
 import threading
+import time
 from functools import cache
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from . import filters, stack_filters
 from .batch import BatchSpec, BatchWriter
 from .decode import DecodedImage
-from .stack_analysis import ArrayBackend, analyse_stack, compute_stack
+from .stack_analysis import ArrayBackend, analyse_stack, bank_stack, compute_stack
 from .store import BatchRecord
 
 try:
@@ -47,6 +48,8 @@ except ImportError as error:
 __all__ = [
     "BACKEND",
     "analyse_block",
+    "bank_batch",
+    "bank_rate_on_device",
     "canny",
     "check_usable",
     "gaussian_gradient_magnitude",
@@ -170,6 +173,32 @@ def analyse_block(
     check_usable()
     _warm_up(spec)
     return analyse_stack(block, decoded, start, spec=spec, writer=writer, backend=BACKEND)
+
+
+def bank_batch(block: np.ndarray, spec: BatchSpec) -> None:
+    """Copy a batch to the GPU and compute its counts and every map, dropped (a benchmark stage)."""
+    check_usable()
+    _warm_up(spec)
+    with _stream():
+        _to_host(bank_stack(_to_device(block), spec, BACKEND))
+
+
+def bank_rate_on_device(block: np.ndarray, spec: BatchSpec, *, repeats: int = 5) -> float:
+    """Images/s of :func:`~xray_scale.stack_analysis.bank_stack` on a batch already on the GPU.
+
+    The batch is copied once before timing; one stream, ``repeats`` passes.
+    """
+    check_usable()
+    _warm_up(spec)
+    stream = _stream()
+    with stream:
+        pixels = _to_device(block)
+        stream.synchronize()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            bank_stack(pixels, spec, BACKEND)
+        stream.synchronize()
+    return repeats * len(block) / (time.perf_counter() - began)
 
 
 def _one_image(function, image: np.ndarray, **params) -> np.ndarray:

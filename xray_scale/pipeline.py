@@ -56,8 +56,9 @@ from .store import (
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
 
-SCHEDULERS = ("threads", "processes", "distributed")
-"""Where batch tasks run: local threads, local processes, or dask.distributed."""
+SCHEDULERS = ("threads", "processes", "distributed", "cuda")
+"""Where batch tasks run: local threads, local processes, a dask.distributed
+LocalCluster, or dask-cuda's LocalCUDACluster (one worker per GPU)."""
 
 
 @dataclass(frozen=True)
@@ -290,9 +291,12 @@ def run(
     engine : {"auto", "scipy", "opencv", "cupy"}
         Filter implementation (:mod:`xray_scale.engines`); ``auto`` picks the
         fastest one installed. The engine used is recorded in the store.
-    scheduler : {"threads", "processes", "distributed"}
+    scheduler : {"threads", "processes", "distributed", "cuda"}
         Local dask scheduler; ``distributed`` starts a LocalCluster of
-        ``workers`` single-threaded worker processes.
+        ``workers`` single-threaded worker processes; ``cuda`` starts
+        dask-cuda's LocalCUDACluster, one worker per GPU (``workers`` of them,
+        default every GPU), each with its share of the CPU cores as threads
+        (the ``gpu`` extra).
     address : str, optional
         ``tcp://host:port`` of a running dask.distributed scheduler; the
         inputs and the store must be at the same paths on every worker.
@@ -374,8 +378,8 @@ def run(
 
     started, began = utc_now(), time.perf_counter()
     try:
-        if scheduler == "distributed" or address is not None:
-            with connect(address, workers=workers) as client:
+        if scheduler in ("distributed", "cuda") or address is not None:
+            with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
                 check_workers_see(client, store=str(out), inputs=_spot_checks(paths))
                 began = time.perf_counter()
                 compute_on_cluster(client, graph, on_record)

@@ -31,7 +31,14 @@ from .decode import DecodedImage
 from .stats import STAT_FIELDS, stats_from_counts
 from .store import STATUS_FAILED, STATUS_OK, BatchRecord
 
-__all__ = ["NUMPY_BACKEND", "ArrayBackend", "StackOutputs", "analyse_stack", "compute_stack"]
+__all__ = [
+    "NUMPY_BACKEND",
+    "ArrayBackend",
+    "StackOutputs",
+    "analyse_stack",
+    "bank_stack",
+    "compute_stack",
+]
 
 
 @dataclass(frozen=True)
@@ -103,14 +110,15 @@ def _device_weights(backend: ArrayBackend, shape: tuple[int, int], sigma: float)
     return backend.xp.asarray(filters.fourier_gaussian_weights(shape, sigma))
 
 
-def _filter_stack(name: str, pixels, images, block: np.ndarray, spec: BatchSpec, backend):
+def _filter_stack(name: str, pixels, images, spec: BatchSpec, backend):
     """One filter's ``(K, H, W)`` map of the batch on the device, in its storage dtype."""
     xp = backend.xp
     params = spec.config.params(name)
     if name == "canny":
         if backend.canny is not None:
             return backend.canny(pixels, **params)
-        return backend.to_device(np.stack([filters.canny(image, **params) for image in block]))
+        edges = [filters.canny(image, **params) for image in backend.to_host(pixels)]
+        return backend.to_device(np.stack(edges))
     if name == "tutorial_canny":
         weights = _device_weights(backend, spec.shape, float(params["sigma"]))
         values = stack_filters.tutorial_canny(
@@ -175,7 +183,7 @@ def compute_stack(block: np.ndarray, spec: BatchSpec, backend: ArrayBackend) -> 
             if group == "masks":
                 values = _mask_stack(key, pixels, spec, backend)
             else:
-                values = _filter_stack(key, pixels, images, block, spec, backend)
+                values = _filter_stack(key, pixels, images, spec, backend)
             if spec.full_resolution:
                 outputs.maps[name] = backend.to_host(values)
             if previews:
@@ -184,6 +192,33 @@ def compute_stack(block: np.ndarray, spec: BatchSpec, backend: ArrayBackend) -> 
     if previews:
         outputs.previews = np.stack(previews, axis=1)
     return outputs
+
+
+def bank_stack(pixels, spec: BatchSpec, backend: ArrayBackend):
+    """The essential work on a batch already on the device: value counts, every map, each dropped.
+
+    What the benchmarks time as the filter bank of the GPU engine ("decode+bank",
+    and "bank on device" with the batch copied there beforehand).
+
+    Parameters
+    ----------
+    pixels : array of ``backend.xp``
+        ``(K, H, W)`` uint8 or uint16.
+
+    Returns
+    -------
+    array of ``backend.xp``
+        The value counts, once every map has been computed.
+    """
+    counts = stack_filters.value_counts(pixels, backend.xp)
+    images = pixels.astype(np.float32)
+    for name in spec.map_dtypes:
+        group, key = name.split("/", 1)
+        if group == "masks":
+            _mask_stack(key, pixels, spec, backend)
+        else:
+            _filter_stack(key, pixels, images, spec, backend)
+    return counts
 
 
 def analyse_stack(
