@@ -24,7 +24,14 @@ from .decode import DecodedImage, decode_batch
 from .stats import STAT_FIELDS
 from .store import STATUS_FAILED, STATUS_OK, BatchRecord, image_array_depth, write_maps
 
-__all__ = ["BatchSpec", "BatchWriter", "StoreWriter", "analyse_block", "process_batch"]
+__all__ = [
+    "BatchSpec",
+    "BatchWriter",
+    "StoreWriter",
+    "analyse_block",
+    "batch_record",
+    "process_batch",
+]
 
 
 @dataclass(frozen=True)
@@ -264,6 +271,17 @@ def analyse_block(
     for field in stats:
         stats[field][failed] = np.nan
     histogram[failed] = 0
+    return batch_record(start, stats, histogram, errors, decoded)
+
+
+def batch_record(
+    start: int,
+    stats: dict[str, np.ndarray],
+    histogram: np.ndarray,
+    errors: list[str | None],
+    decoded: list[DecodedImage],
+) -> BatchRecord:
+    """The per-image records of an analysed batch: a status from each image's error."""
     return BatchRecord(
         start=start,
         stats=stats,

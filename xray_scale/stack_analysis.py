@@ -26,10 +26,10 @@ from scipy import ndimage as scipy_ndimage
 
 from . import filters, stack_filters
 from .analysis import to_preview
-from .batch import BatchSpec, BatchWriter
+from .batch import BatchSpec, BatchWriter, batch_record
 from .decode import DecodedImage
 from .stats import STAT_FIELDS, stats_from_counts
-from .store import STATUS_FAILED, STATUS_OK, BatchRecord
+from .store import BatchRecord
 
 __all__ = [
     "NUMPY_BACKEND",
@@ -272,12 +272,4 @@ def analyse_stack(
         if outputs.previews is not None:
             outputs.previews[failed] = 0
             writer.write("previews", start, outputs.previews)
-    return BatchRecord(
-        start=start,
-        stats=stats,
-        histogram=histogram,
-        status=[STATUS_FAILED if error else STATUS_OK for error in errors],
-        error=errors,
-        mode=[image.mode for image in decoded],
-        bit_depth=[image.bit_depth for image in decoded],
-    )
+    return batch_record(start, stats, histogram, errors, decoded)
