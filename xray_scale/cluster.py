@@ -15,7 +15,17 @@ from contextlib import contextmanager
 from .config import ConfigError
 from .store import StoreError
 
-__all__ = ["check_workers_see", "compute_on_cluster", "connect"]
+__all__ = ["check_workers_see", "compute_on_cluster", "connect", "require_dask_cuda"]
+
+
+def require_dask_cuda() -> None:
+    """Raise ConfigError, saying what to install, unless dask-cuda imports."""
+    try:
+        import dask_cuda  # noqa: F401
+    except ImportError as error:
+        raise ConfigError(
+            f"the cuda scheduler needs dask-cuda ({error}): pip install 'xray-scale[gpu]'"
+        ) from None
 
 
 def _local_cuda_cluster(workers: int | None):
@@ -24,13 +34,10 @@ def _local_cuda_cluster(workers: int | None):
     Each worker sees one GPU (dask-cuda sets ``CUDA_VISIBLE_DEVICES``) and runs as
     many threads as it has CPU cores of its own, to decode PNGs for its GPU.
     """
-    try:
-        from dask_cuda import LocalCUDACluster
-        from dask_cuda.utils import get_n_gpus
-    except ImportError as error:
-        raise ConfigError(
-            f"the cuda scheduler needs dask-cuda ({error}): pip install 'xray-scale[gpu]'"
-        ) from None
+    require_dask_cuda()
+    from dask_cuda import LocalCUDACluster
+    from dask_cuda.utils import get_n_gpus
+
     gpus = workers or get_n_gpus()
     return LocalCUDACluster(
         n_workers=gpus,

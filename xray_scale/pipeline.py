@@ -35,7 +35,7 @@ from dask.callbacks import Callback
 from . import __version__
 from .analysis import check_compat
 from .batch import BatchSpec, StoreWriter, process_batch
-from .cluster import check_workers_see, compute_on_cluster, connect
+from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
 from .config import Config, ConfigError, load_config
 from .decode import DecodeError, read_png_header
 from .engines import resolve_engine
@@ -335,6 +335,8 @@ def run(
         config = dataclasses.replace(config, batch_size=batch_size)
     if scheduler not in SCHEDULERS:
         raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+    if scheduler == "cuda":
+        require_dask_cuda()
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if limit is not None and limit < 1:
