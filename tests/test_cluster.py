@@ -158,3 +158,4 @@ def test_the_cuda_scheduler_without_dask_cuda_says_what_to_install(images, tmp_p
         ConfigError, match=r"the cuda scheduler needs dask-cuda .*xray-scale\[gpu\]"
     ):
         xray_scale.run([images], tmp_path / "out.zarr", scheduler="cuda")
+    assert not (tmp_path / "out.zarr").exists()  # refused before any work
