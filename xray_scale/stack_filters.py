@@ -93,6 +93,12 @@ def _derivative_magnitude(stack, xp: ModuleType, ndimage: ModuleType, smooth: li
     return xp.sqrt(along_rows, out=along_rows)
 
 
+def _factor_to_255(span):
+    """Per image, the float32 factor taking ``span`` to 255; 0 where ``span`` is not positive."""
+    span = span.astype(np.float64)
+    return (255.0 / (span + (span <= 0)) * (span > 0)).astype(np.float32)
+
+
 def normalise_each_to_255(stack):
     """Scale each non-negative image in place so that its maximum is 255 (all-zero stays 0).
 
@@ -103,9 +109,7 @@ def normalise_each_to_255(stack):
     >>> normalise_each_to_255(np.array([[[0, 1]], [[0, 0]]], dtype=np.float32)).tolist()
     [[[0.0, 255.0]], [[0.0, 0.0]]]
     """
-    peaks = stack.max(axis=_IMAGE_AXES, keepdims=True).astype(np.float64)
-    safe = peaks + (peaks <= 0)  # 1 where the image is all zeros: it stays zeros
-    stack *= (255.0 / safe).astype(np.float32)
+    stack *= _factor_to_255(stack.max(axis=_IMAGE_AXES, keepdims=True))
     return stack
 
 
@@ -164,8 +168,7 @@ def to_storage_dtype(stack, dtype: str, xp: ModuleType):
         raise ValueError(f"dtype must be float32, float16 or uint8, got {dtype!r}")
     low = stack.min(axis=_IMAGE_AXES, keepdims=True).astype(np.float64)
     span = stack.max(axis=_IMAGE_AXES, keepdims=True).astype(np.float64) - low
-    scale = xp.where(span > 0, 255.0 / (span + (span <= 0)), 0.0)
-    scaled = (stack - low.astype(np.float32)) * scale.astype(np.float32)
+    scaled = (stack - low.astype(np.float32)) * _factor_to_255(span)
     return xp.rint(scaled).astype(np.uint8)
 
 
@@ -194,8 +197,7 @@ def previews(stack, shape: tuple[int, int], xp: ModuleType):
     small = blocks.mean(axis=(2, 4), dtype=np.float32)
     low = small.min(axis=_IMAGE_AXES, keepdims=True)
     span = small.max(axis=_IMAGE_AXES, keepdims=True).astype(np.float64) - low
-    scale = xp.where(span > 0, 255.0 / (span + (span <= 0)), 0.0).astype(np.float32)
-    return xp.clip(xp.rint((small - low) * scale), 0, 255).astype(np.uint8)
+    return xp.clip(xp.rint((small - low) * _factor_to_255(span)), 0, 255).astype(np.uint8)
 
 
 def value_counts(stack, xp: ModuleType):
