@@ -528,7 +528,8 @@ def run_bench(
                 if engine == "cupy":
                     from .cupy_engine import bank_rate_on_device
 
-                    batch = np.concatenate([block for _, block, _ in blocks])[:DEVICE_BATCH]
+                    enough = blocks[: -(-DEVICE_BATCH // bench.config.batch_size)]
+                    batch = np.concatenate([block for _, block, _ in enough])[:DEVICE_BATCH]
                     measured(f"bank-on-device cupy {bench.label}", bank_rate_on_device(batch, spec))
                 measured(f"compute {engine} {bench.label}", stages.compute(spec, blocks))
                 measured(f"decode+compute {engine} {bench.label}", stages.decode_and_compute(spec))

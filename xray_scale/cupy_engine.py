@@ -32,7 +32,13 @@ import numpy as np
 from . import filters, stack_filters
 from .batch import BatchSpec, BatchWriter
 from .decode import DecodedImage
-from .stack_analysis import ArrayBackend, analyse_stack, bank_stack, compute_stack
+from .stack_analysis import (
+    ArrayBackend,
+    analyse_stack,
+    bank_stack,
+    compute_stack,
+    device_weights,
+)
 from .store import BatchRecord
 
 try:
@@ -226,7 +232,7 @@ def sobel(image: np.ndarray) -> np.ndarray:
 
 def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
     """:func:`xray_scale.filters.tutorial_canny` of one image, on the GPU."""
-    weights = cupy.asarray(filters.fourier_gaussian_weights(np.shape(image), float(sigma)))
+    weights = device_weights(BACKEND, np.shape(image), float(sigma))
     return _one_image(stack_filters.tutorial_canny, image, weights=weights)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "analyse_stack",
     "bank_stack",
     "compute_stack",
+    "device_weights",
 ]
 
 
@@ -105,7 +106,7 @@ class StackOutputs:
 
 
 @lru_cache(maxsize=16)
-def _device_weights(backend: ArrayBackend, shape: tuple[int, int], sigma: float):
+def device_weights(backend: ArrayBackend, shape: tuple[int, int], sigma: float):
     """``fourier_gaussian``'s weight map on the backend, copied there once per (shape, sigma)."""
     return backend.xp.asarray(filters.fourier_gaussian_weights(shape, sigma))
 
@@ -120,7 +121,7 @@ def _filter_stack(name: str, pixels, images, spec: BatchSpec, backend):
         edges = [filters.canny(image, **params) for image in backend.to_host(pixels)]
         return backend.to_device(np.stack(edges))
     if name == "tutorial_canny":
-        weights = _device_weights(backend, spec.shape, float(params["sigma"]))
+        weights = device_weights(backend, spec.shape, float(params["sigma"]))
         values = stack_filters.tutorial_canny(
             images, xp=xp, ndimage=backend.ndimage, weights=weights
         )
