@@ -29,10 +29,8 @@ benchmarks/results/ (git-ignored).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,8 +38,6 @@ import time
 from pathlib import Path
 
 from records import save_record
-
-import xray_scale
 
 REAL_IMAGE = (
     Path(__file__).resolve().parents[1].parent / "shared/data/chestxray8-sample/00000011_000.png"
@@ -179,18 +175,14 @@ def schedulers(workers: int, count: int) -> dict:
     return {"images": count, "images_per_s": rates}
 
 
-def _decode_batch(stages, spec, batch: tuple[int, list[str]]) -> None:
-    stages.decode(spec, batch[1])
-
-
 def workers_scaling(
     counts: list[int], images: int, config: Path | None, engine: str, rounds: int
 ) -> dict:
-    from xray_scale.benchmark import REAL_SAMPLE, Stages, prepare_images
+    from xray_scale.benchmark import REAL_SAMPLE, BenchConfig, Stages, prepare_images, time_run
     from xray_scale.config import load_config
     from xray_scale.engines import resolve_engine
 
-    loaded = load_config(config)
+    loaded = BenchConfig(config.stem if config else "default", load_config(config))
     engine = resolve_engine(engine)
     runs: dict[int, list[float]] = {n: [] for n in counts}
     decodes: dict[int, list[float]] = {n: [] for n in counts}
@@ -201,17 +193,8 @@ def workers_scaling(
         for round_number in range(1, rounds + 1):
             for n in counts:
                 stages = Stages(paths, n)
-                spec = stages.spec(loaded, engine)
-                work = stages.batches(loaded.batch_size)
-                decode = functools.partial(_decode_batch, stages, spec)
-                decodes[n].append(stages.rate(decode, work))
-                store = tmp / f"run-{n}.zarr"
-                began = time.perf_counter()
-                summary = xray_scale.run(
-                    [tmp / "images"], store, config=loaded, engine=engine, workers=n
-                )
-                runs[n].append(summary.total / (time.perf_counter() - began))
-                shutil.rmtree(store)
+                decodes[n].append(stages.decode_alone(stages.spec(loaded.config, engine)))
+                runs[n].append(time_run(tmp, loaded, engine, n))
                 print(
                     f"round {round_number}, {n} workers: run {runs[n][-1]:.1f} img/s, "
                     f"decode {decodes[n][-1]:.1f} img/s"

@@ -71,6 +71,7 @@ __all__ = [
     "format_table",
     "prepare_images",
     "run_bench",
+    "time_run",
     "tutorial_loop",
 ]
 
@@ -351,6 +352,12 @@ class Stages:
 
         return self.rate(analyse, blocks)
 
+    def decode_alone(self, spec: BatchSpec) -> float:
+        """Images/s of decoding every batch, nothing else."""
+        return self.rate(
+            lambda item: self.decode(spec, item[1]), self.batches(spec.config.batch_size)
+        )
+
     def decode_and_compute(self, spec: BatchSpec) -> float:
         """Images/s of decoding and everything ``spec`` computes, nothing written."""
 
@@ -416,7 +423,7 @@ class Stages:
         return rate, size / len(self.paths)
 
 
-def _time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> float:
+def time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> float:
     """Images/s of ``xray_scale.run`` over ``folder/images``; its store is deleted after."""
     store = folder / f"run-{bench.label}-{engine}.zarr"
     began = time.perf_counter()
@@ -502,7 +509,7 @@ def run_bench(
             for bench in configs:
                 for engine in engines:
                     measured(
-                        f"run {engine} {bench.label}", _time_run(folder, bench, engine, workers)
+                        f"run {engine} {bench.label}", time_run(folder, bench, engine, workers)
                     )
         if dask_image_images:
             count = min(images, dask_image_images)
@@ -518,9 +525,7 @@ def run_bench(
             pixels = [iio.imread(p) for p in compared]
             result.dask_image_differences = dask_image_differences(pixels, dask_out)
             shutil.rmtree(dask_out)
-        first = stages.spec(configs[0].config, engines[0])
-        decode_work = stages.batches(configs[0].config.batch_size)
-        measured("decode", stages.rate(lambda b: stages.decode(first, b[1]), decode_work))
+        measured("decode", stages.decode_alone(stages.spec(configs[0].config, engines[0])))
         for bench in configs:
             blocks = stages.decoded(stages.spec(bench.config, engines[0]))
             for engine in engines:
