@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -91,8 +93,7 @@ def test_an_error_on_the_device_fails_the_whole_batch_and_writes_nothing():
 
 def test_compat_mode_is_refused():
     block = structured_block(1)
-    spec = spec_for(block, {})
-    spec = type(spec)(**{**spec.__dict__, "compat": "tutorial"})
+    spec = dataclasses.replace(spec_for(block, {}), compat="tutorial")
     with pytest.raises(ValueError, match="compat mode runs the tutorial's own code"):
         analyse_stack(
             block, decoded_for(block), 0, spec=spec, writer=RecordingWriter(), backend=NUMPY_BACKEND
