@@ -108,6 +108,8 @@ def test_bench_command_prints_the_table_and_writes_the_record(source, tmp_path, 
             "1",
             "--engine",
             "opencv",
+            "--tutorial-images",
+            "2",
             "--dask-image-images",
             "2",
             "--record",
@@ -120,6 +122,8 @@ def test_bench_command_prints_the_table_and_writes_the_record(source, tmp_path, 
     assert "x the output's range" in printed and f"record: {record}" in printed
     data = json.loads(record.read_text())
     assert data["images"] == 3 and data["engines"] == ["opencv"] and data["workers"] == 1
+    assert data["tutorial_images"] == 2
+    assert "note: the tutorial loop ran on the first 2 images" in printed
     assert data["configs"]["default"] == load_config(None).to_dict()
     assert set(data["ratios_to_tutorial"]) == set(data["rates_img_s"])
     assert data["libraries"]["numpy"] == np.__version__

@@ -344,6 +344,10 @@ def bench(
             help="Engine to run: scipy, opencv, cupy (repeatable; default: every one here)."
         ),
     ] = None,
+    tutorial_images: Annotated[
+        int | None,
+        typer.Option(min=1, help="Images given to the one-thread tutorial loop (default: all)."),
+    ] = None,
     dask_image_images: Annotated[
         int, typer.Option(min=0, help="Images given to naive dask-image (0: skip it).")
     ] = 24,
@@ -377,6 +381,7 @@ def bench(
         workers=workers or os.cpu_count() or 1,
         configs=configs or None,
         engines=engine or None,
+        tutorial_images=tutorial_images,
         dask_image_images=dask_image_images,
         rounds=rounds,
         log=typer.echo,
