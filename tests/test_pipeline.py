@@ -74,6 +74,16 @@ def test_store_layout_shards_are_batches(phantom_folder, tmp_path):
     assert len(attrs["runs"]) == 1 and attrs["runs"][0]["processed"] == 12
 
 
+def test_all_zero_shards_are_written_without_a_scan_for_emptiness(phantom_folder, tmp_path):
+    # zarr skips chunks equal to the fill value unless told not to, after scanning each
+    config = load_config({"masks": {"threshold": 255}})  # no 8-bit pixel is above it
+    store = tmp_path / "out.zarr"
+    xray_scale.run([phantom_folder], store, config=config, workers=1, batch_size=5)
+    shards = store / "masks" / "mask_binary" / "c"
+    assert sorted(p.name for p in shards.iterdir()) == ["0", "1", "2"]
+    assert not zarr.open_group(store, mode="r")["masks/mask_binary"][:].any()
+
+
 def test_bad_inputs_fail_alone_and_the_rest_of_their_batch_is_processed(tmp_path):
     folder = tmp_path / "mixed dir ü"
     expected_errors = make_bad_inputs(folder)

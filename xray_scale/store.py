@@ -222,8 +222,6 @@ def create_store(
                 compressors=_compressors(name, config),
                 fill_value=0,
                 dimension_names=("image", "y", "x"),
-                # every chunk is written: checking each for all-zeros first costs a full scan
-                config={"write_empty_chunks": True},
             )
         if preview_maps:
             # One chunk per batch holding every preview of its images: one write per
@@ -238,7 +236,6 @@ def create_store(
                 fill_value=0,
                 dimension_names=("image", "map", "y", "x"),
                 attributes={"maps": list(preview_maps)},
-                config={"write_empty_chunks": True},
             )
         for field in STAT_FIELDS:
             group.create_array(
