@@ -227,3 +227,18 @@ def test_open_images_rejects_bad_arguments(tmp_path):
         open_images([])
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         open_images([tmp_path / "x.png"], batch_size=0)
+
+
+def test_crc_of_chunks_longer_than_one_crc_piece(tmp_path):
+    # the CRC is computed in 4 KiB pieces (keeping the GIL): a long IDAT checks whole
+    noise = np.random.default_rng(5).integers(0, 256, size=(256, 256), dtype=np.uint8)
+    write_png(tmp_path / "noise.png", noise)
+    data = bytearray((tmp_path / "noise.png").read_bytes())
+    start = data.index(b"IDAT") + 4
+    assert struct.unpack(">I", data[start - 8 : start - 4])[0] > 3 * 4096
+    result = decode_image(tmp_path / "noise.png", shape=(256, 256))
+    assert result.ok and np.array_equal(result.pixels, noise)
+    data[start + 3 * 4096 - 100] ^= 0x01  # in the chunk's third piece
+    (tmp_path / "flipped.png").write_bytes(bytes(data))
+    result = decode_image(tmp_path / "flipped.png", shape=(256, 256))
+    assert result.error.startswith("corrupt PNG: bad CRC in chunk IDAT"), result.error

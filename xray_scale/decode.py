@@ -173,16 +173,36 @@ def read_png_header(path: str | os.PathLike) -> PngHeader:
         return _parse_header(file.read(33))
 
 
+_CRC_PIECE = 4096
+"""Bytes per ``zlib.crc32`` call: under 5 KiB, CPython keeps the GIL for the call."""
+
+
+def _crc32(chunk: memoryview) -> int:
+    """``zlib.crc32(chunk)``, computed without giving up the GIL.
+
+    For more than 5 KiB, ``zlib.crc32`` releases the GIL and must win it back:
+    a ChestX-ray8 PNG has ~50 IDAT chunks of 8 KiB, and while the GPU engine's
+    threads hold the GIL launching kernels, each return waited its turn
+    (measured: decoding beside a thread running Python went from 19.5 to 48.3
+    img/s on 2 cores when the chunks were checked in 4 KiB pieces).
+    """
+    value = 0
+    for start in range(0, len(chunk), _CRC_PIECE):
+        value = zlib.crc32(chunk[start : start + _CRC_PIECE], value)
+    return value
+
+
 def _check_chunks(data: bytes) -> set[bytes]:
     """Walk every chunk after IHDR: complete, CRC correct, ending with IEND.
 
     Pillow does not check the CRC of image data chunks, so a flipped bit in
     a CRC would otherwise go unnoticed. Returns the chunk types seen.
     """
+    view = memoryview(data)
     kinds = set()
     position = 33
     while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        length, kind = struct.unpack_from(">I4s", data, position)
         name = kind.decode("latin-1")
         end = position + 12 + length
         if end > len(data):
@@ -190,8 +210,8 @@ def _check_chunks(data: bytes) -> set[bytes]:
                 f"truncated PNG: the file ends inside chunk {name} at byte {len(data)} "
                 f"(the chunk needs {end - len(data)} more bytes)"
             )
-        (crc,) = struct.unpack(">I", data[end - 4 : end])
-        if zlib.crc32(data[position + 4 : end - 4]) != crc:
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if _crc32(view[position + 4 : end - 4]) != crc:
             raise DecodeError(f"corrupt PNG: bad CRC in chunk {name} at byte {position}")
         kinds.add(kind)
         if kind == b"IEND":
