@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -82,11 +83,19 @@ def test_storage_dtype_is_the_per_image_conversion(dtype):
         np.testing.assert_array_equal(result[k], to_storage_dtype(maps[k], dtype))
 
 
+@pytest.mark.parametrize(("sigma", "order"), [(1.0, 0), (1.0, 2), (2.0, 1), (0.05, 0), (3.3, 2)])
+def test_gaussian_weights_are_scipys_own(sigma, order):
+    values = np.random.default_rng(3).normal(size=(40, 50)).astype(np.float32)
+    weights = np.asarray(stack_filters.gaussian_weights(sigma, order))
+    expected = ndimage.gaussian_filter1d(values, sigma, axis=0, order=order)
+    np.testing.assert_array_equal(ndimage.correlate1d(values, weights, axis=0), expected)
+
+
 def test_previews_within_one_level_of_opencv_area_averaging():
     stack = np.stack([structured_image(s, shape=(64, 96), dtype=np.uint16) for s in range(3)])
     maps = stack_filter("gaussian_gradient_magnitude", stack)
     for values in (stack, maps):
-        result = stack_filters.previews(values, (16, 24), np)
+        result = stack_filters.scale_to_uint8(stack_filters.area_means(values, (16, 24)), np)
         for k in range(3):
             expected = to_preview(values[k], (16, 24))
             assert np.abs(result[k].astype(int) - expected).max() <= 1
@@ -94,7 +103,19 @@ def test_previews_within_one_level_of_opencv_area_averaging():
 
 def test_previews_refuse_a_fractional_factor():
     with pytest.raises(ValueError, match="a 64x64 stack is not a whole multiple of 24x24"):
-        stack_filters.previews(np.zeros((1, 64, 64), np.float32), (24, 24), np)
+        stack_filters.area_means(np.zeros((1, 64, 64), np.float32), (24, 24))
+
+
+def test_previews_of_every_map_at_once_scale_each_image_alone():
+    rng = np.random.default_rng(7)
+    small = rng.normal(size=(2, 3, 8, 8)).astype(np.float32) * [[[[1.0]], [[50.0]], [[1e-3]]]]
+    small = small.astype(np.float32)
+    small[1, 2] = 4.0  # a constant image gives zeros
+    result = stack_filters.scale_to_uint8(small, np)
+    for k in range(2):
+        for m in range(3):
+            expected = cv2.normalize(small[k, m], None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+            np.testing.assert_array_equal(result[k, m], expected)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

@@ -138,14 +138,27 @@ def _mask_stack(name: str, pixels, spec: BatchSpec, backend):
     return backend.xp.where(above, pixels, pixels.dtype.type(0))
 
 
-def _preview_stack(values, spec: BatchSpec, backend) -> np.ndarray:
-    """``(K, h, w)`` uint8 previews of a device stack, on the host."""
-    height, width = spec.shape
-    rows, columns = spec.preview_shape
-    if height % rows == 0 and width % columns == 0:
-        return backend.to_host(stack_filters.previews(values, spec.preview_shape, backend.xp))
-    # Fractional area weights: OpenCV's INTER_AREA on the host, image by image.
+def _preview_divides(spec: BatchSpec) -> bool:
+    """Whether the preview shape divides the image shape: whole area blocks, on the device."""
+    (height, width), (rows, columns) = spec.shape, spec.preview_shape
+    return height % rows == 0 and width % columns == 0
+
+
+def _preview_step(values, spec: BatchSpec, backend):
+    """A map's share of the previews: its area means on the device when the shape divides
+    exactly, else its finished previews on the host (OpenCV's ``INTER_AREA`` with
+    fractional weights, image by image)."""
+    if _preview_divides(spec):
+        return stack_filters.area_means(values, spec.preview_shape)
     return np.stack([to_preview(image, spec.preview_shape) for image in backend.to_host(values)])
+
+
+def _finish_previews(steps: list, spec: BatchSpec, backend) -> np.ndarray:
+    """``(K, M, h, w)`` uint8 previews on the host: every map scaled at once, one copy back."""
+    if _preview_divides(spec):
+        xp = backend.xp
+        return backend.to_host(stack_filters.scale_to_uint8(xp.stack(steps, axis=1), xp))
+    return np.stack(steps, axis=1)
 
 
 def _check_not_compat(spec: BatchSpec) -> None:
@@ -175,8 +188,9 @@ def compute_stack(block: np.ndarray, spec: BatchSpec, backend: ArrayBackend) -> 
     """
     _check_not_compat(spec)
     pixels = backend.to_device(block)
-    outputs = StackOutputs(counts=backend.to_host(stack_filters.value_counts(pixels, backend.xp)))
-    previews = [_preview_stack(pixels, spec, backend)] if spec.preview_shape else []
+    counts = stack_filters.value_counts(pixels, backend.xp)
+    maps = {}
+    previews = [_preview_step(pixels, spec, backend)] if spec.preview_shape else []
     if spec.computes_maps:
         images = pixels.astype(np.float32)
         for name in spec.map_dtypes:
@@ -186,13 +200,16 @@ def compute_stack(block: np.ndarray, spec: BatchSpec, backend: ArrayBackend) -> 
             else:
                 values = _filter_stack(key, pixels, images, spec, backend)
             if spec.full_resolution:
-                outputs.maps[name] = backend.to_host(values)
+                maps[name] = backend.to_host(values)
             if previews:
-                previews.append(_preview_stack(values, spec, backend))
+                previews.append(_preview_step(values, spec, backend))
             del values
-    if previews:
-        outputs.previews = np.stack(previews, axis=1)
-    return outputs
+    # Each copy back waits for the device: the previews and counts come back last.
+    return StackOutputs(
+        previews=_finish_previews(previews, spec, backend) if previews else None,
+        counts=backend.to_host(counts),
+        maps=maps,
+    )
 
 
 def bank_stack(pixels, spec: BatchSpec, backend: ArrayBackend):

@@ -17,15 +17,19 @@ stacks in, float32 stacks out.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
+from scipy import ndimage as scipy_ndimage
 
 __all__ = [
+    "area_means",
     "gaussian_gradient_magnitude",
+    "gaussian_weights",
     "laplace_gaussian",
     "normalise_each_to_255",
-    "previews",
+    "scale_to_uint8",
     "sobel",
     "to_storage_dtype",
     "tutorial_canny",
@@ -36,12 +40,39 @@ _IMAGE_AXES = (1, 2)
 _TRUNCATE = 4.0  # scipy's default, as in the reference
 
 
-def _gaussian(stack, ndimage: ModuleType, sigma: float, orders: tuple[int, int]):
+@lru_cache(maxsize=32)
+def gaussian_weights(sigma: float, order: int) -> tuple[float, ...]:
+    """The correlation weights ``scipy.ndimage.gaussian_filter1d(sigma, order)`` uses.
+
+    Read off scipy itself: the filter's response to an impulse (every other term
+    of each sum is zero, so the values are exact), reversed.
+
+    Examples
+    --------
+    >>> [round(w, 4) for w in gaussian_weights(0.5, 1)]
+    [-0.0021, -0.4258, 0.0, 0.4258, 0.0021]
+    """
+    radius = int(_TRUNCATE * float(sigma) + 0.5)
+    impulse = np.zeros(2 * radius + 1)
+    impulse[radius] = 1.0
+    response = scipy_ndimage.gaussian_filter1d(
+        impulse, sigma, order=order, mode="constant", truncate=_TRUNCATE
+    )
+    return tuple(response[::-1].tolist())
+
+
+@lru_cache(maxsize=64)
+def _on(xp: ModuleType, weights: tuple[float, ...]):
+    """``weights`` as a float64 array of ``xp``, made once: on a GPU, an upload from
+    pageable host memory first waits for everything queued on the stream."""
+    return xp.asarray(weights, dtype=np.float64)
+
+
+def _gaussian(stack, xp: ModuleType, ndimage: ModuleType, sigma: float, orders: tuple[int, int]):
     """``gaussian_filter(image, sigma, order=orders)`` of every image: axis 0, then axis 1."""
     for axis, order in zip(_IMAGE_AXES, orders, strict=True):
-        stack = ndimage.gaussian_filter1d(
-            stack, sigma, axis=axis, order=order, mode="reflect", truncate=_TRUNCATE
-        )
+        weights = _on(xp, gaussian_weights(float(sigma), order))
+        stack = ndimage.correlate1d(stack, weights, axis=axis, mode="reflect")
     return stack
 
 
@@ -56,8 +87,8 @@ def laplace_gaussian(stack, *, xp: ModuleType, ndimage: ModuleType, sigma: float
     >>> float(abs(result[0]).max()), float(result[1, 2, 2]) < 0
     (0.0, True)
     """
-    result = _gaussian(stack, ndimage, sigma, (2, 0))
-    result += _gaussian(stack, ndimage, sigma, (0, 2))
+    result = _gaussian(stack, xp, ndimage, sigma, (2, 0))
+    result += _gaussian(stack, xp, ndimage, sigma, (0, 2))
     return result
 
 
@@ -71,18 +102,18 @@ def gaussian_gradient_magnitude(stack, *, xp: ModuleType, ndimage: ModuleType, s
     >>> float(gaussian_gradient_magnitude(flat, xp=np, ndimage=ndimage).max()) < 1e-5
     True
     """
-    result = _gaussian(stack, ndimage, sigma, (1, 0))
+    result = _gaussian(stack, xp, ndimage, sigma, (1, 0))
     result *= result
-    along_columns = _gaussian(stack, ndimage, sigma, (0, 1))
+    along_columns = _gaussian(stack, xp, ndimage, sigma, (0, 1))
     along_columns *= along_columns
     result += along_columns
     return xp.sqrt(result, out=result)
 
 
-def _derivative_magnitude(stack, xp: ModuleType, ndimage: ModuleType, smooth: list[float]):
+def _derivative_magnitude(stack, xp: ModuleType, ndimage: ModuleType, smooth: tuple[float, ...]):
     """``hypot`` of scipy's ``sobel``/``prewitt`` of both axes: ``[-1, 0, 1]``, then ``smooth``."""
-    difference = xp.asarray([-1.0, 0.0, 1.0])
-    smooth = xp.asarray(smooth)
+    difference = _on(xp, (-1.0, 0.0, 1.0))
+    smooth = _on(xp, smooth)
     along_rows = ndimage.correlate1d(stack, difference, axis=1, mode="reflect")
     along_rows = ndimage.correlate1d(along_rows, smooth, axis=2, mode="reflect")
     along_columns = ndimage.correlate1d(stack, difference, axis=2, mode="reflect")
@@ -123,7 +154,7 @@ def sobel(stack, *, xp: ModuleType, ndimage: ModuleType):
     >>> float(sobel(step, xp=np, ndimage=ndimage).max())
     255.0
     """
-    return normalise_each_to_255(_derivative_magnitude(stack, xp, ndimage, [1.0, 2.0, 1.0]))
+    return normalise_each_to_255(_derivative_magnitude(stack, xp, ndimage, (1.0, 2.0, 1.0)))
 
 
 def tutorial_canny(stack, *, xp: ModuleType, ndimage: ModuleType, weights):
@@ -147,7 +178,7 @@ def tutorial_canny(stack, *, xp: ModuleType, ndimage: ModuleType, weights):
     0.0
     """
     weighted = stack * weights
-    return normalise_each_to_255(_derivative_magnitude(weighted, xp, ndimage, [1.0, 1.0, 1.0]))
+    return normalise_each_to_255(_derivative_magnitude(weighted, xp, ndimage, (1.0, 1.0, 1.0)))
 
 
 def to_storage_dtype(stack, dtype: str, xp: ModuleType):
@@ -172,20 +203,18 @@ def to_storage_dtype(stack, dtype: str, xp: ModuleType):
     return xp.rint(scaled).astype(np.uint8)
 
 
-def previews(stack, shape: tuple[int, int], xp: ModuleType):
-    """Per image, :func:`xray_scale.analysis.to_preview`, for a stack ``shape`` divides exactly.
+def area_means(stack, shape: tuple[int, int]):
+    """Each image of a ``(K, H, W)`` stack shrunk to ``shape`` by averaging whole blocks, float32.
 
-    Area averaging over whole ``fy x fx`` blocks (what OpenCV's ``INTER_AREA`` does
-    for integer factors), then each image scaled from its min..max to 0..255 and
-    rounded half to even (``cv2.normalize``). Sums in another order than OpenCV's
-    can move a value across a rounding boundary: a preview may differ from
-    ``to_preview`` by one level in a few pixels.
+    What OpenCV's ``INTER_AREA`` does for integer factors, the first step of
+    :func:`xray_scale.analysis.to_preview`; :func:`scale_to_uint8` is the second.
+    Sums in another order than OpenCV's can move a value across a rounding
+    boundary: a preview may differ from ``to_preview`` by one level in a few pixels.
 
     Examples
     --------
-    >>> previews(np.arange(16, dtype=np.float32).reshape(1, 4, 4), (2, 2), np)
-    array([[[  0,  51],
-            [204, 255]]], dtype=uint8)
+    >>> area_means(np.arange(16, dtype=np.float32).reshape(1, 4, 4), (2, 2)).tolist()
+    [[[2.5, 4.5], [10.5, 12.5]]]
     """
     count, height, width = stack.shape
     rows, columns = shape
@@ -194,9 +223,23 @@ def previews(stack, shape: tuple[int, int], xp: ModuleType):
     blocks = stack.astype(np.float32, copy=False).reshape(
         count, rows, height // rows, columns, width // columns
     )
-    small = blocks.mean(axis=(2, 4), dtype=np.float32)
-    low = small.min(axis=_IMAGE_AXES, keepdims=True)
-    span = small.max(axis=_IMAGE_AXES, keepdims=True).astype(np.float64) - low
+    return blocks.mean(axis=(2, 4), dtype=np.float32)
+
+
+def scale_to_uint8(small, xp: ModuleType):
+    """Each image (the last two axes) scaled from its min..max to 0..255, rounded half to even.
+
+    ``cv2.normalize(..., NORM_MINMAX, CV_8U)`` of every image of a float32 array of
+    any leading shape, ``(K, h, w)`` or ``(K, M, h, w)``; a constant image gives zeros.
+
+    Examples
+    --------
+    >>> scale_to_uint8(np.array([[[2.5, 4.5], [10.5, 12.5]]], np.float32), np)
+    array([[[  0,  51],
+            [204, 255]]], dtype=uint8)
+    """
+    low = small.min(axis=(-2, -1), keepdims=True)
+    span = small.max(axis=(-2, -1), keepdims=True).astype(np.float64) - low
     return xp.clip(xp.rint((small - low) * _factor_to_255(span)), 0, 255).astype(np.uint8)
 
 
