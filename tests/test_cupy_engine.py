@@ -5,6 +5,8 @@ Every GPU test skips with the reason CuPy gives when no usable GPU exists.
 
 from __future__ import annotations
 
+import importlib.util
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from stack_parity import assert_backend_matches_reference
 from test_stack_analysis import ALL_FILTERS, CONFIGS
 
 import xray_scale
+from xray_scale.config import ConfigError
 from xray_scale.engines import EngineError, engine_filters, resolve_engine
 from xray_scale.filters import FILTERS
 from xray_scale.synth import phantom
@@ -106,3 +109,25 @@ def test_gpu_run_matches_the_scipy_run(phantom_folder, tmp_path):
     for name in ("filters/laplace_gaussian", "filters/sobel"):
         expected, result = cpu[name][:], gpu[name][:]
         assert np.abs(result - expected).max() <= 1e-4 * np.ptp(expected), name
+
+
+@needs_gpu
+@pytest.mark.skipif(
+    importlib.util.find_spec("dask_cuda") is None, reason="dask-cuda is not installed here"
+)
+def test_cuda_scheduler_run_matches_the_threaded_gpu_run(phantom_folder, tmp_path):
+    threaded, cuda = tmp_path / "threads.zarr", tmp_path / "cuda.zarr"
+    xray_scale.run([phantom_folder], threaded, engine="cupy", workers=2)
+    summary = xray_scale.run([phantom_folder], cuda, engine="cupy", scheduler="cuda", workers=1)
+    assert summary.failed == 0
+    one, other = zarr.open_group(threaded), zarr.open_group(cuda)
+    for name in ("stats/histogram", "stats/mean", "filters/sobel"):
+        np.testing.assert_array_equal(other[name][:], one[name][:], err_msg=name)
+
+
+@needs_gpu
+def test_worker_processes_are_refused_before_any_work(phantom_folder, tmp_path):
+    store = tmp_path / "out.zarr"
+    with pytest.raises(ConfigError, match="--scheduler cuda"):
+        xray_scale.run([phantom_folder], store, engine="cupy", scheduler="processes")
+    assert not store.exists()

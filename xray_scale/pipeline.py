@@ -343,6 +343,11 @@ def run(
         raise ConfigError(f"limit must be >= 1, got {limit}")
     check_compat(compat)
     engine = resolve_engine(engine)
+    if engine == "cupy" and scheduler == "processes":
+        raise ConfigError(
+            "the cupy engine runs as threads of one process per GPU: use --scheduler threads "
+            "(one GPU) or --scheduler cuda (every GPU); dask's worker processes crash in CUDA"
+        )
     paths = discover_inputs(inputs)
     parsed_manifest, missing = None, []
     if manifest is not None:
