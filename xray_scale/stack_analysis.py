@@ -145,9 +145,12 @@ def _preview_divides(spec: BatchSpec) -> bool:
 
 
 def _preview_step(values, spec: BatchSpec, backend):
-    """A map's share of the previews: its area means on the device when the shape divides
-    exactly, else its finished previews on the host (OpenCV's ``INTER_AREA`` with
-    fractional weights, image by image)."""
+    """A map's share of the previews, for :func:`_finish_previews`.
+
+    Its area means on the device when the preview shape divides the image shape,
+    else its finished previews on the host (OpenCV's ``INTER_AREA`` with
+    fractional weights, image by image).
+    """
     if _preview_divides(spec):
         return stack_filters.area_means(values, spec.preview_shape)
     return np.stack([to_preview(image, spec.preview_shape) for image in backend.to_host(values)])

@@ -63,8 +63,10 @@ def gaussian_weights(sigma: float, order: int) -> tuple[float, ...]:
 
 @lru_cache(maxsize=64)
 def _on(xp: ModuleType, weights: tuple[float, ...]):
-    """``weights`` as a float64 array of ``xp``, made once per process (one GPU each):
-    on a GPU, an upload from pageable host memory first waits for the whole stream."""
+    """``weights`` as a float64 array of ``xp``, made once per process (one GPU each).
+
+    On a GPU, an upload from pageable host memory first waits for the whole stream.
+    """
     return xp.asarray(weights, dtype=np.float64)
 
 
