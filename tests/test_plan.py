@@ -28,3 +28,10 @@ def test_plan_command_prints_sizes_and_time(phantom_folder, capsys):
     assert "images: 12" in printed and "measured on 4 of them" in printed
     assert "filters/laplace_gaussian" in printed and "store size:" in printed
     assert "img/s here" in printed
+
+
+def test_plan_runs_on_a_phantom_source():
+    config = {"run": {"batch_size": 2}, "store": {"compressor": "none"}}
+    estimate = plan_run(["synth:6x64"], workers=1, config=config)
+    assert (estimate.images, estimate.sampled) == (6, 4)
+    assert 0 <= estimate.bytes_per_image["filters/sobel"] - 64 * 64 * 4 < 400

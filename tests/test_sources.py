@@ -80,3 +80,45 @@ def test_phantom_source_expands_to_virtual_paths():
         discover_inputs(["synth:many"])
     with pytest.raises(InputError, match="SIZE >= 32"):
         discover_inputs(["synth:3x8"])
+
+
+def test_symlinked_folders_are_searched(tmp_path):
+    images = tmp_path / "elsewhere" / "images"
+    write_png(images / "00000011_000.png", structured_image(0, shape=(8, 8)))
+    linked = tmp_path / "dataset"
+    linked.mkdir()
+    (linked / "images_001").symlink_to(images, target_is_directory=True)
+    assert discover_inputs([linked]) == [str(linked / "images_001" / "00000011_000.png")]
+
+
+def test_symlink_cycles_end_and_list_each_image_once(tmp_path):
+    images = tmp_path / "real" / "images"
+    write_png(images / "a.png", structured_image(0, shape=(8, 8)))
+    (images / "back").symlink_to(tmp_path / "real", target_is_directory=True)  # a cycle
+    top = tmp_path / "top"
+    top.mkdir()
+    (top / "images").symlink_to(images, target_is_directory=True)
+    (top / "same_images").symlink_to(images, target_is_directory=True)
+    assert discover_inputs([top]) == [str(top / "images" / "a.png")]
+
+
+def test_an_unreadable_folder_is_an_error_not_a_silent_skip(tmp_path, monkeypatch):
+    write_png(tmp_path / "ok" / "a.png", structured_image(0, shape=(8, 8)))
+    (tmp_path / "locked").mkdir()
+    scandir = os.scandir
+
+    def scandir_denying_locked(folder):
+        if os.path.basename(folder) == "locked":  # chmod does not stop root, who runs the tests
+            raise PermissionError(13, "Permission denied", folder)
+        return scandir(folder)
+
+    monkeypatch.setattr(os, "scandir", scandir_denying_locked)
+    with pytest.raises(InputError, match=r"cannot read folder .*locked.* \(Permission denied\)"):
+        discover_inputs([tmp_path])
+
+
+def test_lists_keep_virtual_phantom_paths(tmp_path):
+    virtual = discover_inputs(["synth:3x64"])
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(virtual) + "\nb.png\n")
+    assert discover_inputs([listing]) == sorted([*virtual, str(tmp_path / "b.png")])

@@ -110,13 +110,44 @@ def _is_png_name(path: str) -> bool:
     return path.lower().endswith(".png")
 
 
+def _list_folder(folder: str) -> list[tuple[str, bool]]:
+    """``(name, is a folder)`` of each entry of ``folder``, sorted by name."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((entry.name, entry.is_dir()) for entry in entries)
+    except OSError as error:
+        raise InputError(
+            f"cannot read folder {folder!r} ({error.strerror or error}), so its images would be "
+            "left out; fix its permissions, or pass only the readable folders, or a .txt list "
+            "of the PNGs, instead"
+        ) from error
+
+
 def _walk_pngs(directory: Path) -> list[str]:
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        # A directory named "x.png" is listed too: it fails later with a clear
-        # per-image error instead of vanishing from the run.
-        found.extend(os.path.join(root, name) for name in dirs + files if _is_png_name(name))
+    """PNG paths under ``directory``, following symlinked folders, each real folder once.
+
+    A folder reached again (a link to an ancestor, or two links to one folder)
+    is skipped, so cycles end and no image is listed twice.
+    """
+    found: list[str] = []
+    visited: set[str] = set()
+    pending = [os.fspath(directory)]
+    while pending:
+        folder = pending.pop()
+        real = os.path.realpath(folder)
+        if real in visited:
+            continue
+        visited.add(real)
+        subfolders = []
+        for name, is_folder in _list_folder(folder):
+            path = os.path.join(folder, name)
+            # A directory named "x.png" is listed too: it fails later with a clear
+            # per-image error instead of vanishing from the run.
+            if _is_png_name(name):
+                found.append(path)
+            if is_folder:
+                subfolders.append(path)
+        pending.extend(reversed(subfolders))  # depth first, in name order
     return found
 
 
@@ -127,8 +158,16 @@ def _read_list(list_file: Path) -> list[str]:
         entry = line.strip()
         if entry and not entry.startswith("#"):
             path = Path(entry)
-            paths.append(str(path if path.is_absolute() else base / path))
+            if parse_synthetic(entry) is not None or path.is_absolute():
+                paths.append(entry)
+            else:
+                paths.append(str(base / path))
     return paths
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute; a virtual phantom path is kept as it is."""
+    return path if parse_synthetic(path) is not None else os.path.abspath(path)
 
 
 def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
@@ -138,22 +177,25 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
     ----------
     inputs : list of str or path-like
         Each one is a directory (searched recursively for ``*.png``, any
-        case), a glob pattern, a ``.txt`` file with one path per line (blank
-        lines and ``#`` comments skipped, relative paths taken from the list's
-        folder), a single PNG file, or the phantom source ``synth:COUNT[xSIZE]``.
+        case, through symlinked folders too), a glob pattern, a ``.txt`` file
+        with one path per line (blank lines and ``#`` comments skipped,
+        relative paths taken from the list's folder, virtual phantom paths
+        such as ``synth:64/90000001_000.png`` kept as they are), a single PNG
+        file, or the phantom source ``synth:COUNT[xSIZE]``.
 
     Returns
     -------
     list of str
-        Absolute paths, sorted; the same inputs always give the same order.
+        Absolute paths (virtual phantom paths as they are), sorted; the same
+        inputs always give the same order.
         A path listed in a ``.txt`` file but absent on disk is kept, so that
         it is reported as a failed image rather than silently dropped.
 
     Raises
     ------
     InputError
-        If an input does not exist or matches nothing, or if all of them
-        together give no PNG.
+        If an input does not exist or matches nothing, if a folder under a
+        directory input cannot be read, or if all of them together give no PNG.
     """
     paths: set[str] = set()
     for item in inputs:
@@ -181,7 +223,7 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
                 f"input {text!r} does not exist; give a directory, a glob such as "
                 "'images/*.png', a .txt file listing paths, or a PNG file"
             )
-        paths.update(os.path.abspath(p) for p in found)
+        paths.update(_absolute(p) for p in found)
     if not paths:
         raise InputError("no input given: name a directory, glob or .txt list of PNGs")
     return sorted(paths)
