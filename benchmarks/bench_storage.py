@@ -34,7 +34,7 @@ from xray_scale.benchmark import REAL_SAMPLE, Stages, prepare_images
 from xray_scale.config import STORE_DTYPES, load_config
 
 COMPRESSORS = [
-    ("none", 0),
+    ("none", 1),  # the level is not used without a compressor
     ("zstd", 1),
     ("zstd", 3),
     ("blosc-zstd", 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,21 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def test_tutorial_toml_is_exactly_the_default():
     assert load_config(CONFIGS / "tutorial.toml") == Config() == load_config()
+
+
+def dotted_keys(table: dict, prefix: str = "") -> set[str]:
+    """Every table and key of ``table``, nested ones included, as ``"store.compressor"``."""
+    keys = set()
+    for key, value in table.items():
+        keys.add(prefix + key)
+        if isinstance(value, dict):
+            keys |= dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def test_tutorial_toml_names_every_key_of_the_defaults():
+    written = tomllib.loads((CONFIGS / "tutorial.toml").read_text(encoding="utf-8"))
+    assert dotted_keys(written) == dotted_keys(Config().to_dict())
 
 
 def test_dict_round_trip_and_partial_override():
@@ -44,6 +60,7 @@ def test_dict_round_trip_and_partial_override():
         ({"input": {"bit_depth": 12}}, "input.bit_depth must be one of 8, 16"),
         ({"store": {"filter_dtype": "int8"}}, "store.filter_dtype must be one of 'float32'"),
         ({"store": {"compressor": "gzip"}}, "store.compressor must be one of 'none'"),
+        ({"store": {"compression_level": 0}}, "store.compression_level must be an integer >= 1"),
         (
             {"store": {"compressor": "blosc-lz4", "compression_level": 12}},
             "store.compression_level must be <= 9 for compressor 'blosc-lz4', got 12",
@@ -69,6 +86,14 @@ def test_bad_files(tmp_path):
     (tmp_path / "bad.toml").write_text("[run\nbatch_size = 2")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_config(tmp_path / "bad.toml")
+
+
+def test_a_directory_or_a_non_utf8_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot be read \(.+\); give a readable TOML file"):
+        load_config(tmp_path)
+    (tmp_path / "latin1.toml").write_bytes("# caf\xe9\n[run]\nbatch_size = 2\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.toml' is not UTF-8 text .*; give a TOML file"):
+        load_config(tmp_path / "latin1.toml")
 
 
 def test_full_dump_config_keeps_previews_and_no_full_resolution_maps():

@@ -150,7 +150,7 @@ def _choice(value: Any, where: str, allowed: tuple) -> Any:
 
 
 def _level(store: dict, compressor: str) -> int:
-    level = _int(store.get("compression_level", 3), "store.compression_level", minimum=0)
+    level = _int(store.get("compression_level", 3), "store.compression_level", minimum=1)
     if level > _MAX_LEVELS[compressor]:
         raise ConfigError(
             f"store.compression_level must be <= {_MAX_LEVELS[compressor]} for "
@@ -278,7 +278,8 @@ def load_config(source: str | Path | dict | None = None) -> Config:
     Raises
     ------
     ConfigError
-        If the file is missing or not TOML, or any key is unknown or invalid.
+        If the file is missing, unreadable (a directory, say), not UTF-8 or not TOML,
+        or any key is unknown or invalid.
 
     Examples
     --------
@@ -294,6 +295,16 @@ def load_config(source: str | Path | dict | None = None) -> Config:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} not found") from None
+    except OSError as error:
+        raise ConfigError(
+            f"config file {str(path)!r} cannot be read ({error.strerror}); "
+            "give a readable TOML file, such as configs/tutorial.toml"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {error.start}: {error.reason}); "
+            "give a TOML file, saved as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
     return _parse(data)
