@@ -24,7 +24,14 @@ from conftest import (
 )
 from PIL import Image
 
-from xray_scale.decode import DecodeError, decode_batch, decode_image, open_images, read_png_header
+from xray_scale.decode import (
+    DecodeError,
+    decode_batch,
+    decode_image,
+    open_images,
+    read_png_header,
+    unpad,
+)
 
 
 def test_every_bad_input_fails_with_its_own_message(tmp_path):
@@ -82,8 +89,18 @@ def test_other_size_pads_when_asked_and_fails_otherwise(tmp_path):
     assert padded.ok
     assert np.array_equal(padded.pixels[16:48, 8:56], small)
     assert padded.pixels.sum() == small.astype(np.int64).sum()
-    big = decode_image(tmp_path / "small.png", shape=(16, 16), size_policy="pad")
-    assert "larger images cannot be padded" in big.error
+    assert padded.padded_from == (32, 48)
+    assert np.array_equal(unpad(padded.pixels, padded), small)
+    write_png(tmp_path / "full.png", structured_image(4))
+    block, images = decode_batch(
+        [str(tmp_path / "small.png"), str(tmp_path / "full.png")], shape=(64, 64), size_policy="pad"
+    )
+    assert [image.padded_from for image in images] == [(32, 48), None]
+    assert np.array_equal(unpad(block[0], images[0]), small)
+    assert np.array_equal(unpad(block[1], images[1]), structured_image(4))
+    for policy in ("pad", "fail"):
+        big = decode_image(tmp_path / "small.png", shape=(16, 16), size_policy=policy)
+        assert "a larger image cannot be padded: set input.size = [32, 48]" in big.error
 
 
 def test_modes_follow_the_grayscale_rule(tmp_path):

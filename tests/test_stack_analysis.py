@@ -7,9 +7,10 @@ import dataclasses
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
+from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image, write_png
 from stack_parity import RecordingWriter, assert_backend_matches_reference, decoded_for, spec_for
 
+from xray_scale.batch import analyse_block
 from xray_scale.stack_analysis import (
     NUMPY_BACKEND,
     ArrayBackend,
@@ -17,6 +18,7 @@ from xray_scale.stack_analysis import (
     bank_stack,
     compute_stack,
 )
+from xray_scale.stats import histogram256
 from xray_scale.synth import phantom
 
 ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
@@ -60,6 +62,38 @@ def test_failed_images_stay_failed_and_zero():
 def test_real_images_full_size():
     block = np.stack([iio.imread(REAL_SAMPLE / name) for name in REAL_NAMES[:2]])
     assert_backend_matches_reference(block, {"store": {"preview_size": 256}}, NUMPY_BACKEND)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_padded_image_has_the_statistics_of_the_image_itself(tmp_path, dtype):
+    full = structured_image(1, dtype=dtype)
+    small = structured_image(2, shape=(40, 48), dtype=dtype)
+    small[:3, :5] = 0  # its own zeros count, the padding's do not
+    threshold = int(np.iinfo(dtype).max * 0.5)
+    paths = [write_png(tmp_path / "full.png", full), write_png(tmp_path / "small.png", small)]
+    overrides = {"input": {"size_policy": "pad"}, "masks": {"threshold": threshold}}
+    spec = spec_for(full[np.newaxis], overrides)
+    block, decoded = spec.decode([str(path) for path in paths])
+    stack = analyse_stack(
+        block, decoded, 0, spec=spec, writer=RecordingWriter(), backend=NUMPY_BACKEND
+    )
+    reference = analyse_block(block, decoded, 0, spec=spec, writer=RecordingWriter())
+    for record in (stack, reference):
+        assert record.status == ["ok", "ok"]
+        for k, image in enumerate((full, small)):
+            expected = {
+                "min": image.min(),
+                "max": image.max(),
+                "mean": np.mean(image),
+                "std": np.std(image),
+                "median": np.median(image),
+                "p01": np.percentile(image, 1),
+                "p99": np.percentile(image, 99),
+                "mask_fraction": np.mean(image > threshold),
+            }
+            for field, value in expected.items():
+                assert record.stats[field][k] == pytest.approx(value, rel=1e-12), (field, k)
+            assert np.array_equal(record.histogram[k], histogram256(image))
 
 
 class _BrokenNdimage:

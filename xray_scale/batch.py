@@ -20,7 +20,7 @@ import zarr
 
 from .analysis import image_statistics, map_function, output_dtypes, preview_shape, to_preview
 from .config import Config
-from .decode import DecodedImage, decode_batch
+from .decode import DecodedImage, decode_batch, unpad
 from .stats import STAT_FIELDS
 from .store import STATUS_FAILED, STATUS_OK, BatchRecord, image_array_depth, write_maps
 
@@ -211,6 +211,9 @@ def analyse_block(
 ) -> BatchRecord:
     """Statistics, maps and previews of a decoded batch, each array given to ``writer``.
 
+    The maps and previews of a padded image are those of the padded array; its
+    statistics and histogram are those of the image itself, without the padding.
+
     Parameters
     ----------
     block : ndarray
@@ -236,7 +239,8 @@ def analyse_block(
     histogram = np.zeros((count, 256), dtype=np.int64)
     for k in range(count):
         if not errors[k]:
-            values, histogram[k] = image_statistics(block[k], spec.config, compat=spec.compat)
+            own_pixels = unpad(block[k], decoded[k])  # the padding is not part of the image
+            values, histogram[k] = image_statistics(own_pixels, spec.config, compat=spec.compat)
             for field, value in values.items():
                 stats[field][k] = value
     previews = None

@@ -37,7 +37,7 @@ import io
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import dask.array as da
@@ -57,6 +57,7 @@ __all__ = [
     "decode_image",
     "open_images",
     "read_png_header",
+    "unpad",
 ]
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -95,12 +96,17 @@ class DecodedImage:
         Bits per sample in the file's header, or 0 if unknown.
     error : str
         One-line reason for the failure, ``""`` on success.
+    padded_from : (int, int) or None
+        The image's own (height, width) when it was smaller than the run and
+        padded with zeros, centred (``input.size_policy = "pad"``); None when
+        it was not padded. See :func:`unpad`.
     """
 
     pixels: np.ndarray | None
     mode: str = ""
     bit_depth: int = 0
     error: str = ""
+    padded_from: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -240,9 +246,10 @@ def _check_header(
     fits = header.height <= height and header.width <= width
     if not same and not (size_policy == "pad" and fits):
         hint = (
-            "larger images cannot be padded"
-            if size_policy == "pad"
-            else "set input.size_policy = 'pad' to pad smaller images"
+            "set input.size_policy = 'pad' to pad smaller images"
+            if fits
+            else f"a larger image cannot be padded: set input.size = [{header.height}, "
+            f"{header.width}] to make its size the run's"
         )
         raise DecodeError(
             f"image is {header.height}x{header.width} (height x width) but the run's size is "
@@ -292,6 +299,37 @@ def _pad_centred(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     left = (shape[1] - pixels.shape[1]) // 2
     padded[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
     return padded
+
+
+def unpad(pixels: np.ndarray, image: DecodedImage) -> np.ndarray:
+    """The image's own pixels: ``pixels`` without the zeros its padding added.
+
+    Parameters
+    ----------
+    pixels : ndarray
+        The run-shaped 2-D array decoded for ``image`` (``image.pixels``, or
+        its row of :func:`decode_batch`'s block).
+    image : DecodedImage
+        Its record, whose ``padded_from`` says how large the image itself is.
+
+    Returns
+    -------
+    ndarray
+        The centred ``image.padded_from`` region of ``pixels`` (a view), or
+        ``pixels`` itself when the image was not padded.
+
+    Examples
+    --------
+    >>> pixels = np.array([[0, 0, 0, 0], [0, 7, 9, 0], [0, 0, 0, 0]], dtype=np.uint8)
+    >>> unpad(pixels, DecodedImage(None, "L", 8, padded_from=(1, 2)))
+    array([[7, 9]], dtype=uint8)
+    """
+    if image.padded_from is None:
+        return pixels
+    height, width = image.padded_from
+    top = (pixels.shape[0] - height) // 2
+    left = (pixels.shape[1] - width) // 2
+    return pixels[top : top + height, left : left + width]
 
 
 def decode_image(
@@ -353,9 +391,11 @@ def decode_image(
         return DecodedImage(None, mode, bit_depth, str(error))
     except OSError as error:  # a read failing after open (I/O error, file vanished)
         return DecodedImage(None, mode, bit_depth, f"cannot read the file: {error}")
+    padded_from = None
     if pixels.shape != tuple(shape):
+        padded_from = pixels.shape
         pixels = _pad_centred(pixels, shape)
-    return DecodedImage(pixels.astype(dtype, copy=False), mode, bit_depth)
+    return DecodedImage(pixels.astype(dtype, copy=False), mode, bit_depth, "", padded_from)
 
 
 def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedImage:
@@ -372,9 +412,11 @@ def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedIm
     except DecodeError as error:
         return DecodedImage(None, "L", 8, str(error))
     pixels = phantom(patient_id, follow_up, shape=(size, size))
+    padded_from = None
     if pixels.shape != tuple(shape):
+        padded_from = pixels.shape
         pixels = _pad_centred(pixels, shape)
-    return DecodedImage(pixels.astype(dtype, copy=False), "L", 8)
+    return DecodedImage(pixels.astype(dtype, copy=False), "L", 8, "", padded_from)
 
 
 def decode_batch(
@@ -395,7 +437,7 @@ def decode_batch(
         ``(K, H, W)``; the rows of failed images are zeros.
     images : list of DecodedImage
         One per path, in order, with ``pixels`` set to None (they are in
-        ``block``) to avoid holding two copies.
+        ``block``) to avoid holding two copies; ``padded_from`` is kept.
     """
     block = np.zeros((len(paths), *shape), dtype=dtype)
     images = []
@@ -403,7 +445,7 @@ def decode_batch(
         image = decode_image(path, shape=shape, dtype=dtype, **options)
         if image.ok:
             block[k] = image.pixels
-        images.append(DecodedImage(None, image.mode, image.bit_depth, image.error))
+        images.append(replace(image, pixels=None))
     return block, images
 
 

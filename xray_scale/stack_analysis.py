@@ -242,6 +242,20 @@ def bank_stack(pixels, spec: BatchSpec, backend: ArrayBackend):
     return counts
 
 
+def _own_counts(counts: np.ndarray, image: DecodedImage, shape: tuple[int, int]) -> np.ndarray:
+    """An image's value counts without its padding's zeros (see :func:`xray_scale.decode.unpad`).
+
+    A padded image's ``shape`` array holds its own pixels and exactly
+    ``H * W - h * w`` zeros of padding around them.
+    """
+    if image.padded_from is None:
+        return counts
+    (height, width), (own_height, own_width) = shape, image.padded_from
+    own = counts.copy()
+    own[0] -= height * width - own_height * own_width
+    return own
+
+
 def analyse_stack(
     block: np.ndarray,
     decoded: list[DecodedImage],
@@ -254,8 +268,10 @@ def analyse_stack(
     """:func:`xray_scale.batch.analyse_block`, with the batch computed as one stack on ``backend``.
 
     An error while computing (a GPU out of memory, say) fails every image of the
-    batch with the message, and nothing of the batch is written: a resumed run
-    computes it again.
+    batch with the message, and nothing of the batch is written: resuming with
+    ``retry_failed`` (``--retry-failed``) computes it again. As there, a padded
+    image's statistics leave out its padding; its maps and previews are those of
+    the padded array.
 
     Returns
     -------
@@ -282,9 +298,8 @@ def analyse_stack(
     if outputs is not None:
         for k in range(count):
             if not errors[k]:
-                values, histogram[k] = stats_from_counts(
-                    outputs.counts[k], threshold=spec.config.threshold
-                )
+                counts = _own_counts(outputs.counts[k], decoded[k], spec.shape)
+                values, histogram[k] = stats_from_counts(counts, threshold=spec.config.threshold)
                 for name, value in values.items():
                     stats[name][k] = value
         for name, values in outputs.maps.items():
