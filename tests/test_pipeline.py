@@ -11,10 +11,11 @@ from conftest import make_bad_inputs, make_mode_inputs, structured_image, write_
 
 import xray_scale
 from xray_scale.analysis import analyse_image, map_function
+from xray_scale.compat import tutorial_histogram
 from xray_scale.config import ConfigError, load_config
 from xray_scale.decode import decode_image
 from xray_scale.engines import resolve_engine
-from xray_scale.stats import STAT_FIELDS
+from xray_scale.stats import STAT_FIELDS, histogram256
 from xray_scale.store import StoreError, pending_batches
 
 
@@ -134,6 +135,45 @@ def test_sixteen_bit_runs_keep_values(tmp_path):
     for k, image in enumerate(images):
         assert np.array_equal(group["masks/mask_values"][k], np.where(image > 40000, image, 0))
         assert group["stats/max"][k] == image.max() and group["stats/median"][k] == np.median(image)
+
+
+@pytest.mark.parametrize("compat", [None, "tutorial"])
+def test_a_padded_image_has_the_statistics_of_the_image_itself(tmp_path, compat):
+    small = structured_image(2, shape=(40, 48))
+    small[:3, :5] = 0  # its own zeros count, the padding's do not
+    folder = tmp_path / "mixed sizes"
+    paths = [
+        write_png(folder / "a.png", structured_image(1)),
+        write_png(folder / "b_small.png", small),
+        write_png(folder / "c.png", structured_image(3)),
+    ]
+    overrides = {"input": {"size_policy": "pad"}, "masks": {"threshold": 120}}
+    summary = xray_scale.run(
+        [folder], tmp_path / "out.zarr", config=overrides, compat=compat, workers=1, batch_size=4
+    )
+    assert (summary.ok, summary.failed) == (3, 0)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    config = load_config(overrides)
+    for index in (0, 2):  # the images of the run's size are unchanged
+        check_image_against_direct_analysis(group, index, paths[index], config, compat)
+    expected = {
+        "min": small.min(),
+        "max": small.max(),
+        "mean": np.mean(small),
+        "std": np.std(small),
+        "median": np.median(small),
+        "p01": np.percentile(small, 1),
+        "p99": np.percentile(small, 99),
+        "mask_fraction": np.mean(small > 120),
+    }
+    for field, value in expected.items():
+        assert group[f"stats/{field}"][1] == pytest.approx(value, rel=1e-12), field
+    histogram = tutorial_histogram(small) if compat else histogram256(small)
+    assert np.array_equal(group["stats/histogram"][1], histogram)
+    padded = decode_image(paths[1], shape=(64, 64), size_policy="pad").pixels
+    maps = analyse_image(padded, config, compat=compat, engine=group.attrs["xray_scale"]["engine"])
+    for name, values in maps.maps.items():  # the maps stay those of the padded image
+        assert np.array_equal(group[name][1], values), name
 
 
 def test_storage_dtypes_and_optional_canny(phantom_folder, tmp_path):
