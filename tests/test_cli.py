@@ -65,6 +65,12 @@ def test_failed_images_give_exit_code_1_and_are_listed(phantom_folder, tmp_path,
     details = json.loads(capsys.readouterr().out)
     assert len(details["failures"]) == 9
     assert any("empty file (0 bytes)" in f["error"] for f in details["failures"])
+    shutil.copyfile(phantom_folder / "00000021_000.png", phantom_folder / "bad" / "truncated.png")
+    assert main(["run", str(phantom_folder), "-o", str(out), "--batch-size", "3"]) == 1
+    assert "12 ok, 9 failed (0 processed" in capsys.readouterr().out  # resuming: nothing to do
+    retry = ["run", str(phantom_folder), "-o", str(out), "--batch-size", "3", "--retry-failed"]
+    assert main(retry) == 1
+    assert "13 ok, 8 failed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -78,17 +84,31 @@ def test_failed_images_give_exit_code_1_and_are_listed(phantom_folder, tmp_path,
         (["run", "{images}", "-o", "{tmp}/o.zarr", "--config", "{tmp}/none.toml"], "not found"),
         (["run", "{images}", "-o", "{tmp}/o.zarr", "--config", "{tmp}/bad.toml"], "unknown key"),
         (["run", "{images}", "-o", "{tmp}/images"], "is not a zarr store"),
+        (["run", "{images}", "-o", "{tmp}/o.zarr", "--config", "{images}"], "cannot be read"),
+        (["run", "{images}", "-o", "{tmp}/bad.toml"], "is a file, not a store"),
         (["info", "{tmp}/missing.zarr"], "is not a zarr store"),
+        (["synth", "{tmp}/s", "--bit-depth", "12"], "--bit-depth: must be 8 or 16, got 12"),
+        (["bench", "{tmp}/empty", "--images", "2"], "no PNG files in"),
         (["frobnicate"], "No such command 'frobnicate'"),
     ],
 )
 def test_misuse_is_one_line_and_exit_code_2(phantom_folder, tmp_path, capsys, arguments, message):
     (tmp_path / "bad.toml").write_text("[filters.blur]\nsigma = 1\n")
+    (tmp_path / "empty").mkdir()
     values = {"tmp": str(tmp_path), "images": str(phantom_folder)}
     assert main([a.format(**values) for a in arguments]) == 2
-    error = capsys.readouterr().err.strip()
+    error = capsys.readouterr().err
     assert error.startswith("xray-scale: error: ") and message in error
-    assert len(error.splitlines()) == 1 and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
+
+
+def test_an_io_error_outside_a_run_says_so_without_talking_of_resuming(tmp_path, capsys):
+    (tmp_path / "a file").write_text("not a folder")
+    assert main(["synth", str(tmp_path / "a file" / "phantoms")]) == 3
+    error = capsys.readouterr().err
+    assert error.startswith("xray-scale: error: ") and error.strip().endswith(
+        "fix it and try again"
+    )
 
 
 def test_existing_store_with_another_config_needs_overwrite(phantom_folder, tmp_path, capsys):

@@ -7,7 +7,13 @@ import os
 import numpy as np
 import pytest
 import zarr
-from conftest import make_bad_inputs, make_mode_inputs, structured_image, write_png
+from conftest import (
+    make_bad_inputs,
+    make_mode_inputs,
+    png_with_header,
+    structured_image,
+    write_png,
+)
 
 import xray_scale
 from xray_scale.analysis import analyse_image, map_function
@@ -235,12 +241,12 @@ def test_resume_redoes_only_unfinished_batches(phantom_folder, tmp_path):
 def test_a_store_from_other_inputs_or_config_is_refused(phantom_folder, tmp_path):
     out = tmp_path / "out.zarr"
     xray_scale.run([phantom_folder], out, workers=1, limit=4)
-    with pytest.raises(
-        StoreError, match="other inputs, another config or another store layout; pass --overwrite"
-    ):
+    with pytest.raises(StoreError, match=r"another store layout \(4 inputs in the store, 5 now\)"):
         xray_scale.run([phantom_folder], out, workers=1, limit=5)
-    with pytest.raises(StoreError, match="other inputs, another config"):
+    with pytest.raises(StoreError, match=r"\(config run.batch_size 8 in the store, 2 now\)"):
         xray_scale.run([phantom_folder], out, workers=1, limit=4, batch_size=2)
+    with pytest.raises(StoreError, match=r"\(engine opencv in the store, scipy now\); pass"):
+        xray_scale.run([phantom_folder], out, workers=1, limit=4, engine="scipy")
     summary = xray_scale.run([phantom_folder], out, workers=1, limit=5, overwrite=True)
     assert summary.total == 5
 
@@ -399,3 +405,19 @@ def test_local_runs_never_hold_more_than_one_call_of_results(monkeypatch):
     assert most_alive_during_run() <= 64 + 1
     monkeypatch.setattr(pipeline, "BATCHES_PER_CALL", 1000)  # one call: all 200 held
     assert most_alive_during_run() == 200
+
+
+def test_an_odd_file_sorted_first_does_not_set_the_run_format(tmp_path):
+    folder = tmp_path / "images"
+    images = [structured_image(k) for k in range(4)]  # 64x64, 8-bit gray
+    for k, image in enumerate(images):
+        write_png(folder / f"1_{k}.png", image)
+    (folder / "0_rgb16.png").write_bytes(png_with_header(64, 64, bit_depth=16, colour_type=2))
+    write_png(folder / "0_small.png", structured_image(9)[:32, :32])
+    summary = xray_scale.run([folder], tmp_path / "out.zarr", workers=1)
+    group = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    assert group.attrs["xray_scale"]["pixel_dtype"] == "uint8"
+    assert group.attrs["xray_scale"]["image_shape"] == [64, 64]
+    assert {os.path.basename(p) for p, _ in summary.failures} == {"0_rgb16.png", "0_small.png"}
+    for k, image in enumerate(images):
+        assert np.array_equal(group["stats/histogram"][2 + k], histogram256(image))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zarr
 from conftest import assert_stores_equal
@@ -143,3 +145,78 @@ def test_an_output_location_that_cannot_be_created_is_a_clear_error(
     )
     assert done.returncode == 2, done.stderr
     assert "cannot write the store" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_overwrite_deletes_only_a_store_written_by_xray_scale(images_and_clean_store, tmp_path):
+    images, _ = images_and_clean_store
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("a week of work")
+    a_file = tmp_path / "scan.png"
+    a_file.write_bytes(b"not a store")
+    for out in (precious, a_file):
+        with pytest.raises(xray_scale.StoreError, match="is not an xray-scale store"):
+            xray_scale.run([images], out, limit=2, engine="scipy", overwrite=True)
+    assert (precious / "notes.txt").read_text() == "a week of work"
+    assert a_file.read_bytes() == b"not a store"
+    store = tmp_path / "out.zarr"
+    xray_scale.run([images], store, limit=2, engine="scipy")
+    summary = xray_scale.run([images], store, limit=4, engine="scipy", overwrite=True)
+    assert summary.total == summary.ok == 4
+
+
+def test_a_store_appears_only_once_complete(tmp_path):
+    from xray_scale.config import Config
+    from xray_scale.store import create_store
+
+    out = tmp_path / "out.zarr"
+    unstorable = {"note": np.zeros(1, dtype=[("a", "O")])}  # zarr refuses it, midway
+    with pytest.raises(ValueError):
+        create_store(
+            out,
+            paths=["a.png"],
+            shape=(8, 8),
+            map_dtypes={},
+            config=Config(),
+            attrs={},
+            metadata=unstorable,
+        )
+    assert list(tmp_path.iterdir()) == []  # neither the store nor its folder in the making
+    stale = tmp_path / ".out.zarr.creating-999999999"  # left by a killed run: no such process
+    stale.mkdir()
+    create_store(out, paths=["a.png"], shape=(8, 8), map_dtypes={}, config=Config(), attrs={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_an_incomplete_store_is_refused_with_what_to_do_and_overwrite_replaces_it(
+    images_and_clean_store, tmp_path
+):
+    images, _ = images_and_clean_store
+    out = tmp_path / "out.zarr"  # what an older version left when killed while creating it
+    zarr.open_group(out, mode="w", attributes={"xray_scale": {"batch_size": 2}})
+    with pytest.raises(xray_scale.StoreError, match="incomplete store.*--overwrite"):
+        xray_scale.run([images], out, limit=2, engine="scipy")
+    with pytest.raises(xray_scale.StoreError, match="incomplete store"):
+        xray_scale.open_store(out)
+    summary = xray_scale.run([images], out, limit=2, engine="scipy", overwrite=True)
+    assert summary.ok == 2
+
+
+def test_retry_failed_processes_repaired_images_again(images_and_clean_store, tmp_path):
+    images, clean = images_and_clean_store
+    folder = tmp_path / "images"
+    shutil.copytree(images, folder)
+    broken = sorted(folder.iterdir())[5]
+    good = broken.read_bytes()
+    broken.write_bytes(good[:1000])
+    out = tmp_path / "out.zarr"
+    options = {"batch_size": 2, "workers": 1, "engine": "scipy"}
+    assert xray_scale.run([folder], out, **options).failed == 1
+    broken.write_bytes(good)
+    assert xray_scale.run([folder], out, **options).failed == 1  # resuming skips it
+    summary = xray_scale.run([folder], out, retry_failed=True, **options)
+    assert summary.failed == 0 and summary.ok == 64 and summary.processed == 2
+    repaired = zarr.open_group(out, mode="r")
+    reference = zarr.open_group(clean, mode="r")
+    for name in ("stats/mean", "stats/histogram", "filters/sobel"):
+        assert np.array_equal(repaired[name][4:6], reference[name][4:6]), name

@@ -56,9 +56,10 @@ from . import filters
 from .analysis import image_statistics, map_function
 from .batch import BatchSpec, StoreWriter, analyse_block
 from .config import Config, load_config
-from .decode import DecodedImage, read_png_header
+from .decode import DecodedImage, DecodeError, decode_image, read_png_header
 from .engines import ENGINES, EngineError, resolve_engine
 from .pipeline import run
+from .sources import InputError
 from .store import create_store, library_versions
 
 __all__ = [
@@ -168,9 +169,12 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
 
         originals = write_phantoms(folder / "originals", patients=1, follow_ups=9)
     else:
-        originals = sorted(p for p in Path(source).iterdir() if p.suffix.lower() == ".png")
-    if not originals:
-        raise ValueError(f"no PNG files in {source}; give a folder of PNG images")
+        originals = sorted(
+            p for p in Path(source).iterdir() if p.suffix.lower() == ".png" and p.is_file()
+        )
+        if not originals:
+            raise InputError(f"no PNG files in {source}; give a folder of PNG images")
+        _check_decodable(originals)
     images = folder / "images"
     images.mkdir(parents=True)
     paths = []
@@ -180,6 +184,24 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
         shutil.copyfile(original, target)
         paths.append(target)
     return paths
+
+
+def _check_decodable(originals: list[Path]) -> None:
+    """Raise InputError unless every file decodes at the first one's size and depth."""
+    try:
+        header = read_png_header(originals[0])
+    except DecodeError as error:
+        raise InputError(
+            f"{originals[0]}: {error}; the benchmark needs images that decode"
+        ) from None
+    dtype = "uint16" if header.bit_depth == 16 else "uint8"
+    for path in originals:
+        error = decode_image(path, shape=(header.height, header.width), dtype=dtype).error
+        if error:
+            raise InputError(
+                f"{path}: {error}; the benchmark needs images that all decode at one size: "
+                "remove it, or give another folder"
+            )
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,9 @@ class _Progress:
             self._bar.update(self._task, advance=report.size, rate=rate, failed=self._failed)
 
     def stop(self) -> None:
-        if self._bar is not None:
+        if self._task is not None:  # started: stopping a bar never started prints a blank line
             self._bar.stop()
-            self._bar = None
+        self._bar = self._task = None
 
 
 def _print_summary(summary: RunSummary) -> None:
@@ -127,6 +127,10 @@ def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) ->
         bar.stop()
         _say_error("interrupted; finished batches are kept, re-run the same command to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as error:
+        bar.stop()
+        _say_error(f"{_describe_os_error(error)}; fix it and re-run the same command to resume")
+        raise typer.Exit(EXIT_IO) from None
     finally:
         bar.stop()
     if summary:
@@ -176,7 +180,12 @@ def run_command(
     engine: Annotated[
         Engine, typer.Option(help="Filter implementation; auto: the fastest installed.")
     ] = Engine.auto,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing store (only one written by xray-scale).")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="When resuming, process the failed images' batches again too.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Filter, mask and measure every input image into a zarr v3 store.
@@ -198,6 +207,7 @@ def run_command(
         scheduler=scheduler.value,
         address=address,
         overwrite=overwrite,
+        retry_failed=retry_failed,
     )
     raise typer.Exit(_exit_code(summary))
 
@@ -418,6 +428,9 @@ def synth(
     """Write deterministic chest-like phantom PNGs (ChestX-ray8 naming)."""
     from .synth import write_phantoms
 
+    if bit_depth not in (8, 16):
+        raise typer.BadParameter(f"must be 8 or 16, got {bit_depth}", param_hint="--bit-depth")
+
     paths = write_phantoms(
         directory, patients=patients, follow_ups=follow_ups, shape=(size, size), bit_depth=bit_depth
     )
@@ -593,12 +606,13 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ConfigError, EngineError, StoreError) as error:
         return _error(str(error), EXIT_USAGE)
     except OSError as error:
-        where = f" ({error.filename})" if error.filename else ""
-        return _error(
-            f"{error.strerror or error}{where}; fix it and re-run the same command to resume",
-            EXIT_IO,
-        )
+        return _error(f"{_describe_os_error(error)}; fix it and try again", EXIT_IO)
     return result if isinstance(result, int) else EXIT_OK
+
+
+def _describe_os_error(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or error}{where}"
 
 
 def console_script() -> None:

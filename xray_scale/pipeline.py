@@ -23,12 +23,14 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dask.multiprocessing
 import dask.threaded
+import numpy as np
 import zarr
 from dask.callbacks import Callback
 
@@ -97,26 +99,45 @@ class RunSummary:
         return self.processed / self.elapsed_s if self.processed and self.elapsed_s else 0.0
 
 
+PROBED_HEADERS = 64
+"""Headers read to choose a run's size and bit depth when the config does not set them."""
+
+
 def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, int], int]:
-    """The run's (height, width) and bit depth: from config, else the first readable header."""
+    """The run's (height, width) and bit depth: from config, else the inputs' most common.
+
+    The most common among the usable headers of the first :data:`PROBED_HEADERS`
+    inputs, so that one odd file sorted first (another size, 16-bit colour) fails
+    alone instead of setting the format every other image is measured against.
+    """
     size, bit_depth = config.size, config.bit_depth
     if size is not None and bit_depth is not None:
         return size, bit_depth
+    sizes: Counter = Counter()
+    depths: Counter = Counter()
     first_error = ""
-    for path in paths:
+    for path in paths[:PROBED_HEADERS]:
         try:
             header = read_png_header(path)
         except DecodeError as error:
             first_error = first_error or f"{path}: {error}"
             continue
-        if header.width * header.height <= config.max_pixels:
-            return size or (header.height, header.width), bit_depth or (
-                16 if header.bit_depth == 16 else 8
+        if header.width * header.height > config.max_pixels:
+            first_error = first_error or (
+                f"{path}: {header.height}x{header.width} is above input.max_pixels"
             )
-    raise InputError(
-        f"none of the {len(paths)} inputs has a usable PNG header (first problem: {first_error}); "
-        "set input.size and input.bit_depth in the config to record them all as failed"
-    )
+        elif header.bit_depth == 16 and header.colour_type != 0:
+            first_error = first_error or f"{path}: 16-bit colour is not supported"
+        else:
+            sizes[header.height, header.width] += 1
+            depths[16 if header.bit_depth == 16 else 8] += 1
+    if not sizes:
+        raise InputError(
+            f"none of the first {min(len(paths), PROBED_HEADERS)} inputs has a usable PNG header "
+            f"(first problem: {first_error}); set input.size and input.bit_depth in the config "
+            "to record them all as failed"
+        )
+    return size or sizes.most_common(1)[0][0], bit_depth or depths.most_common(1)[0][0]
 
 
 def _fingerprint(paths: list[str], settings: dict) -> str:
@@ -174,6 +195,44 @@ def _spot_checks(paths: list[str]) -> list[str]:
     return sorted(set(files))
 
 
+def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec, bit_depth: int) -> list[str]:
+    """What differs between the run a store holds and this one, as short phrases."""
+    attrs = store_attrs(group)
+    found = []
+    stored_paths = group["index/path"]
+    if stored_paths.shape[0] != len(paths):
+        found.append(f"{stored_paths.shape[0]} inputs in the store, {len(paths)} now")
+    else:
+        changed = np.flatnonzero(stored_paths[:] != np.array(paths, dtype=object))
+        if changed.size:
+            found.append(f"{changed.size} other input paths, the first {paths[changed[0]]}")
+    for name, now in (
+        ("engine", spec.engine),
+        ("compat", spec.compat),
+        ("image_shape", list(spec.shape)),
+        ("pixel_dtype", "uint16" if bit_depth == 16 else "uint8"),
+    ):
+        if attrs.get(name) != now:
+            found.append(f"{name} {attrs.get(name)} in the store, {now} now")
+    stored = _flatten(attrs.get("config", {}))
+    current = _flatten(json.loads(json.dumps(spec.config.to_dict())))  # as stored: lists
+    for key in sorted(stored.keys() | current.keys()):
+        if stored.get(key) != current.get(key):
+            found.append(f"config {key} {stored.get(key)!r} in the store, {current.get(key)!r} now")
+    return found
+
+
+def _flatten(table: dict, prefix: str = "") -> dict:
+    """``{"store": {"compressor": "zstd"}}`` -> ``{"store.compressor": "zstd"}``."""
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _open_or_create(
     out: Path,
     *,
@@ -199,9 +258,12 @@ def _open_or_create(
     if out.exists() and not overwrite:
         group = open_store(out, mode="r+")
         if store_attrs(group).get("fingerprint") != fingerprint:
+            differences = "; ".join(_differences(group, paths, spec, bit_depth)) or (
+                "the store layout of another xray-scale version, or another manifest"
+            )
             raise StoreError(
                 f"{out} holds a run with other inputs, another config or another store "
-                "layout; pass --overwrite to replace it, or choose another --out"
+                f"layout ({differences}); pass --overwrite to replace it, or choose another --out"
             )
         return group
     attrs = {
@@ -270,6 +332,7 @@ def run(
     limit: int | None = None,
     manifest: str | os.PathLike | None = None,
     overwrite: bool = False,
+    retry_failed: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_batch: Callable[[BatchRecord], None] | None = None,
 ) -> RunSummary:
@@ -312,7 +375,11 @@ def run(
         its metadata goes into ``index/*``, and listed images missing from
         the inputs are recorded as failed (``file not found``).
     overwrite : bool
-        Replace an existing store instead of resuming it.
+        Replace an existing store instead of resuming it (only a store written
+        by xray-scale is ever deleted).
+    retry_failed : bool
+        When resuming, also process again every batch holding a ``failed``
+        image (a file since repaired, a batch the GPU ran out of memory on).
     on_start : callable, optional
         Called once as ``on_start(total_images, already_done)``.
     on_batch : callable, optional
@@ -368,7 +435,7 @@ def run(
         overwrite=overwrite,
     )
     attrs = store_attrs(group)
-    starts = pending_batches(group)
+    starts = pending_batches(group, retry_failed=retry_failed)
     batch = config.batch_size
     todo = sum(min(batch, len(paths) - start) for start in starts)
     if on_start:

@@ -35,6 +35,8 @@ whatever happened later.
 from __future__ import annotations
 
 import datetime
+import glob
+import json
 import os
 import platform
 import shutil
@@ -202,76 +204,149 @@ def create_store(
         If ``path`` exists and ``overwrite`` is False, or cannot be written.
     """
     path = Path(path)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         if not overwrite:
             raise StoreError(f"{path} already exists; pass --overwrite to replace it")
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        _check_replaceable(path)
+    building = path.parent / f".{path.name}.creating-{os.getpid()}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_builds(path)
+        _build_store(
+            building,
+            paths=paths,
+            shape=shape,
+            map_dtypes=map_dtypes,
+            config=config,
+            attrs=attrs,
+            metadata=metadata,
+            preview_maps=preview_maps,
+            preview_shape=preview_shape,
+        )
+        if overwrite and path.exists():
+            shutil.rmtree(path)
+        building.rename(path)
+    except OSError as error:
+        raise StoreError(f"cannot write the store at {path}: {error.strerror or error}") from None
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return zarr.open_group(path, mode="r+")
+
+
+def _remove_stale_builds(path: Path) -> None:
+    """Delete what a creation of ``path`` killed midway left (its process is gone)."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.creating-*"):
+        pid = leftover.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _check_replaceable(path: Path) -> None:
+    """Let ``--overwrite`` delete nothing but an xray-scale store, or an empty folder."""
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    if path.is_dir() and not path.is_symlink() and _is_ours(path):
+        return
+    raise StoreError(
+        f"{path} exists and is not an xray-scale store: --overwrite replaces only a store "
+        "written by xray-scale; choose another --out, or remove it yourself"
+    )
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` holds a zarr group with xray-scale's attributes, however incomplete."""
+    try:
+        metadata = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(metadata, dict) and ATTRS_KEY in metadata.get("attributes", {})
+
+
+def _build_store(
+    path: Path,
+    *,
+    paths: list[str],
+    shape: tuple[int, int],
+    map_dtypes: dict[str, np.dtype],
+    config: Config,
+    attrs: dict,
+    metadata: dict[str, np.ndarray] | None,
+    preview_maps: tuple[str, ...],
+    preview_shape: tuple[int, int] | None,
+) -> None:
+    """Write every array of a new store at ``path`` (see :func:`create_store`)."""
     count, batch = len(paths), config.batch_size
     height, width = shape
     records = (batch * -(-RECORD_CHUNK // batch),)  # whole batches per chunk
     histograms = (batch * -(-HISTOGRAM_CHUNK // batch), 256)
-    try:
-        group = zarr.open_group(path, mode="w-", attributes={ATTRS_KEY: attrs})
-        for name, dtype in map_dtypes.items():
-            group.create_array(
-                name,
-                shape=(count, height, width),
-                dtype=dtype,
-                chunks=(1, height, width),
-                shards=(batch, height, width),
-                compressors=_compressors(name, config),
-                fill_value=0,
-                dimension_names=("image", "y", "x"),
-            )
-        if preview_maps:
-            # One chunk per batch holding every preview of its images: one write per
-            # task (a write per map cost more in zarr's machinery than the compression).
-            group.create_array(
-                "previews",
-                shape=(count, len(preview_maps), *preview_shape),
-                dtype="uint8",
-                chunks=(batch, len(preview_maps), *preview_shape),
-                # zstd-1: 12 % larger than zstd-3 on real previews, at half its time
-                compressors=ZstdCodec(level=1),
-                fill_value=0,
-                dimension_names=("image", "map", "y", "x"),
-                attributes={"maps": list(preview_maps)},
-            )
-        for field in STAT_FIELDS:
-            group.create_array(
-                f"stats/{field}", shape=(count,), dtype="float64", chunks=records, fill_value=np.nan
-            )
+    group = zarr.open_group(path, mode="w-", attributes={ATTRS_KEY: attrs})
+    for name, dtype in map_dtypes.items():
         group.create_array(
-            "stats/histogram", shape=(count, 256), dtype="int64", chunks=histograms, fill_value=0
+            name,
+            shape=(count, height, width),
+            dtype=dtype,
+            chunks=(1, height, width),
+            shards=(batch, height, width),
+            compressors=_compressors(name, config),
+            fill_value=0,
+            dimension_names=("image", "y", "x"),
         )
-        for name in _INDEX_STRINGS:
-            fill = STATUS_PENDING if name == "status" else ""
-            group.create_array(
-                f"index/{name}", shape=(count,), dtype=str, chunks=records, fill_value=fill
-            )
+    if preview_maps:
+        # One chunk per batch holding every preview of its images: one write per
+        # task (a write per map cost more in zarr's machinery than the compression).
         group.create_array(
-            "index/bit_depth", shape=(count,), dtype="uint8", chunks=records, fill_value=0
+            "previews",
+            shape=(count, len(preview_maps), *preview_shape),
+            dtype="uint8",
+            chunks=(batch, len(preview_maps), *preview_shape),
+            # zstd-1: 12 % larger than zstd-3 on real previews, at half its time
+            compressors=ZstdCodec(level=1),
+            fill_value=0,
+            dimension_names=("image", "map", "y", "x"),
+            attributes={"maps": list(preview_maps)},
         )
+    for field in STAT_FIELDS:
         group.create_array(
-            "index/follow_up", shape=(count,), dtype="int16", chunks=records, fill_value=-1
+            f"stats/{field}", shape=(count,), dtype="float64", chunks=records, fill_value=np.nan
         )
-        for name, values in (metadata or {}).items():
-            string = values.dtype == object
-            group.create_array(
-                f"index/{name}",
-                shape=(count,),
-                dtype=str if string else values.dtype,
-                chunks=records,
-                fill_value="" if string else (np.nan if values.dtype.kind == "f" else -1),
-            )
-            group[f"index/{name}"][:] = values
-        names = [parse_image_name(p) for p in paths]
-        group["index/path"][:] = np.array(paths, dtype=object)
-        group["index/patient_id"][:] = np.array([n[0] for n in names], dtype=object)
-        group["index/follow_up"][:] = np.array([n[1] for n in names], dtype=np.int16)
-    except OSError as error:
-        raise StoreError(f"cannot write the store at {path}: {error.strerror or error}") from None
-    return group
+    group.create_array(
+        "stats/histogram", shape=(count, 256), dtype="int64", chunks=histograms, fill_value=0
+    )
+    for name in _INDEX_STRINGS:
+        fill = STATUS_PENDING if name == "status" else ""
+        group.create_array(
+            f"index/{name}", shape=(count,), dtype=str, chunks=records, fill_value=fill
+        )
+    group.create_array(
+        "index/bit_depth", shape=(count,), dtype="uint8", chunks=records, fill_value=0
+    )
+    group.create_array(
+        "index/follow_up", shape=(count,), dtype="int16", chunks=records, fill_value=-1
+    )
+    for name, values in (metadata or {}).items():
+        string = values.dtype == object
+        group.create_array(
+            f"index/{name}",
+            shape=(count,),
+            dtype=str if string else values.dtype,
+            chunks=records,
+            fill_value="" if string else (np.nan if values.dtype.kind == "f" else -1),
+        )
+        group[f"index/{name}"][:] = values
+    names = [parse_image_name(p) for p in paths]
+    group["index/path"][:] = np.array(paths, dtype=object)
+    group["index/patient_id"][:] = np.array([n[0] for n in names], dtype=object)
+    group["index/follow_up"][:] = np.array([n[1] for n in names], dtype=np.int16)
 
 
 def open_store(path: str | os.PathLike, *, mode: str = "r") -> zarr.Group:
@@ -283,11 +358,18 @@ def open_store(path: str | os.PathLike, *, mode: str = "r") -> zarr.Group:
         If ``path`` is missing or is not an xray_scale store.
     """
     path = Path(path)
+    if path.is_file():
+        raise StoreError(f"{path} is a file, not a store; give the --out of a run")
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path} is not a zarr store (no zarr.json); give the --out of a run")
     group = zarr.open_group(path, mode=mode)
     if ATTRS_KEY not in group.attrs:
         raise StoreError(f"{path} is a zarr store but was not written by xray-scale")
+    if "index/status" not in group:
+        raise StoreError(
+            f"{path} is an incomplete store (its creation was interrupted): "
+            "run again with --overwrite to replace it"
+        )
     return group
 
 
@@ -296,14 +378,19 @@ def store_attrs(group: zarr.Group) -> dict:
     return dict(group.attrs[ATTRS_KEY])
 
 
-def pending_batches(group: zarr.Group) -> list[int]:
-    """Start indices of the batches that hold any ``pending`` image."""
+def pending_batches(group: zarr.Group, *, retry_failed: bool = False) -> list[int]:
+    """Start indices of the batches that hold any ``pending`` image.
+
+    With ``retry_failed``, also those holding a ``failed`` image: the whole
+    batch is processed again (a batch is one shard), its ``ok`` images too.
+    """
     batch = store_attrs(group)["batch_size"]
     status = group["index/status"][:]
+    redo = [STATUS_PENDING, STATUS_FAILED] if retry_failed else [STATUS_PENDING]
     return [
         start
         for start in range(0, status.size, batch)
-        if (status[start : start + batch] == STATUS_PENDING).any()
+        if np.isin(status[start : start + batch], redo).any()
     ]
 
 
