@@ -98,9 +98,14 @@ def test_other_size_pads_when_asked_and_fails_otherwise(tmp_path):
     assert [image.padded_from for image in images] == [(32, 48), None]
     assert np.array_equal(unpad(block[0], images[0]), small)
     assert np.array_equal(unpad(block[1], images[1]), structured_image(4))
+    odd = structured_image(5, shape=(33, 47))  # odd margins: one more row below, column right
+    write_png(tmp_path / "odd.png", odd)
+    padded_odd = decode_image(tmp_path / "odd.png", shape=(64, 64), size_policy="pad")
+    assert np.array_equal(padded_odd.pixels[15:48, 8:55], odd)
+    assert np.array_equal(unpad(padded_odd.pixels, padded_odd), odd)
     for policy in ("pad", "fail"):
         big = decode_image(tmp_path / "small.png", shape=(16, 16), size_policy=policy)
-        assert "a larger image cannot be padded: set input.size = [32, 48]" in big.error
+        assert "a larger image cannot be padded (if the run's size is wrong" in big.error
 
 
 def test_modes_follow_the_grayscale_rule(tmp_path):

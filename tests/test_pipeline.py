@@ -421,3 +421,14 @@ def test_an_odd_file_sorted_first_does_not_set_the_run_format(tmp_path):
     assert {os.path.basename(p) for p, _ in summary.failures} == {"0_rgb16.png", "0_small.png"}
     for k, image in enumerate(images):
         assert np.array_equal(group["stats/histogram"][2 + k], histogram256(image))
+
+
+def test_the_run_format_is_found_past_many_unusable_inputs(tmp_path):
+    images = [structured_image(k) for k in range(3)]
+    for k, image in enumerate(images):
+        write_png(tmp_path / f"b{k}.png", image)
+    listing = tmp_path / "list.txt"  # 70 listed files absent (a partial download), sorted first
+    absent = [f"a{k:03d}.png" for k in range(70)]
+    listing.write_text("\n".join([*absent, "b0.png", "b1.png", "b2.png"]) + "\n")
+    summary = xray_scale.run([listing], tmp_path / "out.zarr", workers=1)
+    assert (summary.ok, summary.failed) == (3, 70)

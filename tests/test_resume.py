@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -170,22 +172,29 @@ def test_a_store_appears_only_once_complete(tmp_path):
     from xray_scale.store import create_store
 
     out = tmp_path / "out.zarr"
-    unstorable = {"note": np.zeros(1, dtype=[("a", "O")])}  # zarr refuses it, midway
+    seen_midway = []
+
+    class Midway(dict):
+        """Metadata columns that note what is on disk when the build reaches them."""
+
+        def items(self):
+            seen_midway.append(sorted(p.name for p in tmp_path.iterdir()))
+            return super().items()
+
+    layout = {"paths": ["a.png"], "shape": (8, 8), "map_dtypes": {}, "config": Config()}
+    unstorable = Midway(note=np.zeros(1, dtype=[("a", "O")]))  # zarr refuses it, midway
     with pytest.raises(ValueError):
-        create_store(
-            out,
-            paths=["a.png"],
-            shape=(8, 8),
-            map_dtypes={},
-            config=Config(),
-            attrs={},
-            metadata=unstorable,
-        )
+        create_store(out, attrs={}, metadata=unstorable, **layout)
+    host = platform.node()
+    assert seen_midway[0][0].startswith(f".out.zarr.creating-{host}-{os.getpid()}-")
+    assert "out.zarr" not in seen_midway[0]  # the store is built beside --out, not in it
     assert list(tmp_path.iterdir()) == []  # neither the store nor its folder in the making
-    stale = tmp_path / ".out.zarr.creating-999999999"  # left by a killed run: no such process
-    stale.mkdir()
-    create_store(out, paths=["a.png"], shape=(8, 8), map_dtypes={}, config=Config(), attrs={})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    dead = tmp_path / f".out.zarr.creating-{host}-999999999-0a1b2c3d"  # killed: no such process
+    other_host = tmp_path / ".out.zarr.creating-elsewhere-1-0a1b2c3d"  # maybe still building
+    dead.mkdir()
+    other_host.mkdir()
+    create_store(out, attrs={}, **layout)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other_host.name, "out.zarr"]
 
 
 def test_an_incomplete_store_is_refused_with_what_to_do_and_overwrite_replaces_it(
@@ -198,6 +207,10 @@ def test_an_incomplete_store_is_refused_with_what_to_do_and_overwrite_replaces_i
         xray_scale.run([images], out, limit=2, engine="scipy")
     with pytest.raises(xray_scale.StoreError, match="incomplete store"):
         xray_scale.open_store(out)
+    xray_scale.run([images], out, limit=2, engine="scipy", overwrite=True)
+    zarr.open_group(out, mode="r+")["index/path"][1] = ""  # killed before the paths were written
+    with pytest.raises(xray_scale.StoreError, match="incomplete store"):
+        xray_scale.run([images], out, limit=2, engine="scipy")
     summary = xray_scale.run([images], out, limit=2, engine="scipy", overwrite=True)
     assert summary.ok == 2
 
@@ -216,6 +229,11 @@ def test_retry_failed_processes_repaired_images_again(images_and_clean_store, tm
     assert xray_scale.run([folder], out, **options).failed == 1  # resuming skips it
     summary = xray_scale.run([folder], out, retry_failed=True, **options)
     assert summary.failed == 0 and summary.ok == 64 and summary.processed == 2
+    listed = tmp_path / "list.txt"  # one listed file is missing: retrying cannot help it
+    listed.write_text("\n".join(map(str, sorted(folder.iterdir())[:4])) + "\nabsent.png\n")
+    missing = tmp_path / "missing.zarr"
+    assert xray_scale.run([listed], missing, **options).failed == 1
+    assert xray_scale.run([listed], missing, retry_failed=True, **options).processed == 0
     repaired = zarr.open_group(out, mode="r")
     reference = zarr.open_group(clean, mode="r")
     for name in ("stats/mean", "stats/histogram", "filters/sobel"):

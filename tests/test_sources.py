@@ -115,6 +115,8 @@ def test_an_unreadable_folder_is_an_error_not_a_silent_skip(tmp_path, monkeypatc
     monkeypatch.setattr(os, "scandir", scandir_denying_locked)
     with pytest.raises(InputError, match=r"cannot read folder .*locked.* \(Permission denied\)"):
         discover_inputs([tmp_path])
+    (tmp_path / "locked").rename(tmp_path / "lost+found")  # a volume's own: not searched
+    assert discover_inputs([tmp_path]) == [str(tmp_path / "ok" / "a.png")]
 
 
 def test_lists_keep_virtual_phantom_paths(tmp_path):

@@ -174,7 +174,7 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
         )
         if not originals:
             raise InputError(f"no PNG files in {source}; give a folder of PNG images")
-        _check_decodable(originals)
+        _check_decodable(originals[:count])
     images = folder / "images"
     images.mkdir(parents=True)
     paths = []

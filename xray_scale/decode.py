@@ -248,8 +248,8 @@ def _check_header(
         hint = (
             "set input.size_policy = 'pad' to pad smaller images"
             if fits
-            else f"a larger image cannot be padded: set input.size = [{header.height}, "
-            f"{header.width}] to make its size the run's"
+            else "a larger image cannot be padded (if the run's size is wrong, set input.size "
+            f"= [{header.height}, {header.width}] or whatever the run's should be)"
         )
         raise DecodeError(
             f"image is {header.height}x{header.width} (height x width) but the run's size is "
@@ -293,11 +293,15 @@ def _decode_with_pillow(data: bytes) -> tuple[str, np.ndarray]:
         raise DecodeError(f"{kind}: {message}") from None
 
 
+def _centred(inner: tuple[int, int], outer: tuple[int, int]) -> tuple[slice, slice]:
+    """Where an ``inner``-sized image sits, centred, in an ``outer``-sized one."""
+    top, left = (outer[0] - inner[0]) // 2, (outer[1] - inner[1]) // 2
+    return slice(top, top + inner[0]), slice(left, left + inner[1])
+
+
 def _pad_centred(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     padded = np.zeros(shape, dtype=pixels.dtype)
-    top = (shape[0] - pixels.shape[0]) // 2
-    left = (shape[1] - pixels.shape[1]) // 2
-    padded[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
+    padded[_centred(pixels.shape, shape)] = pixels
     return padded
 
 
@@ -326,10 +330,7 @@ def unpad(pixels: np.ndarray, image: DecodedImage) -> np.ndarray:
     """
     if image.padded_from is None:
         return pixels
-    height, width = image.padded_from
-    top = (pixels.shape[0] - height) // 2
-    left = (pixels.shape[1] - width) // 2
-    return pixels[top : top + height, left : left + width]
+    return pixels[_centred(image.padded_from, pixels.shape)]
 
 
 def decode_image(

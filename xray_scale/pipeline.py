@@ -106,9 +106,10 @@ PROBED_HEADERS = 64
 def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, int], int]:
     """The run's (height, width) and bit depth: from config, else the inputs' most common.
 
-    The most common among the usable headers of the first :data:`PROBED_HEADERS`
-    inputs, so that one odd file sorted first (another size, 16-bit colour) fails
-    alone instead of setting the format every other image is measured against.
+    The most common among the first :data:`PROBED_HEADERS` usable headers (read
+    in input order until there are that many), so that one odd file sorted first
+    (another size, 16-bit colour) fails alone instead of setting the format every
+    other image is measured against.
     """
     size, bit_depth = config.size, config.bit_depth
     if size is not None and bit_depth is not None:
@@ -116,7 +117,9 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
     sizes: Counter = Counter()
     depths: Counter = Counter()
     first_error = ""
-    for path in paths[:PROBED_HEADERS]:
+    for path in paths:
+        if sizes.total() == PROBED_HEADERS:
+            break
         try:
             header = read_png_header(path)
         except DecodeError as error:
@@ -133,7 +136,7 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
             depths[16 if header.bit_depth == 16 else 8] += 1
     if not sizes:
         raise InputError(
-            f"none of the first {min(len(paths), PROBED_HEADERS)} inputs has a usable PNG header "
+            f"none of the {len(paths)} inputs has a usable PNG header "
             f"(first problem: {first_error}); set input.size and input.bit_depth in the config "
             "to record them all as failed"
         )
@@ -346,7 +349,8 @@ def run(
     out : path-like
         The ``.zarr`` store. If it exists and was made by the same inputs
         and configuration, the run resumes: only batches still holding a
-        ``pending`` image are processed.
+        ``pending`` image are processed (and, with ``retry_failed``, those
+        holding a ``failed`` one).
     config : Config, path, dict or None
         The configuration (None: the tutorial's bank).
     compat : {None, "tutorial"}

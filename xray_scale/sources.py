@@ -110,6 +110,10 @@ def _is_png_name(path: str) -> bool:
     return path.lower().endswith(".png")
 
 
+_LOST_AND_FOUND = "lost+found"
+"""A file system's own folder at the top of a volume, never part of a dataset."""
+
+
 def _list_folder(folder: str) -> list[tuple[str, bool]]:
     """``(name, is a folder)`` of each entry of ``folder``, sorted by name."""
     try:
@@ -127,7 +131,8 @@ def _walk_pngs(directory: Path) -> list[str]:
     """PNG paths under ``directory``, following symlinked folders, each real folder once.
 
     A folder reached again (a link to an ancestor, or two links to one folder)
-    is skipped, so cycles end and no image is listed twice.
+    is skipped, so cycles end and no image is listed twice. ``lost+found`` (a
+    file system's own folder, readable by root only) is not searched.
     """
     found: list[str] = []
     visited: set[str] = set()
@@ -145,7 +150,7 @@ def _walk_pngs(directory: Path) -> list[str]:
             # per-image error instead of vanishing from the run.
             if _is_png_name(name):
                 found.append(path)
-            if is_folder:
+            if is_folder and name != _LOST_AND_FOUND:
                 subfolders.append(path)
         pending.extend(reversed(subfolders))  # depth first, in name order
     return found

@@ -41,6 +41,7 @@ import os
 import platform
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -51,7 +52,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from .config import Config
-from .sources import parse_image_name
+from .sources import parse_image_name, parse_synthetic
 from .stats import STAT_FIELDS
 
 __all__ = [
@@ -192,7 +193,8 @@ def create_store(
     preview_shape : (int, int), optional
         (height, width) of the previews.
     overwrite : bool
-        Delete an existing store at ``path`` first.
+        Replace an existing store at ``path`` once the new one is built; only a
+        store written by xray-scale (or an empty folder) is ever deleted.
 
     Returns
     -------
@@ -201,14 +203,16 @@ def create_store(
     Raises
     ------
     StoreError
-        If ``path`` exists and ``overwrite`` is False, or cannot be written.
+        If ``path`` exists and ``overwrite`` is False, if ``overwrite`` would
+        delete something that is not an xray-scale store, or if the store
+        cannot be written.
     """
     path = Path(path)
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise StoreError(f"{path} already exists; pass --overwrite to replace it")
         _check_replaceable(path)
-    building = path.parent / f".{path.name}.creating-{os.getpid()}"
+    building = path.parent / f".{path.name}.creating-{_build_owner()}-{uuid.uuid4().hex[:8]}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_builds(path)
@@ -233,15 +237,29 @@ def create_store(
     return zarr.open_group(path, mode="r+")
 
 
+def _build_owner() -> str:
+    """``HOST-PID`` of this process, as the folders of stores in the making are named."""
+    return f"{platform.node() or 'host'}-{os.getpid()}"
+
+
 def _remove_stale_builds(path: Path) -> None:
-    """Delete what a creation of ``path`` killed midway left (its process is gone)."""
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.creating-*"):
-        pid = leftover.name.rsplit("-", 1)[1]
+    """Delete what creations of ``path`` killed midway on this host left (their process is gone).
+
+    Only this host's: on a shared file system another host's build may be in
+    progress, and its process ids mean nothing here.
+    """
+    if os.name != "posix":
+        return
+    host = platform.node() or "host"
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.creating-{glob.escape(host)}-*"):
+        owner = leftover.name[len(f".{path.name}.creating-{host}-") :]
+        pid = owner.split("-", 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (POSIX: signal 0 checks, sends nothing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -253,10 +271,16 @@ def _process_alive(pid: int) -> bool:
 
 def _check_replaceable(path: Path) -> None:
     """Let ``--overwrite`` delete nothing but an xray-scale store, or an empty folder."""
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
-        return
-    if path.is_dir() and not path.is_symlink() and _is_ours(path):
-        return
+    if path.is_symlink():
+        raise StoreError(
+            f"{path} is a symbolic link: --overwrite replaces only a store at its real path; "
+            f"give --out {path.resolve()} if that is the store to replace"
+        )
+    try:
+        if path.is_dir() and (not any(path.iterdir()) or _is_ours(path)):
+            return
+    except OSError as error:
+        raise StoreError(f"cannot read {path} ({error.strerror or error})") from None
     raise StoreError(
         f"{path} exists and is not an xray-scale store: --overwrite replaces only a store "
         "written by xray-scale; choose another --out, or remove it yourself"
@@ -365,12 +389,25 @@ def open_store(path: str | os.PathLike, *, mode: str = "r") -> zarr.Group:
     group = zarr.open_group(path, mode=mode)
     if ATTRS_KEY not in group.attrs:
         raise StoreError(f"{path} is a zarr store but was not written by xray-scale")
-    if "index/status" not in group:
+    if not _is_complete(group):
         raise StoreError(
             f"{path} is an incomplete store (its creation was interrupted): "
             "run again with --overwrite to replace it"
         )
     return group
+
+
+def _is_complete(group: zarr.Group) -> bool:
+    """Whether every per-image array exists and every path was written (paths came last).
+
+    Stores are renamed into place once complete; this catches those an older
+    version of xray-scale left half-made.
+    """
+    names = [f"index/{name}" for name in (*_INDEX_STRINGS, "bit_depth", "follow_up")]
+    names += [f"stats/{field}" for field in (*STAT_FIELDS, "histogram")]
+    if any(name not in group for name in names):
+        return False
+    return not (group["index/path"][:] == "").any()
 
 
 def store_attrs(group: zarr.Group) -> dict:
@@ -381,17 +418,24 @@ def store_attrs(group: zarr.Group) -> dict:
 def pending_batches(group: zarr.Group, *, retry_failed: bool = False) -> list[int]:
     """Start indices of the batches that hold any ``pending`` image.
 
-    With ``retry_failed``, also those holding a ``failed`` image: the whole
-    batch is processed again (a batch is one shard), its ``ok`` images too.
+    With ``retry_failed``, also those holding a ``failed`` image whose file
+    exists now (a file still missing, such as an image a manifest lists but
+    the inputs lack, would only fail again). The whole batch is processed
+    again (a batch is one shard), its ``ok`` images too.
     """
     batch = store_attrs(group)["batch_size"]
     status = group["index/status"][:]
-    redo = [STATUS_PENDING, STATUS_FAILED] if retry_failed else [STATUS_PENDING]
-    return [
-        start
-        for start in range(0, status.size, batch)
-        if np.isin(status[start : start + batch], redo).any()
-    ]
+    redo = status == STATUS_PENDING
+    if retry_failed:
+        failed = np.flatnonzero(status == STATUS_FAILED)
+        if failed.size:
+            paths = group["index/path"][:]
+            redo[[k for k in failed if _exists(str(paths[k]))]] = True
+    return sorted({int(k) // batch * batch for k in np.flatnonzero(redo)})
+
+
+def _exists(path: str) -> bool:
+    return parse_synthetic(path) is not None or os.path.exists(path)
 
 
 def image_array_depth(array: zarr.Array) -> int:
