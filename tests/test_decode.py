@@ -264,3 +264,15 @@ def test_crc_of_chunks_longer_than_one_crc_piece(tmp_path):
     (tmp_path / "flipped.png").write_bytes(bytes(data))
     result = decode_image(tmp_path / "flipped.png", shape=(256, 256))
     assert result.error.startswith("corrupt PNG: bad CRC in chunk IDAT"), result.error
+
+
+def test_the_checksum_follows_the_file_content(tmp_path):
+    image = structured_image(2)
+    first = decode_image(write_png(tmp_path / "a.png", image), shape=(64, 64))
+    again = decode_image(write_png(tmp_path / "b.png", image), shape=(64, 64))
+    mirrored = decode_image(write_png(tmp_path / "c.png", image[:, ::-1]), shape=(64, 64))
+    assert first.checksum == again.checksum != 0
+    assert mirrored.checksum not in (0, first.checksum)
+    (tmp_path / "d.png").write_bytes((tmp_path / "a.png").read_bytes()[:100])
+    assert decode_image(tmp_path / "d.png", shape=(64, 64)).checksum == 0  # failed
+    assert decode_image("synth:64/90000001_000.png", shape=(64, 64)).checksum == 0

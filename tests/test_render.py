@@ -7,6 +7,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import zarr
 from conftest import structured_image, write_png
 from PIL import Image
 
@@ -253,6 +254,28 @@ def test_a_missing_source_file_leaves_its_panels_out_with_a_note(tmp_path):
     assert any(n.startswith("00000011_002: left out Original") for n in report.notes)
     assert any("GIF of patient 11: left out 00000011_002" in n for n in report.notes)
     assert Image.open(report.gifs[0]).n_frames == 4
+
+
+def test_a_source_changed_since_the_run_is_noted_and_a_padded_one_is_not(tmp_path):
+    config = {"store": {"full_resolution": False, "preview_size": 32}, "input": {"size": [64, 64]}}
+    config["input"]["size_policy"] = "pad"
+    images = make_store(tmp_path / "images", tmp_path / "s.zarr", config=config)
+    write_png(tmp_path / "images" / "00000011_007.png", structured_image(7, shape=(40, 50)))
+    xray_scale.run([tmp_path / "images"], tmp_path / "p.zarr", workers=1, config=config)
+    padded = open_store(tmp_path / "p.zarr")
+    index = list(padded["index/path"][:]).index(str(tmp_path / "images" / "00000011_007.png"))
+    assert grid_figure(padded, index, dpi=30)[1] == []  # its stats leave out the padding: no alarm
+    paths = list(open_store(tmp_path / "s.zarr")["index/path"][:])
+    index = paths.index(str(tmp_path / "images" / "00000011_002.png"))
+    assert grid_figure(tmp_path / "s.zarr", index, dpi=30)[1] == []
+    mirrored = images["00000011_002"][:, ::-1]  # the same values: mean and histogram unchanged
+    write_png(tmp_path / "images" / "00000011_002.png", mirrored)
+    figure, notes = grid_figure(tmp_path / "s.zarr", index, dpi=30)
+    assert notes == ["source file of 00000011_002 changed since the run (checksum differs)"]
+    gif = render_gif(tmp_path / "s.zarr", "11", tmp_path / "11.gif")
+    assert "source file of 00000011_002 changed since the run (checksum differs)" in gif.notes
+    zarr.open_group(tmp_path / "s.zarr", mode="r+").__delitem__("index/checksum")  # an old store
+    assert grid_figure(tmp_path / "s.zarr", index, dpi=30)[1] == []
 
 
 # -- GIF ---------------------------------------------------------------------------------------

@@ -298,4 +298,5 @@ def batch_record(
         error=errors,
         mode=[image.mode for image in decoded],
         bit_depth=[image.bit_depth for image in decoded],
+        checksum=[image.checksum for image in decoded],
     )

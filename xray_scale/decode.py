@@ -100,6 +100,9 @@ class DecodedImage:
         The image's own (height, width) when it was smaller than the run and
         padded with zeros, centred (``input.size_policy = "pad"``); None when
         it was not padded. See :func:`unpad`.
+    checksum : int
+        CRC-32 of the file's chunk CRCs (it changes whenever the file's content
+        does); 0 for a failed image or a generated phantom.
     """
 
     pixels: np.ndarray | None
@@ -107,6 +110,7 @@ class DecodedImage:
     bit_depth: int = 0
     error: str = ""
     padded_from: tuple[int, int] | None = None
+    checksum: int = 0
 
     @property
     def ok(self) -> bool:
@@ -198,14 +202,17 @@ def _crc32(chunk: memoryview) -> int:
     return value
 
 
-def _check_chunks(data: bytes) -> set[bytes]:
+def _check_chunks(data: bytes) -> tuple[set[bytes], int]:
     """Walk every chunk after IHDR: complete, CRC correct, ending with IEND.
 
     Pillow does not check the CRC of image data chunks, so a flipped bit in
-    a CRC would otherwise go unnoticed. Returns the chunk types seen.
+    a CRC would otherwise go unnoticed. Returns the chunk types seen and the
+    file's checksum: the CRC-32 of every chunk's CRC, IHDR's included, so it
+    changes whenever any chunk's content does, at no extra pass over the data.
     """
     view = memoryview(data)
     kinds = set()
+    checksum = zlib.crc32(view[29:33])
     position = 33
     while position + 8 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, position)
@@ -220,8 +227,9 @@ def _check_chunks(data: bytes) -> set[bytes]:
         if _crc32(view[position + 4 : end - 4]) != crc:
             raise DecodeError(f"corrupt PNG: bad CRC in chunk {name} at byte {position}")
         kinds.add(kind)
+        checksum = zlib.crc32(view[end - 4 : end], checksum)
         if kind == b"IEND":
-            return kinds
+            return kinds, checksum
         position = end
     raise DecodeError(f"truncated PNG: no IEND chunk in {len(data)} bytes")
 
@@ -382,7 +390,7 @@ def decode_image(
                 )
             file.seek(0)
             data = file.read()
-        kinds = _check_chunks(data)
+        kinds, checksum = _check_chunks(data)
         pixels = None
         if header.colour_type == 0 and header.bit_depth in (8, 16) and b"tRNS" not in kinds:
             mode, pixels = ("L" if header.bit_depth == 8 else "I;16"), _decode_gray(data)
@@ -396,7 +404,9 @@ def decode_image(
     if pixels.shape != tuple(shape):
         padded_from = pixels.shape
         pixels = _pad_centred(pixels, shape)
-    return DecodedImage(pixels.astype(dtype, copy=False), mode, bit_depth, "", padded_from)
+    return DecodedImage(
+        pixels.astype(dtype, copy=False), mode, bit_depth, "", padded_from, checksum
+    )
 
 
 def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedImage:

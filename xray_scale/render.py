@@ -45,7 +45,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .compat import TUTORIAL_FILTERS, TUTORIAL_MASKS
 from .config import Config, load_config
-from .decode import decode_image
+from .decode import DecodedImage, decode_image
 from .filters import FILTERS, MASKS
 from .store import STATUS_FAILED, STATUS_OK, STATUS_PENDING, open_store, store_attrs
 
@@ -389,10 +389,8 @@ def select_images(
 # -- panel data --------------------------------------------------------------------------------
 
 
-def _decode_original(
-    group: zarr.Group, index: int, run: _RunFormat
-) -> tuple[np.ndarray | None, str]:
-    """The original pixels, or None and why (``"source file <path>: file not found"``)."""
+def _decode_original(group: zarr.Group, index: int, run: _RunFormat) -> tuple[DecodedImage, str]:
+    """The original decoded again, and why it failed (``"source file <path>: file not found"``)."""
     path = str(_index_value(group, "path", index))
     decoded = decode_image(
         path,
@@ -401,9 +399,20 @@ def _decode_original(
         max_pixels=run.config.max_pixels,
         size_policy=run.config.size_policy,
     )
-    if not decoded.ok:
-        return None, f"source file {path}: {decoded.error}"
-    return decoded.pixels, ""
+    return decoded, "" if decoded.ok else f"source file {path}: {decoded.error}"
+
+
+def _changed_since_run(group: zarr.Group, index: int, decoded: DecodedImage) -> str:
+    """A note when the source file's checksum differs from the run's, else ``""``.
+
+    Stores made before ``index/checksum`` existed, and phantoms, have none to compare.
+    """
+    if "index/checksum" not in group:
+        return ""
+    stored = int(group["index/checksum"][index])
+    if stored in (0, decoded.checksum):
+        return ""
+    return f"source file of {_image_name(group, index)} changed since the run (checksum differs)"
 
 
 def _recompute(source: str, pixels: np.ndarray, run: _RunFormat) -> np.ndarray:
@@ -455,7 +464,7 @@ class _Original:
 
     def __init__(self, group: zarr.Group, index: int, run: _RunFormat):
         self._args = (group, index, run)
-        self._result: tuple[np.ndarray | None, str] | None = None
+        self._result: tuple[DecodedImage, str] | None = None
 
     @property
     def decoded(self) -> bool:
@@ -466,7 +475,15 @@ class _Original:
         """``(pixels, "")`` or ``(None, why)``."""
         if self._result is None:
             self._result = _decode_original(*self._args)
-        return self._result
+        decoded, why = self._result
+        return decoded.pixels, why
+
+    def changed(self) -> str:
+        """A note when the file decoded is not the one the run processed, else ``""``."""
+        if self._result is None or not self._result[0].ok:
+            return ""
+        group, index, _ = self._args
+        return _changed_since_run(group, index, self._result[0])
 
 
 def _panel_data(
@@ -596,16 +613,7 @@ def grid_figure(
     notes = []
     if missing:
         notes.append(f"left out {', '.join(missing)}: {reasons[0]}")
-    pixels = original.get()[0] if original.decoded else None
-    if pixels is not None:
-        stored_mean = float(group["stats/mean"][index])
-        if np.isfinite(stored_mean) and abs(float(pixels.mean()) - stored_mean) > 1e-6 * (
-            1 + abs(stored_mean)
-        ):
-            notes.append(
-                f"source file of {_image_name(group, index)} changed since the run "
-                f"(mean {pixels.mean():.3f}, stored {stored_mean:.3f})"
-            )
+    notes.extend(filter(None, [original.changed()]))
 
     count = max(len(drawn), 1)
     ncols = min(count, 3) if ncols is None else ncols
@@ -995,6 +1003,7 @@ def render_gif(
         if pixels is None:
             notes.append(f"GIF of patient {wanted}: left out {name}: {error}")
             continue
+        notes.extend(filter(None, [original.changed()]))
         content = _downscale(_to_gray8(pixels), max_size)
         label = f"{name}  follow-up {follow_up}"
         if beside is not None:

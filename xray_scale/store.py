@@ -17,6 +17,8 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
       index/error            (N,) str   one-line reason when failed, else ""
       index/mode             (N,) str   Pillow mode of the file (L, I;16, RGB, ...)
       index/bit_depth        (N,) uint8 bits per sample in the file (0: unreadable)
+      index/checksum         (N,) uint32 CRC-32 of the file's chunk CRCs when processed
+                             (0: failed, phantom, or a store older than this array)
       index/patient_id       (N,) str   from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
 
@@ -103,8 +105,8 @@ class BatchRecord:
         ``(K, 256)`` counts.
     status, error, mode : list of str
         Per image.
-    bit_depth : list of int
-        Per image.
+    bit_depth, checksum : list of int
+        Per image (:attr:`xray_scale.decode.DecodedImage.checksum`).
     """
 
     start: int
@@ -114,6 +116,7 @@ class BatchRecord:
     error: list[str]
     mode: list[str]
     bit_depth: list[int]
+    checksum: list[int]
 
     @property
     def size(self) -> int:
@@ -357,6 +360,9 @@ def _build_store(
     group.create_array(
         "index/follow_up", shape=(count,), dtype="int16", chunks=records, fill_value=-1
     )
+    group.create_array(
+        "index/checksum", shape=(count,), dtype="uint32", chunks=records, fill_value=0
+    )
     for name, values in (metadata or {}).items():
         string = values.dtype == object
         group.create_array(
@@ -526,6 +532,8 @@ class RecordWriter:
             self._write("index/error", lambda r: np.array(r.error, dtype=object))
             self._write("index/mode", lambda r: np.array(r.mode, dtype=object))
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
+            if "index/checksum" in self._group:  # stores made before it existed have none
+                self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
             self._write("index/status", lambda r: np.array(r.status, dtype=object))
             self._pending = []
         self._last_flush = time.monotonic()
