@@ -159,3 +159,32 @@ def test_demo_generates_processes_and_reports(tmp_path):
     assert f"comparison grid: {grid}" in done.stdout and f"follow-up GIF: {gif}" in done.stdout
     assert iio.imread(grid).shape[:2] == (int(11.0 * 80), int(10.2 * 80))  # 3 x 3 panels
     assert Image.open(gif).n_frames == 6
+
+
+def test_demo_rerun_with_other_options_holds_only_the_new_phantoms(tmp_path, capsys):
+    demo = ["demo", "--out", str(tmp_path / "d"), "-q"]
+    assert main([*demo, "--size", "96", "--patients", "2", "--follow-ups", "3"]) == 0
+    capsys.readouterr()
+    assert main([*demo, "--size", "64", "--patients", "1", "--follow-ups", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 2 chest phantoms (64x64)" in printed and "2 images, 2 ok, 0 failed" in printed
+    names = sorted(p.name for p in (tmp_path / "d" / "phantoms").iterdir())
+    assert names == ["90000001_000.png", "90000001_001.png"]
+
+
+def test_demo_with_one_follow_up_says_why_there_is_no_gif(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--size", "64", "--follow-ups", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "follow-up GIF: none (no GIF for patient 90000001: 1 usable image(s)" in printed
+    assert not list((tmp_path / "d" / "figures").glob("*.gif"))
+
+
+def test_demo_refuses_a_phantoms_folder_holding_other_files(tmp_path, capsys):
+    phantoms = tmp_path / "d" / "phantoms"
+    phantoms.mkdir(parents=True)
+    (phantoms / "90000001_000.png").write_bytes(b"an old phantom")
+    (phantoms / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path / "d"), "--size", "64"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "holds 'notes.txt', which the demo did not write" in error
+    assert sorted(p.name for p in phantoms.iterdir()) == ["90000001_000.png", "notes.txt"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import zarr
 from conftest import REAL_SAMPLE, needs_real_sample, structured_image, write_png
 
 import xray_scale
-from xray_scale.manifest import read_manifest, select_with_manifest
+from xray_scale.cli import main
+from xray_scale.manifest import manifest_columns, read_manifest, select_with_manifest
 from xray_scale.sources import InputError
 
 HEADER = (
@@ -117,3 +119,58 @@ def test_two_inputs_with_one_name_are_refused(folder_and_manifest, tmp_path):
     paths = [str(images / "00000031_000.png"), str(tmp_path / "copy" / "00000031_000.png")]
     with pytest.raises(InputError, match="is in the inputs twice"):
         select_with_manifest(paths, read_manifest(manifest))
+
+
+def manifest_row(name, age="50"):
+    return [name, "No Finding", 0, 1, age, "M", "PA", 2500, 2048, 0.143, 0.168]
+
+
+def test_ages_with_a_unit_are_whole_years_and_unreadable_ones_are_counted(tmp_path, caplog):
+    ages = ["58", "058Y", "045M", "010D", "old", "99999"]
+    names = [f"00000001_{k:03d}.png" for k in range(len(ages))]
+    path = write_manifest(tmp_path / "m.csv", map(manifest_row, names, ages))
+    with caplog.at_level("WARNING", logger="xray_scale.manifest"):
+        manifest = read_manifest(path)
+    columns = manifest_columns(manifest, [str(tmp_path / name) for name in names])
+    assert columns["patient_age"].tolist() == [58, 58, 3, 0, -1, -1]
+    assert caplog.messages == [
+        f"manifest {str(path)!r}: 2 unreadable 'Patient Age' value(s), stored as -1 "
+        "(first: line 6, 'old'); expected a whole number of years, optionally with a unit: "
+        "58, 058Y, 045M, 010D"
+    ]
+
+
+def test_blank_rows_are_skipped_and_a_blank_image_name_is_refused(tmp_path):
+    blank = ",,,,,,,,,,"
+    lines = [HEADER.strip(), ",".join(map(str, manifest_row("00000001_000.png"))), blank, blank]
+    (tmp_path / "m.csv").write_bytes("\r\n".join(lines).encode() + b"\r\n")
+    assert list(read_manifest(tmp_path / "m.csv").rows) == ["00000001_000.png"]
+    write_manifest(tmp_path / "nameless.csv", [manifest_row("")])
+    with pytest.raises(InputError, match="line 2: the 'Image Index' column is blank"):
+        read_manifest(tmp_path / "nameless.csv")
+
+
+def test_a_manifest_that_is_not_utf8_is_one_line_saying_where_and_what_to_do(tmp_path, capsys):
+    row = ",".join(map(str, manifest_row("00000001_000.png"))).replace("No Finding", "Épanchement")
+    data = b"\xef\xbb\xbf" + (HEADER + row + "\n").encode("latin-1")  # a UTF-8 BOM, then Latin-1
+    (tmp_path / "latin1.csv").write_bytes(data)
+    where = f"byte {len(HEADER) + 3 + len('00000001_000.png,')} (line 2) is 0xc9"
+    with pytest.raises(InputError, match=rf"is not UTF-8: {re.escape(where)}; save it as UTF-8"):
+        read_manifest(tmp_path / "latin1.csv")
+    write_png(tmp_path / "images" / "00000001_000.png", structured_image(0))
+    arguments = ["plan", str(tmp_path / "images"), "--manifest", str(tmp_path / "latin1.csv")]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and where in error
+
+
+def test_a_header_with_quoted_bracketed_columns_is_read_the_same(tmp_path):
+    quoted = HEADER.replace(
+        "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]",
+        '"OriginalImage[Width,Height]","OriginalImagePixelSpacing[x, y]"',
+    )
+    row = manifest_row("00000001_000.png")
+    (tmp_path / "m.csv").write_text(quoted + ",".join(map(str, row)) + "\n")
+    parsed = read_manifest(tmp_path / "m.csv").rows["00000001_000.png"]
+    assert (parsed["OriginalImage[Width]"], parsed["OriginalImage[Height]"]) == ("2500", "2048")
+    assert parsed["OriginalImagePixelSpacing[y]"] == "0.168"

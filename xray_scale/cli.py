@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from enum import StrEnum
@@ -31,7 +32,14 @@ from .config import ConfigError
 from .engines import ENGINES, EngineError
 from .pipeline import SCHEDULERS, RunSummary, run
 from .sources import InputError
-from .store import BatchRecord, StoreError, open_store, read_status_summary, store_attrs
+from .store import (
+    STATUS_OK,
+    BatchRecord,
+    StoreError,
+    open_store,
+    read_status_summary,
+    store_attrs,
+)
 
 __all__ = ["app", "console_script", "main"]
 
@@ -437,6 +445,32 @@ def synth(
     typer.echo(f"wrote {len(paths)} phantoms to {directory}")
 
 
+def _clear_demo_phantoms(folder: Path) -> None:
+    """Delete the phantoms an earlier ``demo`` wrote into ``folder``, so a re-run starts afresh.
+
+    Only files named as :func:`xray_scale.synth.write_phantoms` names the
+    demo's (``9PPPPPPP_FFF.png``: patient ids from 90000001, which ChestX-ray8
+    never uses) and its ``.NAME.partial`` leftovers are deleted.
+
+    Raises
+    ------
+    InputError
+        If ``folder`` holds anything else (nothing is deleted then).
+    """
+    if not folder.is_dir():
+        return
+    phantom = re.compile(r"9\d{7}_\d{3}\.png|\.9\d{7}_\d{3}\.png\.partial")
+    entries = sorted(folder.iterdir())
+    for entry in entries:
+        if not (entry.is_file() and phantom.fullmatch(entry.name)):
+            raise InputError(
+                f"{folder} holds {entry.name!r}, which the demo did not write; the demo replaces "
+                "its phantoms there, so move it away or choose another --out folder"
+            )
+    for entry in entries:
+        entry.unlink()
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for phantoms and store.")] = Path(
@@ -447,10 +481,15 @@ def demo(
     size: Annotated[int, typer.Option(min=32, help="Image width and height.")] = 1024,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Generate phantoms, run the tutorial's bank on them, and report the store."""
+    """Generate phantoms, run the tutorial's bank on them, and report the store.
+
+    Re-running it into the same folder replaces the phantoms and the store.
+    """
+    from .render import render_gif, render_grid
     from .synth import write_phantoms
 
     phantoms = out / "phantoms"
+    _clear_demo_phantoms(phantoms)
     paths = write_phantoms(phantoms, patients=patients, follow_ups=follow_ups, shape=(size, size))
     typer.echo(f"wrote {len(paths)} chest phantoms ({size}x{size}) to {phantoms}")
     store = out / "demo.zarr"
@@ -459,13 +498,16 @@ def demo(
     typer.echo(
         f"store: {store} (arrays: {', '.join(details['arrays'])}; stats/* and index/* per image)"
     )
-    from .render import render_gif, render_grid
-
-    grid, _ = render_grid(store, 0, out / "figures" / "comparison_grid", dpi=80)
-    first_patient = str(zarr.open_group(store, mode="r")["index/patient_id"][0])
-    gif = render_gif(store, first_patient, out / "figures" / f"patient_{first_patient}.gif")
+    group = zarr.open_group(store, mode="r")
+    ok = [index for index, status in enumerate(group["index/status"][:]) if status == STATUS_OK]
+    if not ok:
+        typer.echo("comparison grid and follow-up GIF: none (no image is ok)")
+        raise typer.Exit(_exit_code(summary))
+    grid, _ = render_grid(group, ok[0], out / "figures" / "comparison_grid", dpi=80)
+    patient = str(group["index/patient_id"][ok[0]])
+    gif = render_gif(group, patient, out / "figures" / f"patient_{patient}.gif")
     typer.echo(f"comparison grid: {grid[0]}")
-    typer.echo(f"follow-up GIF: {gif.path}")
+    typer.echo(f"follow-up GIF: {gif.path or f'none ({gif.notes[-1]})'}")
     typer.echo(f"inspect the store with: xray-scale info {store}")
     raise typer.Exit(_exit_code(summary))
 
