@@ -124,3 +124,17 @@ def test_lists_keep_virtual_phantom_paths(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(virtual) + "\nb.png\n")
     assert discover_inputs([listing]) == sorted([*virtual, str(tmp_path / "b.png")])
+
+
+def test_recursive_globs_and_walks_survive_link_loops(tmp_path):
+    write_png(tmp_path / "top" / "a" / "x.png", structured_image(0, shape=(8, 8)))
+    write_png(tmp_path / "top" / "y.png", structured_image(1, shape=(8, 8)))
+    (tmp_path / "top" / "a" / "up").symlink_to("..", target_is_directory=True)
+    (tmp_path / "top" / "b").mkdir()
+    (tmp_path / "top" / "b" / "a_again").symlink_to("../a", target_is_directory=True)
+    (tmp_path / "top" / "self.png").symlink_to("self.png")  # a link to itself
+    expected = [str(tmp_path / "top" / name) for name in ("a/x.png", "self.png", "y.png")]
+    assert discover_inputs([tmp_path / "top"]) == expected
+    assert discover_inputs([str(tmp_path / "top" / "**" / "*.png")]) == expected
+    assert discover_inputs([str(tmp_path / "top" / "**" / "x.png")]) == expected[:1]
+    assert discover_inputs([str(tmp_path / "top" / "*.png")]) == expected[1:]

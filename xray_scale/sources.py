@@ -10,6 +10,7 @@ without the dataset.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -118,13 +119,67 @@ def _list_folder(folder: str) -> list[tuple[str, bool]]:
     """``(name, is a folder)`` of each entry of ``folder``, sorted by name."""
     try:
         with os.scandir(folder) as entries:
-            return sorted((entry.name, entry.is_dir()) for entry in entries)
+            return sorted((entry.name, _is_folder(entry)) for entry in entries)
     except OSError as error:
         raise InputError(
             f"cannot read folder {folder!r} ({error.strerror or error}), so its images would be "
             "left out; fix its permissions, or pass only the readable folders, or a .txt list "
             "of the PNGs, instead"
         ) from error
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether ``entry`` is a folder (through a link too); a broken or looping link is not.
+
+    Raises
+    ------
+    InputError
+        For a link to somewhere that cannot be reached (permission denied):
+        it may be a folder of images.
+    """
+    try:
+        return entry.is_dir()
+    except PermissionError as error:
+        raise InputError(
+            f"cannot tell what {entry.path!r} links to ({error.strerror}), so images behind it "
+            "would be left out; fix the permissions, or remove the link"
+        ) from error
+    except OSError:  # a link to itself, in a loop, or to nothing
+        return False
+
+
+def _glob_pngs(pattern: str) -> list[str]:
+    """The PNGs ``glob.glob(pattern, recursive=True)`` matches, ``**`` through a safe walk.
+
+    ``glob`` follows symlinked folders into loops (one link to a parent gave 41
+    copies of an image, two ran without end); a ``**`` pattern is matched here
+    against the walk of :func:`_walk_pngs`, which reads each real folder once.
+    """
+    if "**" not in pattern:
+        return [p for p in glob.glob(pattern) if _is_png_name(p)]
+    parts = Path(pattern).parts
+    first = next(k for k, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    base = Path(*parts[:first]) if first else Path(".")
+    if not base.is_dir():
+        return []
+    return [
+        path
+        for path in _walk_pngs(base)
+        if _matches(parts[first:], Path(path).relative_to(base).parts)
+    ]
+
+
+def _matches(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether path ``parts`` match glob ``pattern`` parts, ``**`` standing for any number."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_matches(pattern[1:], parts[k:]) for k in range(len(parts) + 1))
+    return (
+        bool(parts)
+        and fnmatch.fnmatchcase(parts[0], pattern[0])
+        and _matches(pattern[1:], parts[1:])
+    )
 
 
 def _walk_pngs(directory: Path) -> list[str]:
@@ -218,7 +273,7 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
             if not found:
                 raise InputError(f"list file {text!r} holds no paths")
         elif _GLOB_CHARS & set(text):
-            found = [p for p in glob.glob(text, recursive=True) if _is_png_name(p)]
+            found = _glob_pngs(text)
             if not found:
                 raise InputError(f"glob {text!r} matches no *.png file")
         elif path.exists():
