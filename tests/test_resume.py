@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import assert_stores_equal
+from conftest import assert_stores_equal, structured_image, write_png
 
 import xray_scale
 from xray_scale.synth import write_phantoms
@@ -238,3 +238,34 @@ def test_retry_failed_processes_repaired_images_again(images_and_clean_store, tm
     reference = zarr.open_group(clean, mode="r")
     for name in ("stats/mean", "stats/histogram", "filters/sobel"):
         assert np.array_equal(repaired[name][4:6], reference[name][4:6]), name
+
+
+def test_overwrite_refuses_to_delete_the_runs_own_inputs(images_and_clean_store, tmp_path):
+    images, _ = images_and_clean_store
+    store = tmp_path / "out.zarr"
+    xray_scale.run([images], store, limit=2, engine="scipy")
+    inside = store / "pngs"
+    shutil.copytree(images, inside)
+    with pytest.raises(xray_scale.StoreError, match="would delete inputs inside"):
+        xray_scale.run([inside], store, limit=2, engine="scipy", overwrite=True)
+    assert len(list(inside.iterdir())) == 64
+
+
+def test_a_resumed_run_keeps_its_format_when_repaired_files_would_change_it(tmp_path):
+    folder = tmp_path / "images"
+    for k in range(4):
+        write_png(folder / f"a16_{k}.png", structured_image(k, dtype=np.uint16))
+    for k in range(5):
+        write_png(folder / f"b08_{k}.png", structured_image(k))
+    repaired = {k: (folder / f"b08_{k}.png").read_bytes() for k in (0, 1)}
+    for k in repaired:
+        (folder / f"b08_{k}.png").write_bytes(b"")  # 4 readable 16-bit, 3 8-bit: a 16-bit run
+    out = tmp_path / "out.zarr"
+    assert xray_scale.run([folder], out, workers=1, batch_size=3).failed == 2
+    for k, data in repaired.items():
+        (folder / f"b08_{k}.png").write_bytes(data)  # now 5 8-bit against 4 16-bit
+    summary = xray_scale.run([folder], out, workers=1, batch_size=3, retry_failed=True)
+    assert (summary.ok, summary.failed) == (9, 0)
+    group = zarr.open_group(out, mode="r")
+    assert group.attrs["xray_scale"]["pixel_dtype"] == "uint16"
+    assert group["stats/max"][4] == structured_image(0).max()  # 8-bit values kept as they are

@@ -143,6 +143,28 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
     return size or sizes.most_common(1)[0][0], bit_depth or depths.most_common(1)[0][0]
 
 
+def _stored_format(out: Path, config: Config) -> tuple[tuple[int, int], int] | None:
+    """The size and bit depth of the store a run would resume (config values first), or None."""
+    if not out.exists():
+        return None
+    attrs = store_attrs(open_store(out))
+    stored_depth = 16 if attrs["pixel_dtype"] == "uint16" else 8
+    return tuple(config.size or attrs["image_shape"]), config.bit_depth or stored_depth
+
+
+def _check_no_input_inside(out: Path, paths: list[str]) -> None:
+    """Refuse an ``--overwrite`` that would delete some of the run's own inputs."""
+    if not out.is_dir():
+        return
+    inside = os.path.realpath(out) + os.sep
+    for path in paths:
+        if parse_synthetic(path) is None and os.path.realpath(path).startswith(inside):
+            raise StoreError(
+                f"--overwrite would delete inputs inside {out} (first: {path}); "
+                "move them out of it, or choose another --out"
+            )
+
+
 def _fingerprint(paths: list[str], settings: dict) -> str:
     """What makes two runs the same run: inputs in order, config, compat, engine, format."""
     digest = hashlib.sha256()
@@ -425,8 +447,12 @@ def run(
         parsed_manifest = read_manifest(manifest)
         paths, missing = select_with_manifest(paths, parsed_manifest)
     paths = paths[:limit]
-    shape, bit_depth = _probe_image_format(paths, config)
     out = Path(out).absolute()
+    if overwrite:
+        _check_no_input_inside(out, paths)
+    # A resumed run keeps its store's format: repairing files must not change it.
+    stored = None if overwrite else _stored_format(out, config)
+    shape, bit_depth = stored or _probe_image_format(paths, config)
     spec = BatchSpec.for_run(config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine)
     group = _open_or_create(
         out,

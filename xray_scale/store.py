@@ -230,7 +230,8 @@ def create_store(
             preview_maps=preview_maps,
             preview_shape=preview_shape,
         )
-        if overwrite and path.exists():
+        if overwrite and (path.exists() or path.is_symlink()):
+            _check_replaceable(path)  # again: something else may have appeared there meanwhile
             shutil.rmtree(path)
         building.rename(path)
     except OSError as error:
