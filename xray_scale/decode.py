@@ -53,6 +53,7 @@ __all__ = [
     "DecodeError",
     "DecodedImage",
     "PngHeader",
+    "check_supported",
     "decode_batch",
     "decode_image",
     "open_images",
@@ -234,9 +235,11 @@ def _check_chunks(data: bytes) -> tuple[set[bytes], int]:
     raise DecodeError(f"truncated PNG: no IEND chunk in {len(data)} bytes")
 
 
-def _check_header(
-    header: PngHeader, *, shape: tuple[int, int], max_pixels: int, size_policy: str
-) -> None:
+def check_supported(header: PngHeader, *, max_pixels: int) -> None:
+    """Raise DecodeError, saying why, if no run could decode an image with this header.
+
+    Too many pixels (``input.max_pixels``), or 16-bit colour.
+    """
     pixels = header.width * header.height
     if pixels > max_pixels:
         raise DecodeError(
@@ -249,6 +252,12 @@ def _check_header(
             f"16-bit {_COLOUR_TYPES.get(header.colour_type, 'colour')} PNG is not supported: "
             "decoding would reduce it to 8 bits; save it as 16-bit grayscale"
         )
+
+
+def _check_header(
+    header: PngHeader, *, shape: tuple[int, int], max_pixels: int, size_policy: str
+) -> None:
+    check_supported(header, max_pixels=max_pixels)
     height, width = shape
     same = (header.height, header.width) == (height, width)
     fits = header.height <= height and header.width <= width

@@ -39,7 +39,7 @@ from .analysis import check_compat
 from .batch import BatchSpec, StoreWriter, process_batch
 from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
 from .config import Config, ConfigError, load_config
-from .decode import DecodeError, read_png_header
+from .decode import DecodeError, check_supported, read_png_header
 from .engines import resolve_engine
 from .manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
 from .sources import SYNTHETIC_PREFIX, InputError, discover_inputs, parse_synthetic
@@ -122,18 +122,12 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
             break
         try:
             header = read_png_header(path)
+            check_supported(header, max_pixels=config.max_pixels)
         except DecodeError as error:
             first_error = first_error or f"{path}: {error}"
             continue
-        if header.width * header.height > config.max_pixels:
-            first_error = first_error or (
-                f"{path}: {header.height}x{header.width} is above input.max_pixels"
-            )
-        elif header.bit_depth == 16 and header.colour_type != 0:
-            first_error = first_error or f"{path}: 16-bit colour is not supported"
-        else:
-            sizes[header.height, header.width] += 1
-            depths[16 if header.bit_depth == 16 else 8] += 1
+        sizes[header.height, header.width] += 1
+        depths[16 if header.bit_depth == 16 else 8] += 1
     if not sizes:
         raise InputError(
             f"none of the {len(paths)} inputs has a usable PNG header "
@@ -143,11 +137,9 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
     return size or sizes.most_common(1)[0][0], bit_depth or depths.most_common(1)[0][0]
 
 
-def _stored_format(out: Path, config: Config) -> tuple[tuple[int, int], int] | None:
-    """The size and bit depth of the store a run would resume (config values first), or None."""
-    if not out.exists():
-        return None
-    attrs = store_attrs(open_store(out))
+def _stored_format(group: zarr.Group, config: Config) -> tuple[tuple[int, int], int]:
+    """The size and bit depth of the store a run resumes (config values first)."""
+    attrs = store_attrs(group)
     stored_depth = 16 if attrs["pixel_dtype"] == "uint16" else 8
     return tuple(config.size or attrs["image_shape"]), config.bit_depth or stored_depth
 
@@ -220,7 +212,7 @@ def _spot_checks(paths: list[str]) -> list[str]:
     return sorted(set(files))
 
 
-def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec, bit_depth: int) -> list[str]:
+def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[str]:
     """What differs between the run a store holds and this one, as short phrases."""
     attrs = store_attrs(group)
     found = []
@@ -235,7 +227,7 @@ def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec, bit_depth
         ("engine", spec.engine),
         ("compat", spec.compat),
         ("image_shape", list(spec.shape)),
-        ("pixel_dtype", "uint16" if bit_depth == 16 else "uint8"),
+        ("pixel_dtype", spec.pixel_dtype),
     ):
         if attrs.get(name) != now:
             found.append(f"{name} {attrs.get(name)} in the store, {now} now")
@@ -267,8 +259,10 @@ def _open_or_create(
     inputs: list[str],
     manifest: Manifest | None,
     missing: list[str],
+    existing: zarr.Group | None,
     overwrite: bool,
 ) -> zarr.Group:
+    """``existing`` if it holds this very run (else StoreError), or a new store at ``out``."""
     config = spec.config
     settings = {
         "manifest": manifest.digest if manifest else None,
@@ -280,17 +274,16 @@ def _open_or_create(
         "layout": spec.store_layout(),  # what this version of xray-scale stores for them
     }
     fingerprint = _fingerprint(paths, settings)
-    if out.exists() and not overwrite:
-        group = open_store(out, mode="r+")
-        if store_attrs(group).get("fingerprint") != fingerprint:
-            differences = "; ".join(_differences(group, paths, spec, bit_depth)) or (
+    if existing is not None:
+        if store_attrs(existing).get("fingerprint") != fingerprint:
+            differences = "; ".join(_differences(existing, paths, spec)) or (
                 "the store layout of another xray-scale version, or another manifest"
             )
             raise StoreError(
                 f"{out} holds a run with other inputs, another config or another store "
                 f"layout ({differences}); pass --overwrite to replace it, or choose another --out"
             )
-        return group
+        return existing
     attrs = {
         "version": __version__,
         "engine": spec.engine,
@@ -450,9 +443,11 @@ def run(
     out = Path(out).absolute()
     if overwrite:
         _check_no_input_inside(out, paths)
-    # A resumed run keeps its store's format: repairing files must not change it.
-    stored = None if overwrite else _stored_format(out, config)
-    shape, bit_depth = stored or _probe_image_format(paths, config)
+    existing = None if overwrite or not out.exists() else open_store(out, mode="r+")
+    if existing is None:
+        shape, bit_depth = _probe_image_format(paths, config)
+    else:  # a resumed run keeps its store's format: repairing files must not change it
+        shape, bit_depth = _stored_format(existing, config)
     spec = BatchSpec.for_run(config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine)
     group = _open_or_create(
         out,
@@ -462,6 +457,7 @@ def run(
         inputs=[_describe_input(i) for i in inputs],
         manifest=parsed_manifest,
         missing=missing,
+        existing=existing,
         overwrite=overwrite,
     )
     attrs = store_attrs(group)

@@ -466,11 +466,6 @@ class _Original:
         self._args = (group, index, run)
         self._result: tuple[DecodedImage, str] | None = None
 
-    @property
-    def decoded(self) -> bool:
-        """True once :meth:`get` has run."""
-        return self._result is not None
-
     def get(self) -> tuple[np.ndarray | None, str]:
         """``(pixels, "")`` or ``(None, why)``."""
         if self._result is None:

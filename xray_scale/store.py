@@ -241,9 +241,14 @@ def create_store(
     return zarr.open_group(path, mode="r+")
 
 
+def _host() -> str:
+    """This host's name, as the folders of stores in the making carry it."""
+    return platform.node() or "host"
+
+
 def _build_owner() -> str:
     """``HOST-PID`` of this process, as the folders of stores in the making are named."""
-    return f"{platform.node() or 'host'}-{os.getpid()}"
+    return f"{_host()}-{os.getpid()}"
 
 
 def _remove_stale_builds(path: Path) -> None:
@@ -254,7 +259,7 @@ def _remove_stale_builds(path: Path) -> None:
     """
     if os.name != "posix":
         return
-    host = platform.node() or "host"
+    host = _host()
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.creating-{glob.escape(host)}-*"):
         owner = leftover.name[len(f".{path.name}.creating-{host}-") :]
         pid = owner.split("-", 1)[0]
