@@ -29,8 +29,9 @@ import numpy as np
 from records import save_record
 
 from xray_scale.allocator import tune_malloc
-from xray_scale.analysis import map_function, to_storage_dtype
-from xray_scale.benchmark import REAL_SAMPLE, Stages, prepare_images
+from xray_scale.analysis.image import map_function
+from xray_scale.analysis.maps import to_storage_dtype
+from xray_scale.bench.benchmark import REAL_SAMPLE, Stages, prepare_images
 from xray_scale.config import STORE_DTYPES, load_config
 
 COMPRESSORS = [

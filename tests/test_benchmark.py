@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 
-from xray_scale.benchmark import BenchConfig, format_table, prepare_images, run_bench
+from xray_scale.bench.benchmark import BenchConfig, format_table, prepare_images, run_bench
 from xray_scale.cli import main
 from xray_scale.config import load_config
-from xray_scale.synth import write_phantoms
+from xray_scale.io.synth import write_phantoms
 
 
 @pytest.fixture

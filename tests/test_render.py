@@ -14,11 +14,11 @@ from PIL import Image
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.config import Config
+from xray_scale.errors import SelectionError, StoreError
 from xray_scale.filters import sobel
 from xray_scale.render import (
     DEFAULT_PANELS,
     Selection,
-    SelectionError,
     failure_reason,
     failures_figure,
     grid_figure,
@@ -28,7 +28,8 @@ from xray_scale.render import (
     save_figure,
     select_images,
 )
-from xray_scale.store import StoreError, create_store, open_store
+from xray_scale.store.access import open_store
+from xray_scale.store.create import create_store
 
 TUTORIAL_TITLES = [
     "Original",
@@ -157,12 +158,12 @@ def test_missing_and_empty_stores(tmp_path):
     with pytest.raises(StoreError, match="is not a zarr store"):
         render_store(tmp_path / "missing.zarr", tmp_path / "out")
     empty = tmp_path / "empty.zarr"
-    create_store(empty, paths=[], shape=(8, 8), map_dtypes={}, config=Config(), attrs={})
+    create_store(empty, paths=[], shape=(8, 8), map_dtypes={}, config=Config())
     with pytest.raises(SelectionError, match="the store holds no images"):
         select_images(empty)
     pending = tmp_path / "pending.zarr"
     paths = [str(tmp_path / f"00000011_00{k}.png") for k in range(2)]
-    create_store(pending, paths=paths, shape=(8, 8), map_dtypes={}, config=Config(), attrs={})
+    create_store(pending, paths=paths, shape=(8, 8), map_dtypes={}, config=Config())
     chosen = select_images(pending)
     assert chosen.indices == [] and [i for i, _ in chosen.excluded] == [0, 1]
     assert chosen.excluded[0][1].startswith("pending: not processed yet")

@@ -28,18 +28,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .allocator import tune_malloc
-from .config import ConfigError
-from .engines import ENGINES, EngineError
-from .pipeline import SCHEDULERS, RunSummary, run
-from .sources import InputError
-from .store import (
-    STATUS_OK,
-    BatchRecord,
-    StoreError,
-    open_store,
-    read_status_summary,
-    store_attrs,
-)
+from .analysis.records import BatchRecord
+from .engines.registry import ENGINES
+from .errors import ConfigError, EngineError, InputError, StoreError
+from .run.pipeline import SCHEDULERS, RunSummary, run
+from .store.describe import describe_store
+from .store.layout import STATUS_OK
 
 __all__ = ["app", "console_script", "main"]
 
@@ -220,46 +214,6 @@ def run_command(
     raise typer.Exit(_exit_code(summary))
 
 
-def describe_store(path: Path) -> dict:
-    """Everything ``info`` reports about a store, as plain data."""
-    group = open_store(path)
-    attrs = store_attrs(group)
-    runs = attrs.get("runs", [])
-    processed = sum(r["processed"] for r in runs)
-    elapsed = sum(r["elapsed_s"] for r in runs)
-    return {
-        "store": str(path),
-        **read_status_summary(group),
-        "image_shape": attrs["image_shape"],
-        "pixel_dtype": attrs["pixel_dtype"],
-        "engine": attrs["engine"],
-        "compat": attrs["compat"],
-        "version": attrs["version"],
-        "created": attrs["created"],
-        "runs": runs,
-        "elapsed_s": elapsed,
-        "images_per_s": processed / elapsed if elapsed else None,
-        "arrays": {
-            **{
-                f"{kind}/{name}": str(group[f"{kind}/{name}"].dtype)
-                for kind in ("filters", "masks")
-                if kind in group
-                for name in sorted(group[kind].array_keys())
-            },
-            **(
-                {
-                    "previews": f"{group['previews'].dtype}: "
-                    + ", ".join(group["previews"].attrs["maps"])
-                }
-                if "previews" in group
-                else {}
-            ),
-        },
-        "config": attrs["config"],
-        "libraries": attrs["libraries"],
-    }
-
-
 @app.command()
 def info(
     store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
@@ -314,7 +268,7 @@ def plan(
 
     Measured by running the first few inputs into a temporary store.
     """
-    from .plan import plan_run
+    from .run.plan import plan_run
 
     estimate = plan_run(
         inputs,
@@ -382,7 +336,7 @@ def bench(
     Also the stage ceilings (decode, filter bank, compute, write) measured on the same
     images, so the pipeline's efficiency is a printed ratio. Compare ratios, not img/s.
     """
-    from .benchmark import BenchConfig, format_table, run_bench
+    from .bench.benchmark import BenchConfig, format_table, run_bench
     from .config import load_config
 
     configs = [BenchConfig(path.stem, load_config(path)) for path in config or []]
@@ -419,7 +373,7 @@ def export(
     ] = False,
 ) -> None:
     """One row per image: index, manifest metadata and statistics, as Parquet or CSV."""
-    from .export import export_table
+    from .store.export import export_table
 
     written = export_table(store, to, histogram=histogram)
     typer.echo(f"wrote {written}")
@@ -434,7 +388,7 @@ def synth(
     bit_depth: Annotated[int, typer.Option(help="8 or 16.")] = 8,
 ) -> None:
     """Write deterministic chest-like phantom PNGs (ChestX-ray8 naming)."""
-    from .synth import write_phantoms
+    from .io.synth import write_phantoms
 
     if bit_depth not in (8, 16):
         raise typer.BadParameter(f"must be 8 or 16, got {bit_depth}", param_hint="--bit-depth")
@@ -485,8 +439,8 @@ def demo(
 
     Re-running it into the same folder replaces the phantoms and the store.
     """
+    from .io.synth import write_phantoms
     from .render import render_gif, render_grid
-    from .synth import write_phantoms
 
     phantoms = out / "phantoms"
     _clear_demo_phantoms(phantoms)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_scale.decode import decode_image
-from xray_scale.synth import phantom
+from xray_scale.io.decode import decode_image
+from xray_scale.io.synth import phantom
 
 SIZE = 1024
 """Height and width of the benchmark image, in pixels (the ChestX-ray8 size)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 
-from xray_scale.decode import decode_image
+from xray_scale.io.decode import decode_image
 
 from . import _images
 

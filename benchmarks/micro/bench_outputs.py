@@ -7,10 +7,10 @@ phantom ``xray_scale.synth.phantom(11, 0)``; uint8, 1024 x 1024.
 
 from __future__ import annotations
 
-from xray_scale.analysis import preview_shape, to_preview
+from xray_scale.analysis.previews import preview_shape, to_preview
+from xray_scale.analysis.stats import image_stats
 from xray_scale.config import Config
 from xray_scale.filters import laplace_gaussian
-from xray_scale.stats import image_stats
 
 from . import _images
 

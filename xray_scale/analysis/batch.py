@@ -13,128 +13,19 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import zarr
 
-from .analysis import image_statistics, map_function, output_dtypes, preview_shape, to_preview
-from .config import Config
-from .decode import DecodedImage, decode_batch, unpad
+from ..engines.registry import get_engine
+from ..io.decode import DecodedImage, unpad
+from ..store.access import image_array_depth, write_maps
+from .image import image_statistics, map_function
+from .previews import to_preview
+from .records import BatchRecord, BatchSpec, BatchWriter, batch_record
 from .stats import STAT_FIELDS
-from .store import STATUS_FAILED, STATUS_OK, BatchRecord, image_array_depth, write_maps
 
-__all__ = [
-    "BatchSpec",
-    "BatchWriter",
-    "StoreWriter",
-    "analyse_block",
-    "batch_record",
-    "process_batch",
-]
-
-
-@dataclass(frozen=True)
-class BatchSpec:
-    """What every batch of a run computes and keeps.
-
-    Attributes
-    ----------
-    shape : (int, int)
-        The run's (height, width).
-    pixel_dtype : str
-        ``"uint8"`` or ``"uint16"``.
-    map_dtypes : dict
-        ``{"filters/<name>" or "masks/<name>": storage dtype}``, in output order.
-    full_resolution : bool
-        Whether the maps are kept at full resolution (``filters/*``, ``masks/*``).
-    preview_shape : (int, int) or None
-        (height, width) of the previews, None for none.
-    config : Config
-        Parameters, thresholds, decoding policies.
-    compat : {None, "tutorial"}
-        The tutorial's arrays bit for bit.
-    engine : str
-        The concrete engine (``"scipy"``, ``"opencv"``, ``"cupy"``).
-    """
-
-    shape: tuple[int, int]
-    pixel_dtype: str
-    map_dtypes: dict[str, str]
-    full_resolution: bool
-    preview_shape: tuple[int, int] | None
-    config: Config
-    compat: str | None
-    engine: str
-
-    @classmethod
-    def for_run(
-        cls,
-        config: Config,
-        *,
-        shape: tuple[int, int],
-        bit_depth: int,
-        compat: str | None,
-        engine: str,
-    ) -> BatchSpec:
-        """The spec of a run over images of ``shape`` and ``bit_depth`` (8 or 16)."""
-        pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
-        map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
-        small = preview_shape(shape, config.preview_size) if config.preview_size else None
-        return cls(
-            shape=tuple(shape),
-            pixel_dtype=pixel_dtype,
-            map_dtypes={name: str(dtype) for name, dtype in map_dtypes.items()},
-            full_resolution=config.full_resolution,
-            preview_shape=small,
-            config=config,
-            compat=compat,
-            engine=engine,
-        )
-
-    @property
-    def preview_maps(self) -> tuple[str, ...]:
-        """What ``previews[:, m]`` shows: ``"original"``, then each map's name; () for none."""
-        if self.preview_shape is None:
-            return ()
-        return ("original", *(name.split("/", 1)[1] for name in self.map_dtypes))
-
-    def decode(self, paths: list[str]) -> tuple[np.ndarray, list[DecodedImage]]:
-        """Decode a batch of files by this run's shape, dtype and input policies.
-
-        See :func:`xray_scale.decode.decode_batch`.
-        """
-        return decode_batch(
-            paths,
-            shape=self.shape,
-            dtype=self.pixel_dtype,
-            max_pixels=self.config.max_pixels,
-            size_policy=self.config.size_policy,
-        )
-
-    def store_layout(self) -> dict:
-        """The image arrays' keyword arguments of :func:`xray_scale.store.create_store`."""
-        return {
-            "shape": self.shape,
-            "map_dtypes": self.map_dtypes if self.full_resolution else {},
-            "preview_maps": self.preview_maps,
-            "preview_shape": self.preview_shape,
-        }
-
-    @property
-    def computes_maps(self) -> bool:
-        """Whether the maps are computed at all (not for a statistics-only run)."""
-        return self.full_resolution or self.preview_shape is not None
-
-
-class BatchWriter(Protocol):
-    """Where :func:`analyse_block` puts a batch's arrays."""
-
-    def write(self, name: str, start: int, values: np.ndarray) -> None:
-        """Store ``values``, the whole batch of array ``name``, at image ``start``."""
-
-    def erase(self, name: str, start: int, k: int) -> None:
-        """Zero image ``start + k`` of a batch of ``name`` already written."""
+__all__ = ["BatchSpec", "BatchWriter", "StoreWriter", "analyse_block", "process_batch"]
 
 
 @dataclass(frozen=True)
@@ -155,7 +46,7 @@ class StoreWriter:
     fingerprint: str
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
-        """Write one batch's shard of ``name`` (see :func:`xray_scale.store.write_maps`)."""
+        """Write one batch's shard of ``name`` (see :func:`xray_scale.store.access.write_maps`)."""
         write_maps({name: self._array(name)}, start, {name: values})
 
     def erase(self, name: str, start: int, k: int) -> None:
@@ -217,7 +108,7 @@ def analyse_block(
     Parameters
     ----------
     block : ndarray
-        ``(K, H, W)`` pixels, as :func:`xray_scale.decode.decode_batch` returns them.
+        ``(K, H, W)`` pixels, as :func:`xray_scale.io.decode.decode_batch` returns them.
     decoded : list of DecodedImage
         Per image: mode, bit depth and the decoding error, if any.
     start : int
@@ -229,10 +120,9 @@ def analyse_block(
     -------
     BatchRecord
     """
-    if spec.engine == "cupy" and spec.compat is None:  # the whole batch at once, on the GPU
-        from .cupy_engine import analyse_block as analyse_on_gpu
-
-        return analyse_on_gpu(block, decoded, start, spec=spec, writer=writer)
+    engine = get_engine(spec.engine)
+    if engine.analyses_batches and spec.compat is None:  # the whole batch at once (a GPU)
+        return engine.analyse_batch(block, decoded, start, spec=spec, writer=writer)
     count = len(decoded)
     errors = [image.error for image in decoded]
     stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
@@ -280,23 +170,3 @@ def analyse_block(
         stats[field][failed] = np.nan
     histogram[failed] = 0
     return batch_record(start, stats, histogram, errors, decoded)
-
-
-def batch_record(
-    start: int,
-    stats: dict[str, np.ndarray],
-    histogram: np.ndarray,
-    errors: list[str | None],
-    decoded: list[DecodedImage],
-) -> BatchRecord:
-    """The per-image records of an analysed batch: a status from each image's error."""
-    return BatchRecord(
-        start=start,
-        stats=stats,
-        histogram=histogram,
-        status=[STATUS_FAILED if error else STATUS_OK for error in errors],
-        error=errors,
-        mode=[image.mode for image in decoded],
-        bit_depth=[image.bit_depth for image in decoded],
-        checksum=[image.checksum for image in decoded],
-    )

@@ -1,8 +1,9 @@
 """The registry's filters over a ``(K, H, W)`` stack, each image filtered on its own.
 
 ``scipy.ndimage.gaussian_laplace(stack, sigma=(0, s, s))`` is *not* per-image
-filtering (design.md section 2: the derivative along the stack axis adds a
-smoothed copy of every image). These functions apply scipy's own definition of
+filtering: a sigma of 0 along the stack axis does not switch off the second
+derivative along it, which adds a copy of every image's neighbours to its
+map (ARCHITECTURE.md, "Correctness traps"). These functions apply scipy's own definition of
 each filter, 1-D pass by 1-D pass, along the two image axes of the stack only,
 in scipy's order and dtype, so image ``k`` of the result is the reference
 filter of image ``k``. They take the ndimage module as a parameter:
@@ -23,8 +24,11 @@ from types import ModuleType
 import numpy as np
 from scipy import ndimage as scipy_ndimage
 
+from .reference import fourier_gaussian_weights
+
 __all__ = [
     "area_means",
+    "fourier_weights_on",
     "gaussian_gradient_magnitude",
     "gaussian_weights",
     "laplace_gaussian",
@@ -159,7 +163,16 @@ def sobel(stack, *, xp: ModuleType, ndimage: ModuleType):
     return normalise_each_to_255(_derivative_magnitude(stack, xp, ndimage, (1.0, 2.0, 1.0)))
 
 
-def tutorial_canny(stack, *, xp: ModuleType, ndimage: ModuleType, weights):
+@lru_cache(maxsize=16)
+def fourier_weights_on(xp: ModuleType, shape: tuple[int, int], sigma: float):
+    """``fourier_gaussian``'s weight map as an array of ``xp``, made once per (shape, sigma).
+
+    See :func:`xray_scale.filters.reference.fourier_gaussian_weights`.
+    """
+    return xp.asarray(fourier_gaussian_weights(tuple(shape), float(sigma)))
+
+
+def tutorial_canny(stack, *, xp: ModuleType, ndimage: ModuleType, sigma: float = 0.05):
     """The tutorial's "Canny" of every image: ``stack * weights``, then Prewitt magnitude to 0..255.
 
     Parameters
@@ -167,24 +180,22 @@ def tutorial_canny(stack, *, xp: ModuleType, ndimage: ModuleType, weights):
     stack : float32 array
         ``(K, H, W)``.
     xp, ndimage : module
-    weights : float32 array
-        ``(H, W)``: :func:`xray_scale.filters.fourier_gaussian_weights`, in the
-        stack's array module (``fourier_gaussian`` on a spatial image only
-        multiplies it by this map).
+    sigma : float
+        Of ``fourier_gaussian``, which on a spatial image only multiplies it by
+        a weight map (:func:`fourier_weights_on`).
 
     Examples
     --------
     >>> from scipy import ndimage
-    >>> float(tutorial_canny(np.zeros((1, 4, 4), np.float32), xp=np, ndimage=ndimage,
-    ...                      weights=np.ones((4, 4), np.float32)).max())
+    >>> float(tutorial_canny(np.zeros((1, 4, 4), np.float32), xp=np, ndimage=ndimage).max())
     0.0
     """
-    weighted = stack * weights
+    weighted = stack * fourier_weights_on(xp, tuple(stack.shape[1:]), float(sigma))
     return normalise_each_to_255(_derivative_magnitude(weighted, xp, ndimage, (1.0, 1.0, 1.0)))
 
 
 def to_storage_dtype(stack, dtype: str, xp: ModuleType):
-    """Per image, :func:`xray_scale.analysis.to_storage_dtype` of a float32 stack.
+    """Per image, :func:`xray_scale.analysis.maps.to_storage_dtype` of a float32 stack.
 
     Examples
     --------
@@ -209,7 +220,7 @@ def area_means(stack, shape: tuple[int, int]):
     """Each image of a ``(K, H, W)`` stack shrunk to ``shape`` by averaging whole blocks, float32.
 
     What OpenCV's ``INTER_AREA`` does for integer factors, the first step of
-    :func:`xray_scale.analysis.to_preview`; :func:`scale_to_uint8` is the second.
+    :func:`xray_scale.analysis.previews.to_preview`; :func:`scale_to_uint8` is the second.
     Sums in another order than OpenCV's can move a value across a rounding
     boundary: a preview may differ from ``to_preview`` by one level in a few pixels.
 

@@ -16,6 +16,8 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import InputError
+
 __all__ = [
     "SYNTHETIC_PREFIX",
     "InputError",
@@ -32,10 +34,6 @@ _NAME = re.compile(r"^(\d{8})_(\d{3})\.png$", re.IGNORECASE)
 _SYNTHETIC_SPEC = re.compile(r"^synth:(\d+)(?:x(\d+))?$")
 _SYNTHETIC_PATH = re.compile(r"^synth:(\d+)/(\d{8})_(\d{3})\.png$")
 _GLOB_CHARS = set("*?[")
-
-
-class InputError(ValueError):
-    """An input argument names nothing usable; the message says what to do."""
 
 
 def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:

@@ -8,12 +8,12 @@ process, it measures images/s of:
   reference of every ratio);
 - ``dask-image``: what a dask-image user writes, ``imread`` + ``ndfilters`` on the
   ``(N, H, W)`` stack with sigma 0 on the stack axis + ``to_zarr``, and how far its
-  results are from per-image filtering (design.md section 2: they are wrong);
+  results are from per-image filtering (they are wrong: ARCHITECTURE.md, "Correctness traps");
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
-- ``bank-on-device cupy <config>`` (GPU engine only): every map and the value
+- ``bank-on-device <engine> <config>`` (a GPU engine only): every map and the value
   counts of a batch of 32 images already on the GPU, nothing copied back;
 - the stage ceilings, each over the same batches with the same threads, through
-  the pipeline's own code (:mod:`xray_scale.batch`) with writes replaced by a
+  the pipeline's own code (:mod:`xray_scale.analysis.batch`) with writes replaced by a
   writer that keeps nothing: ``decode``; ``compute <engine> <config>``
   (everything the config computes from decoded images: maps in their batch
   buffers, previews, statistics); ``decode+compute`` (the same from the files);
@@ -41,26 +41,22 @@ import platform
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-from scipy import ndimage
 
-from . import filters
-from .analysis import image_statistics, map_function
-from .batch import BatchSpec, StoreWriter, analyse_block
-from .config import Config, load_config
-from .decode import DecodedImage, DecodeError, decode_image, read_png_header
-from .engines import ENGINES, EngineError, resolve_engine
-from .pipeline import run
-from .sources import InputError
-from .store import create_store, library_versions
+from ..config import Config, load_config
+from ..engines.registry import ENGINES, get_engine, resolve_engine
+from ..errors import DecodeError, EngineError, InputError
+from ..io.decode import decode_image, read_png_header
+from ..run.pipeline import run
+from ..store.metadata import library_versions
+from .baselines import dask_image_differences, dask_image_loop, tutorial_loop
+from .stages import Stages
 
 __all__ = [
     "BenchConfig",
@@ -83,89 +79,13 @@ REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "
 """The tutorial's 9 real images, when the repository sits beside ``shared/``."""
 
 
-def tutorial_loop(paths: list[Path]) -> float:
-    """The tutorial's code, image by image, as a user would loop it; returns seconds."""
-    began = time.perf_counter()
-    for path in paths:
-        xray_image = iio.imread(path)
-        ndimage.gaussian_laplace(xray_image, sigma=1)
-        ndimage.gaussian_gradient_magnitude(xray_image, sigma=2)
-        x_sobel = ndimage.sobel(xray_image, axis=0)
-        y_sobel = ndimage.sobel(xray_image, axis=1)
-        xray_image_sobel = np.hypot(x_sobel, y_sobel)
-        xray_image_sobel *= 255.0 / np.max(xray_image_sobel)
-        xray_image_sobel = xray_image_sobel.astype("float32")
-        fourier_gaussian = ndimage.fourier_gaussian(xray_image, sigma=0.05)
-        x_prewitt = ndimage.prewitt(fourier_gaussian, axis=0)
-        y_prewitt = ndimage.prewitt(fourier_gaussian, axis=1)
-        xray_image_canny = np.hypot(x_prewitt, y_prewitt)
-        xray_image_canny *= 255.0 / np.max(xray_image_canny)
-        np.min(xray_image), np.max(xray_image), np.mean(xray_image), np.median(xray_image)
-        ndimage.histogram(xray_image, min=np.min(xray_image), max=np.max(xray_image), bins=256)
-        np.where(xray_image > 150, xray_image, 0)
-        np.where(xray_image > 150, 1, 0)
-    return time.perf_counter() - began
-
-
-def dask_image_loop(folder: Path, out: Path, workers: int) -> float:
-    """What a dask-image user writes for LoG, GGM and Sobel into zarr; returns seconds.
-
-    ``imread`` of the folder's PNGs (one task per file), the stack cast to
-    float32, ``gaussian_laplace(stack, sigma=(0, 1, 1))``,
-    ``gaussian_gradient_magnitude(stack, sigma=(0, 2, 2))`` and the normalised
-    hypot of ``sobel(stack, axis=1)`` and ``axis=2``, the three ``to_zarr`` computed
-    together with the threaded scheduler (decoding shared). Writes
-    ``out/<name>.zarr`` for :func:`dask_image_differences`.
-    """
-    import dask
-    import dask.array as da
-    from dask_image import imread, ndfilters
-
-    began = time.perf_counter()
-    with warnings.catch_warnings():  # pims, under dask-image, calls a deprecated skimage.io API
-        warnings.filterwarnings("ignore", category=FutureWarning, module="pims")
-        stack = imread.imread(str(folder / "*.png")).astype(np.float32)
-        log = ndfilters.gaussian_laplace(stack, sigma=(0, 1, 1))
-        ggm = ndfilters.gaussian_gradient_magnitude(stack, sigma=(0, 2, 2))
-        sobel = da.hypot(ndfilters.sobel(stack, axis=1), ndfilters.sobel(stack, axis=2))
-        sobel = sobel * (255.0 / sobel.max(axis=(1, 2), keepdims=True))
-        writes = [
-            array.to_zarr(str(out / f"{name}.zarr"), compute=False)
-            for name, array in (("laplace_gaussian", log), ("ggm", ggm), ("sobel", sobel))
-        ]
-        dask.compute(*writes, scheduler="threads", num_workers=workers)
-    return time.perf_counter() - began
-
-
-def dask_image_differences(images: list[np.ndarray], out: Path) -> dict[str, dict[str, float]]:
-    """Max |dask-image - per-image filtering| over ``images``, absolute and / output range."""
-    import zarr
-
-    references = {
-        "laplace_gaussian": lambda image: filters.laplace_gaussian(image, sigma=1.0),
-        "ggm": lambda image: filters.gaussian_gradient_magnitude(image, sigma=2.0),
-        "sobel": filters.sobel,
-    }
-    differences = {}
-    for name, reference in references.items():
-        stacked = zarr.open_array(str(out / f"{name}.zarr"), mode="r")
-        worst_abs, worst_rel = 0.0, 0.0
-        for k, image in enumerate(images):
-            expected = reference(image)
-            difference = float(np.max(np.abs(stacked[k].astype(np.float64) - expected)))
-            spread = float(np.ptp(expected)) or 1.0
-            worst_abs, worst_rel = max(worst_abs, difference), max(worst_rel, difference / spread)
-        differences[name] = {"max_abs": worst_abs, "relative_to_range": worst_rel}
-    return differences
-
-
 def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
     """Copy the PNGs of ``source`` round-robin into ``folder`` until there are ``count``.
 
     ``source`` None: 9 generated 1024 x 1024 phantoms (one patient's follow-ups).
     """
     if source is None:
-        from .synth import write_phantoms
+        from ..io.synth import write_phantoms
 
         originals = write_phantoms(folder / "originals", patients=1, follow_ups=9)
     else:
@@ -269,35 +189,6 @@ class BenchResult:
         return path
 
 
-class _DiscardWriter:
-    """A :class:`xray_scale.batch.BatchWriter` that keeps nothing: compute ceilings."""
-
-    def write(self, name: str, start: int, values: np.ndarray) -> None:
-        pass
-
-    def erase(self, name: str, start: int, k: int) -> None:
-        pass
-
-
-class _RecordingWriter(_DiscardWriter):
-    """Keeps the arrays of one batch, to replay them in the write ceiling."""
-
-    def __init__(self):
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def write(self, name: str, start: int, values: np.ndarray) -> None:
-        self.arrays[name] = values
-
-
-def _threaded(function: Callable, work: list, workers: int) -> float:
-    """Seconds to run ``function(item)`` for every item of ``work`` on ``workers`` threads."""
-    began = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        for _ in pool.map(function, work):
-            pass
-    return time.perf_counter() - began
-
-
 def available_engines() -> list[str]:
     """The concrete engines that can run here, in :data:`xray_scale.engines.ENGINES` order."""
     found = []
@@ -319,130 +210,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-class Stages:
-    """The stage ceilings of one set of PNG files, through the pipeline's own batch code.
-
-    Every method returns images/s over all the files, ``workers`` threads working
-    through the batches of the config's batch size.
-
-    Parameters
-    ----------
-    paths : list of path
-        The files; the first one's header gives the shape and bit depth.
-    workers : int
-        Threads.
-    """
-
-    def __init__(self, paths: list[Path], workers: int):
-        header = read_png_header(paths[0])
-        self.paths = [str(p) for p in paths]
-        self.shape = (header.height, header.width)
-        self.bit_depth = 16 if header.bit_depth == 16 else 8
-        self.workers = workers
-
-    def spec(self, config: Config, engine: str) -> BatchSpec:
-        """The :class:`xray_scale.batch.BatchSpec` of a run of ``config`` over these files."""
-        return BatchSpec.for_run(
-            config, shape=self.shape, bit_depth=self.bit_depth, compat=None, engine=engine
-        )
-
-    def batches(self, size: int) -> list[tuple[int, list[str]]]:
-        return [(s, self.paths[s : s + size]) for s in range(0, len(self.paths), size)]
-
-    def decode(self, spec: BatchSpec, batch: list[str]) -> tuple[np.ndarray, list[DecodedImage]]:
-        block, decoded = spec.decode(batch)
-        failed = [f"{p}: {d.error}" for p, d in zip(batch, decoded, strict=True) if d.error]
-        if failed:
-            raise ValueError(f"benchmark images must decode; {failed[0]}")
-        return block, decoded
-
-    def rate(self, function: Callable, work: list) -> float:
-        return len(self.paths) / _threaded(function, work, self.workers)
-
-    def decoded(self, spec: BatchSpec) -> list[tuple[int, np.ndarray, list[DecodedImage]]]:
-        """Every batch decoded, ``(start, block, decoded)``: the input of :meth:`compute`."""
-        return [(s, *self.decode(spec, b)) for s, b in self.batches(spec.config.batch_size)]
-
-    def compute(self, spec: BatchSpec, blocks) -> float:
-        """Images/s of everything ``spec`` computes from decoded images, nothing written."""
-
-        def analyse(item):
-            start, block, decoded = item
-            analyse_block(block, decoded, start, spec=spec, writer=_DiscardWriter())
-
-        return self.rate(analyse, blocks)
-
-    def decode_alone(self, spec: BatchSpec) -> float:
-        """Images/s of decoding every batch, nothing else."""
-        return self.rate(
-            lambda item: self.decode(spec, item[1]), self.batches(spec.config.batch_size)
-        )
-
-    def decode_and_compute(self, spec: BatchSpec) -> float:
-        """Images/s of decoding and everything ``spec`` computes, nothing written."""
-
-        def both(item):
-            start, batch = item
-            analyse_block(*self.decode(spec, batch), start, spec=spec, writer=_DiscardWriter())
-
-        return self.rate(both, self.batches(spec.config.batch_size))
-
-    def decode_and_bank(self, spec: BatchSpec) -> float:
-        """Images/s of decoding, then the statistics and every map of each image, dropped."""
-
-        def bank(item):
-            block, decoded = self.decode(spec, item[1])
-            if spec.engine == "cupy":  # the GPU engine's bank: the whole batch at once
-                from .cupy_engine import bank_batch
-
-                bank_batch(block, spec)
-                return
-            for pixels in block:
-                image_statistics(pixels, spec.config)
-            for name in spec.map_dtypes:
-                function = map_function(name, spec.config, engine=spec.engine)
-                for pixels in block:
-                    function(pixels)
-
-        return self.rate(bank, self.batches(spec.config.batch_size))
-
-    def write(self, spec: BatchSpec, blocks, folder: Path) -> tuple[float, float] | None:
-        """Writing the config's outputs of one batch into every batch of a fresh store.
-
-        Returns
-        -------
-        (float, float) or None
-            Images/s and bytes on disk per image; None when the config stores
-            no image arrays (statistics only).
-        """
-        recorder = _RecordingWriter()
-        start, block, decoded = blocks[0]
-        analyse_block(block, decoded, start, spec=spec, writer=recorder)
-        if not recorder.arrays:
-            return None  # statistics only: nothing but per-image records to write
-        store = folder / "write.zarr"
-        shutil.rmtree(store, ignore_errors=True)
-        create_store(
-            store,
-            paths=self.paths,
-            config=spec.config,
-            attrs={"batch_size": spec.config.batch_size},
-            **spec.store_layout(),
-        )
-        writer = StoreWriter(str(store), f"bench-{time.monotonic_ns()}")
-
-        def write_batch(item):
-            start, batch = item
-            for name, values in recorder.arrays.items():
-                writer.write(name, start, values[: len(batch)])
-
-        rate = self.rate(write_batch, self.batches(spec.config.batch_size))
-        arrays = [store / name for name in recorder.arrays]  # not the per-image records
-        size = sum(p.stat().st_size for a in arrays for p in a.rglob("*") if p.is_file())
-        shutil.rmtree(store)
-        return rate, size / len(self.paths)
 
 
 def time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> float:
@@ -561,12 +328,11 @@ def run_bench(
             blocks = stages.decoded(stages.spec(bench.config, engines[0]))
             for engine in engines:
                 spec = stages.spec(bench.config, engine)
-                if engine == "cupy":
-                    from .cupy_engine import bank_rate_on_device
-
+                on_device = get_engine(engine).bank_rate_on_device
+                if on_device is not None:
                     enough = blocks[: -(-DEVICE_BATCH // bench.config.batch_size)]
                     batch = np.concatenate([block for _, block, _ in enough])[:DEVICE_BATCH]
-                    measured(f"bank-on-device cupy {bench.label}", bank_rate_on_device(batch, spec))
+                    measured(f"bank-on-device {engine} {bench.label}", on_device(batch, spec))
                 measured(f"compute {engine} {bench.label}", stages.compute(spec, blocks))
                 measured(f"decode+compute {engine} {bench.label}", stages.decode_and_compute(spec))
                 measured(f"decode+bank {engine} {bench.label}", stages.decode_and_bank(spec))

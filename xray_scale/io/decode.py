@@ -46,6 +46,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
+from ..errors import DecodeError
 from .sources import parse_synthetic
 
 __all__ = [
@@ -67,10 +68,6 @@ DEFAULT_MAX_PIXELS = 50_000_000
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {0: "gray", 2: "RGB", 3: "palette", 4: "gray+alpha", 6: "RGBA"}
 _SIZE_POLICIES = ("fail", "pad")
-
-
-class DecodeError(Exception):
-    """One image cannot be used; the message is what ends up in ``index/error``."""
 
 
 @dataclass(frozen=True)

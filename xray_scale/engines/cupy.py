@@ -1,11 +1,11 @@
 """The ``cupy`` engine: each batch filtered, counted and previewed on an NVIDIA GPU.
 
-PNG has no GPU decoder (design.md section 1), so a GPU node decodes on its CPU
+PNG has no GPU decoder (nvJPEG and nvImageCodec read no PNG), so a GPU node decodes on its CPU
 cores and the GPU does everything after: the run's dask threads each decode a
 batch, then hand it to :func:`analyse_block`, which copies it to the device
 through a pinned buffer of that thread on that thread's own non-blocking CUDA
 stream, runs the filter bank as one kernel per 1-D pass over the whole batch
-(:mod:`xray_scale.stack_filters` on ``cupyx.scipy.ndimage``, float32), counts
+(:mod:`xray_scale.filters.stack` on ``cupyx.scipy.ndimage``, float32), counts
 every image's values and shrinks the previews there, and copies back only the
 counts, the previews and the maps the config stores. While one thread's batch
 is on the GPU, the other threads decode: copies, kernels and decoding overlap
@@ -29,17 +29,12 @@ from functools import cache
 
 import numpy as np
 
-from . import filters, stack_filters
-from .batch import BatchSpec, BatchWriter
-from .decode import DecodedImage
-from .stack_analysis import (
-    ArrayBackend,
-    analyse_stack,
-    bank_stack,
-    compute_stack,
-    device_weights,
-)
-from .store import BatchRecord
+from ..analysis.records import BatchRecord, BatchSpec, BatchWriter
+from ..analysis.stack import ArrayBackend, analyse_stack, bank_stack, compute_stack
+from ..filters import reference
+from ..filters import stack as stack_filters
+from ..io.decode import DecodedImage
+from .base import Engine
 
 try:
     import cupy
@@ -53,6 +48,7 @@ except ImportError as error:
 
 __all__ = [
     "BACKEND",
+    "ENGINE",
     "analyse_block",
     "bank_batch",
     "bank_rate_on_device",
@@ -144,9 +140,9 @@ BACKEND = ArrayBackend(
     to_device=_to_device,
     to_host=_to_host,
     context=_stream,
-    canny=_cucim_canny if _has_cucim() else None,
+    device_filters={"canny": _cucim_canny} if _has_cucim() else {},
 )
-"""The GPU backend of :func:`xray_scale.stack_analysis.analyse_stack`."""
+"""The GPU backend of :func:`xray_scale.analysis.stack.analyse_stack`."""
 
 _warmed: set[tuple] = set()
 _warming = threading.Lock()
@@ -175,7 +171,7 @@ def analyse_block(
     spec: BatchSpec,
     writer: BatchWriter,
 ) -> BatchRecord:
-    """:func:`xray_scale.batch.analyse_block` on the GPU (see the module docstring)."""
+    """:func:`xray_scale.analysis.batch.analyse_block` on the GPU (see the module docstring)."""
     check_usable()
     _warm_up(spec)
     return analyse_stack(block, decoded, start, spec=spec, writer=writer, backend=BACKEND)
@@ -190,7 +186,7 @@ def bank_batch(block: np.ndarray, spec: BatchSpec) -> None:
 
 
 def bank_rate_on_device(block: np.ndarray, spec: BatchSpec, *, repeats: int = 5) -> float:
-    """Images/s of :func:`~xray_scale.stack_analysis.bank_stack` on a batch already on the GPU.
+    """Images/s of :func:`~xray_scale.analysis.stack.bank_stack` on a batch already on the GPU.
 
     The batch is copied once before timing; one stream, ``repeats`` passes.
     """
@@ -216,24 +212,23 @@ def _one_image(function, image: np.ndarray, **params) -> np.ndarray:
 
 
 def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
-    """:func:`xray_scale.filters.laplace_gaussian` of one image, on the GPU."""
+    """:func:`xray_scale.filters.reference.laplace_gaussian` of one image, on the GPU."""
     return _one_image(stack_filters.laplace_gaussian, image, sigma=sigma)
 
 
 def gaussian_gradient_magnitude(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:
-    """:func:`xray_scale.filters.gaussian_gradient_magnitude` of one image, on the GPU."""
+    """:func:`~xray_scale.filters.reference.gaussian_gradient_magnitude` of one image, on a GPU."""
     return _one_image(stack_filters.gaussian_gradient_magnitude, image, sigma=sigma)
 
 
 def sobel(image: np.ndarray) -> np.ndarray:
-    """:func:`xray_scale.filters.sobel` of one image, on the GPU."""
+    """:func:`xray_scale.filters.reference.sobel` of one image, on the GPU."""
     return _one_image(stack_filters.sobel, image)
 
 
 def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
-    """:func:`xray_scale.filters.tutorial_canny` of one image, on the GPU."""
-    weights = device_weights(BACKEND, np.shape(image), float(sigma))
-    return _one_image(stack_filters.tutorial_canny, image, weights=weights)
+    """:func:`xray_scale.filters.reference.tutorial_canny` of one image, on the GPU."""
+    return _one_image(stack_filters.tutorial_canny, image, sigma=sigma)
 
 
 def canny(
@@ -243,10 +238,32 @@ def canny(
     low_threshold: float = 0.1,
     high_threshold: float = 0.2,
 ) -> np.ndarray:
-    """:func:`xray_scale.filters.canny` of one image: cuCIM's on the GPU when installed."""
+    """:func:`xray_scale.filters.reference.canny` of one image: cuCIM's GPU one when installed."""
     params = {"sigma": sigma, "low_threshold": low_threshold, "high_threshold": high_threshold}
-    if BACKEND.canny is None:
-        return filters.canny(image, **params)
+    if "canny" not in BACKEND.device_filters:
+        return reference.canny(image, **params)
     check_usable()
     with _stream():
-        return _to_host(BACKEND.canny(_to_device(np.asarray(image)[None]), **params))[0]
+        on_device = BACKEND.device_filters["canny"](_to_device(np.asarray(image)[None]), **params)
+        return _to_host(on_device)[0]
+
+
+ENGINE = Engine(
+    name="cupy",
+    filters={
+        "laplace_gaussian": laplace_gaussian,
+        "gaussian_gradient_magnitude": gaussian_gradient_magnitude,
+        "sobel": sobel,
+        "tutorial_canny": tutorial_canny,
+        "canny": canny,
+    },
+    analyse_batch=analyse_block,
+    bank_batch=bank_batch,
+    bank_rate_on_device=bank_rate_on_device,
+    processes=False,
+    check_usable=check_usable,
+)
+"""Every filter on the GPU (masks of one image on the CPU), whole batches as one stack.
+
+dask's worker processes crash in CUDA: the engine runs as threads of one process per GPU.
+"""

@@ -1,9 +1,12 @@
-"""The filter registry: each filter is a pure function of one 2-D image.
+"""The reference filters and masks: scipy's, each a pure function of one 2-D image.
 
 Every filter here is defined on a single 2-D image. A batch of images is
-filtered image by image (:func:`apply_to_batch`), never as a 3-D stack: scipy's
-``gaussian_laplace(stack, sigma=(0, 1, 1))`` adds a smoothed copy of each image
-and ``sobel(stack, axis=1)`` smooths across neighbouring images (design.md §2).
+filtered image by image (:func:`xray_scale.filters.registry.apply_to_batch`),
+never as a 3-D stack: scipy's ``gaussian_laplace(stack, sigma=(0, 1, 1))``
+still takes a second derivative along the stack axis (a sigma of 0 is not
+"no filtering" for a derivative), which adds a copy of each image's
+neighbours to its map, and ``sobel(stack, axis=1)`` smooths across
+neighbouring images. See ARCHITECTURE.md, "Correctness traps".
 
 Dtype policy: integer images (uint8, uint16) are converted to float32 once, by
 :func:`as_float32`, and every continuous filter map is float32. The real Canny
@@ -13,18 +16,12 @@ edge map is boolean.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
 
 __all__ = [
-    "FILTERS",
-    "MASKS",
-    "FilterSpec",
-    "Parameter",
-    "apply_to_batch",
     "as_float32",
     "canny",
     "fourier_gaussian_weights",
@@ -300,147 +297,3 @@ def mask_binary(image: np.ndarray, threshold: float) -> np.ndarray:
     array([[False,  True]])
     """
     return np.asarray(image) > threshold
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One numeric parameter of a filter, with its default and valid range.
-
-    Attributes
-    ----------
-    name : str
-        Keyword argument of the filter function.
-    default : float
-        Value used when the configuration does not set it.
-    minimum, maximum : float or None
-        Inclusive bounds; ``None`` means unbounded.
-    positive : bool
-        If True the value must be strictly greater than 0.
-    """
-
-    name: str
-    default: float
-    minimum: float | None = None
-    maximum: float | None = None
-    positive: bool = False
-
-    def check(self, value: object, *, where: str) -> float:
-        """Return ``value`` as a float, or raise ValueError naming ``where``."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where} must be a number, got {value!r}")
-        value = float(value)
-        if not np.isfinite(value):
-            raise ValueError(f"{where} must be finite, got {value}")
-        if self.positive and value <= 0:
-            raise ValueError(f"{where} must be > 0, got {value}")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"{where} must be >= {self.minimum}, got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"{where} must be <= {self.maximum}, got {value}")
-        return value
-
-
-@dataclass(frozen=True)
-class FilterSpec:
-    """A registered filter.
-
-    Attributes
-    ----------
-    name : str
-        Registry key, also the store array name ``filters/<name>``.
-    function : callable
-        ``function(image2d, **params) -> ndarray``, pure.
-    parameters : tuple of Parameter
-        Its numeric keyword parameters.
-    output_dtype : str
-        dtype of the map it returns: ``"float32"`` or ``"bool"``.
-    title : str
-        Panel title used by figures.
-    """
-
-    name: str
-    function: Callable[..., np.ndarray]
-    parameters: tuple[Parameter, ...] = field(default=())
-    output_dtype: str = "float32"
-    title: str = ""
-
-    def defaults(self) -> dict[str, float]:
-        """Default parameter values, by name."""
-        return {p.name: p.default for p in self.parameters}
-
-
-FILTERS: dict[str, FilterSpec] = {
-    spec.name: spec
-    for spec in (
-        FilterSpec(
-            "laplace_gaussian",
-            laplace_gaussian,
-            (Parameter("sigma", 1.0, positive=True),),
-            title="Laplace-Gaussian (edges)",
-        ),
-        FilterSpec(
-            "gaussian_gradient_magnitude",
-            gaussian_gradient_magnitude,
-            (Parameter("sigma", 2.0, positive=True),),
-            title="Gaussian gradient (edges)",
-        ),
-        FilterSpec("sobel", sobel, (), title="Sobel (edges)"),
-        FilterSpec(
-            "tutorial_canny",
-            tutorial_canny,
-            (Parameter("sigma", 0.05, positive=True),),
-            title="Canny (edges)",
-        ),
-        FilterSpec(
-            "canny",
-            canny,
-            (
-                Parameter("sigma", 1.0, minimum=0.0),
-                Parameter("low_threshold", 0.1, minimum=0.0),
-                Parameter("high_threshold", 0.2, minimum=0.0),
-            ),
-            output_dtype="bool",
-            title="Canny edge detector (scikit-image)",
-        ),
-    )
-}
-"""Every filter this package knows, by name."""
-
-MASKS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
-    "mask_values": mask_values,
-    "mask_binary": mask_binary,
-}
-"""The tutorial's two threshold masks, by name: ``function(image, threshold)``."""
-
-
-def apply_to_batch(spec: FilterSpec, batch: np.ndarray, **params: float) -> np.ndarray:
-    """Apply one filter to each image of a ``(K, H, W)`` batch, image by image.
-
-    Parameters
-    ----------
-    spec : FilterSpec
-        The filter, e.g. ``FILTERS["sobel"]``.
-    batch : ndarray
-        ``(K, H, W)`` stack of images.
-    **params
-        Keyword parameters of the filter.
-
-    Returns
-    -------
-    ndarray
-        ``(K, H, W)`` array of ``spec.output_dtype``; image ``k`` of it equals
-        ``spec.function(batch[k], **params)`` exactly.
-
-    Examples
-    --------
-    >>> batch = np.zeros((2, 4, 4), dtype=np.uint8); batch[1, :, 2:] = 9
-    >>> apply_to_batch(FILTERS["sobel"], batch).max(axis=(1, 2))
-    array([  0., 255.], dtype=float32)
-    """
-    batch = np.asarray(batch)
-    if batch.ndim != 3:
-        raise ValueError(f"batch must be 3-D (images, height, width), got shape {batch.shape}")
-    out = np.empty(batch.shape, dtype=spec.output_dtype)
-    for k, image in enumerate(batch):
-        out[k] = spec.function(image, **params)
-    return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import time
@@ -34,27 +33,25 @@ import numpy as np
 import zarr
 from dask.callbacks import Callback
 
-from . import __version__
-from .analysis import check_compat
-from .batch import BatchSpec, StoreWriter, process_batch
-from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
-from .config import Config, ConfigError, load_config
-from .decode import DecodeError, check_supported, read_png_header
-from .engines import resolve_engine
-from .manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
-from .sources import SYNTHETIC_PREFIX, InputError, discover_inputs, parse_synthetic
-from .store import (
-    BatchRecord,
+from .. import __version__
+from ..analysis.batch import StoreWriter, process_batch
+from ..analysis.maps import check_compat
+from ..analysis.records import BatchRecord, BatchSpec
+from ..config import Config, load_config
+from ..engines.registry import get_engine, resolve_engine
+from ..errors import ConfigError, DecodeError, InputError, StoreError
+from ..io.decode import check_supported, read_png_header
+from ..io.manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
+from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
+from ..store.access import (
     RecordWriter,
-    StoreError,
-    create_store,
-    library_versions,
     open_store,
     pending_batches,
     read_status_summary,
-    store_attrs,
-    utc_now,
 )
+from ..store.create import create_store
+from ..store.metadata import RunMetadata, run_fingerprint, utc_now
+from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
 
@@ -139,9 +136,8 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
 
 def _stored_format(group: zarr.Group, config: Config) -> tuple[tuple[int, int], int]:
     """The size and bit depth of the store a run resumes (config values first)."""
-    attrs = store_attrs(group)
-    stored_depth = 16 if attrs["pixel_dtype"] == "uint16" else 8
-    return tuple(config.size or attrs["image_shape"]), config.bit_depth or stored_depth
+    stored = RunMetadata.from_group(group)
+    return tuple(config.size or stored.shape), config.bit_depth or stored.bit_depth
 
 
 def _check_no_input_inside(out: Path, paths: list[str]) -> None:
@@ -155,15 +151,6 @@ def _check_no_input_inside(out: Path, paths: list[str]) -> None:
                 f"--overwrite would delete inputs inside {out} (first: {path}); "
                 "move them out of it, or choose another --out"
             )
-
-
-def _fingerprint(paths: list[str], settings: dict) -> str:
-    """What makes two runs the same run: inputs in order, config, compat, engine, format."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    return digest.hexdigest()
 
 
 class _BatchCallback(Callback):
@@ -214,7 +201,7 @@ def _spot_checks(paths: list[str]) -> list[str]:
 
 def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[str]:
     """What differs between the run a store holds and this one, as short phrases."""
-    attrs = store_attrs(group)
+    stored = RunMetadata.from_group(group)
     found = []
     stored_paths = group["index/path"]
     if stored_paths.shape[0] != len(paths):
@@ -229,9 +216,9 @@ def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[s
         ("image_shape", list(spec.shape)),
         ("pixel_dtype", spec.pixel_dtype),
     ):
-        if attrs.get(name) != now:
-            found.append(f"{name} {attrs.get(name)} in the store, {now} now")
-    stored = _flatten(attrs.get("config", {}))
+        if getattr(stored, name) != now:
+            found.append(f"{name} {getattr(stored, name)} in the store, {now} now")
+    stored = _flatten(stored.config or {})
     current = _flatten(json.loads(json.dumps(spec.config.to_dict())))  # as stored: lists
     for key in sorted(stored.keys() | current.keys()):
         if stored.get(key) != current.get(key):
@@ -263,19 +250,10 @@ def _open_or_create(
     overwrite: bool,
 ) -> zarr.Group:
     """``existing`` if it holds this very run (else StoreError), or a new store at ``out``."""
-    config = spec.config
-    settings = {
-        "manifest": manifest.digest if manifest else None,
-        "config": config.to_dict(),
-        "compat": spec.compat,
-        "engine": spec.engine,
-        "shape": list(spec.shape),
-        "bits": bit_depth,
-        "layout": spec.store_layout(),  # what this version of xray-scale stores for them
-    }
-    fingerprint = _fingerprint(paths, settings)
+    manifest_digest = manifest.digest if manifest else None
+    fingerprint = run_fingerprint(paths, spec, bit_depth=bit_depth, manifest_digest=manifest_digest)
     if existing is not None:
-        if store_attrs(existing).get("fingerprint") != fingerprint:
+        if RunMetadata.from_group(existing).fingerprint != fingerprint:
             differences = "; ".join(_differences(existing, paths, spec)) or (
                 "the store layout of another xray-scale version, or another manifest"
             )
@@ -284,21 +262,12 @@ def _open_or_create(
                 f"layout ({differences}); pass --overwrite to replace it, or choose another --out"
             )
         return existing
-    attrs = {
-        "version": __version__,
-        "engine": spec.engine,
-        "compat": spec.compat,
-        "config": config.to_dict(),
-        "libraries": library_versions(),
-        "inputs": inputs,
-        "image_shape": list(spec.shape),
-        "pixel_dtype": spec.pixel_dtype,
-        "batch_size": config.batch_size,
-        "map_dtypes": spec.map_dtypes,
-        "full_resolution": spec.full_resolution,
-        "preview_shape": list(spec.preview_shape) if spec.preview_shape else None,
-        "fingerprint": fingerprint,
-        "manifest": {
+    run_metadata = RunMetadata.for_run(
+        spec,
+        version=__version__,
+        fingerprint=fingerprint,
+        inputs=inputs,
+        manifest={
             "path": manifest.path,
             "listed": len(manifest.rows),
             "missing": len(missing),
@@ -306,15 +275,13 @@ def _open_or_create(
         }
         if manifest
         else None,
-        "created": utc_now(),
-        "runs": [],
-    }
+    )
     return create_store(
         out,
         paths=paths,
-        config=config,
-        attrs=attrs,
-        metadata=manifest_columns(manifest, paths) if manifest else None,
+        config=spec.config,
+        metadata=run_metadata,
+        columns=manifest_columns(manifest, paths) if manifest else None,
         overwrite=overwrite,
         **spec.store_layout(),
     )
@@ -322,7 +289,7 @@ def _open_or_create(
 
 def _summarise(group: zarr.Group, out: Path, processed: int, elapsed: float) -> RunSummary:
     counts = read_status_summary(group)
-    manifest = store_attrs(group).get("manifest") or {}
+    manifest = RunMetadata.from_group(group).manifest or {}
     return RunSummary(
         store=str(out),
         total=counts["total"],
@@ -429,10 +396,11 @@ def run(
         raise ConfigError(f"limit must be >= 1, got {limit}")
     check_compat(compat)
     engine = resolve_engine(engine)
-    if engine == "cupy" and scheduler == "processes":
+    if scheduler == "processes" and not get_engine(engine).processes:
         raise ConfigError(
-            "the cupy engine runs as threads of one process per GPU: use --scheduler threads "
-            "(one GPU) or --scheduler cuda (every GPU); dask's worker processes crash in CUDA"
+            f"the {engine} engine runs as threads of one process per GPU: use --scheduler "
+            "threads (one GPU) or --scheduler cuda (every GPU); dask's worker processes crash "
+            "in CUDA"
         )
     paths = discover_inputs(inputs)
     parsed_manifest, missing = None, []
@@ -460,13 +428,13 @@ def run(
         existing=existing,
         overwrite=overwrite,
     )
-    attrs = store_attrs(group)
+    run_metadata = RunMetadata.from_group(group)
     starts = pending_batches(group, retry_failed=retry_failed)
     batch = config.batch_size
     todo = sum(min(batch, len(paths) - start) for start in starts)
     if on_start:
         on_start(len(paths), len(paths) - todo)
-    writer = StoreWriter(str(out), attrs["fingerprint"])
+    writer = StoreWriter(str(out), run_metadata.fingerprint)
     task = functools.partial(process_batch, spec=spec, writer=writer)
     graph = {("batch", s): (task, paths[s : s + batch], s) for s in starts}
     records = RecordWriter(group)
@@ -489,8 +457,7 @@ def run(
         records.flush()  # what finished is kept, also on Ctrl-C or a failing task
     elapsed = time.perf_counter() - began
     summary = _summarise(group, out, todo, elapsed)
-    attrs["runs"] = [
-        *attrs.get("runs", []),
+    run_metadata.with_run(
         {
             "started": started,
             "finished": utc_now(),
@@ -501,7 +468,6 @@ def run(
             "workers": workers or os.cpu_count(),
             "ok": summary.ok,
             "failed": summary.failed,
-        },
-    ]
-    group.attrs["xray_scale"] = attrs
+        }
+    ).write(group)
     return summary

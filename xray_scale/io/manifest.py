@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sources import InputError
+from ..errors import InputError
 
 __all__ = [
     "MANIFEST_FIELDS",

@@ -12,8 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .config import ConfigError
-from .store import StoreError
+from ..errors import ConfigError, StoreError
 
 __all__ = ["check_workers_see", "compute_on_cluster", "connect", "require_dask_cuda"]
 

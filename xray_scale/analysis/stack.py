@@ -1,12 +1,13 @@
 """A whole batch analysed as one ``(K, H, W)`` stack on an array backend (the GPU engine's path).
 
-:func:`xray_scale.batch.analyse_block` works image by image on the CPU. A GPU
-wants the opposite: one copy of the batch to the device, one kernel per
-filter pass for all K images (:mod:`xray_scale.stack_filters`), the value
+:func:`xray_scale.analysis.batch.analyse_block` works image by image on the CPU.
+A GPU wants the opposite: one copy of the batch to the device, one kernel per
+filter pass for all K images (each filter's ``FilterSpec.stack``,
+:mod:`xray_scale.filters.stack`), the value
 counts of every image and the previews computed there, and only what the
 config stores copied back. :func:`analyse_stack` does that for any
 :class:`ArrayBackend`: ``cupy`` in the ``cupy`` engine
-(:mod:`xray_scale.cupy_engine`), ``numpy`` + ``scipy.ndimage`` for the tests,
+(:mod:`xray_scale.engines.cupy`), ``numpy`` + ``scipy.ndimage`` for the tests,
 which run the same code on machines without a GPU. Its results equal
 ``analyse_block``'s: statistics exactly, maps within 1e-4 of their range,
 previews within one level.
@@ -15,21 +16,21 @@ previews within one level.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as scipy_ndimage
 
-from . import filters, stack_filters
-from .analysis import to_preview
-from .batch import BatchSpec, BatchWriter, batch_record
-from .decode import DecodedImage
+from ..filters import stack as stack_filters
+from ..filters.registry import FILTERS, HOST_ONLY
+from ..io.decode import DecodedImage
+from ..store.layout import MASK_GROUP, split_map_name
+from .previews import to_preview
+from .records import BatchRecord, BatchSpec, BatchWriter, batch_record
 from .stats import STAT_FIELDS, stats_from_counts
-from .store import BatchRecord
 
 __all__ = [
     "NUMPY_BACKEND",
@@ -38,7 +39,6 @@ __all__ = [
     "analyse_stack",
     "bank_stack",
     "compute_stack",
-    "device_weights",
 ]
 
 
@@ -61,9 +61,10 @@ class ArrayBackend:
     context : callable
         Returns the context every batch runs in (the GPU engine: this thread's
         CUDA stream).
-    canny : callable, optional
-        ``canny(pixels_stack, **params) -> bool stack`` on the device (cuCIM);
-        None runs :func:`xray_scale.filters.canny` on the host, image by image.
+    device_filters : mapping
+        ``{name: function(pixels_stack, **params)}``: the backend's own stack
+        versions of filters the registry marks ``HOST_ONLY`` (cuCIM's Canny on
+        a GPU); any other ``HOST_ONLY`` filter runs on the host, image by image.
     """
 
     name: str
@@ -72,17 +73,11 @@ class ArrayBackend:
     to_device: Callable[[np.ndarray], Any]
     to_host: Callable[[Any], np.ndarray]
     context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-    canny: Callable | None = None
+    device_filters: Mapping[str, Callable] = field(default_factory=dict, hash=False)
 
 
 NUMPY_BACKEND = ArrayBackend("numpy", np, scipy_ndimage, np.asarray, np.asarray)
 """The CPU backend: the same code on ``numpy`` and ``scipy.ndimage``."""
-
-_STACK_FILTERS = {
-    "laplace_gaussian": stack_filters.laplace_gaussian,
-    "gaussian_gradient_magnitude": stack_filters.gaussian_gradient_magnitude,
-    "sobel": stack_filters.sobel,
-}
 
 
 @dataclass
@@ -105,29 +100,24 @@ class StackOutputs:
     previews: np.ndarray | None = None
 
 
-@lru_cache(maxsize=16)
-def device_weights(backend: ArrayBackend, shape: tuple[int, int], sigma: float):
-    """``fourier_gaussian``'s weight map on the backend, copied there once per (shape, sigma)."""
-    return backend.xp.asarray(filters.fourier_gaussian_weights(shape, sigma))
-
-
 def _filter_stack(name: str, pixels, images, spec: BatchSpec, backend):
-    """One filter's ``(K, H, W)`` map of the batch on the device, in its storage dtype."""
-    xp = backend.xp
+    """One filter's ``(K, H, W)`` map of the batch on the device, in its storage dtype.
+
+    The filter's stack version (``FilterSpec.stack``); for a ``HOST_ONLY`` filter
+    the backend's own, else the reference on the host, image by image.
+    """
+    filter_spec = FILTERS[name]
     params = spec.config.params(name)
-    if name == "canny":
-        if backend.canny is not None:
-            return backend.canny(pixels, **params)
-        edges = [filters.canny(image, **params) for image in backend.to_host(pixels)]
-        return backend.to_device(np.stack(edges))
-    if name == "tutorial_canny":
-        weights = device_weights(backend, spec.shape, float(params["sigma"]))
-        values = stack_filters.tutorial_canny(
-            images, xp=xp, ndimage=backend.ndimage, weights=weights
-        )
+    if name in backend.device_filters:
+        values = backend.device_filters[name](pixels, **params)
+    elif filter_spec.stack is HOST_ONLY:
+        maps = [filter_spec.function(image, **params) for image in backend.to_host(pixels)]
+        values = backend.to_device(np.stack(maps))
     else:
-        values = _STACK_FILTERS[name](images, xp=xp, ndimage=backend.ndimage, **params)
-    return stack_filters.to_storage_dtype(values, spec.config.filter_dtype, xp)
+        values = filter_spec.stack(images, xp=backend.xp, ndimage=backend.ndimage, **params)
+    if filter_spec.output_dtype != "float32":
+        return values
+    return stack_filters.to_storage_dtype(values, spec.config.filter_dtype, backend.xp)
 
 
 def _mask_stack(name: str, pixels, spec: BatchSpec, backend):
@@ -197,8 +187,8 @@ def compute_stack(block: np.ndarray, spec: BatchSpec, backend: ArrayBackend) -> 
     if spec.computes_maps:
         images = pixels.astype(np.float32)
         for name in spec.map_dtypes:
-            group, key = name.split("/", 1)
-            if group == "masks":
+            group, key = split_map_name(name)
+            if group == MASK_GROUP:
                 values = _mask_stack(key, pixels, spec, backend)
             else:
                 values = _filter_stack(key, pixels, images, spec, backend)
@@ -234,8 +224,8 @@ def bank_stack(pixels, spec: BatchSpec, backend: ArrayBackend):
     counts = stack_filters.value_counts(pixels, backend.xp)
     images = pixels.astype(np.float32)
     for name in spec.map_dtypes:
-        group, key = name.split("/", 1)
-        if group == "masks":
+        group, key = split_map_name(name)
+        if group == MASK_GROUP:
             _mask_stack(key, pixels, spec, backend)
         else:
             _filter_stack(key, pixels, images, spec, backend)
@@ -243,7 +233,7 @@ def bank_stack(pixels, spec: BatchSpec, backend: ArrayBackend):
 
 
 def _own_counts(counts: np.ndarray, image: DecodedImage, shape: tuple[int, int]) -> np.ndarray:
-    """An image's value counts without its padding's zeros (see :func:`xray_scale.decode.unpad`).
+    """An image's value counts without its padding's zeros (see :func:`xray_scale.io.decode.unpad`).
 
     A padded image's ``shape`` array holds its own pixels and exactly
     ``H * W - h * w`` zeros of padding around them.
@@ -265,7 +255,7 @@ def analyse_stack(
     writer: BatchWriter,
     backend: ArrayBackend,
 ) -> BatchRecord:
-    """:func:`xray_scale.batch.analyse_block`, with the batch computed as one stack on ``backend``.
+    """:func:`~xray_scale.analysis.batch.analyse_block`, the batch as one stack on ``backend``.
 
     An error while computing (a GPU out of memory, say) fails every image of the
     batch with the message, and nothing of the batch is written: resuming with

@@ -12,11 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, load_config
-from .manifest import read_manifest, select_with_manifest
+from ..config import Config, load_config
+from ..io.manifest import read_manifest, select_with_manifest
+from ..io.sources import discover_inputs
+from ..store.access import open_store
+from ..store.metadata import RunMetadata
 from .pipeline import run
-from .sources import discover_inputs
-from .store import open_store, store_attrs
 
 __all__ = ["Plan", "plan_run"]
 
@@ -105,5 +106,5 @@ def plan_run(
         if (store / "previews").is_dir():
             sizes["previews"] = _bytes_under(store / "previews") / sample
         sizes["records"] = (_bytes_under(store / "stats") + _bytes_under(store / "index")) / sample
-        used_engine = store_attrs(open_store(store))["engine"]
+        used_engine = RunMetadata.from_group(open_store(store)).engine
     return Plan(len(paths), sample, sizes, summary.images_per_s, used_engine)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import STAT_FIELDS
-from .store import StoreError, open_store
+from ..analysis.stats import STAT_FIELDS
+from ..errors import StoreError
+from .access import open_store
 
 __all__ = ["EXPORT_FORMATS", "export_table", "store_table"]
 

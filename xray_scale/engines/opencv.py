@@ -37,8 +37,9 @@ from functools import cache
 import numpy as np
 from scipy.ndimage._filters import _gaussian_kernel1d
 
-from .filters import as_float32, fourier_gaussian_weights, normalise_to_255
-from .filters import mask_values as reference_mask_values
+from ..filters.reference import as_float32, fourier_gaussian_weights, normalise_to_255
+from ..filters.reference import mask_values as reference_mask_values
+from .base import Engine
 
 try:
     import cv2
@@ -49,6 +50,7 @@ except ImportError as error:
     ) from error
 
 __all__ = [
+    "ENGINE",
     "gaussian_gradient_magnitude",
     "laplace_gaussian",
     "mask_values",
@@ -110,7 +112,7 @@ def _magnitude(along_rows: np.ndarray, along_columns: np.ndarray) -> np.ndarray:
 def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
     """Laplace filter with Gaussian second derivatives, as ``scipy.ndimage.gaussian_laplace``.
 
-    Same parameters and result as :func:`xray_scale.filters.laplace_gaussian`,
+    Same parameters and result as :func:`xray_scale.filters.reference.laplace_gaussian`,
     within 1e-4 of its output's range (measured: below 4e-7).
 
     Examples
@@ -129,7 +131,7 @@ def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
 def gaussian_gradient_magnitude(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:
     """Gradient magnitude with Gaussian derivatives, as scipy's.
 
-    Same parameters and result as :func:`xray_scale.filters.gaussian_gradient_magnitude`,
+    Same parameters and result as :func:`xray_scale.filters.reference.gaussian_gradient_magnitude`,
     within 1e-4 of its output's range (measured: below 4e-7).
 
     Examples
@@ -152,7 +154,7 @@ def _magnitude_to_255(image: np.ndarray, smooth: np.ndarray) -> np.ndarray:
 def sobel(image: np.ndarray) -> np.ndarray:
     """Sobel gradient magnitude, normalised so that its maximum is 255.
 
-    Same parameters and result as :func:`xray_scale.filters.sobel`,
+    Same parameters and result as :func:`xray_scale.filters.reference.sobel`,
     within 1e-4 of its output's range (measured: below 4e-7).
 
     Examples
@@ -167,7 +169,7 @@ def sobel(image: np.ndarray) -> np.ndarray:
 def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
     """The tutorial's "Canny": ``fourier_gaussian`` then Prewitt magnitude, to 0..255.
 
-    Same parameters and result as :func:`xray_scale.filters.tutorial_canny` (which
+    Same parameters and result as :func:`xray_scale.filters.reference.tutorial_canny` (which
     explains why it is not a Canny edge detector), within 1e-4 of its output's range
     (measured: below 4e-7).
 
@@ -187,7 +189,7 @@ def mask_values(image: np.ndarray, threshold: float) -> np.ndarray:
     OpenCV's ``threshold(..., THRESH_TOZERO)`` computes ``image if image >
     threshold else 0`` in one pass over a uint8 or uint16 image (NumPy's
     ``where`` makes three); any other image goes to
-    :func:`xray_scale.filters.mask_values`.
+    :func:`xray_scale.filters.reference.mask_values`.
 
     Examples
     --------
@@ -202,3 +204,16 @@ def mask_values(image: np.ndarray, threshold: float) -> np.ndarray:
     limit = float(np.iinfo(image.dtype).max)
     clamped = min(max(float(threshold), -1.0), limit)
     return cv2.threshold(image, clamped, 0, cv2.THRESH_TOZERO)[1]
+
+
+ENGINE = Engine(
+    name="opencv",
+    filters={
+        "laplace_gaussian": laplace_gaussian,
+        "gaussian_gradient_magnitude": gaussian_gradient_magnitude,
+        "sobel": sobel,
+        "tutorial_canny": tutorial_canny,
+    },
+    masks={"mask_values": mask_values},
+)
+"""OpenCV's filters and ``mask_values``; ``canny`` and ``mask_binary`` are the reference's."""
