@@ -23,12 +23,13 @@ def test_an_old_store_resumes_into_the_fresh_runs_arrays(name, tmp_path):
     pending = int((zarr.open_group(old, mode="r")["index/status"][:] == "pending").sum())
 
     resumed = xray_scale.run(INPUTS, old, config=config, engine="scipy", workers=1)
-    fresh = xray_scale.run(INPUTS, tmp_path / "fresh.zarr", config=config, engine="scipy", workers=1)
+    fresh_store = tmp_path / "fresh.zarr"
+    fresh = xray_scale.run(INPUTS, fresh_store, config=config, engine="scipy", workers=1)
 
     assert resumed.processed == pending
     assert (resumed.ok, resumed.failed, resumed.pending) == (8, 0, 0)
     assert (fresh.ok, fresh.processed) == (8, 8)
-    assert_stores_equal(old, tmp_path / "fresh.zarr")
+    assert_stores_equal(old, fresh_store)
 
 
 def test_the_partial_fixture_is_really_unfinished():

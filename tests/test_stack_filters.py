@@ -9,10 +9,10 @@ import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
 from scipy import ndimage
 
+from xray_scale import filters
 from xray_scale.analysis.maps import to_storage_dtype
 from xray_scale.analysis.previews import to_preview
 from xray_scale.analysis.stats import value_counts
-from xray_scale import filters
 from xray_scale.filters import HOST_ONLY
 from xray_scale.filters import stack as stack_filters
 from xray_scale.io.synth import phantom

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from enum import StrEnum
@@ -399,32 +398,6 @@ def synth(
     typer.echo(f"wrote {len(paths)} phantoms to {directory}")
 
 
-def _clear_demo_phantoms(folder: Path) -> None:
-    """Delete the phantoms an earlier ``demo`` wrote into ``folder``, so a re-run starts afresh.
-
-    Only files named as :func:`xray_scale.synth.write_phantoms` names the
-    demo's (``9PPPPPPP_FFF.png``: patient ids from 90000001, which ChestX-ray8
-    never uses) and its ``.NAME.partial`` leftovers are deleted.
-
-    Raises
-    ------
-    InputError
-        If ``folder`` holds anything else (nothing is deleted then).
-    """
-    if not folder.is_dir():
-        return
-    phantom = re.compile(r"9\d{7}_\d{3}\.png|\.9\d{7}_\d{3}\.png\.partial")
-    entries = sorted(folder.iterdir())
-    for entry in entries:
-        if not (entry.is_file() and phantom.fullmatch(entry.name)):
-            raise InputError(
-                f"{folder} holds {entry.name!r}, which the demo did not write; the demo replaces "
-                "its phantoms there, so move it away or choose another --out folder"
-            )
-    for entry in entries:
-        entry.unlink()
-
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for phantoms and store.")] = Path(
@@ -439,11 +412,11 @@ def demo(
 
     Re-running it into the same folder replaces the phantoms and the store.
     """
-    from .io.synth import write_phantoms
+    from .io.synth import clear_phantoms, write_phantoms
     from .render import render_gif, render_grid
 
     phantoms = out / "phantoms"
-    _clear_demo_phantoms(phantoms)
+    clear_phantoms(phantoms)
     paths = write_phantoms(phantoms, patients=patients, follow_ups=follow_ups, shape=(size, size))
     typer.echo(f"wrote {len(paths)} chest phantoms ({size}x{size}) to {phantoms}")
     store = out / "demo.zarr"

@@ -2,7 +2,7 @@
 
 The real ChestX-ray8 image ``00000011_000.png`` of ``../shared/data/chestxray8-sample``
 (beside the repository) when it is there, else the phantom
-``xray_scale.synth.phantom(11, 0)``: one uint8 chest radiograph of ``SIZE`` x ``SIZE``.
+``xray_scale.io.synth.phantom(11, 0)``: one uint8 chest radiograph of ``SIZE`` x ``SIZE``.
 ``tests/test_micro_benchmarks.py`` sets ``SIZE`` to 64 to run every benchmark once, fast.
 """
 

@@ -190,7 +190,7 @@ class BenchResult:
 
 
 def available_engines() -> list[str]:
-    """The concrete engines that can run here, in :data:`xray_scale.engines.ENGINES` order."""
+    """The concrete engines that can run here, in :data:`~xray_scale.engines.ENGINES` order."""
     found = []
     for engine in ENGINES:
         if engine == "auto":

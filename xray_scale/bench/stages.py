@@ -27,7 +27,7 @@ __all__ = ["Stages"]
 
 
 class _DiscardWriter:
-    """A :class:`xray_scale.batch.BatchWriter` that keeps nothing: compute ceilings."""
+    """A :class:`xray_scale.analysis.records.BatchWriter` that keeps nothing: compute ceilings."""
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         pass
@@ -77,7 +77,7 @@ class Stages:
         self.workers = workers
 
     def spec(self, config: Config, engine: str) -> BatchSpec:
-        """The :class:`xray_scale.batch.BatchSpec` of a run of ``config`` over these files."""
+        """The :class:`~xray_scale.analysis.records.BatchSpec` of a run of ``config`` here."""
         return BatchSpec.for_run(
             config, shape=self.shape, bit_depth=self.bit_depth, compat=None, engine=engine
         )

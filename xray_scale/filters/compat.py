@@ -74,7 +74,7 @@ def tutorial_histogram(image: np.ndarray) -> np.ndarray:
     ``ndimage.histogram(image, min=image.min(), max=image.max(), bins=256)``:
     256 equal bins spanning the image's own range, so bin ``i`` of two images
     covers different values unless both use the full 0..255 range. The
-    default histogram (:func:`xray_scale.stats.histogram256`) bins the dtype's
+    default histogram (:func:`xray_scale.analysis.stats.histogram256`) bins the dtype's
     range instead, so histograms of different images are comparable.
 
     Parameters

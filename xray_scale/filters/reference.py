@@ -3,10 +3,11 @@
 Every filter here is defined on a single 2-D image. A batch of images is
 filtered image by image (:func:`xray_scale.filters.registry.apply_to_batch`),
 never as a 3-D stack: scipy's ``gaussian_laplace(stack, sigma=(0, 1, 1))``
-still takes a second derivative along the stack axis (a sigma of 0 is not
-"no filtering" for a derivative), which adds a copy of each image's
-neighbours to its map, and ``sobel(stack, axis=1)`` smooths across
-neighbouring images. See ARCHITECTURE.md, "Correctness traps".
+skips the filter along an axis whose sigma is 0, so the term meant to be the
+second derivative along the stack axis is the image itself, smoothed: every
+map gets a smoothed copy of its image added. ``sobel(stack, axis=1)`` smooths
+across the stack axis with ``[1, 2, 1]``, mixing in the neighbouring images.
+See ARCHITECTURE.md, "Correctness traps".
 
 Dtype policy: integer images (uint8, uint16) are converted to float32 once, by
 :func:`as_float32`, and every continuous filter map is float32. The real Canny
@@ -155,7 +156,7 @@ def sobel(image: np.ndarray) -> np.ndarray:
 
     The tutorial's ``np.hypot(sobel(x, axis=0), sobel(x, axis=1))`` scaled by
     ``255 / max``, computed in float32 (the tutorial computes it on uint8 and
-    wraps around; see :mod:`xray_scale.compat`).
+    wraps around; see :mod:`xray_scale.filters.compat`).
 
     Parameters
     ----------

@@ -1,12 +1,12 @@
 """The registry's filters over a ``(K, H, W)`` stack, each image filtered on its own.
 
 ``scipy.ndimage.gaussian_laplace(stack, sigma=(0, s, s))`` is *not* per-image
-filtering: a sigma of 0 along the stack axis does not switch off the second
-derivative along it, which adds a copy of every image's neighbours to its
-map (ARCHITECTURE.md, "Correctness traps"). These functions apply scipy's own definition of
-each filter, 1-D pass by 1-D pass, along the two image axes of the stack only,
-in scipy's order and dtype, so image ``k`` of the result is the reference
-filter of image ``k``. They take the ndimage module as a parameter:
+filtering: scipy skips the axis whose sigma is 0, so the term meant to be the
+second derivative along the stack axis is a smoothed copy of every image,
+added to its map (ARCHITECTURE.md, "Correctness traps"). These functions
+apply scipy's own definition of each filter, 1-D pass by 1-D pass, along the
+two image axes of the stack only, in scipy's order and dtype, so image ``k``
+of the result is the reference filter of image ``k``. They take the ndimage module as a parameter:
 ``cupyx.scipy.ndimage`` runs them on a GPU (the ``cupy`` engine, one kernel per
 pass for a whole batch), and ``scipy.ndimage`` runs the same code on the CPU,
 which is how the tests check it where no GPU exists.
@@ -139,7 +139,7 @@ def _factor_to_255(span):
 def normalise_each_to_255(stack):
     """Scale each non-negative image in place so that its maximum is 255 (all-zero stays 0).
 
-    Per image, :func:`xray_scale.filters.normalise_to_255`.
+    Per image, :func:`xray_scale.filters.reference.normalise_to_255`.
 
     Examples
     --------
@@ -257,7 +257,7 @@ def scale_to_uint8(small, xp: ModuleType):
 
 
 def value_counts(stack, xp: ModuleType):
-    """Per image, :func:`xray_scale.stats.value_counts` of a uint8 or uint16 stack.
+    """Per image, :func:`xray_scale.analysis.stats.value_counts` of a uint8 or uint16 stack.
 
     Returns
     -------

@@ -165,7 +165,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     (``Patient Age`` ``"n/a"``, a width of ``"?"``) does not refuse the file:
     one bad value should not stop a 112,120-row manifest. It is stored as
     missing (-1, or NaN for spacings) and a warning on the
-    ``xray_scale.manifest`` logger counts such values per column and names
+    ``xray_scale.io.manifest`` logger counts such values per column and names
     the first one's line.
 
     Raises

@@ -3,8 +3,8 @@
 Also parses ChestX-ray8's ``NNNNNNNN_NNN.png`` names into patient id and
 follow-up number, and expands the on-the-fly phantom source ``synth:COUNT``
 (or ``synth:COUNTxSIZE``) into virtual paths such as
-``synth:1024/90000001_003.png``, which :mod:`xray_scale.decode` renders with
-:func:`xray_scale.synth.phantom` instead of reading a file: a dataset-sized run
+``synth:1024/90000001_003.png``, which :mod:`xray_scale.io.decode` renders with
+:func:`xray_scale.io.synth.phantom` instead of reading a file: a dataset-sized run
 without the dataset.
 """
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,7 +35,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..errors import InputError
+
 __all__ = [
+    "clear_phantoms",
     "MAX_FOLLOW_UP",
     "MAX_PATIENT_ID",
     "MIN_SIDE",
@@ -506,3 +510,30 @@ def write_phantoms(
                 partial.unlink(missing_ok=True)
             paths.append(path)
     return sorted(paths)
+
+
+def clear_phantoms(folder: str | os.PathLike) -> None:
+    """Delete the phantoms an earlier ``xray-scale demo`` wrote into ``folder``, to start afresh.
+
+    Only files named as :func:`write_phantoms` names the demo's
+    (``9PPPPPPP_FFF.png``: patient ids from 90000001, which ChestX-ray8 never
+    uses) and its ``.NAME.partial`` leftovers are deleted.
+
+    Raises
+    ------
+    InputError
+        If ``folder`` holds anything else (nothing is deleted then).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    phantom = re.compile(r"9\d{7}_\d{3}\.png|\.9\d{7}_\d{3}\.png\.partial")
+    entries = sorted(folder.iterdir())
+    for entry in entries:
+        if not (entry.is_file() and phantom.fullmatch(entry.name)):
+            raise InputError(
+                f"{folder} holds {entry.name!r}, which the demo did not write; the demo replaces "
+                "its phantoms there, so move it away or choose another --out folder"
+            )
+    for entry in entries:
+        entry.unlink()

@@ -1,11 +1,11 @@
 """The run: inputs to a complete store, one fused dask task per batch.
 
-Each task (:func:`xray_scale.batch.process_batch`) decodes its K files once,
+Each task (:func:`xray_scale.analysis.batch.process_batch`) decodes its K files once,
 computes every filter, mask and statistic image by image, writes its own shard
 of every full-resolution array (and its chunk of ``previews``), and returns
 the batch's small per-image records (statistics, histogram, status,
 error). The process that runs the pipeline is the only writer of those
-records (:class:`xray_scale.store.RecordWriter`), statuses last. Nothing
+records (:class:`xray_scale.store.access.RecordWriter`), statuses last. Nothing
 larger than one batch is held per worker, and a batch is the unit of resume:
 re-running the same command on the same store redoes only the batches that
 still hold a ``pending`` image.
@@ -327,7 +327,7 @@ def run(
     ----------
     inputs : list of str or path-like
         Directories, globs, ``.txt`` lists or files (see
-        :func:`xray_scale.sources.discover_inputs`).
+        :func:`xray_scale.io.sources.discover_inputs`).
     out : path-like
         The ``.zarr`` store. If it exists and was made by the same inputs
         and configuration, the run resumes: only batches still holding a
@@ -369,7 +369,7 @@ def run(
     on_start : callable, optional
         Called once as ``on_start(total_images, already_done)``.
     on_batch : callable, optional
-        Called with each finished batch's :class:`xray_scale.store.BatchRecord`.
+        Called with each finished batch's :class:`xray_scale.analysis.records.BatchRecord`.
 
     Returns
     -------
