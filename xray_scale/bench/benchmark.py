@@ -75,7 +75,7 @@ __all__ = [
 DEVICE_BATCH = 32
 """Images in the GPU engine's "bank on device" batch (already on the GPU when timed)."""
 
-REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
+REAL_SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "chestxray8-sample"
 """The tutorial's 9 real images, when the repository sits beside ``shared/``."""
 
 
