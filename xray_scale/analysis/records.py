@@ -1,10 +1,9 @@
 """What a batch task is given and gives back: :class:`BatchSpec`, :class:`BatchRecord`.
 
-And :class:`BatchWriter`, where it puts its arrays.
-
-A leaf of the analysis: the per-image path (:mod:`.batch`), the stack path
-(:mod:`.stack`), the engines and the store all use these types, and this
-module uses none of them.
+And :class:`BatchWriter`, where it puts its arrays. A leaf: the per-image path
+(:mod:`.batch`), the stack path (:mod:`.stack`), the engines and the store all
+use these types, and this module imports none of those modules, so none of
+them can form an import cycle through it.
 """
 
 from __future__ import annotations
@@ -117,7 +116,7 @@ class BatchSpec:
 
 
 class BatchWriter(Protocol):
-    """Where :func:`analyse_block` puts a batch's arrays."""
+    """Where :func:`xray_scale.analysis.batch.analyse_block` puts a batch's arrays."""
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         """Store ``values``, the whole batch of array ``name``, at image ``start``."""
