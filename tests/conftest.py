@@ -154,12 +154,17 @@ def assert_stores_equal(first: Path, second: Path) -> None:
     """Same arrays, same dtypes, same values (NaN equal to NaN) in two stores."""
     import zarr
 
+    from xray_scale.store.encoding import read_index
+
     one, two = zarr.open_group(first, mode="r"), zarr.open_group(second, mode="r")
     names = array_paths(one)
     assert names == array_paths(two)
     assert names, "no arrays in the store"
     for name in names:
         a, b = one[name][...], two[name][...]
+        if name.startswith("index/") and (a.dtype != b.dtype or a.shape != b.shape):
+            # one store older than the index encoding: compare the values it stands for
+            a, b = read_index(one, name[6:]), read_index(two, name[6:])
         assert a.dtype == b.dtype, name
         if a.dtype.kind == "f":
             assert np.array_equal(a, b, equal_nan=True), name

@@ -10,6 +10,7 @@ import zarr
 from conftest import assert_stores_equal
 
 import xray_scale
+from xray_scale.store.encoding import read_index
 
 FIXTURES = Path(__file__).parent / "data" / "store-55e04d4"
 INPUTS = ["synth:8x48"]
@@ -20,7 +21,7 @@ def test_an_old_store_resumes_into_the_fresh_runs_arrays(name, tmp_path):
     old = tmp_path / f"{name}-resumed.zarr"
     shutil.copytree(FIXTURES / name, old)
     config = FIXTURES / f"{name}.toml"
-    pending = int((zarr.open_group(old, mode="r")["index/status"][:] == "pending").sum())
+    pending = int((read_index(zarr.open_group(old, mode="r"), "status") == "pending").sum())
 
     resumed = xray_scale.run(INPUTS, old, config=config, engine="scipy", workers=1)
     fresh_store = tmp_path / "fresh.zarr"
@@ -33,5 +34,5 @@ def test_an_old_store_resumes_into_the_fresh_runs_arrays(name, tmp_path):
 
 
 def test_the_partial_fixture_is_really_unfinished():
-    status = zarr.open_group(FIXTURES / "partial", mode="r")["index/status"][:]
+    status = read_index(zarr.open_group(FIXTURES / "partial", mode="r"), "status")
     assert list(status) == ["ok"] * 4 + ["pending"] * 4

@@ -14,6 +14,7 @@ import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import InputError
 from xray_scale.io.manifest import manifest_columns, read_manifest, select_with_manifest
+from xray_scale.store.encoding import read_index
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
@@ -77,12 +78,12 @@ def test_run_selects_listed_images_stores_metadata_and_records_missing_ones(
     summary = xray_scale.run([images], tmp_path / "out.zarr", manifest=manifest, workers=1)
     assert (summary.total, summary.ok, summary.failed, summary.manifest_missing) == (6, 4, 2, 2)
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
-    names = [os.path.basename(p) for p in group["index/path"][:]]
+    names = [os.path.basename(p) for p in read_index(group, "path")]
     assert names == [f"00000031_{k:03d}.png" for k in range(6)]  # unlisted.png left out
-    assert list(group["index/status"][:]) == ["ok"] * 4 + ["failed"] * 2
-    assert list(group["index/error"][4:]) == ["file not found"] * 2
-    assert group["index/finding_labels"][0] == "Effusion|Mass"
-    assert list(group["index/view_position"][:]) == ["AP", "PA"] * 3
+    assert list(read_index(group, "status")) == ["ok"] * 4 + ["failed"] * 2
+    assert list(read_index(group, "error")[4:]) == ["file not found"] * 2
+    assert read_index(group, "finding_labels", 0) == "Effusion|Mass"
+    assert list(read_index(group, "view_position")) == ["AP", "PA"] * 3
     assert group["index/patient_age"][:].tolist() == [60, 61, 62, 63, 64, 65]
     assert group["index/original_width"][:].tolist() == [2500, 2501, 2502, 2503, 2504, 2505]
     assert np.allclose(group["index/pixel_spacing_y"][:], 0.168)

@@ -31,6 +31,7 @@ from xray_scale.render import (
 )
 from xray_scale.store.access import open_store
 from xray_scale.store.create import create_store
+from xray_scale.store.encoding import read_index
 
 TUTORIAL_TITLES = [
     "Original",
@@ -265,9 +266,9 @@ def test_a_source_changed_since_the_run_is_noted_and_a_padded_one_is_not(tmp_pat
     write_png(tmp_path / "images" / "00000011_007.png", structured_image(7, shape=(40, 50)))
     xray_scale.run([tmp_path / "images"], tmp_path / "p.zarr", workers=1, config=config)
     padded = open_store(tmp_path / "p.zarr")
-    index = list(padded["index/path"][:]).index(str(tmp_path / "images" / "00000011_007.png"))
+    index = list(read_index(padded, "path")).index(str(tmp_path / "images" / "00000011_007.png"))
     assert grid_figure(padded, index, dpi=30)[1] == []  # its stats leave out the padding: no alarm
-    paths = list(open_store(tmp_path / "s.zarr")["index/path"][:])
+    paths = list(read_index(open_store(tmp_path / "s.zarr"), "path"))
     index = paths.index(str(tmp_path / "images" / "00000011_002.png"))
     assert grid_figure(tmp_path / "s.zarr", index, dpi=30)[1] == []
     mirrored = images["00000011_002"][:, ::-1]  # the same values: mean and histogram unchanged

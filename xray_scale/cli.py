@@ -32,6 +32,7 @@ from .engines.registry import ENGINES
 from .errors import ConfigError, EngineError, InputError, StoreError
 from .run.pipeline import SCHEDULERS, RunSummary, run
 from .store.describe import describe_store
+from .store.encoding import read_index
 from .store.layout import STATUS_OK
 
 __all__ = ["app", "console_script", "main"]
@@ -426,12 +427,12 @@ def demo(
         f"store: {store} (arrays: {', '.join(details['arrays'])}; stats/* and index/* per image)"
     )
     group = zarr.open_group(store, mode="r")
-    ok = [index for index, status in enumerate(group["index/status"][:]) if status == STATUS_OK]
+    ok = [index for index, status in enumerate(read_index(group, "status")) if status == STATUS_OK]
     if not ok:
         typer.echo("comparison grid and follow-up GIF: none (no image is ok)")
         raise typer.Exit(_exit_code(summary))
     grid, _ = render_grid(group, ok[0], out / "figures" / "comparison_grid", dpi=80)
-    patient = str(group["index/patient_id"][ok[0]])
+    patient = str(read_index(group, "patient_id", ok[0]))
     gif = render_gif(group, patient, out / "figures" / f"patient_{patient}.gif")
     typer.echo(f"comparison grid: {grid[0]}")
     typer.echo(f"follow-up GIF: {gif.path or f'none ({gif.notes[-1]})'}")

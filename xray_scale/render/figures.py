@@ -19,6 +19,7 @@ import zarr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..store.encoding import read_index
 from ..store.layout import STATUS_FAILED, STATUS_OK
 from .panels import DEFAULT_PANELS, Original, Panel, check_panels, panel_data
 from .stored import (
@@ -396,7 +397,7 @@ def failures_figure(
     failed = np.flatnonzero(status == STATUS_FAILED)
     if failed.size == 0:
         return None
-    errors = group["index/error"].get_coordinate_selection(failed).tolist()
+    errors = read_index(group, "error", failed).tolist()
     counts = Counter(failure_reason(str(e)) for e in errors).most_common()
     if len(counts) > top:
         counts = [*counts[: top - 1], ("other reasons", sum(n for _, n in counts[top - 1 :]))]

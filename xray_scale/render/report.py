@@ -35,6 +35,7 @@ from pathlib import Path
 import zarr
 
 from ..store.access import open_store
+from ..store.encoding import read_index
 from .figures import (
     check_formats,
     failures_figure,
@@ -182,7 +183,7 @@ def render_store(
         if progress is not None:
             progress(done, total)
     if gif and selection.indices:
-        patient_ids = group["index/patient_id"].get_coordinate_selection(selection.indices)
+        patient_ids = read_index(group, "patient_id", list(selection.indices))
         by_patient: dict[str, list[int]] = {}
         for index, patient_id in zip(selection.indices, patient_ids.tolist(), strict=True):
             if patient_id:

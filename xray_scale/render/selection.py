@@ -10,6 +10,7 @@ import numpy as np
 import zarr
 
 from ..errors import SelectionError
+from ..store.encoding import read_index
 from ..store.layout import STATUS_OK, STATUS_PENDING
 from .stored import as_group, index_strings, stem
 
@@ -56,7 +57,7 @@ def _examples(values: Iterable[str], count: int = 3) -> str:
 def _reasons(group: zarr.Group, status: np.ndarray, indices: np.ndarray) -> list[tuple[int, str]]:
     if indices.size == 0:
         return []
-    errors = group["index/error"].get_coordinate_selection(indices)
+    errors = read_index(group, "error", indices)
     reasons = []
     for index, error in zip(indices.tolist(), errors.tolist(), strict=True):
         if status[index] == STATUS_PENDING:
@@ -123,7 +124,7 @@ def select_images(
     requested: set[int] = set()
     if names:
         stems: dict[str, list[int]] = {}
-        for index, path in enumerate(group["index/path"][:].tolist()):
+        for index, path in enumerate(read_index(group, "path").tolist()):
             stems.setdefault(stem(path), []).append(index)
         wanted = [stem(name.strip()) for name in names]
         unknown = [name for name in wanted if name not in stems]

@@ -13,6 +13,7 @@ from ..config import Config, load_config
 from ..engines.registry import resolve_engine
 from ..errors import EngineError
 from ..store.access import open_store
+from ..store.encoding import read_index
 from ..store.metadata import RunMetadata
 
 __all__ = [
@@ -78,13 +79,13 @@ def run_format(group: zarr.Group) -> RunFormat:
 
 def index_value(group: zarr.Group, name: str, index: int):
     """``index/<name>[index]`` as a Python value."""
-    value = group[f"index/{name}"][int(index)]
-    return value.item() if isinstance(value, np.ndarray) else value
+    value = read_index(group, name, int(index))
+    return value.item() if isinstance(value, np.generic | np.ndarray) else value
 
 
 def index_strings(group: zarr.Group, name: str) -> np.ndarray:
     """A whole ``index/<name>`` string array, as Python strings (object dtype)."""
-    return np.asarray(group[f"index/{name}"][:]).astype(object)
+    return read_index(group, name).astype(object)
 
 
 def stem(path: str) -> str:

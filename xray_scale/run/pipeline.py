@@ -50,6 +50,7 @@ from ..store.access import (
     read_status_summary,
 )
 from ..store.create import create_store
+from ..store.encoding import read_index
 from ..store.metadata import RunMetadata, run_fingerprint, utc_now
 from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
 
@@ -207,7 +208,7 @@ def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[s
     if stored_paths.shape[0] != len(paths):
         found.append(f"{stored_paths.shape[0]} inputs in the store, {len(paths)} now")
     else:
-        changed = np.flatnonzero(stored_paths[:] != np.array(paths, dtype=object))
+        changed = np.flatnonzero(read_index(group, "path") != np.array(paths, dtype=object))
         if changed.size:
             found.append(f"{changed.size} other input paths, the first {paths[changed[0]]}")
     for name, now in (

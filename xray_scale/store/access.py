@@ -27,6 +27,7 @@ from ..analysis.records import BatchRecord
 from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from ..io.sources import parse_synthetic
+from .encoding import read_index, stored_values
 from .layout import INDEX_STRINGS, STATUS_FAILED, STATUS_OK, STATUS_PENDING
 from .metadata import RunMetadata
 
@@ -75,7 +76,7 @@ def _is_complete(group: zarr.Group) -> bool:
     names += [f"stats/{field}" for field in (*STAT_FIELDS, "histogram")]
     if any(name not in group for name in names):
         return False
-    return not (group["index/path"][:] == "").any()
+    return not (read_index(group, "path") == "").any()
 
 
 def pending_batches(group: zarr.Group, *, retry_failed: bool = False) -> list[int]:
@@ -87,13 +88,13 @@ def pending_batches(group: zarr.Group, *, retry_failed: bool = False) -> list[in
     again (a batch is one shard), its ``ok`` images too.
     """
     batch = RunMetadata.from_group(group).batch_size
-    status = group["index/status"][:]
+    status = read_index(group, "status")
     redo = status == STATUS_PENDING
     if retry_failed:
         failed = np.flatnonzero(status == STATUS_FAILED)
         if failed.size:
-            paths = group["index/path"][:]
-            redo[[k for k in failed if _exists(str(paths[k]))]] = True
+            paths = read_index(group, "path", failed)
+            redo[[k for k, path in zip(failed, paths, strict=True) if _exists(str(path))]] = True
     return sorted({int(k) // batch * batch for k in np.flatnonzero(redo)})
 
 
@@ -168,7 +169,20 @@ class RecordWriter:
             self.flush()
 
     def _write(self, name: str, values_of: Callable[[BatchRecord], np.ndarray]) -> None:
+        self._write_into(self._group[name], values_of)
+
+    def _write_text(self, name: str, values_of: Callable[[BatchRecord], list]) -> None:
+        """Write a text or status array in the encoding its store uses (see :mod:`.encoding`)."""
         array = self._group[name]
+        strings = [value for record in self._pending for value in values_of(record)]
+        stored = stored_values(array, strings)  # may widen a text array first
+        starts = np.cumsum([0] + [record.size for record in self._pending])
+        first = {id(record): int(k) for record, k in zip(self._pending, starts, strict=False)}
+        self._write_into(array, lambda r: stored[first[id(r)] : first[id(r)] + r.size])
+
+    def _write_into(
+        self, array: zarr.Array, values_of: Callable[[BatchRecord], np.ndarray]
+    ) -> None:
         chunk = array.chunks[0]
         by_chunk: dict[int, list[BatchRecord]] = {}
         for record in self._pending:
@@ -188,12 +202,12 @@ class RecordWriter:
             for field in STAT_FIELDS:
                 self._write(f"stats/{field}", lambda r, f=field: r.stats[f])
             self._write("stats/histogram", lambda r: r.histogram)
-            self._write("index/error", lambda r: np.array(r.error, dtype=object))
-            self._write("index/mode", lambda r: np.array(r.mode, dtype=object))
+            self._write_text("index/error", lambda r: r.error)
+            self._write_text("index/mode", lambda r: r.mode)
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
             if "index/checksum" in self._group:  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
-            self._write("index/status", lambda r: np.array(r.status, dtype=object))
+            self._write_text("index/status", lambda r: r.status)
             self._pending = []
         self._last_flush = time.monotonic()
 
@@ -206,12 +220,12 @@ def read_status_summary(group: zarr.Group) -> dict:
     dict
         ``{"total", "ok", "failed", "pending": int, "failures": [{"path", "error"}]}``
     """
-    status = group["index/status"][:]
+    status = read_index(group, "status")
     failed = np.flatnonzero(status == STATUS_FAILED)
     failures = []
     if failed.size:
-        paths = group["index/path"].get_coordinate_selection(failed)
-        errors = group["index/error"].get_coordinate_selection(failed)
+        paths = read_index(group, "path", failed)
+        errors = read_index(group, "error", failed)
         failures = [{"path": str(p), "error": str(e)} for p, e in zip(paths, errors, strict=True)]
     ok = int((status == STATUS_OK).sum())
     return {

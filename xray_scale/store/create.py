@@ -24,18 +24,20 @@ from ..analysis.stats import STAT_FIELDS
 from ..config import Config
 from ..errors import StoreError
 from ..io.sources import parse_image_name
+from .encoding import create_status_array, create_text_array
 from .layout import (
     ATTRS_KEY,
     HISTOGRAM_CHUNK,
-    INDEX_STRINGS,
     MASK_GROUP,
     RECORD_CHUNK,
-    STATUS_PENDING,
     split_map_name,
 )
 from .metadata import RunMetadata
 
-__all__ = ["create_store"]
+__all__ = ["ERROR_WIDTH", "create_store"]
+
+ERROR_WIDTH = 160
+"""Initial width in bytes of ``index/error``; a longer message widens the array."""
 
 
 def _compressors(name: str, config: Config):
@@ -249,11 +251,16 @@ def _build_store(
     group.create_array(
         "stats/histogram", shape=(count, 256), dtype="int64", chunks=histograms, fill_value=0
     )
-    for name in INDEX_STRINGS:
-        fill = STATUS_PENDING if name == "status" else ""
-        group.create_array(
-            f"index/{name}", shape=(count,), dtype=str, chunks=records, fill_value=fill
-        )
+    names = [parse_image_name(p) for p in paths]
+    create_status_array(group, "index/status", count=count, chunk=records[0])
+    create_text_array(group, "index/path", values=paths, count=count, chunk=records[0])
+    create_text_array(
+        group, "index/patient_id", values=[n[0] for n in names], count=count, chunk=records[0]
+    )
+    create_text_array(group, "index/mode", values=None, count=count, chunk=records[0], width=8)
+    create_text_array(
+        group, "index/error", values=None, count=count, chunk=records[0], width=ERROR_WIDTH
+    )
     group.create_array(
         "index/bit_depth", shape=(count,), dtype="uint8", chunks=records, fill_value=0
     )
@@ -264,16 +271,15 @@ def _build_store(
         "index/checksum", shape=(count,), dtype="uint32", chunks=records, fill_value=0
     )
     for name, values in (columns or {}).items():
-        string = values.dtype == object
+        if values.dtype == object:
+            create_text_array(group, f"index/{name}", values=values, count=count, chunk=records[0])
+            continue
         group.create_array(
             f"index/{name}",
             shape=(count,),
-            dtype=str if string else values.dtype,
+            dtype=values.dtype,
             chunks=records,
-            fill_value="" if string else (np.nan if values.dtype.kind == "f" else -1),
+            fill_value=np.nan if values.dtype.kind == "f" else -1,
         )
         group[f"index/{name}"][:] = values
-    names = [parse_image_name(p) for p in paths]
-    group["index/path"][:] = np.array(paths, dtype=object)
-    group["index/patient_id"][:] = np.array([n[0] for n in names], dtype=object)
     group["index/follow_up"][:] = np.array([n[1] for n in names], dtype=np.int16)

@@ -10,6 +10,7 @@ import numpy as np
 from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from .access import open_store
+from .encoding import read_index
 
 __all__ = ["EXPORT_FORMATS", "export_table", "store_table"]
 
@@ -42,7 +43,7 @@ def store_table(store: str | os.PathLike, *, histogram: bool = False):
     leading = ["path", "status", "error", "mode", "bit_depth", "patient_id", "follow_up"]
     others = sorted(set(group["index"].array_keys()) - set(leading))
     for name in leading + others:
-        columns[name] = group[f"index/{name}"][:]
+        columns[name] = read_index(group, name)
     for field in STAT_FIELDS:
         columns[field] = group[f"stats/{field}"][:]
     table = pd.DataFrame(columns)

@@ -12,15 +12,20 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
                              the original and each map, named in attrs["maps"]
       stats/<field>          (N,)      min max mean std median p01 p99 mask_fraction
       stats/histogram        (N, 256)  counts
-      index/path             (N,) str   the input file
-      index/status           (N,) str   pending | ok | failed
-      index/error            (N,) str   one-line reason when failed, else ""
-      index/mode             (N,) str   Pillow mode of the file (L, I;16, RGB, ...)
+      index/path             (N, w) text  the input file
+      index/status           (N,) uint8 code of pending | ok | failed (names in its attrs)
+      index/error            (N, w) text  one-line reason when failed, else ""
+      index/mode             (N, w) text  Pillow mode of the file (L, I;16, RGB, ...)
       index/bit_depth        (N,) uint8 bits per sample in the file (0: unreadable)
       index/checksum         (N,) uint32 CRC-32 of the file's chunk CRCs when processed
                              (0: failed, phantom, or a store older than this array)
-      index/patient_id       (N,) str   from NNNNNNNN_NNN.png, "" when the name differs
+      index/patient_id       (N, w) text  from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
+
+A text array is UTF-8 bytes, NUL-padded to its width ``w``, and statuses are
+codes, so that any zarr v3 reader opens every array (see
+:mod:`xray_scale.store.encoding`, which reads stores of both this and the older
+layout of variable-length strings).
 
 Two tasks writing into one zarr shard lose data silently (zarr-python issues
 3514 and 3682), so batch ``b`` covers exactly images ``[b*K, (b+1)*K)`` and
@@ -57,7 +62,7 @@ RECORD_CHUNK = 8192
 HISTOGRAM_CHUNK = 1024
 """Images per chunk of ``stats/histogram`` (2 MB of counts)."""
 INDEX_STRINGS = ("path", "status", "error", "mode", "patient_id")
-"""The string arrays of ``index/``."""
+"""The text arrays of ``index/`` (and ``status``, of codes), as :mod:`.encoding` stores them."""
 FILTER_GROUP, MASK_GROUP = "filters", "masks"
 """The groups holding the full-resolution maps."""
 
