@@ -34,6 +34,7 @@ from .run.pipeline import SCHEDULERS, RunSummary, run
 from .store.describe import describe_store
 from .store.encoding import read_index
 from .store.layout import STATUS_OK
+from .store.location import parse_storage_options
 
 __all__ = ["app", "console_script", "main"]
 
@@ -152,7 +153,12 @@ def run_command(
             help="Directories (searched for *.png), globs, .txt lists of paths, or PNGs."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The zarr store to write or resume.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", "-o", help="The zarr store to write or resume: a folder, or s3://... (fsspec)."
+        ),
+    ],
     config: Annotated[
         Path | None, typer.Option(help="TOML config (default: the tutorial's bank).")
     ] = None,
@@ -188,6 +194,13 @@ def run_command(
     retry_failed: Annotated[
         bool, typer.Option(help="When resuming, process the failed images' batches again too.")
     ] = False,
+    storage_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--storage-option",
+            help="KEY=VALUE for a store at a URL (fsspec's: endpoint_url, key, secret, anon...).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Filter, mask and measure every input image into a zarr v3 store.
@@ -210,13 +223,14 @@ def run_command(
         address=address,
         overwrite=overwrite,
         retry_failed=retry_failed,
+        storage_options=parse_storage_options(storage_option),
     )
     raise typer.Exit(_exit_code(summary))
 
 
 @app.command()
 def info(
-    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run' (or its URL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts by status, every failure, the config and the throughput of a store."""
@@ -366,7 +380,7 @@ def bench(
 
 @app.command()
 def export(
-    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run' (or its URL).")],
     to: Annotated[Path, typer.Option("--to", help="Output file: stats.parquet or stats.csv.")],
     histogram: Annotated[
         bool, typer.Option(help="Add the 256 histogram counts as columns.")

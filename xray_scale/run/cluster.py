@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
+from ..store.access import open_store
+from ..store.location import StoreLocation
 
 __all__ = ["check_workers_see", "compute_on_cluster", "connect", "require_dask_cuda"]
 
@@ -108,26 +110,45 @@ def _visibility(paths: list[str]) -> dict[str, str]:
     return problems
 
 
-def check_workers_see(client, *, store: str, inputs: list[str]) -> None:
+def _store_problem(store: StoreLocation) -> str | None:
+    """On a worker: why it cannot write into ``store`` (None if it can)."""
+    if store.is_local:
+        if not os.path.exists(store.url):
+            return "does not exist"
+        return None if os.access(store.url, os.W_OK) else "is not writable"
+    try:
+        open_store(store, mode="r+")
+    except StoreError as error:
+        return str(error)
+    return None
+
+
+def check_workers_see(client, *, store: StoreLocation, inputs: list[str]) -> None:
     """Check every worker can read ``inputs`` and write into ``store``.
 
     Raises
     ------
     StoreError
-        Naming the worker and the path it cannot use.
+        Naming the worker and the path or URL it cannot use.
     """
-    answers = client.run(_visibility, [store, *inputs])
+    answers = client.run(_visibility, inputs)
     if not answers:
         raise StoreError("the dask cluster has no workers; start some with 'dask worker ADDRESS'")
-    writable = client.run(os.access, store, os.W_OK)
+    store_problems = client.run(_store_problem, store)
+    for worker, problem in store_problems.items():
+        if problem is not None and store.is_local:
+            raise StoreError(
+                f"worker {worker}: the store {store} {problem}; the store must be on storage "
+                "that every worker sees (a shared file system), at the same path"
+            )
+        if problem is not None:
+            raise StoreError(f"worker {worker} cannot write into the store: {problem}")
     for worker, problems in answers.items():
         for path, problem in problems.items():
             raise StoreError(
                 f"worker {worker}: {path} {problem}; inputs and store must be on storage "
                 "that every worker sees (a shared file system), at the same path"
             )
-        if not writable[worker]:
-            raise StoreError(f"worker {worker} cannot write into the store {store}")
 
 
 def compute_on_cluster(client, graph: dict, on_result: Callable) -> None:

@@ -48,9 +48,11 @@ from ..store.access import (
     open_store,
     pending_batches,
     read_status_summary,
+    store_exists,
 )
 from ..store.create import create_store
 from ..store.encoding import read_index
+from ..store.location import StoreLocation, store_location
 from ..store.metadata import RunMetadata, run_fingerprint, utc_now
 from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
 
@@ -239,7 +241,7 @@ def _flatten(table: dict, prefix: str = "") -> dict:
 
 
 def _open_or_create(
-    out: Path,
+    out: StoreLocation,
     *,
     paths: list[str],
     spec: BatchSpec,
@@ -288,7 +290,7 @@ def _open_or_create(
     )
 
 
-def _summarise(group: zarr.Group, out: Path, processed: int, elapsed: float) -> RunSummary:
+def _summarise(group: zarr.Group, out: StoreLocation, processed: int, elapsed: float) -> RunSummary:
     counts = read_status_summary(group)
     manifest = RunMetadata.from_group(group).manifest or {}
     return RunSummary(
@@ -319,6 +321,7 @@ def run(
     manifest: str | os.PathLike | None = None,
     overwrite: bool = False,
     retry_failed: bool = False,
+    storage_options: dict | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_batch: Callable[[BatchRecord], None] | None = None,
 ) -> RunSummary:
@@ -329,7 +332,7 @@ def run(
     inputs : list of str or path-like
         Directories, globs, ``.txt`` lists or files (see
         :func:`xray_scale.io.sources.discover_inputs`).
-    out : path-like
+    out : path-like or str
         The ``.zarr`` store. If it exists and was made by the same inputs
         and configuration, the run resumes: only batches still holding a
         ``pending`` image are processed (and, with ``retry_failed``, those
@@ -361,12 +364,17 @@ def run(
         A ``Data_Entry_2017.csv``: only the images it lists are processed,
         its metadata goes into ``index/*``, and listed images missing from
         the inputs are recorded as failed (``file not found``).
+        It may be a URL (``s3://bucket/cxr.zarr``, any fsspec URL): see
+        :mod:`xray_scale.store.location` for where credentials come from.
     overwrite : bool
         Replace an existing store instead of resuming it (only a store written
         by xray-scale is ever deleted).
     retry_failed : bool
         When resuming, also process again every batch holding a ``failed``
         image (a file since repaired, a batch the GPU ran out of memory on).
+    storage_options : dict, optional
+        fsspec options of a store at a URL (``endpoint_url``, ``key``...);
+        never written into the store, a log or a message.
     on_start : callable, optional
         Called once as ``on_start(total_images, already_done)``.
     on_batch : callable, optional
@@ -409,10 +417,10 @@ def run(
         parsed_manifest = read_manifest(manifest)
         paths, missing = select_with_manifest(paths, parsed_manifest)
     paths = paths[:limit]
-    out = Path(out).absolute()
-    if overwrite:
-        _check_no_input_inside(out, paths)
-    existing = None if overwrite or not out.exists() else open_store(out, mode="r+")
+    out = store_location(out, storage_options)
+    if overwrite and out.is_local:
+        _check_no_input_inside(out.path, paths)
+    existing = None if overwrite or not store_exists(out) else open_store(out, mode="r+")
     if existing is None:
         shape, bit_depth = _probe_image_format(paths, config)
     else:  # a resumed run keeps its store's format: repairing files must not change it
@@ -435,7 +443,7 @@ def run(
     todo = sum(min(batch, len(paths) - start) for start in starts)
     if on_start:
         on_start(len(paths), len(paths) - todo)
-    writer = StoreWriter(str(out), run_metadata.fingerprint)
+    writer = StoreWriter(out.url if out.is_local else out, run_metadata.fingerprint)
     task = functools.partial(process_batch, spec=spec, writer=writer)
     graph = {("batch", s): (task, paths[s : s + batch], s) for s in starts}
     records = RecordWriter(group)
@@ -449,7 +457,7 @@ def run(
     try:
         if scheduler in ("distributed", "cuda") or address is not None:
             with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
-                check_workers_see(client, store=str(out), inputs=_spot_checks(paths))
+                check_workers_see(client, store=out, inputs=_spot_checks(paths))
                 began = time.perf_counter()
                 compute_on_cluster(client, graph, on_record)
         else:

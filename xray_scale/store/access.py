@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import numpy as np
 import zarr
@@ -28,7 +27,15 @@ from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from ..io.sources import parse_synthetic
 from .encoding import read_index, stored_values
-from .layout import INDEX_STRINGS, STATUS_FAILED, STATUS_OK, STATUS_PENDING
+from .layout import (
+    INDEX_STRINGS,
+    STATE_COMPLETE,
+    STATE_KEY,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_PENDING,
+)
+from .location import StoreLocation, describe_failure, store_location
 from .metadata import RunMetadata
 
 __all__ = [
@@ -38,40 +45,76 @@ __all__ = [
     "open_store",
     "pending_batches",
     "read_status_summary",
+    "store_exists",
     "write_maps",
 ]
 
 
-def open_store(path: str | os.PathLike, *, mode: str = "r") -> zarr.Group:
-    """Open a store written by this package.
+def open_store(path: str | os.PathLike | StoreLocation, *, mode: str = "r") -> zarr.Group:
+    """Open a complete store written by this package (a local folder, or a URL).
 
     Raises
     ------
     StoreError
-        If ``path`` is missing or is not an xray_scale store.
+        If ``path`` is missing, is not an xray_scale store, or is one whose
+        creation did not finish.
     """
-    path = Path(path)
+    location = store_location(path)
+    if not location.is_local:
+        return _checked(_open_at_url(location, mode=mode), location)
+    path = location.path
     if path.is_file():
         raise StoreError(f"{path} is a file, not a store; give the --out of a run")
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path} is not a zarr store (no zarr.json); give the --out of a run")
-    group = zarr.open_group(path, mode=mode)
+    return _checked(zarr.open_group(path, mode=mode), path)
+
+
+def store_exists(path: str | os.PathLike | StoreLocation) -> bool:
+    """Whether anything is at a store's place (a URL's: raises StoreError when unreachable)."""
+    location = store_location(path)
+    if location.is_local:
+        return location.path.exists() or location.path.is_symlink()
+    from .remote import ABSENT, probe
+
+    return probe(location) != ABSENT
+
+
+def _open_at_url(location: StoreLocation, *, mode: str) -> zarr.Group:
+    from .remote import ABSENT, FOREIGN, probe
+
+    found = probe(location)
+    if found == ABSENT:
+        raise StoreError(f"there is no store at {location}; give the --out of a run")
+    if found == FOREIGN:
+        raise StoreError(f"{location} is not a zarr store written by xray-scale")
+    try:
+        return zarr.open_group(location.zarr_store(read_only=mode == "r"), mode=mode)
+    except Exception as error:  # each client has its own errors: say which URL and why
+        raise StoreError(f"cannot open the store {location}: {describe_failure(error)}") from None
+
+
+def _checked(group: zarr.Group, where) -> zarr.Group:
+    """``group`` if it is a complete store of ours, else :class:`StoreError`."""
     if not RunMetadata.present(group):
-        raise StoreError(f"{path} is a zarr store but was not written by xray-scale")
+        raise StoreError(f"{where} is a zarr store but was not written by xray-scale")
     if not _is_complete(group):
         raise StoreError(
-            f"{path} is an incomplete store (its creation was interrupted): "
+            f"{where} is an incomplete store (its creation was interrupted): "
             "run again with --overwrite to replace it"
         )
     return group
 
 
 def _is_complete(group: zarr.Group) -> bool:
-    """Whether every per-image array exists and every path was written (paths came last).
+    """Whether the store's creation finished: its completion marker says so.
 
-    Stores are renamed into place once complete; this catches those an older
-    version of xray-scale left half-made.
+    A store older than the marker was renamed into place once complete; for
+    those, whether every per-image array exists and every path was written
+    (paths came last) catches what an older version left half-made.
     """
+    if STATE_KEY in group.attrs:
+        return group.attrs[STATE_KEY] == STATE_COMPLETE
     names = [f"index/{name}" for name in (*INDEX_STRINGS, "bit_depth", "follow_up")]
     names += [f"stats/{field}" for field in (*STAT_FIELDS, "histogram")]
     if any(name not in group for name in names):

@@ -1,9 +1,12 @@
-"""Creating a store: every array made empty, every image ``pending``, renamed into place whole.
+"""Creating a store: every array made empty, every image ``pending``, and marked complete last.
 
-A store is built in a hidden folder beside its path and renamed into place
-once complete, so a run killed while creating one leaves nothing that looks
-like a store; ``--overwrite`` deletes only a store written by xray-scale (or
-an empty folder). See :mod:`xray_scale.store.layout` for what it holds.
+A local store is built in a hidden folder beside its path and renamed into
+place once complete, so a run killed while creating one leaves nothing that
+looks like a store; ``--overwrite`` deletes only a store written by
+xray-scale (or an empty folder). Object storage has no rename: a store at a
+URL is built in place, and its completion marker, written last, is what
+every reader checks (:mod:`xray_scale.store.remote`). See
+:mod:`xray_scale.store.layout` for what a store holds.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ from .layout import (
     HISTOGRAM_CHUNK,
     MASK_GROUP,
     RECORD_CHUNK,
+    STATE_COMPLETE,
+    STATE_CREATING,
+    STATE_KEY,
     split_map_name,
 )
+from .location import StoreLocation, describe_failure, store_location
 from .metadata import RunMetadata
 
 __all__ = ["ERROR_WIDTH", "create_store"]
@@ -54,7 +61,7 @@ def _compressors(name: str, config: Config):
 
 
 def create_store(
-    path: str | os.PathLike,
+    path: str | os.PathLike | StoreLocation,
     *,
     paths: list[str],
     shape: tuple[int, int],
@@ -70,8 +77,8 @@ def create_store(
 
     Parameters
     ----------
-    path : path-like
-        The ``.zarr`` directory to create.
+    path : path-like or StoreLocation
+        The ``.zarr`` directory to create, or its URL (:mod:`.location`).
     paths : list of str
         The run's inputs, in order: index ``i`` of every array is ``paths[i]``.
     shape : (int, int)
@@ -92,8 +99,9 @@ def create_store(
     preview_shape : (int, int), optional
         (height, width) of the previews.
     overwrite : bool
-        Replace an existing store at ``path`` once the new one is built; only a
-        store written by xray-scale (or an empty folder) is ever deleted.
+        Replace an existing store at ``path`` (a local one once the new one is
+        built); only a store written by xray-scale (or an empty folder) is ever
+        deleted.
 
     Returns
     -------
@@ -106,7 +114,20 @@ def create_store(
         delete something that is not an xray-scale store, or if the store
         cannot be written.
     """
-    path = Path(path)
+    location = store_location(path)
+    layout = {
+        "paths": paths,
+        "shape": shape,
+        "map_dtypes": map_dtypes,
+        "config": config,
+        "attrs": metadata.to_attrs() if metadata is not None else {},
+        "columns": columns,
+        "preview_maps": preview_maps,
+        "preview_shape": preview_shape,
+    }
+    if not location.is_local:
+        return _create_at_url(location, overwrite=overwrite, layout=layout)
+    path = location.path
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise StoreError(f"{path} already exists; pass --overwrite to replace it")
@@ -115,17 +136,7 @@ def create_store(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_builds(path)
-        _build_store(
-            building,
-            paths=paths,
-            shape=shape,
-            map_dtypes=map_dtypes,
-            config=config,
-            attrs=metadata.to_attrs() if metadata is not None else {},
-            columns=columns,
-            preview_maps=preview_maps,
-            preview_shape=preview_shape,
-        )
+        _build_store(str(building), **layout)
         if overwrite and (path.exists() or path.is_symlink()):
             _check_replaceable(path)  # again: something else may have appeared there meanwhile
             shutil.rmtree(path)
@@ -135,6 +146,29 @@ def create_store(
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return zarr.open_group(path, mode="r+")
+
+
+def _create_at_url(location: StoreLocation, *, overwrite: bool, layout: dict) -> zarr.Group:
+    """Build a store in place at a URL, its completion marker last (see :mod:`.remote`)."""
+    from .remote import ABSENT, FOREIGN, probe, remove_store
+
+    found = probe(location)
+    if found != ABSENT:
+        if not overwrite:
+            raise StoreError(f"{location} already exists; pass --overwrite to replace it")
+        if found == FOREIGN:
+            raise StoreError(
+                f"{location} holds objects that are not an xray-scale store: --overwrite replaces "
+                "only a store written by xray-scale; choose another --out, or remove them yourself"
+            )
+        remove_store(location)
+    try:
+        _build_store(location.zarr_store(), **layout)
+        return zarr.open_group(location.zarr_store(), mode="r+")
+    except Exception as error:  # each client has its own errors: say which URL and why
+        raise StoreError(
+            f"cannot write the store at {location}: {describe_failure(error)}"
+        ) from None
 
 
 def _host() -> str:
@@ -202,7 +236,7 @@ def _is_ours(path: Path) -> bool:
 
 
 def _build_store(
-    path: Path,
+    target,
     *,
     paths: list[str],
     shape: tuple[int, int],
@@ -213,12 +247,19 @@ def _build_store(
     preview_maps: tuple[str, ...],
     preview_shape: tuple[int, int] | None,
 ) -> None:
-    """Write every array of a new store at ``path`` (see :func:`create_store`)."""
+    """Write every array of a new store at ``target`` (see :func:`create_store`).
+
+    ``target`` is what ``zarr.open_group`` takes (a path, a zarr store). The
+    group's completion marker says ``creating`` from the first write and
+    ``complete`` after the last one.
+    """
     count, batch = len(paths), config.batch_size
     height, width = shape
     records = (batch * -(-RECORD_CHUNK // batch),)  # whole batches per chunk
     histograms = (batch * -(-HISTOGRAM_CHUNK // batch), 256)
-    group = zarr.open_group(path, mode="w-", attributes={ATTRS_KEY: attrs})
+    group = zarr.open_group(
+        target, mode="w-", attributes={ATTRS_KEY: attrs, STATE_KEY: STATE_CREATING}
+    )
     for name, dtype in map_dtypes.items():
         group.create_array(
             name,
@@ -283,3 +324,4 @@ def _build_store(
         )
         group[f"index/{name}"][:] = values
     group["index/follow_up"][:] = np.array([n[1] for n in names], dtype=np.int16)
+    group.attrs[STATE_KEY] = STATE_COMPLETE

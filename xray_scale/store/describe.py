@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from .access import open_store, read_status_summary
 from .layout import FILTER_GROUP, MASK_GROUP, map_name
+from .location import store_location
 from .metadata import RunMetadata
 
 __all__ = ["describe_store"]
 
 
-def describe_store(path: Path) -> dict:
+def describe_store(path: str | os.PathLike) -> dict:
     """Everything ``xray-scale info`` reports about a store, as plain data.
 
     Raises
@@ -25,7 +26,7 @@ def describe_store(path: Path) -> dict:
     processed = sum(r["processed"] for r in runs)
     elapsed = sum(r["elapsed_s"] for r in runs)
     return {
-        "store": str(path),
+        "store": str(store_location(path)),
         **read_status_summary(group),
         "image_shape": stored.image_shape,
         "pixel_dtype": stored.pixel_dtype,

@@ -50,6 +50,9 @@ __all__ = [
     "STATUS_FAILED",
     "STATUS_OK",
     "STATUS_PENDING",
+    "STATE_COMPLETE",
+    "STATE_CREATING",
+    "STATE_KEY",
     "map_name",
     "split_map_name",
 ]
@@ -57,6 +60,10 @@ __all__ = [
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
 ATTRS_KEY = "xray_scale"
 """The group attribute holding the run (:class:`xray_scale.store.metadata.RunMetadata`)."""
+STATE_KEY = "xray_scale_state"
+"""The group attribute marking a store complete: :data:`STATE_CREATING` from the first write of
+its creation, :data:`STATE_COMPLETE` after the last. Stores older than it have none."""
+STATE_CREATING, STATE_COMPLETE = "creating", "complete"
 RECORD_CHUNK = 8192
 """Images per chunk of the per-image arrays (rounded up to whole batches)."""
 HISTOGRAM_CHUNK = 1024
