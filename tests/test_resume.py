@@ -209,7 +209,16 @@ def test_an_incomplete_store_is_refused_with_what_to_do_and_overwrite_replaces_i
     with pytest.raises(xray_scale.StoreError, match="incomplete store"):
         xray_scale.open_store(out)
     xray_scale.run([images], out, limit=2, engine="scipy", overwrite=True)
-    zarr.open_group(out, mode="r+")["index/path"][1] = 0  # killed before the paths were written
+    group = zarr.open_group(out, mode="r+")
+    assert group.attrs["xray_scale_state"] == "complete"
+    group.attrs["xray_scale_state"] = "creating"  # what a creation in place killed midway leaves
+    with pytest.raises(xray_scale.StoreError, match="incomplete store"):
+        xray_scale.run([images], out, limit=2, engine="scipy")
+    attributes = dict(group.attrs)
+    del attributes["xray_scale_state"]  # an older version's store, killed before the paths
+    group.attrs.clear()
+    group.attrs.update(attributes)
+    group["index/path"][1] = 0
     with pytest.raises(xray_scale.StoreError, match="incomplete store"):
         xray_scale.run([images], out, limit=2, engine="scipy")
     summary = xray_scale.run([images], out, limit=2, engine="scipy", overwrite=True)
