@@ -73,7 +73,7 @@ def _open_array(store_path: str | StoreLocation, fingerprint: str, name: str) ->
     """
     target = store_path if isinstance(store_path, str) else store_path.zarr_store()
     with zarr.config.set({"array.write_empty_chunks": True}):
-        return zarr.open_group(target, mode="r+")[name]
+        return zarr.open_group(target, mode="r+", zarr_format=3)[name]
 
 
 def process_batch(

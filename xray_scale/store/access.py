@@ -89,7 +89,7 @@ def _open_at_url(location: StoreLocation, *, mode: str) -> zarr.Group:
     if found == FOREIGN:
         raise StoreError(f"{location} is not a zarr store written by xray-scale")
     try:
-        return zarr.open_group(location.zarr_store(read_only=mode == "r"), mode=mode)
+        return zarr.open_group(location.zarr_store(read_only=mode == "r"), mode=mode, zarr_format=3)
     except Exception as error:  # each client has its own errors: say which URL and why
         raise StoreError(f"cannot open the store {location}: {describe_failure(error)}") from None
 

@@ -164,7 +164,7 @@ def _create_at_url(location: StoreLocation, *, overwrite: bool, layout: dict) ->
         remove_store(location)
     try:
         _build_store(location.zarr_store(), **layout)
-        return zarr.open_group(location.zarr_store(), mode="r+")
+        return zarr.open_group(location.zarr_store(), mode="r+", zarr_format=3)
     except Exception as error:  # each client has its own errors: say which URL and why
         raise StoreError(
             f"cannot write the store at {location}: {describe_failure(error)}"

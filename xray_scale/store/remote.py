@@ -90,7 +90,7 @@ def remove_store(location: StoreLocation) -> None:
     filesystem, root = location.filesystem()
     root = root.rstrip("/")
     try:
-        group = zarr.open_group(location.zarr_store(), mode="r+")
+        group = zarr.open_group(location.zarr_store(), mode="r+", zarr_format=3)
         group.attrs[STATE_KEY] = STATE_CREATING  # from now on no reader takes it as complete
         ours = [
             key
