@@ -257,8 +257,8 @@ def _build_store(
     height, width = shape
     records = (batch * -(-RECORD_CHUNK // batch),)  # whole batches per chunk
     histograms = (batch * -(-HISTOGRAM_CHUNK // batch), 256)
-    group = zarr.open_group(
-        target, mode="w-", attributes={ATTRS_KEY: attrs, STATE_KEY: STATE_CREATING}
+    group = zarr.create_group(  # refuses an existing group, keeps objects that are not zarr's
+        target, attributes={ATTRS_KEY: attrs, STATE_KEY: STATE_CREATING}, zarr_format=3
     )
     for name, dtype in map_dtypes.items():
         group.create_array(
