@@ -27,7 +27,7 @@ def _paeth(a, b, c):
 
 
 def filtered_rows(image: np.ndarray, filters) -> bytes:
-    """The inflated stream of ``image`` (uint8 or uint16 gray) with row ``r`` filtered ``filters[r]``."""
+    """The inflated rows of ``image`` (uint8 or uint16 gray), row ``r`` filtered ``filters[r]``."""
     bpp = image.dtype.itemsize
     data = image.astype(">u2").view(np.uint8) if bpp == 2 else image
     data = data.reshape(image.shape[0], -1).astype(np.int32)
@@ -45,16 +45,20 @@ def filtered_rows(image: np.ndarray, filters) -> bytes:
     return bytes(out)
 
 
-def png_from_stream(height: int, width: int, bit_depth: int, stream: bytes, *, idat_size=8192,
-                    extra: bytes = b"") -> bytes:
+def png_from_stream(
+    height: int, width: int, bit_depth: int, stream: bytes, *, idat_size=8192, extra: bytes = b""
+) -> bytes:
     """A grayscale PNG around a zlib ``stream``, split into IDAT chunks of ``idat_size`` bytes."""
     header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
-    idats = b"".join(chunk(b"IDAT", stream[i : i + idat_size]) for i in range(0, len(stream), idat_size))
+    idats = b"".join(
+        chunk(b"IDAT", stream[i : i + idat_size]) for i in range(0, len(stream), idat_size)
+    )
     return SIGNATURE + chunk(b"IHDR", header) + extra + idats + chunk(b"IEND", b"")
 
 
-def filtered_png(image: np.ndarray, filters, *, idat_size: int = 8192, level: int = 6,
-                 extra: bytes = b"") -> bytes:
+def filtered_png(
+    image: np.ndarray, filters, *, idat_size: int = 8192, level: int = 6, extra: bytes = b""
+) -> bytes:
     """``image`` as a grayscale PNG whose rows use ``filters`` (one type 0..4 per row)."""
     stream = zlib.compress(filtered_rows(image, filters), level)
     bits = 16 if image.dtype == np.uint16 else 8

@@ -78,7 +78,9 @@ class Chunk:
 
     def bad_crc_message(self) -> str:
         """The CPU decoder's message for this chunk's CRC being wrong."""
-        return f"corrupt PNG: bad CRC in chunk {self.kind.decode('latin-1')} at byte {self.position}"
+        return (
+            f"corrupt PNG: bad CRC in chunk {self.kind.decode('latin-1')} at byte {self.position}"
+        )
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ class PngLayout:
         """The zlib stream of ``data`` (the file this layout was walked from)."""
         view = memoryview(data)
         return b"".join(
-            view[c.data_start : c.data_start + c.length] for c in (self.chunks[i] for i in self.idat)
+            view[c.data_start : c.data_start + c.length]
+            for c in (self.chunks[i] for i in self.idat)
         )
 
     @property
@@ -320,9 +323,7 @@ def crc32_shift(crc: int, length: int) -> int:
     return _multiply(power, crc)
 
 
-def crc32_by_pieces(
-    buffer: bytes, starts, lengths, seeds, *, piece: int = CRC_PIECE
-) -> np.ndarray:
+def crc32_by_pieces(buffer: bytes, starts, lengths, seeds, *, piece: int = CRC_PIECE) -> np.ndarray:
     """Each range's CRC-32, seeded with the chunk type's CRC, computed as the GPU does.
 
     Parameters

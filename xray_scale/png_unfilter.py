@@ -161,15 +161,16 @@ def unfilter(
             r, px, f = safe_row[0, tt], p[0, tt], filters[kk, tt]
             for j in range(bpp):
                 x = 1 + px * bpp + j  # +1: past the row's filter-type byte
-                a = np.where(x - bpp >= 1, lines[kk, r, np.maximum(x - bpp, 1)], 0).astype(np.int32)
-                above = r >= 1
-                b = np.where(above, lines[kk, np.maximum(r - 1, 0), x], 0).astype(np.int32)
-                c = np.where(above & (x - bpp >= 1), lines[kk, np.maximum(r - 1, 0), np.maximum(x - bpp, 1)], 0)
-                c = c.astype(np.int32)
+                has_left, has_above = x - bpp >= 1, r >= 1
+                left, above = np.maximum(x - bpp, 1), np.maximum(r - 1, 0)
+                a = np.where(has_left, lines[kk, r, left], 0).astype(np.int32)
+                b = np.where(has_above, lines[kk, above, x], 0).astype(np.int32)
+                c = np.where(has_left & has_above, lines[kk, above, left], 0).astype(np.int32)
                 filtered = lines[kk, r, x].astype(np.int32)
+                paeth = _paeth(a, b, c)
                 value = np.select(
                     [f == 1, f == 2, f == 3, f == 4],
-                    [filtered + a, filtered + b, filtered + (a + b) // 2, filtered + _paeth(a, b, c)],
+                    [filtered + a, filtered + b, filtered + (a + b) // 2, filtered + paeth],
                     filtered,  # None, and an unknown type (flagged in bad)
                 )
                 lines[kk, r, x] = (value & 0xFF).astype(np.uint8)
