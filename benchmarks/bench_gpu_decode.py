@@ -41,9 +41,10 @@ from records import save_record
 
 from xray_scale import run
 from xray_scale.allocator import tune_malloc
-from xray_scale.benchmark import REAL_SAMPLE, Stages, prepare_images
+from xray_scale.bench.benchmark import REAL_SAMPLE, prepare_images
+from xray_scale.bench.stages import Stages
 from xray_scale.config import load_config
-from xray_scale.decode import decode_batch
+from xray_scale.io.decode import decode_batch
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 FULL_DUMP = 112_120
@@ -86,7 +87,7 @@ def _gpu_decode_alone(paths: list[Path], shape, dtype, repeats: int = 5) -> floa
     """Images/s of decode_batch_gpu on GPU_BATCH files in host memory; checks them first."""
     import cupy
 
-    from xray_scale.gpu_png import decode_batch_gpu
+    from xray_scale.io.gpu_png import decode_batch_gpu
 
     batch = [str(p) for p in paths[:GPU_BATCH]]
     contents = [Path(p).read_bytes() for p in batch]
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     tune_malloc()  # as the xray-scale executable does
-    from xray_scale.gpu_png import GpuDecoderUnavailable, check_usable
+    from xray_scale.io.gpu_png import GpuDecoderUnavailable, check_usable
 
     try:
         check_usable()  # before any copying

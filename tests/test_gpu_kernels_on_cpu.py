@@ -17,10 +17,10 @@ from conftest import structured_image
 from cuda_on_cpu import COMPILER, build, pointer
 from png_writer import chunk, filtered_png
 
-from xray_scale import gpu_png
-from xray_scale.decode import DecodeError
-from xray_scale.png_chunks import CRC_PIECE, X2N, check_crcs, walk_png
-from xray_scale.png_unfilter import ADLER_PIECE
+from xray_scale.errors import DecodeError
+from xray_scale.io import gpu_png
+from xray_scale.io.png_chunks import CRC_PIECE, X2N, check_crcs, walk_png
+from xray_scale.io.png_unfilter import ADLER_PIECE
 
 pytestmark = pytest.mark.skipif(
     COMPILER is None, reason="no g++ to compile the kernels for the CPU"

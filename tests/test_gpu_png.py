@@ -24,9 +24,9 @@ from conftest import (
 )
 from png_writer import chunk, filtered_png, filtered_rows, png_from_stream
 
-from xray_scale import gpu_png
-from xray_scale.decode import decode_batch
-from xray_scale.synth import phantom
+from xray_scale.io import gpu_png
+from xray_scale.io.decode import decode_batch
+from xray_scale.io.synth import phantom
 
 
 def _skip_reason() -> str | None:

@@ -1,20 +1,20 @@
 """PNG decoding on an NVIDIA GPU: the CPU walks the chunks, the GPU does the rest.
 
 For a batch of K files: the CPU reads each file and walks its chunks
-(:func:`xray_scale.png_chunks.walk_png`: no inflate, no unfilter), and packs
+(:func:`xray_scale.io.png_chunks.walk_png`: no inflate, no unfilter), and packs
 every covered file's zlib stream, the data of its other chunks and the tables
 the kernels need into one page-locked buffer, copied to the GPU in one go.
 There, on the caller's CUDA stream:
 
 1. every chunk's CRC-32 is checked (``crc_pieces``: one thread per 1 KiB piece
    of a chunk, the pieces' CRCs shifted into place and XORed together; the
-   same arithmetic as :func:`xray_scale.png_chunks.crc32_by_pieces`);
+   same arithmetic as :func:`xray_scale.io.png_chunks.crc32_by_pieces`);
 2. the zlib streams are inflated by nvCOMP's batched Deflate decoder (given
    each stream without its 2-byte header and 4-byte Adler-32);
 3. each inflated stream's Adler-32 is checked against the file's
-   (``adler_pieces``, as :func:`xray_scale.png_unfilter.adler32_by_pieces`);
+   (``adler_pieces``, as :func:`xray_scale.io.png_unfilter.adler32_by_pieces`);
 4. the row filters are undone by a wavefront, one thread block per image
-   (``unfilter``, as :func:`xray_scale.png_unfilter.unfilter`), which writes
+   (``unfilter``, as :func:`xray_scale.io.png_unfilter.unfilter`), which writes
    the pixels straight into the ``(K, H, W)`` output.
 
 A handful of bytes per image comes back (which chunk CRCs failed, whether the
@@ -23,7 +23,7 @@ GPU. Files the GPU path does not cover (palette, colour, interlaced, padded,
 ``synth:`` phantoms...) and files that fail a GPU check other than a chunk
 CRC (a stream that ends early or does not inflate, an Adler-32 mismatch, an
 unknown filter type) are decoded by the CPU decoder
-(:func:`xray_scale.decode.decode_image`) in the same call, so every image gets
+(:func:`xray_scale.io.decode.decode_image`) in the same call, so every image gets
 the CPU decoder's status, message and pixels; a bad chunk CRC gets its
 message from the GPU's check. If nvCOMP refuses the batch as a whole, its
 covered files are decoded on the CPU too.
@@ -43,13 +43,8 @@ from functools import cache
 
 import numpy as np
 
-from .decode import (
-    DEFAULT_MAX_PIXELS,
-    DecodedImage,
-    DecodeError,
-    _parse_header,
-    decode_image,
-)
+from ..errors import DecodeError, EngineError
+from .decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, parse_png_header
 from .png_chunks import CRC_PIECE, X2N, PngLayout, read_png, walk_png
 from .png_unfilter import ADLER_PIECE
 from .sources import parse_synthetic
@@ -64,7 +59,7 @@ _UNFILTER_THREADS = 1024
 """Rows per band of the unfilter wavefront (threads per block; png_unfilter's block_rows)."""
 
 
-class GpuDecoderUnavailable(RuntimeError):
+class GpuDecoderUnavailable(EngineError):
     """The GPU decoder cannot run here; the message says why in one line."""
 
 
@@ -416,7 +411,7 @@ def decode_batch_gpu(
     paths : list of str
         The files.
     shape, dtype, max_pixels, size_policy
-        The run's, as for :func:`xray_scale.decode.decode_image`.
+        The run's, as for :func:`xray_scale.io.decode.decode_image`.
     contents : list of bytes, optional
         The files' bytes, already read (the paths are then read only for a
         file the CPU decoder decodes).
@@ -428,7 +423,7 @@ def decode_batch_gpu(
     block : cupy.ndarray
         ``(K, H, W)`` of ``dtype`` on the current device; failed images are zeros.
     images : list of DecodedImage
-        One per path, as :func:`xray_scale.decode.decode_batch` returns them
+        One per path, as :func:`xray_scale.io.decode.decode_batch` returns them
         (``pixels`` None): the CPU decoder's status, message, mode, bit depth,
         padding and checksum for every file.
 
@@ -479,7 +474,7 @@ def decode_batch_gpu(
 def _header_depth(data: bytes) -> int:
     """The bit depth the CPU decoder records for a refused file: its header's, once read."""
     try:
-        return _parse_header(data[:33]).bit_depth
+        return parse_png_header(data[:33]).bit_depth
     except DecodeError:
         return 0
 

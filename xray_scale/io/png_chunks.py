@@ -1,6 +1,6 @@
 """A PNG file's chunks, walked on the CPU for the GPU decoder: no inflate, no unfilter.
 
-:func:`walk_png` checks what the CPU decoder (:func:`xray_scale.decode.decode_image`)
+:func:`walk_png` checks what the CPU decoder (:func:`xray_scale.io.decode.decode_image`)
 checks before it decodes, in the same order and with the same messages: the
 signature and IHDR chunk, the header against the run (too many pixels, 16-bit
 colour, another size, more bits than the run), then every chunk: complete, and
@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DecodeError
 from .decode import (
     DEFAULT_MAX_PIXELS,
-    DecodeError,
     PngHeader,
-    _check_header,
-    _crc32,
-    _open,
-    _parse_header,
+    check_bit_depth,
+    check_header,
+    crc32_in_pieces,
+    open_png,
+    parse_png_header,
 )
 
 __all__ = [
@@ -133,19 +134,10 @@ class PngLayout:
 def read_png(path: str | os.PathLike) -> bytes:
     """A file's bytes, or DecodeError with the CPU decoder's message (missing, a folder...)."""
     try:
-        with _open(path) as file:
+        with open_png(path) as file:
             return file.read()
     except OSError as error:  # a read failing after open (I/O error, file vanished)
         raise DecodeError(f"cannot read the file: {error}") from None
-
-
-def _check_depth(header: PngHeader, dtype: np.dtype) -> None:
-    """The CPU decoder's refusal of a file with more bits per sample than the run."""
-    if header.bit_depth > dtype.itemsize * 8:
-        raise DecodeError(
-            f"{header.bit_depth}-bit image in a {dtype.itemsize * 8}-bit run: its values do "
-            "not fit; set input.bit_depth = 16 or run 16-bit images separately"
-        )
 
 
 def _walk_chunks(data: bytes) -> tuple[Chunk, ...]:
@@ -191,7 +183,7 @@ def check_crcs(data: bytes, chunks) -> None:
     """
     view = memoryview(data)
     for chunk in chunks:
-        if _crc32(view[chunk.position + 4 : chunk.data_start + chunk.length]) != chunk.crc:
+        if crc32_in_pieces(view[chunk.position + 4 : chunk.data_start + chunk.length]) != chunk.crc:
             raise DecodeError(chunk.bad_crc_message())
 
 
@@ -245,7 +237,7 @@ def walk_png(
     data : bytes
         The whole file.
     shape, dtype, max_pixels, size_policy
-        The run's, as for :func:`xray_scale.decode.decode_image`.
+        The run's, as for :func:`xray_scale.io.decode.decode_image`.
 
     Returns
     -------
@@ -259,9 +251,9 @@ def walk_png(
         truncated, a bad IHDR, too many pixels, 16-bit colour, another size,
         more bits than the run, no IEND).
     """
-    header = _parse_header(data[:33])
-    _check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
-    _check_depth(header, np.dtype(dtype))
+    header = parse_png_header(data[:33])
+    check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
+    check_bit_depth(header, np.dtype(dtype))
     chunks = _walk_chunks(data)
     idat = tuple(i for i, chunk in enumerate(chunks) if chunk.kind == b"IDAT")
     reason = _gpu_reason(data, header, chunks, idat, shape)
