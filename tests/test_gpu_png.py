@@ -1,5 +1,7 @@
 """gpu_png on a GPU: pixels equal libpng's, statuses and messages equal the CPU decoder's.
 
+And a whole ``--decoder gpu`` run equals a CPU-decoded GPU run, array by array.
+
 Skipped, saying why, where CuPy/nvCOMP are not installed or no CUDA device is
 visible. The kernels themselves also run on the CPU in test_gpu_kernels_on_cpu.py.
 """
@@ -13,9 +15,11 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+import zarr
 from conftest import (
     REAL_NAMES,
     REAL_SAMPLE,
+    assert_stores_equal,
     make_bad_inputs,
     needs_real_sample,
     png_bytes,
@@ -24,6 +28,9 @@ from conftest import (
 )
 from png_writer import chunk, filtered_png, filtered_rows, png_from_stream
 
+import xray_scale
+from xray_scale.engines.registry import resolve_decoder
+from xray_scale.errors import EngineError
 from xray_scale.io import gpu_png
 from xray_scale.io.decode import decode_batch
 from xray_scale.io.synth import phantom
@@ -180,3 +187,26 @@ def test_a_png_with_header_only_claims_is_refused_like_the_cpu_does(tmp_path):
     (tmp_path / "forged.png").write_bytes(forged)
     block, images = _same_as_cpu([tmp_path / "forged.png"], shape=(64, 64))
     assert not images[0].ok and not block.any()
+
+
+def test_a_gpu_decoder_run_equals_a_cpu_decoded_gpu_run_array_by_array(phantom_folder, tmp_path):
+    make_bad_inputs(phantom_folder / "bad")
+    for name, data in _corrupted(structured_image(12)).items():
+        (phantom_folder / name).write_bytes(data)
+    config = {"store": {"preview_size": 32}}
+    cpu, gpu = tmp_path / "cpu.zarr", tmp_path / "gpu.zarr"
+    xray_scale.run([phantom_folder], cpu, engine="cupy", decoder="cpu", config=config, workers=3)
+    summary = xray_scale.run(
+        [phantom_folder], gpu, engine="cupy", decoder="gpu", config=config, workers=3
+    )
+    assert summary.ok >= 12 and summary.failed >= 8
+    assert_stores_equal(cpu, gpu)
+    runs = zarr.open_group(gpu, mode="r").attrs["xray_scale"]["runs"]
+    assert [entry["decoder"] for entry in runs] == ["gpu"]
+
+
+def test_auto_picks_the_gpu_decoder_with_the_cupy_engine_but_not_with_compat():
+    assert resolve_decoder("auto", "cupy") == "gpu"
+    assert resolve_decoder("auto", "cupy", compat="tutorial") == "cpu"
+    with pytest.raises(EngineError, match="not --compat tutorial"):
+        resolve_decoder("gpu", "cupy", compat="tutorial")
