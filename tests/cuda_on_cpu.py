@@ -1,4 +1,4 @@
-"""The GPU decoder's CUDA kernels on the CPU: their source compiled by g++, a thread per CUDA thread.
+"""The GPU decoder's CUDA kernels run on the CPU: built by g++, one thread per CUDA thread.
 
 A short prelude maps what the kernels use (``threadIdx``, ``blockIdx``,
 ``blockDim``, ``__syncthreads``, ``atomicXor``, ``atomicAdd``, ``__shared__``)
