@@ -27,9 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .allocator import tune_malloc
-from .analysis.records import BatchRecord
 from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, InputError, StoreError
+from .progress import RunProgress
 from .run.pipeline import SCHEDULERS, RunSummary, run
 from .store.describe import describe_store
 from .store.encoding import read_index
@@ -60,51 +60,6 @@ Decoder = StrEnum("Decoder", {name: name for name in DECODERS})
 Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
-class _Progress:
-    """A live bar on stderr: images done / total, images/s, ETA, failures."""
-
-    def __init__(self, quiet: bool):
-        self._bar = (
-            None
-            if quiet
-            else Progress(
-                TextColumn("[bold]processing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f} img/s"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[failed]} failed"),
-                console=_stderr,
-            )
-        )
-        self._task = None
-        self._began = time.perf_counter()
-        self._done = 0
-        self._failed = 0
-
-    def start(self, total: int, already_done: int) -> None:
-        if already_done:
-            _stderr.print(f"resuming: {already_done} of {total} images already done")
-        if self._bar is not None:
-            self._bar.start()
-            self._task = self._bar.add_task(
-                "run", total=total, completed=already_done, rate=0.0, failed=0
-            )
-        self._began = time.perf_counter()
-
-    def batch(self, report: BatchRecord) -> None:
-        self._done += report.size
-        self._failed += len(report.failures)
-        if self._bar is not None:
-            rate = self._done / max(time.perf_counter() - self._began, 1e-9)
-            self._bar.update(self._task, advance=report.size, rate=rate, failed=self._failed)
-
-    def stop(self) -> None:
-        if self._task is not None:  # started: stopping a bar never started prints a blank line
-            self._bar.stop()
-        self._bar = self._task = None
-
-
 def _print_summary(summary: RunSummary) -> None:
     rate = f", {summary.images_per_s:.1f} img/s" if summary.processed else ""
     typer.echo(
@@ -124,7 +79,7 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) -> RunSummary:
-    bar = _Progress(quiet=not progress)
+    bar = RunProgress(quiet=not progress)
     try:
         result = run(inputs, out, on_start=bar.start, on_batch=bar.batch, **options)
     except KeyboardInterrupt:
