@@ -1,11 +1,10 @@
-"""A dask cluster with no shared disk: workers in empty folders, the store on S3 (moto, 127.0.0.1)."""
+"""A dask cluster with no shared disk: workers in empty folders, the store on S3 (moto)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 from conftest import assert_stores_equal
@@ -101,3 +100,25 @@ def test_a_worker_that_cannot_reach_the_store_is_named_with_the_url(bare_cluster
     assert "worker-1" in message or "tcp://127.0.0.1" in message, message
     assert "s3://cxr/unseen.zarr" in message and "cannot be reached" in message, message
     assert s3["secret"] not in message and s3["key"] not in message
+
+
+def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_cluster, s3):  # noqa: F811
+    from distributed import Client
+
+    from xray_scale.run.cluster import check_workers_see
+    from xray_scale.store.location import store_location
+
+    address, start_workers = bare_cluster
+    start_workers()
+    xray_scale.run(["synth:3x64"], "s3://cxr/seen.zarr", batch_size=3)
+    s3["client"].put_object(Bucket="cxr", Key="in/00000001_000.png", Body=b"png bytes")
+    store, there = store_location("s3://cxr/seen.zarr"), "s3://cxr/in/00000001_000.png"
+    missing = "s3://cxr/in/00000099_000.png"
+    with Client(address, timeout="20s") as client:
+        check_workers_see(client, store=store, inputs=[there])  # every worker reads it
+        with pytest.raises(StoreError) as caught:
+            check_workers_see(client, store=store, inputs=[there, missing])
+    message = str(caught.value)
+    assert message.startswith("worker tcp://127.0.0.1:"), message
+    assert f"{missing} does not exist; inputs must be on a URL every worker can read" in message
+    assert s3["secret"] not in message

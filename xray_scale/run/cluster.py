@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
 from ..store.access import open_store
-from ..store.location import StoreLocation
+from ..store.location import StoreLocation, describe_failure, is_url, redact_url
 
 __all__ = ["check_workers_see", "compute_on_cluster", "connect", "require_dask_cuda"]
 
@@ -99,11 +99,28 @@ def connect(address: str | None, *, workers: int | None, cuda: bool = False) -> 
         yield client
 
 
+def _url_problem(url: str) -> str | None:
+    """On a worker: why it cannot read the object at ``url`` (None if it can)."""
+    import fsspec.core
+
+    try:
+        filesystem, path = fsspec.core.url_to_fs(url)
+        if not filesystem.exists(path):
+            return "does not exist"
+    except Exception as error:  # each client has its own errors: say why, not how
+        return f"cannot be read ({describe_failure(error)})"
+    return None
+
+
 def _visibility(paths: list[str]) -> dict[str, str]:
-    """On a worker: which of ``paths`` it cannot see, and why."""
+    """On a worker: which of ``paths`` (files or URLs) it cannot see, and why."""
     problems = {}
     for path in paths:
-        if not os.path.exists(path):
+        if is_url(path):
+            problem = _url_problem(path)
+            if problem is not None:
+                problems[redact_url(path)] = problem
+        elif not os.path.exists(path):
             problems[path] = "does not exist"
         elif not os.access(path, os.R_OK):
             problems[path] = "is not readable"
@@ -145,10 +162,13 @@ def check_workers_see(client, *, store: StoreLocation, inputs: list[str]) -> Non
             raise StoreError(f"worker {worker} cannot write into the store: {problem}")
     for worker, problems in answers.items():
         for path, problem in problems.items():
-            raise StoreError(
-                f"worker {worker}: {path} {problem}; inputs and store must be on storage "
-                "that every worker sees (a shared file system), at the same path"
+            where = (
+                "a URL every worker can read (its credentials and endpoint in the worker's "
+                "environment or config files)"
+                if is_url(path)
+                else "storage that every worker sees (a shared file system), at the same path"
             )
+            raise StoreError(f"worker {worker}: {path} {problem}; inputs must be on {where}")
 
 
 def compute_on_cluster(client, graph: dict, on_result: Callable) -> None:

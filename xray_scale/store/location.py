@@ -24,13 +24,37 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StoreError
 
-__all__ = ["StoreLocation", "describe_failure", "parse_storage_options", "store_location"]
+__all__ = [
+    "StoreLocation",
+    "describe_failure",
+    "is_url",
+    "parse_storage_options",
+    "redact_url",
+    "store_location",
+]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def _redact(url: str) -> str:
-    """``url`` without the ``user:password@`` part of any of its links."""
+def is_url(text: str) -> bool:
+    """Whether ``text`` is a URL (``scheme://...``), not a local path.
+
+    Examples
+    --------
+    >>> is_url("s3://bucket/x.zarr"), is_url("/data/x.zarr")
+    (True, False)
+    """
+    return bool(_SCHEME.match(text))
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the ``user:password@`` part of any of its links.
+
+    Examples
+    --------
+    >>> redact_url("https://me:secret@example.org/x.png")
+    'https://example.org/x.png'
+    """
     links = []
     for link in url.split("::"):
         parts = urlsplit(link) if _SCHEME.match(link) else None
@@ -103,7 +127,7 @@ class StoreLocation:
     options: str = field(default="{}", repr=False)
 
     def __str__(self) -> str:
-        return _redact(self.url)
+        return redact_url(self.url)
 
     @property
     def is_local(self) -> bool:
