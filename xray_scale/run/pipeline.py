@@ -358,8 +358,9 @@ def run(
         default every GPU), each with its share of the CPU cores as threads
         (the ``gpu`` extra).
     address : str, optional
-        ``tcp://host:port`` of a running dask.distributed scheduler; the
-        inputs and the store must be at the same paths on every worker.
+        ``tcp://host:port`` of a running dask.distributed scheduler; inputs
+        and a store that are files must be at the same paths on every worker
+        (a store at a URL is opened by each worker itself).
     workers : int, optional
         Threads, processes or LocalCluster workers (default: the number of
         CPUs); ignored with ``address``.
