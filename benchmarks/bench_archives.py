@@ -22,8 +22,10 @@ open are its own):
 Readers: ``ratarmountcore`` (``SQLiteIndexedTar``, its SQLite index holding both the
 member table and the gzip seek points), ``indexed_gzip`` and ``rapidgzip`` (each a
 seekable gzip file whose seek points are exported, with the member table of ``tarfile``
-saved beside it), ``zipfile`` on the ``.zip`` (its central directory is the index) and
-the extracted folder (the reference). The page cache is warm for every reader alike
+saved beside it; each library's default spacing and buffers), ``xray_scale`` (what the
+run uses: :mod:`xray_scale.archives`, indexed_gzip with its own buffer size), ``zipfile``
+on the ``.zip`` (its central directory is the index) and the extracted folder (the
+reference). The page cache is warm for every reader alike
 (the files were just written); the ratio to the folder is the figure to read.
 A JSON record goes to ``benchmarks/results/`` (git-ignored).
 """
@@ -47,7 +49,8 @@ import zlib
 from pathlib import Path
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
-READERS = ("folder", "zipfile", "ratarmountcore", "indexed_gzip", "rapidgzip")
+READERS = ("folder", "zipfile", "ratarmountcore", "indexed_gzip", "rapidgzip", "xray_scale")
+INDEXED = ("ratarmountcore", "indexed_gzip", "rapidgzip", "xray_scale")
 GZIP_LEVEL = 6
 """``tar czf``'s gzip level (gzip's default); ``tarfile``'s own default is 9."""
 
@@ -169,6 +172,21 @@ def open_rapidgzip(work: Path):
     return _seek_reader(stream, members)
 
 
+def index_xray_scale(work: Path) -> list[Path]:
+    from xray_scale.archives import index_location, list_members
+
+    list_members(work / "images.tar.gz")
+    return [index_location(work / "images.tar.gz")]
+
+
+def open_xray_scale(work: Path):
+    from xray_scale.archives import member_path, read_member
+
+    archive = str(work / "images.tar.gz")
+    read_member(member_path(archive, "images/00000001_000.png"))  # opens the archive
+    return lambda name: read_member(member_path(archive, name))
+
+
 def open_zipfile(work: Path):
     archive = zipfile.ZipFile(work / "images.zip")
     return lambda name: archive.read(f"images_001/{name}")
@@ -182,6 +200,7 @@ IMPORTS = {
     "ratarmountcore": "ratarmountcore.mountsource.formats.tar",
     "indexed_gzip": "indexed_gzip",
     "rapidgzip": "rapidgzip",
+    "xray_scale": "xray_scale.archives",
 }
 
 
@@ -243,7 +262,7 @@ def main() -> None:
         rows = {}
         for reader in READERS:
             row = {}
-            if reader in ("ratarmountcore", "indexed_gzip", "rapidgzip"):
+            if reader in INDEXED:
                 row["index"] = run_child(reader, "index", work, [])
             reads = []
             for _ in range(options.rounds):
