@@ -311,3 +311,13 @@ def test_gzip_crc_mismatch_keeps_every_member(tmp_path, phantom_files, caplog):
     (warning,) = caplog.records
     assert "does not match the gzip CRC-32" in warning.getMessage()
     assert f"Its {len(phantom_files)} PNG members are read" in warning.getMessage()
+
+
+def test_member_exists_and_source_file(tmp_path, phantom_files):
+    archive = make_tar(tmp_path / "images_001.tar.gz", phantom_files)
+    name = list_members(archive)[0]
+    assert archives.member_exists(name)
+    assert not archives.member_exists(member_path(str(archive), "images/00000001_000.png"))
+    assert not archives.member_exists(member_path(str(tmp_path / "gone.zip"), "x.png"))
+    assert archives.source_file(name) == str(archive)
+    assert archives.file_name(name) == split_member_path(name)[1].rsplit("/", 1)[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xray_scale.namelists import NOT_IN_INPUTS, name_of, read_name_list, select_by_names
+from xray_scale.namelists import NOT_IN_INPUTS, read_name_list, select_by_names
 from xray_scale.sources import InputError
 
 
@@ -65,9 +65,3 @@ def test_a_listed_name_in_two_inputs_is_refused():
     with pytest.raises(InputError, match="00000001_000.png is in the inputs twice"):
         select_by_names(paths, ["00000001_000.png"])
     assert select_by_names(paths, ["x.png"]) == ([], ["x.png"])  # unlisted twins are fine
-
-
-def test_name_of_members_and_files():
-    assert name_of("/d/k.zip::images_001/images/00000001_000.png") == "00000001_000.png"
-    assert name_of("/d/a.tar::top.png") == "top.png"
-    assert name_of("C:\\data\\00000001_000.png") == "00000001_000.png"

@@ -66,11 +66,14 @@ __all__ = [
     "ArchiveError",
     "MemberError",
     "archive_kind",
+    "file_name",
     "index_location",
     "is_archive",
     "list_members",
     "member_path",
+    "member_exists",
     "read_member",
+    "source_file",
     "split_member_path",
 ]
 
@@ -149,6 +152,38 @@ def split_member_path(path: str | os.PathLike) -> tuple[str, str] | None:
             return archive, member
         start = text.find(ARCHIVE_SEPARATOR, start + 1)
     return None
+
+
+def file_name(path: str) -> str:
+    """The file name an input is known by: the last part of a path or of a member's name.
+
+    Inputs are matched by it against a manifest or a name list.
+
+    Examples
+    --------
+    >>> file_name("/data/images_001.tar.gz::images/00000001_000.png")
+    '00000001_000.png'
+    >>> file_name("/data/k.zip::00000001_000.png")
+    '00000001_000.png'
+    >>> file_name("/data/images/00000001_000.png")
+    '00000001_000.png'
+    """
+    parts = split_member_path(path)
+    return os.path.basename(parts[1] if parts else path)
+
+
+def source_file(path: str) -> str:
+    """The file on disk that holds an input: the archive of a member, else ``path`` itself.
+
+    Examples
+    --------
+    >>> source_file("/data/images_001.tar.gz::images/00000001_000.png")
+    '/data/images_001.tar.gz'
+    >>> source_file("/data/images/00000001_000.png")
+    '/data/images/00000001_000.png'
+    """
+    parts = split_member_path(path)
+    return parts[0] if parts else path
 
 
 def _is_png_name(name: str) -> bool:
@@ -530,6 +565,33 @@ def _forget_opened() -> None:
 os.register_at_fork(after_in_child=_forget_opened)
 
 
+def _opened(archive: str) -> _Open:
+    """This process's :class:`_Open` of ``archive``, opened on first use."""
+    with _OPENED_LOCK:
+        opened = _OPENED.get(archive)
+        if opened is not None:
+            _OPENED.move_to_end(archive)
+            return opened
+    opened = _Open(archive)
+    with _OPENED_LOCK:
+        opened = _OPENED.setdefault(archive, opened)
+        stale = [_OPENED.popitem(last=False)[1] for _ in range(len(_OPENED) - _KEEP_OPEN)]
+    for old in stale:  # a handle still reading is closed when it is dropped
+        old.close()
+    return opened
+
+
+def member_exists(path: str) -> bool:
+    """Whether ``ARCHIVE::MEMBER`` names a member its archive holds (the archive readable)."""
+    parts = split_member_path(path)
+    if parts is None or not os.path.isfile(parts[0]):
+        return False
+    try:
+        return parts[1] in _opened(parts[0]).index.members
+    except ArchiveError:
+        return False
+
+
 def read_member(path: str) -> bytes:
     """The bytes of one member, by random access: ``read_member("A.tar.gz::images/x.png")``.
 
@@ -556,18 +618,8 @@ def read_member(path: str) -> bytes:
     if parts is None:
         raise MemberError(f"{path!r} is not an ARCHIVE::MEMBER name")
     archive, member = parts
-    with _OPENED_LOCK:
-        opened = _OPENED.get(archive)
-        if opened is not None:
-            _OPENED.move_to_end(archive)
-    if opened is None:
-        try:
-            opened = _Open(archive)
-        except ArchiveError as error:
-            raise MemberError(str(error)) from None
-        with _OPENED_LOCK:
-            opened = _OPENED.setdefault(archive, opened)
-            stale = [_OPENED.popitem(last=False)[1] for _ in range(len(_OPENED) - _KEEP_OPEN)]
-        for old in stale:  # a handle still reading is closed when it is dropped
-            old.close()
+    try:
+        opened = _opened(archive)
+    except ArchiveError as error:
+        raise MemberError(str(error)) from None
     return opened.read(member)

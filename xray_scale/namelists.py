@@ -23,9 +23,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .archives import file_name
 from .sources import InputError, parse_synthetic
 
-__all__ = ["NOT_IN_INPUTS", "name_of", "read_name_list", "select_by_names"]
+__all__ = ["NOT_IN_INPUTS", "read_name_list", "select_by_names"]
 
 NOT_IN_INPUTS = "not in the inputs"
 """The reason recorded for a listed name that no input holds."""
@@ -89,19 +90,6 @@ def read_name_list(path: str | os.PathLike) -> list[str] | None:
     return list(dict.fromkeys(entries))
 
 
-def name_of(path: str) -> str:
-    """The file name an input is matched by: the last part of a path or of an archive member.
-
-    Examples
-    --------
-    >>> name_of("/data/images_001.tar.gz::images/00000001_000.png")
-    '00000001_000.png'
-    >>> name_of("/data/images/00000001_000.png")
-    '00000001_000.png'
-    """
-    return path.replace("\\", "/").rsplit("/", 1)[-1].rsplit("::", 1)[-1]
-
-
 def select_by_names(paths: list[str], names: list[str]) -> tuple[list[str], list[str]]:
     """Keep the inputs whose file name is listed; name the listed names no input holds.
 
@@ -137,7 +125,7 @@ def select_by_names(paths: list[str], names: list[str]) -> tuple[list[str], list
     wanted = set(names)
     chosen: dict[str, str] = {}
     for path in paths:
-        name = name_of(path)
+        name = file_name(path)
         if name in wanted:
             if name in chosen:
                 raise InputError(
@@ -145,5 +133,5 @@ def select_by_names(paths: list[str], names: list[str]) -> tuple[list[str], list
                     "selects by file name, so give only one of them"
                 )
             chosen[name] = path
-    selected = [path for path in paths if chosen.get(name_of(path)) == path]
+    selected = [path for path in paths if chosen.get(file_name(path)) == path]
     return selected, [name for name in dict.fromkeys(names) if name not in chosen]
