@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_archives.py                     # ~0.15 GB, about a minute
     python benchmarks/bench_archives.py --gigabytes 1       # a real-size archive
+    python benchmarks/bench_archives.py --run               # + whole runs from each source
 
 NIH ships ChestX-ray8 as ``images_001.tar.gz`` ... ``images_012.tar.gz`` (~3.5 GB each,
 ``images/NNNNNNNN_NNN.png`` inside); a batch of the run needs K of its members, so a
@@ -25,8 +26,16 @@ seekable gzip file whose seek points are exported, with the member table of ``ta
 saved beside it; each library's default spacing and buffers), ``xray_scale`` (what the
 run uses: :mod:`xray_scale.archives`, indexed_gzip with its own buffer size), ``zipfile``
 on the ``.zip`` (its central directory is the index) and the extracted folder (the
-reference). The page cache is warm for every reader alike
-(the files were just written); the ratio to the folder is the figure to read.
+reference). The page cache is warm for every reader alike (the files were just
+written); the ratio to the folder is the figure to read. Peak RSS includes each
+reader's imports (``xray_scale``'s brings numpy and dask).
+
+``--run`` then times whole runs (``xray_scale.run``, ``--config``, default
+``configs/full-dump.toml``, ``--workers`` threads) on the first ``--run-images``
+images as a folder, as a ``.tar.gz`` laid out as NIH's and as a ``.zip`` laid out as
+Kaggle's, each in a fresh process, ``--run-rounds`` rounds in a rotated order, and
+prints each source's best rate as a ratio to the folder's. The indexes are built
+before the clock (their cost is the ``index s/GB`` column).
 A JSON record goes to ``benchmarks/results/`` (git-ignored).
 """
 
@@ -48,6 +57,9 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from records import save_record
+
+FULL_DUMP_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "full-dump.toml"
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
 READERS = ("folder", "zipfile", "ratarmountcore", "indexed_gzip", "rapidgzip", "xray_scale")
 INDEXED = ("ratarmountcore", "indexed_gzip", "rapidgzip", "xray_scale")
@@ -234,6 +246,71 @@ def run_child(reader: str, step: str, work: Path, names: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# Runs in a fresh interpreter: one whole run, then its rate (the pipeline's own clock).
+_RUN = r"""
+import json, sys
+import xray_scale
+from xray_scale.allocator import tune_malloc
+tune_malloc()  # as the xray-scale executable does
+inputs, out, workers, config = json.loads(sys.argv[1])
+summary = xray_scale.run(inputs, out, config=config, workers=workers)
+print(json.dumps({"images": summary.total, "ok": summary.ok,
+                  "images_per_s": summary.images_per_s}), flush=True)
+"""
+
+
+def build_run_inputs(work: Path, count: int) -> dict[str, Path]:
+    """The first ``count`` images as a folder, a ``.tar.gz`` (NIH's) and a ``.zip`` (Kaggle's)."""
+    names = sorted(p.name for p in (work / "extracted" / "images").iterdir())[:count]
+    folder = work / "run" / "images"
+    folder.mkdir(parents=True)
+    for name in names:
+        os.link(work / "extracted" / "images" / name, folder / name)
+    with tarfile.open(work / "run.tar.gz", "w:gz", compresslevel=GZIP_LEVEL) as archive:
+        for name in names:
+            archive.add(folder / name, arcname=f"images/{name}")
+    with zipfile.ZipFile(work / "run.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+        for name in names:
+            z.write(folder / name, arcname=f"images_001/images/{name}")
+    return {"folder": folder, ".tar.gz": work / "run.tar.gz", ".zip": work / "run.zip"}
+
+
+def run_rates(work: Path, options) -> dict:
+    """The full-dump config's rate from the folder, the ``.tar.gz`` and the ``.zip``, in rounds."""
+    from xray_scale.archives import list_members
+
+    inputs = build_run_inputs(work, options.run_images)
+    for source in (inputs[".tar.gz"], inputs[".zip"]):
+        list_members(source)  # the index is built once, before any clock (reported above)
+    rates: dict[str, list[float]] = {label: [] for label in inputs}
+    labels = list(inputs)
+    for round_ in range(options.run_rounds):
+        for label in labels[round_ % 3 :] + labels[: round_ % 3]:  # rotated order
+            out = work / f"run-{round_}-{label.strip('.')}.zarr"
+            arguments = [[str(inputs[label])], str(out), options.workers, str(options.config)]
+            done = subprocess.run(
+                [sys.executable, "-c", _RUN, json.dumps(arguments)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode:
+                raise SystemExit(f"run on the {label} failed:\n{done.stderr[-2000:]}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            if result["ok"] != options.run_images:
+                raise SystemExit(f"run on the {label}: {result['ok']} ok of {options.run_images}")
+            rates[label].append(result["images_per_s"])
+            shutil.rmtree(out)
+    best = {label: max(values) for label, values in rates.items()}
+    print(
+        f"\nrun, {Path(options.config).name}, {options.run_images} images, "
+        f"{options.workers} workers, best of {options.run_rounds} rotated rounds:"
+    )
+    for label, rate in best.items():
+        print(f"  {label:<8} {rate:6.2f} img/s   {rate / best['folder']:.2f} x folder")
+    return {"rates": rates, "best": best}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=0.15, help="PNG bytes to archive")
@@ -241,6 +318,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="read rounds; the best is kept")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="where to build (tmp)")
+    parser.add_argument(
+        "--run", action="store_true", help="also time whole runs: folder, .tar.gz and .zip"
+    )
+    parser.add_argument("--run-images", type=int, default=48, help="images of each run")
+    parser.add_argument("--run-rounds", type=int, default=2, help="rounds of the three runs")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="run threads")
+    parser.add_argument("--config", type=Path, default=FULL_DUMP_CONFIG, help="run config")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -273,11 +357,9 @@ def main() -> None:
             rows[reader] = row
         report(rows, data, options.members)
         record = {"dataset": data, "members": options.members, "readers": rows}
-        results = Path(__file__).parent / "results"
-        results.mkdir(exist_ok=True)
-        out = results / f"archives-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        out.write_text(json.dumps(record, indent=2))
-        print(f"record: {out}")
+        if options.run:
+            record["run"] = run_rates(work, options)
+        save_record("archives", record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
