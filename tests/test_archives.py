@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample
 
-from xray_scale import archives
-from xray_scale.archives import (
-    ArchiveError,
-    MemberError,
-    index_location,
-    list_members,
-    member_path,
-    read_member,
-    split_member_path,
-)
-from xray_scale.synth import write_phantoms
+from xray_scale.errors import ArchiveError, MemberError
+from xray_scale.io import archive_index, archives
+from xray_scale.io.archive_index import index_location
+from xray_scale.io.archives import list_members, member_path, read_member, split_member_path
+from xray_scale.io.synth import write_phantoms
 
 
 def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz") -> Path:
@@ -93,7 +87,7 @@ def test_gzip_index_saved_beside_and_reused(tmp_path, phantom_files, monkeypatch
     saved = tmp_path / "images_001.tar.gz.xray-scale-index"
     assert index_location(archive) == saved and saved.is_file()
     built = []
-    monkeypatch.setattr(archives, "_build", lambda *a: built.append(a))
+    monkeypatch.setattr(archive_index, "_build", lambda *a: built.append(a))
     archives._forget_opened()
     assert list_members(archive) == first and built == []  # reused, not rebuilt
     assert read_member(first[3]) == phantom_files[split_member_path(first[3])[1]]
@@ -119,7 +113,7 @@ def test_index_cached_when_the_folder_is_read_only(tmp_path, phantom_files, monk
     (folder / "images_001.tar.gz.files").rename(tmp_path / "staging")
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    monkeypatch.setattr(archives.os, "access", lambda path, mode: Path(path) != folder)
+    monkeypatch.setattr(archive_index.os, "access", lambda path, mode: Path(path) != folder)
     names = list_members(archive)
     cached = list(cache.glob("xray-scale/indexes/images_001.tar.gz-*.xray-scale-index"))
     assert len(cached) == 1 and cached[0] == index_location(archive)
@@ -157,7 +151,7 @@ def test_truncated_tar_gz_keeps_members_before_the_cut(tmp_path, phantom_files, 
     data = whole.read_bytes()
     cut = tmp_path / "images_002.tar.gz"
     cut.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="xray_scale.archives"):
+    with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
         names = list_members(cut)
     assert 0 < len(names) < len(phantom_files)
     ok, failed = [], []
@@ -182,7 +176,7 @@ def test_tar_cut_at_a_member_boundary_is_reported(tmp_path, phantom_files, caplo
     end = fourth.offset_data + (fourth.size + 511) // 512 * 512
     cut = tmp_path / "cut.tar"
     cut.write_bytes(whole.read_bytes()[:end])
-    with caplog.at_level(logging.WARNING, logger="xray_scale.archives"):
+    with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
         names = list_members(cut)
     assert all(read_member(n) for n in names)  # every member before the cut is whole
     assert "without the end-of-archive marker" in caplog.records[0].getMessage()
@@ -268,7 +262,7 @@ def test_member_names_pickle_to_a_fresh_process(tmp_path, phantom_files):
     name = list_members(archive)[5]
     read_member(name)  # this process holds a handle now; the child must open its own
     script = (
-        "import pickle, sys, zlib; from xray_scale.archives import read_member; "
+        "import pickle, sys, zlib; from xray_scale.io.archives import read_member; "
         "print(zlib.crc32(read_member(pickle.loads(sys.stdin.buffer.read()))))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -305,7 +299,7 @@ def test_gzip_crc_mismatch_keeps_every_member(tmp_path, phantom_files, caplog):
     data = bytearray(archive.read_bytes())
     data[-6] ^= 0xFF  # the trailer's CRC-32
     archive.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="xray_scale.archives"):
+    with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
         names = list_members(archive)
     assert [read_member(n) for n in names] == [phantom_files[n] for n in sorted(phantom_files)]
     (warning,) = caplog.records

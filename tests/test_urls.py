@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 
-from xray_scale.sources import InputError
-from xray_scale.synth import write_phantoms
-from xray_scale.urls import UrlError, is_url, list_url_inputs, read_url, redact
+from xray_scale.errors import InputError, UrlError
+from xray_scale.io.synth import write_phantoms
+from xray_scale.io.urls import is_url, list_url_inputs, read_url, redact
 
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")

@@ -9,23 +9,9 @@ inputs, each named ``ARCHIVE::MEMBER``, for example
 colons, the member's name exactly as the archive stores it. That name is
 accepted back as an input (:func:`split_member_path` parses it).
 
-Random access. A zip's central directory says where each member starts, and a
-plain tar's headers are read once. A gzip stream can only be decompressed from
-its start, so a ``.tar.gz`` is indexed once with ``indexed_gzip``: a seek point
-(with the 32 KiB of data before it) every MiB of the tar, and the tar's member
-table (each member's offset and size), both saved in one index file. Reading a
-member then decompresses at most about a MiB before it plus the member itself
-(measured on a 1 GB archive of the real sample: 4.5 ms a member, against 0.9 ms
-for a file of an extracted folder and 20 ms with ratarmountcore's default 16
-MiB spacing; building the index took 2.6 s per GB of archive; the index is
-8 MB per GB).
-
-The index file is ``ARCHIVE.xray-scale-index`` beside the archive when its
-folder is writable, else in ``$XDG_CACHE_HOME/xray-scale/indexes/`` (default
-``~/.cache``), named from the archive's real path, size and modification time.
-It records the archive's size and modification time, and is rebuilt when
-either changed, so a resumed run reuses it and a replaced archive is indexed
-anew.
+Random access: each archive is indexed once (:mod:`.archive_index`: a zip's
+own directory, a tar's headers, a ``.tar.gz``'s gzip seek points saved beside
+it), so a member is read without decompressing the archive from its start.
 
 Threads and processes. Each process opens an archive once, on its first member
 (a process started by fork forgets the parent's handles), and keeps a pool of
@@ -39,35 +25,29 @@ the member the cut falls in fails ("truncated in the archive"), and one warning
 says that the members after the cut are lost (their number cannot be read from
 a cut archive; a name list or manifest names them). A zip member whose data
 does not match its CRC-32 fails; a member that is not a PNG fails when decoded,
-as a file would.
+as a file would. Errors: :class:`~xray_scale.errors.ArchiveError` when an
+archive cannot be used at all, :class:`~xray_scale.errors.MemberError` for one
+member.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import os
-import tarfile
-import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from .sources import InputError
+from ..errors import ArchiveError, MemberError
+from .archive_index import ArchiveIndex, load_index, open_gzip, open_zip
 
 __all__ = [
     "ARCHIVE_SEPARATOR",
-    "INDEX_SUFFIX",
     "HANDLES_PER_ARCHIVE",
     "ArchiveError",
     "MemberError",
     "archive_kind",
     "file_name",
-    "index_location",
     "is_archive",
     "list_members",
     "member_path",
@@ -79,28 +59,12 @@ __all__ = [
 
 ARCHIVE_SEPARATOR = "::"
 """Between an archive's path and a member's name: ``ARCHIVE::MEMBER``."""
-INDEX_SUFFIX = ".xray-scale-index"
-"""Appended to an archive's file name to name its index file."""
-GZIP_SPACING = 4 << 20
-"""Uncompressed bytes between two gzip seek points: a read decompresses ~half of it extra."""
 HANDLES_PER_ARCHIVE = 4
 """Read handles one process opens on one archive at most (threads beyond wait)."""
-GZIP_BUFFER = 256 << 10
-"""Read-ahead of a gzip handle; indexed_gzip's default (4 MiB) decompressed 4 MiB per member."""
 
 _KINDS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar", "tar"), (".zip", "zip"))
-_FORMAT = 1
-_TAR_BLOCK = 512
 
 logger = logging.getLogger(__name__)
-
-
-class ArchiveError(InputError):
-    """An archive cannot be used at all; the message says which and what to do."""
-
-
-class MemberError(Exception):
-    """One member cannot be read; the message is one line, without the member's name."""
 
 
 def archive_kind(path: str | os.PathLike) -> str | None:
@@ -186,233 +150,7 @@ def source_file(path: str) -> str:
     return parts[0] if parts else path
 
 
-def _is_png_name(name: str) -> bool:
-    return name.lower().endswith(".png")
-
-
-# ------------------------------------------------------------------ the index
-
-
-@dataclass
-class _Index:
-    """What is known of one archive: its members and, for a cut archive, where it ends.
-
-    ``members`` maps a member's name to ``[data offset, size]`` in the
-    (decompressed) tar, or to ``[-1, 0, reason]`` for a link that cannot be
-    followed; for a zip it holds the names only (offset -1).
-    """
-
-    size: int
-    mtime_ns: int
-    members: dict[str, list]
-    end: int
-    cut: str = ""
-    crc_unchecked: bool = False
-    gzip_index: bytes = field(default=b"", repr=False)
-
-
-def index_location(archive: str | os.PathLike) -> Path:
-    """Where the index of ``archive`` is kept: beside it if its folder is writable, else cached.
-
-    The cached name holds a digest of the archive's real path, size and
-    modification time, so two archives of one name, or an archive replaced
-    by another, never share an index.
-    """
-    archive = Path(archive)
-    if os.access(archive.parent, os.W_OK):
-        return archive.with_name(archive.name + INDEX_SUFFIX)
-    stat = archive.stat()
-    key = f"{os.path.realpath(archive)}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "xray-scale" / "indexes" / f"{archive.name}-{digest}{INDEX_SUFFIX}"
-
-
-def _save(index: _Index, location: Path) -> None:
-    """Write ``index`` to ``location`` atomically (a temporary file renamed), if possible."""
-    header = {
-        "format": _FORMAT,
-        "size": index.size,
-        "mtime_ns": index.mtime_ns,
-        "end": index.end,
-        "cut": index.cut,
-        "crc_unchecked": index.crc_unchecked,
-        "members": index.members,
-    }
-    try:
-        location.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=location.parent, prefix=location.name, suffix=".tmp", delete=False
-        ) as file:
-            file.write(json.dumps(header).encode() + b"\n" + index.gzip_index)
-        os.replace(file.name, location)
-    except OSError as error:  # a read-only cache: index again next time
-        logger.warning("cannot save the archive index %s (%s)", location, error.strerror or error)
-
-
-def _load(location: Path, size: int, mtime_ns: int) -> _Index | None:
-    """The saved index at ``location`` if it describes this archive (size, mtime), else None."""
-    try:
-        data = location.read_bytes()
-        line, _, gzip_index = data.partition(b"\n")
-        header = json.loads(line)
-    except (OSError, ValueError):
-        return None
-    if (header.get("format"), header.get("size"), header.get("mtime_ns")) != (
-        _FORMAT,
-        size,
-        mtime_ns,
-    ):
-        return None
-    return _Index(
-        size,
-        mtime_ns,
-        header["members"],
-        header["end"],
-        header["cut"],
-        header["crc_unchecked"],
-        gzip_index,
-    )
-
-
-def _open_gzip(archive: str, gzip_index: bytes = b"", *, check_crc: bool = True):
-    import indexed_gzip
-
-    stream = indexed_gzip.IndexedGzipFile(
-        archive,
-        spacing=GZIP_SPACING,
-        buffer_size=GZIP_BUFFER,
-        auto_build=True,
-        skip_crc_check=not check_crc,
-    )
-    if gzip_index:
-        stream.import_index(fileobj=io.BytesIO(gzip_index))
-    return stream
-
-
-def _resolve_links(links: dict[str, str], members: dict[str, list]) -> None:
-    """Give each link member its target's offset and size, or why it cannot be read."""
-    for name, target in links.items():
-        seen = {name}
-        while target in links and target not in seen:  # a link to a link
-            seen.add(target)
-            target = links[target]
-        if target in members and members[target][0] >= 0:
-            members[name] = list(members[target][:2])
-        else:
-            members[name] = [-1, 0, f"a link to {target!r}, which is not a file in the archive"]
-
-
-def _link_target(member: tarfile.TarInfo) -> str:
-    if member.islnk():  # hard links name their target from the archive's root
-        return member.linkname
-    return os.path.normpath(os.path.join(os.path.dirname(member.name), member.linkname))
-
-
-def _index_tar(archive: str, stream) -> _Index:
-    """Read every tar header of ``stream`` once; a cut or corrupt stream keeps what came before."""
-    members: dict[str, list] = {}
-    links: dict[str, str] = {}
-    cut = ""
-    reached = 0  # where the data read without error ends
-    try:
-        with tarfile.open(fileobj=stream, mode="r:") as tar:
-            for member in tar:
-                reached = tar.offset
-                if not _is_png_name(member.name):
-                    continue
-                if member.isfile():
-                    members[member.name] = [member.offset_data, member.size]
-                elif member.islnk() or member.issym():
-                    links[member.name] = _link_target(member)
-            stream.seek(tar.offset)
-            if stream.read(_TAR_BLOCK) != bytes(_TAR_BLOCK):
-                cut = "it ends without the end-of-archive marker"
-    except (tarfile.ReadError, EOFError, OSError) as error:
-        if not members and not links:
-            raise ArchiveError(
-                f"cannot read {archive!r} as a {archive_kind(archive)} archive ({error}); "
-                "check that the file is complete and is the archive its name says"
-            ) from None
-        cut = f"it is cut short or corrupt ({error})"
-    _resolve_links(links, members)
-    try:
-        end = stream.seek(0, os.SEEK_END)
-    except OSError:  # a gzip stream whose end fails its check: trust what was read
-        end = reached
-    stat = os.stat(archive)
-    return _Index(stat.st_size, stat.st_mtime_ns, members, end, cut)
-
-
-def _build(archive: str, kind: str) -> _Index:
-    if kind == "zip":
-        stat = os.stat(archive)
-        with _open_zip(archive) as handle:
-            names = [i.filename for i in handle.infolist() if _is_png_name(i.filename)]
-        return _Index(stat.st_size, stat.st_mtime_ns, {n: [-1, 0] for n in names}, 0)
-    if kind == "tar":
-        with open(archive, "rb") as stream:
-            return _index_tar(archive, stream)
-    try:
-        index = _index_gzip(archive, check_crc=True)
-    except ArchiveError:  # nothing read: not gzip, or a small archive whose CRC-32 is wrong
-        index = None
-    if index is None or index.cut:  # cut short, or is only the gzip CRC-32 wrong?
-        try:
-            unchecked = _index_gzip(archive, check_crc=False)
-        except ArchiveError:
-            if index is None:
-                raise
-            return index
-        if index is None or not unchecked.cut:  # keep every member the data holds
-            index = unchecked
-            index.crc_unchecked = True
-            index.cut = unchecked.cut or "its data does not match the gzip CRC-32 at its end"
-    return index
-
-
-def _index_gzip(archive: str, *, check_crc: bool) -> _Index:
-    """The index of a ``.tar.gz``: its tar's member table and the gzip seek points."""
-    try:
-        stream = _open_gzip(archive, check_crc=check_crc)
-    except OSError as error:
-        raise ArchiveError(f"cannot open {archive!r} as gzip ({error})") from None
-    with stream:
-        index = _index_tar(archive, stream)
-        exported = io.BytesIO()
-        stream.export_index(fileobj=exported)
-    index.gzip_index = exported.getvalue()
-    return index
-
-
-def _open_zip(archive: str) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ArchiveError(
-            f"cannot read {archive!r} as a zip archive ({error}); a zip cut short has lost "
-            "its table of contents: download it again"
-        ) from None
-
-
-def _index(archive: str, kind: str) -> _Index:
-    """The index of ``archive``: the saved one if it fits the archive, else built and saved."""
-    try:
-        stat = os.stat(archive)
-    except OSError as error:
-        raise ArchiveError(f"cannot read archive {archive!r}: {error.strerror or error}") from None
-    if kind == "zip":  # the central directory is the index
-        return _build(archive, kind)
-    location = index_location(archive)
-    index = _load(location, stat.st_size, stat.st_mtime_ns)
-    if index is None:
-        logger.info("indexing %s (once; saved to %s)", archive, location)
-        index = _build(archive, kind)
-        _save(index, location)
-    return index
-
-
-def _warn_damage(archive: str, index: _Index) -> None:
+def _warn_damage(archive: str, index: ArchiveIndex) -> None:
     cut = [n for n, (offset, size, *_) in index.members.items() if offset + size > index.end]
     kept = len(index.members) - len(cut)
     if index.crc_unchecked and not cut:
@@ -463,7 +201,7 @@ def list_members(archive: str | os.PathLike) -> list[str]:
     kind = archive_kind(path)
     if kind is None:
         raise ArchiveError(f"{path!r} is not a .tar, .tar.gz, .tgz or .zip archive")
-    index = _index(path, kind)
+    index = load_index(path, kind)
     if index.cut:
         _warn_damage(path, index)
     return sorted(member_path(path, name) for name in index.members)
@@ -483,7 +221,7 @@ class _Open:
     def __init__(self, archive: str):
         self.archive = archive
         self.kind = archive_kind(archive)
-        self.index = _index(archive, self.kind)
+        self.index = load_index(archive, self.kind)
         self._idle: list = []
         self._count = 0
         self._free = threading.Condition()
@@ -497,10 +235,10 @@ class _Open:
             self._count += 1
         try:
             if self.kind == "zip":
-                return _open_zip(self.archive)
+                return open_zip(self.archive)
             if self.kind == "tar":
                 return open(self.archive, "rb")
-            return _open_gzip(
+            return open_gzip(
                 self.archive, self.index.gzip_index, check_crc=not self.index.crc_unchecked
             )
         except BaseException:

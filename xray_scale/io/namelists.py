@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import InputError
 from .archives import file_name
-from .sources import InputError, parse_synthetic
 
 __all__ = ["NOT_IN_INPUTS", "read_name_list", "select_by_names"]
 
@@ -41,7 +41,7 @@ def _entries(text: str) -> list[str]:
 
 
 def _is_bare_name(entry: str) -> bool:
-    return parse_synthetic(entry) is None and not any(s in entry for s in _SEPARATORS)
+    return not any(s in entry for s in _SEPARATORS)
 
 
 def read_name_list(path: str | os.PathLike) -> list[str] | None:

@@ -21,16 +21,12 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from .sources import InputError
+from ..errors import InputError, UrlError
 
 __all__ = ["UrlError", "is_url", "list_url_inputs", "read_url", "redact"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
-
-
-class UrlError(OSError):
-    """A URL cannot be read; the message names it (credentials removed) and why."""
 
 
 def is_url(text: str) -> bool:
