@@ -15,7 +15,8 @@ name list. A name list adds no image of its own: it keeps, from all the other
 inputs (folders, globs, archives, path lists), the images whose file name it
 lists, matched by file name as ``--manifest`` matches them. A listed name that
 is in no input is not dropped: the run records it as failed, "not in the
-inputs". Several name lists select the union of their names.
+inputs", with ``LIST::NAME`` as its ``index/path`` (the list it came from and
+the name). Several name lists select the union of their names.
 """
 
 from __future__ import annotations
@@ -26,12 +27,32 @@ from pathlib import Path
 from ..errors import InputError
 from .archives import file_name
 
-__all__ = ["NOT_IN_INPUTS", "read_name_list", "select_by_names"]
+__all__ = ["NOT_IN_INPUTS", "absent_path", "is_absent", "read_name_list", "select_by_names"]
 
 NOT_IN_INPUTS = "not in the inputs"
 """The reason recorded for a listed name that no input holds."""
 
 _SEPARATORS = ("/", "\\", "::")
+_LIST_SUFFIX = ".txt"
+
+
+def absent_path(name_list: str, name: str) -> str:
+    """The ``index/path`` of a listed name no input holds: ``LIST::NAME``.
+
+    Examples
+    --------
+    >>> absent_path("/data/nih/test_list.txt", "00000003_000.png")
+    '/data/nih/test_list.txt::00000003_000.png'
+    >>> is_absent(_), is_absent("/data/images_001.tar.gz::images/00000003_000.png")
+    (True, False)
+    """
+    return f"{name_list}::{name}"
+
+
+def is_absent(path: str) -> bool:
+    """Whether ``path`` is :func:`absent_path`'s ``LIST::NAME`` (a ``.txt`` list, a bare name)."""
+    name_list, separator, name = path.rpartition("::")
+    return bool(separator) and name_list.lower().endswith(_LIST_SUFFIX) and _is_bare_name(name)
 
 
 def _entries(text: str) -> list[str]:
