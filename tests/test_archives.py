@@ -13,33 +13,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample
+from conftest import REAL_NAMES, REAL_SAMPLE, make_tar, make_zip, needs_real_sample
 
 from xray_scale.errors import ArchiveError, MemberError
 from xray_scale.io import archive_index, archives
 from xray_scale.io.archive_index import index_location
 from xray_scale.io.archives import list_members, member_path, read_member, split_member_path
 from xray_scale.io.synth import write_phantoms
-
-
-def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz") -> Path:
-    """A tar (``mode`` "w:gz" or "w") holding ``files`` {member name: bytes}, gzip level 6."""
-    kwargs = {"compresslevel": 6} if mode == "w:gz" else {}
-    staging = path.parent / (path.name + ".files")
-    with tarfile.open(path, mode, **kwargs) as tar:
-        for name, data in files.items():
-            source = staging / name
-            source.parent.mkdir(parents=True, exist_ok=True)
-            source.write_bytes(data)
-            tar.add(source, arcname=name)
-    return path
-
-
-def make_zip(path: Path, files: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return path
 
 
 @pytest.fixture
@@ -110,7 +90,6 @@ def test_index_cached_when_the_folder_is_read_only(tmp_path, phantom_files, monk
     folder = tmp_path / "readonly"
     folder.mkdir()
     archive = make_tar(folder / "images_001.tar.gz", phantom_files)
-    (folder / "images_001.tar.gz.files").rename(tmp_path / "staging")
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setattr(archive_index.os, "access", lambda path, mode: Path(path) != folder)

@@ -304,19 +304,31 @@ os.register_at_fork(after_in_child=_forget_opened)
 
 
 def _opened(archive: str) -> _Open:
-    """This process's :class:`_Open` of ``archive``, opened on first use."""
+    """This process's :class:`_Open` of ``archive``, opened on first use or once it changed.
+
+    The archive's size and modification time are compared with its index's
+    on every use (one ``stat``), so an archive replaced in place is read anew.
+    """
+    try:
+        stat = os.stat(archive)
+    except OSError as error:
+        raise ArchiveError(f"cannot read archive {archive!r}: {error.strerror or error}") from None
     with _OPENED_LOCK:
         opened = _OPENED.get(archive)
         if opened is not None:
             _OPENED.move_to_end(archive)
-            return opened
-    opened = _Open(archive)
+            if (opened.index.size, opened.index.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                return opened
+    fresh = _Open(archive)
     with _OPENED_LOCK:
-        opened = _OPENED.setdefault(archive, opened)
+        current = _OPENED.get(archive)
+        if current is None or current is opened:  # not replaced by another thread meanwhile
+            _OPENED[archive] = current = fresh
+        _OPENED.move_to_end(archive)
         stale = [_OPENED.popitem(last=False)[1] for _ in range(len(_OPENED) - _KEEP_OPEN)]
-    for old in stale:  # a handle still reading is closed when it is dropped
-        old.close()
-    return opened
+    for old in [*stale, *([opened] if opened is not None and opened is not current else [])]:
+        old.close()  # a handle still reading is closed when it is dropped
+    return current
 
 
 def member_exists(path: str) -> bool:
