@@ -320,7 +320,7 @@ def main() -> None:
     parser.add_argument(
         "--run", action="store_true", help="also time whole runs: folder, .tar.gz and .zip"
     )
-    parser.add_argument("--run-images", type=int, default=48, help="images of each run")
+    parser.add_argument("--run-images", type=int, default=144, help="images of each run")
     parser.add_argument("--run-rounds", type=int, default=2, help="rounds of the three runs")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="run threads")
     parser.add_argument("--config", type=Path, default=FULL_DUMP_CONFIG, help="run config")

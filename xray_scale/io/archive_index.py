@@ -166,6 +166,7 @@ def open_gzip(archive: str, gzip_index: bytes = b"", *, check_crc: bool = True):
         buffer_size=GZIP_BUFFER,
         auto_build=True,
         skip_crc_check=not check_crc,
+        drop_handles=False,  # one file descriptor per handle, not an open() per read
     )
     if gzip_index:
         stream.import_index(fileobj=io.BytesIO(gzip_index))
