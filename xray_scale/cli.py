@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .allocator import tune_malloc
 from .analysis.records import BatchRecord
-from .engines.registry import ENGINES
+from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, InputError, StoreError
 from .run.pipeline import SCHEDULERS, RunSummary, run
 from .store.describe import describe_store
@@ -54,6 +54,7 @@ class Compat(StrEnum):
 
 
 Engine = StrEnum("Engine", {name: name for name in ENGINES})
+Decoder = StrEnum("Decoder", {name: name for name in DECODERS})
 Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
@@ -181,6 +182,9 @@ def run_command(
     engine: Annotated[
         Engine, typer.Option(help="Filter implementation; auto: the fastest installed.")
     ] = Engine.auto,
+    decoder: Annotated[
+        Decoder, typer.Option(help="Where PNGs are decoded: cpu | gpu (cupy engine) | auto.")
+    ] = Decoder.cpu,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing store (only one written by xray-scale).")
     ] = False,
@@ -205,6 +209,7 @@ def run_command(
         manifest=manifest,
         compat=compat.value if compat else None,
         engine=engine.value,
+        decoder=decoder.value,
         scheduler=scheduler.value,
         address=address,
         overwrite=overwrite,

@@ -88,7 +88,10 @@ def process_batch(
         The batch's per-image records, for the pipeline to store once this
         task has returned (its arrays are written by then).
     """
-    block, decoded = spec.decode(paths)
+    if spec.decoder == "gpu":  # decoded onto the engine's GPU, where the batch is analysed
+        block, decoded = get_engine(spec.engine).decode_batch(paths, spec)
+    else:
+        block, decoded = spec.decode(paths)
     return analyse_block(block, decoded, start, spec=spec, writer=writer)
 
 
