@@ -40,8 +40,10 @@ from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError
+from ..io.archives import source_file
 from ..io.decode import check_supported, read_png_header
 from ..io.manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
+from ..io.namelists import is_absent
 from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..store.access import (
     RecordWriter,
@@ -149,7 +151,7 @@ def _check_no_input_inside(out: Path, paths: list[str]) -> None:
         return
     inside = os.path.realpath(out) + os.sep
     for path in paths:
-        if parse_synthetic(path) is None and os.path.realpath(path).startswith(inside):
+        if parse_synthetic(path) is None and os.path.realpath(source_file(path)).startswith(inside):
             raise StoreError(
                 f"--overwrite would delete inputs inside {out} (first: {path}); "
                 "move them out of it, or choose another --out"
@@ -197,8 +199,12 @@ def _describe_input(item: str | os.PathLike) -> str:
 
 
 def _spot_checks(paths: list[str]) -> list[str]:
-    """A few input files to check on every worker: first, middle and last."""
-    files = [p for p in (paths[0], paths[len(paths) // 2], paths[-1]) if parse_synthetic(p) is None]
+    """A few input files to check on every worker: first, middle and last (an archive for a member).
+
+    Phantoms and name-list entries no input holds are not files: not checked.
+    """
+    picked = (paths[0], paths[len(paths) // 2], paths[-1])
+    files = [source_file(p) for p in picked if parse_synthetic(p) is None and not is_absent(p)]
     return sorted(set(files))
 
 
