@@ -23,6 +23,7 @@ from xray_scale.errors import InputError
 from xray_scale.io import archives
 from xray_scale.render import grid_figure, render_store
 from xray_scale.run.plan import plan_run
+from xray_scale.store.encoding import read_index
 
 OPTIONS = {"workers": 2, "batch_size": 4, "engine": "scipy"}
 NAMES = [f"{21 + k // 6:08d}_{k % 6:03d}.png" for k in range(12)]
@@ -62,7 +63,7 @@ def dump(phantom_folder, tmp_path):
 
 
 def paths_of(store) -> list[str]:
-    return list(zarr.open_group(store, mode="r")["index/path"][:])
+    return list(read_index(zarr.open_group(store, mode="r"), "path"))
 
 
 def test_nih_tarballs_by_glob_equal_the_extracted_folder(dump, tmp_path):
@@ -115,7 +116,7 @@ def test_cut_tarball_keeps_what_came_before_and_says_so(dump, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
         summary = xray_scale.run([cut], tmp_path / "cut.zarr", **OPTIONS)
     group = zarr.open_group(tmp_path / "cut.zarr", mode="r")
-    errors = list(group["index/error"][:])
+    errors = list(read_index(group, "error"))
     assert summary.failed == 1 and summary.ok == summary.total - 1 >= 2
     assert errors[-1].startswith("truncated in the archive: it ends after ")
     assert "members after it are lost" in caplog.text
@@ -131,7 +132,7 @@ def test_bad_members_fail_alone(dump, tmp_path):
     errors = dict(
         zip(
             paths_of(tmp_path / "bad.zarr"),
-            zarr.open_group(tmp_path / "bad.zarr")["index/error"][:],
+            read_index(zarr.open_group(tmp_path / "bad.zarr"), "error"),
             strict=True,
         )
     )
@@ -160,7 +161,7 @@ def test_resume_and_retry_failed_on_members(dump, tmp_path):
     listed.write_text(f"{archive}::images/{NAMES[0]}\n{archive}::images/99999999_000.png\n")
     gone = tmp_path / "gone.zarr"
     assert xray_scale.run([listed], gone, **OPTIONS).failed == 1
-    assert list(zarr.open_group(gone, mode="r")["index/error"][:])[1].startswith(
+    assert list(read_index(zarr.open_group(gone, mode="r"), "error"))[1].startswith(
         "not in the archive"
     )
     assert xray_scale.run([listed], gone, retry_failed=True, **OPTIONS).processed == 0
@@ -180,7 +181,7 @@ def test_manifest_selects_members_by_file_name(dump, tmp_path):
     summary = xray_scale.run([dump["kaggle"]], out, manifest=manifest, **OPTIONS)
     assert (summary.ok, summary.failed, summary.manifest_missing) == (2, 1, 1)
     group = zarr.open_group(out, mode="r")
-    names = [archives.file_name(p) for p in group["index/path"][:]]
+    names = [archives.file_name(p) for p in read_index(group, "path")]
     assert sorted(names) == sorted(rows)
     assert list(group["index/patient_age"][:]) == [58, 58, 58]
 
@@ -192,7 +193,7 @@ def test_name_list_selects_from_archives_and_a_missing_name_fails(dump, tmp_path
     summary = xray_scale.run([str(dump["nih"] / "images_*.tar.gz"), test_list], out, **OPTIONS)
     assert (summary.total, summary.ok, summary.failed) == (3, 2, 1)
     group = zarr.open_group(out, mode="r")
-    paths, errors = list(group["index/path"][:]), list(group["index/error"][:])
+    paths, errors = list(read_index(group, "path")), list(read_index(group, "error"))
     nih = dump["nih"]
     assert paths == [
         f"{nih / 'images_001.tar.gz'}::images/{NAMES[2]}",
@@ -245,4 +246,4 @@ def test_a_top_level_zip_member_keeps_its_patient_id(tmp_path):
     out = tmp_path / "flat.zarr"
     assert xray_scale.run([archive], out, **OPTIONS).ok == 1
     group = zarr.open_group(out, mode="r")
-    assert (group["index/patient_id"][0], int(group["index/follow_up"][0])) == ("11", 4)
+    assert (read_index(group, "patient_id", 0), int(group["index/follow_up"][0])) == ("11", 4)
