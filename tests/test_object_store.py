@@ -90,9 +90,9 @@ def s3(s3_server, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    import fsspec
+    import s3fs
 
-    fsspec.AbstractFileSystem.clear_instance_cache()  # no client of another test's settings
+    s3fs.S3FileSystem.clear_instance_cache()  # no client made for another server's settings
     return s3_server
 
 
