@@ -16,10 +16,10 @@ from stack_parity import assert_backend_matches_reference
 from test_stack_analysis import ALL_FILTERS, CONFIGS
 
 import xray_scale
-from xray_scale.config import ConfigError
-from xray_scale.engines import EngineError, engine_filters, resolve_engine
+from xray_scale.engines.registry import engine_filters, resolve_engine
+from xray_scale.errors import ConfigError, EngineError
 from xray_scale.filters import FILTERS
-from xray_scale.synth import phantom
+from xray_scale.io.synth import phantom
 
 
 def _why_no_gpu() -> str | None:
@@ -44,7 +44,7 @@ def test_without_a_gpu_the_engine_says_why_and_auto_falls_back():
 
 
 def _backend():
-    from xray_scale.cupy_engine import BACKEND
+    from xray_scale.engines.cupy import BACKEND
 
     return BACKEND
 
@@ -52,7 +52,7 @@ def _backend():
 @needs_gpu
 @pytest.mark.parametrize("overrides", CONFIGS.values(), ids=CONFIGS.keys())
 def test_gpu_batch_matches_the_scipy_engine(overrides):
-    if "canny" in str(overrides) and _backend().canny is not None:
+    if "canny" in str(overrides) and "canny" in _backend().device_filters:
         pytest.skip("cuCIM's Canny is compared in test_cucim_canny_agrees_with_scikit_image")
     block = np.stack([structured_image(seed, shape=(64, 80)) for seed in range(3)])
     assert_backend_matches_reference(block, overrides, _backend(), failed=(1,))
@@ -85,7 +85,7 @@ def test_gpu_per_image_filters_match_the_reference():
 
 @needs_gpu
 def test_cucim_canny_agrees_with_scikit_image():
-    if _backend().canny is None:
+    if "canny" not in _backend().device_filters:
         pytest.skip("cuCIM is not installed: the cupy engine runs scikit-image's Canny")
     image = phantom(7, 0, shape=(512, 512))
     params = FILTERS["canny"].defaults()
