@@ -12,31 +12,39 @@ Exit codes (every command):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import zarr
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import __version__
 from .allocator import tune_malloc
-from .analysis.records import BatchRecord
 from .engines.registry import ENGINES
 from .errors import ConfigError, EngineError, InputError, StoreError
-from .run.pipeline import SCHEDULERS, RunSummary, run
-from .store.describe import describe_store
-from .store.layout import STATUS_OK
+from .run.cluster import SCHEDULERS
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .analysis.records import BatchRecord
+    from .run.pipeline import RunSummary
+
+# Every command imports what it needs when it runs: --help, --version and a
+# mistyped option must answer without loading zarr, dask, SciPy or OpenCV
+# (tests/test_startup.py).
 
 __all__ = ["app", "console_script", "main"]
 
 EXIT_OK, EXIT_FAILED_IMAGES, EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+REASONS_SHOWN = 10
+"""Reasons of failure ``info`` prints (the most frequent); ``--failures`` lists every failure."""
+SUMMARY_FAILURES = 10
+"""Failures a run's summary lists one by one; more are grouped by reason."""
 
 app = typer.Typer(
     help="The NumPy X-ray tutorial's filters, masks and statistics over whole datasets.",
@@ -44,7 +52,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_stderr = Console(stderr=True, highlight=False)
+
+
+@functools.cache
+def _stderr() -> Console:
+    """The console of progress bars and notes (rich, imported on first use)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 class Compat(StrEnum):
@@ -57,6 +72,23 @@ Engine = StrEnum("Engine", {name: name for name in ENGINES})
 Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
+def _progress_bar(title: str, *fields: str):
+    """A progress bar on stderr: done / total, the first of ``fields``, time left, the others."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn()]
+    columns += [TextColumn(field) for field in fields[:1]]
+    columns.append(TimeRemainingColumn())
+    columns += [TextColumn(field) for field in fields[1:]]
+    return Progress(*columns, console=_stderr())
+
+
 class _Progress:
     """A live bar on stderr: images done / total, images/s, ETA, failures."""
 
@@ -64,14 +96,8 @@ class _Progress:
         self._bar = (
             None
             if quiet
-            else Progress(
-                TextColumn("[bold]processing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f} img/s"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[failed]} failed"),
-                console=_stderr,
+            else _progress_bar(
+                "processing", "{task.fields[rate]:.1f} img/s", "{task.fields[failed]} failed"
             )
         )
         self._task = None
@@ -81,7 +107,7 @@ class _Progress:
 
     def start(self, total: int, already_done: int) -> None:
         if already_done:
-            _stderr.print(f"resuming: {already_done} of {total} images already done")
+            _stderr().print(f"resuming: {already_done} of {total} images already done")
         if self._bar is not None:
             self._bar.start()
             self._task = self._bar.add_task(
@@ -105,22 +131,28 @@ class _Progress:
 def _print_summary(summary: RunSummary) -> None:
     rate = f", {summary.images_per_s:.1f} img/s" if summary.processed else ""
     typer.echo(
-        f"{summary.store}: {summary.total} images, {summary.ok} ok, {summary.failed} failed"
-        + (f", {summary.pending} pending" if summary.pending else "")
-        + f" ({summary.processed} processed in {summary.elapsed_s:.1f} s{rate})"
+        f"{summary.store}: {summary.total:,} images, {summary.ok:,} ok, {summary.failed:,} failed"
+        + (f", {summary.pending:,} pending" if summary.pending else "")
+        + f" ({summary.processed:,} processed in {summary.elapsed_s:.1f} s{rate})"
     )
     if summary.manifest_missing:
         typer.echo(
-            f"  manifest: {summary.manifest_missing} listed images are not in the inputs "
-            "(recorded as failed: file not found)"
+            f"  manifest: {summary.manifest_missing:,} listed images are not in the inputs "
+            "(recorded as failed, not processed)"
         )
-    for path, error in summary.failures[:10]:
-        typer.echo(f"  failed: {path}: {error}")
-    if len(summary.failures) > 10:
-        typer.echo(f"  ... and {len(summary.failures) - 10} more: xray-scale info {summary.store}")
+    if len(summary.failures) <= SUMMARY_FAILURES:
+        for path, error in summary.failures:
+            typer.echo(f"  failed: {path}: {error}")
+        return
+    from .store.describe import failures_by_reason
+
+    failures = [{"path": path, "error": error} for path, error in summary.failures]
+    _print_reasons(failures_by_reason(failures), hint=f"xray-scale info {summary.store} --failures")
 
 
 def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) -> RunSummary:
+    from .run.pipeline import run
+
     bar = _Progress(quiet=not progress)
     try:
         result = run(inputs, out, on_start=bar.start, on_batch=bar.batch, **options)
@@ -216,9 +248,18 @@ def run_command(
 @app.command()
 def info(
     store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="List every failed image with its error.")
+    ] = False,
+    failures_to: Annotated[
+        Path | None,
+        typer.Option(help="Write every failed image to this file: path<TAB>error, one a line."),
+    ] = None,
 ) -> None:
-    """Counts by status, every failure, the config and the throughput of a store."""
+    """Counts by status, failures by reason, the config and the throughput of a store."""
+    from .store.describe import describe_store
+
     details = describe_store(store)
     if as_json:
         typer.echo(json.dumps(details, indent=2))
@@ -226,8 +267,8 @@ def info(
     height, width = details["image_shape"]
     typer.echo(f"store: {details['store']}")
     typer.echo(
-        f"images: {details['total']} ({details['ok']} ok, {details['failed']} failed, "
-        f"{details['pending']} pending), {height}x{width} {details['pixel_dtype']}"
+        f"images: {details['total']:,} ({details['ok']:,} ok, {details['failed']:,} failed, "
+        f"{details['pending']:,} pending), {height}x{width} {details['pixel_dtype']}"
     )
     typer.echo(
         f"engine: {details['engine']}, compat: {details['compat'] or 'none'}, "
@@ -235,13 +276,36 @@ def info(
     )
     rate = details["images_per_s"]
     typer.echo(
-        f"time: {details['elapsed_s']:.1f} s in {len(details['runs'])} run(s)"
-        + (f", {rate:.1f} img/s" if rate else "")
+        f"time: {details['elapsed_s']:.1f} s in {len(details['runs'])} run(s), "
+        f"{details['processed']:,} images processed" + (f", {rate:.1f} img/s" if rate else "")
     )
     typer.echo("arrays: " + ", ".join(f"{k} ({v})" for k, v in details["arrays"].items()))
     typer.echo("config: " + json.dumps(details["config"]))
-    for failure in details["failures"]:
-        typer.echo(f"failed: {failure['path']}: {failure['error']}")
+    if failures_to is not None:
+        failures_to.parent.mkdir(parents=True, exist_ok=True)
+        with failures_to.open("w", encoding="utf-8") as file:
+            file.writelines(f"{f['path']}\t{f['error']}\n" for f in details["failures"])
+        typer.echo(f"wrote the {details['failed']:,} failures to {failures_to}")
+    if failures:
+        for failure in details["failures"]:
+            typer.echo(f"failed: {failure['path']}: {failure['error']}")
+    elif details["failed"]:
+        _print_reasons(details["failure_reasons"], hint=f"xray-scale info {store} --failures")
+
+
+def _print_reasons(reasons: list[dict], *, hint: str) -> None:
+    """The most frequent reasons of failure, each with its count and a few file names."""
+    typer.echo("failures by reason:")
+    for group in reasons[:REASONS_SHOWN]:
+        more = ", ..." if group["count"] > len(group["examples"]) else ""
+        typer.echo(
+            f"  {group['count']:,} {group['reason']}: {', '.join(group['examples'])}{more}"
+        )
+    others = reasons[REASONS_SHOWN:]
+    if others:
+        count = sum(group["count"] for group in others)
+        typer.echo(f"  {count:,} for {len(others)} other reasons")
+    typer.echo(f"  every failure: {hint}")
 
 
 def _size(count: float) -> str:
@@ -412,8 +476,12 @@ def demo(
 
     Re-running it into the same folder replaces the phantoms and the store.
     """
+    import zarr
+
     from .io.synth import clear_phantoms, write_phantoms
     from .render import render_gif, render_grid
+    from .store.describe import describe_store
+    from .store.layout import STATUS_OK
 
     phantoms = out / "phantoms"
     clear_phantoms(phantoms)
@@ -490,15 +558,7 @@ def render(
         if fmt.lower() not in FORMATS:
             allowed = ", ".join(repr(f) for f in FORMATS)
             raise typer.BadParameter(f"{fmt!r} is not one of {allowed}", param_hint="'--format'")
-    bar = None
-    if not quiet:
-        bar = Progress(
-            TextColumn("[bold]rendering"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=_stderr,
-        )
+    bar = None if quiet else _progress_bar("rendering")
     task = None
 
     def advance(done: int, total: int) -> None:
@@ -533,9 +593,9 @@ def render(
             bar.stop()
     if not quiet:
         for note in report.notes[:10]:
-            _stderr.print(f"note: {note}", markup=False, soft_wrap=True)
+            _stderr().print(f"note: {note}", markup=False, soft_wrap=True)
         if len(report.notes) > 10:
-            _stderr.print(f"note: ... and {len(report.notes) - 10} more", markup=False)
+            _stderr().print(f"note: ... and {len(report.notes) - 10} more", markup=False)
     for path in report.paths:
         typer.echo(path)
 
@@ -545,12 +605,14 @@ def _root(
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
+        from . import __version__
+
         typer.echo(f"xray-scale {__version__}")
         raise typer.Exit(EXIT_OK)
 
 
 def _say_error(message: str) -> None:
-    _stderr.print(f"xray-scale: error: {message}", markup=False, soft_wrap=True)
+    typer.echo(f"xray-scale: error: {message}", err=True)
 
 
 def _error(message: str, code: int) -> int:

@@ -30,6 +30,7 @@ from ..errors import InputError
 
 __all__ = [
     "MANIFEST_FIELDS",
+    "NOT_IN_INPUTS",
     "Manifest",
     "manifest_columns",
     "read_manifest",
@@ -47,6 +48,9 @@ MANIFEST_FIELDS: dict[str, tuple[str, str]] = {
     "pixel_spacing_y": ("OriginalImagePixelSpacing[y]", "float64"),
 }
 """``index/<name>`` arrays written from the manifest: (CSV column, dtype)."""
+
+NOT_IN_INPUTS = "not in the inputs (listed in the manifest)"
+"""The error recorded for an image the manifest lists and the inputs lack."""
 
 _MISSING = {"str": "", "int16": -1, "int32": -1, "float64": np.nan}
 _AGE = re.compile(r"(\d+)([YMD]?)", re.IGNORECASE)
@@ -236,7 +240,7 @@ def select_with_manifest(paths: list[str], manifest: Manifest) -> tuple[list[str
     selected : list of str
         Sorted paths of every listed image. A listed image absent from the
         inputs gets the path it would have beside the first input found, so
-        that it is recorded as failed ("file not found"), not dropped.
+        that it is recorded as failed (:data:`NOT_IN_INPUTS`), not dropped.
     missing : list of str
         Names of the listed images absent from the inputs.
 

@@ -14,7 +14,17 @@ from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
 
-__all__ = ["check_workers_see", "compute_on_cluster", "connect", "require_dask_cuda"]
+__all__ = [
+    "SCHEDULERS",
+    "check_workers_see",
+    "compute_on_cluster",
+    "connect",
+    "require_dask_cuda",
+]
+
+SCHEDULERS = ("threads", "processes", "distributed", "cuda")
+"""Where batch tasks run: local threads, local processes, a dask.distributed
+LocalCluster, or dask-cuda's LocalCUDACluster (one worker per GPU)."""
 
 
 def require_dask_cuda() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from .access import open_store
+from .layout import STAT_FIELDS
 
 __all__ = ["EXPORT_FORMATS", "export_table", "store_table"]
 

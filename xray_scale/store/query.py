@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SelectionError
+from ..errors import SelectionError
 
 __all__ = ["RowQuery", "select_rows"]
 
