@@ -46,9 +46,10 @@ TARGETS = {"help": 0.4, "version": 0.4, "bad option": 0.4, "info": 2.0, "export"
 def build_store(path: Path, count: int) -> Path:
     """A finished-looking full-dump store of ``count`` images, built without decoding."""
     from xray_scale.batch import BatchSpec
-    from xray_scale.config import load_config
     from xray_scale.manifest import MANIFEST_FIELDS
     from xray_scale.stats import STAT_FIELDS
+
+    from xray_scale.config import load_config
     from xray_scale.store import create_store, library_versions, utc_now
 
     config = load_config(ROOT / "configs" / "full-dump.toml")

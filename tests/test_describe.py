@@ -31,7 +31,9 @@ def partial_download(tmp_path_factory):
     are recorded as failed when the store is made.
     """
     folder = tmp_path_factory.mktemp("partial")
-    rows = [f"{listed_name(k)},No Finding,0,{k // 4 + 1},50,F,PA,64,64,0.1,0.1\n" for k in range(LISTED)]
+    rows = [
+        f"{listed_name(k)},No Finding,0,{k // 4 + 1},50,F,PA,64,64,0.1,0.1\n" for k in range(LISTED)
+    ]
     manifest = folder / "Data_Entry_2017.csv"
     manifest.write_text(HEADER + "".join(rows))
     images = folder / "images"

@@ -13,13 +13,13 @@ from conftest import REAL_SAMPLE, needs_real_sample, structured_image, write_png
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import InputError
-from xray_scale.io.synth import write_phantoms
 from xray_scale.io.manifest import (
     NOT_IN_INPUTS,
     manifest_columns,
     read_manifest,
     select_with_manifest,
 )
+from xray_scale.io.synth import write_phantoms
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"

@@ -15,7 +15,9 @@ HEAVY = ("scipy", "dask.array", "zarr", "cv2", "matplotlib", "pandas", "distribu
 
 def _imported_after(code: str) -> list[str]:
     """The HEAVY modules a fresh interpreter has imported after running ``code``."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
@@ -54,8 +56,12 @@ def test_version_prints_the_package_version():
     from xray_scale.cli import main
 
     result = subprocess.run(
-        [sys.executable, "-c", "from xray_scale.cli import console_script; console_script()",
-         "--version"],
+        [
+            sys.executable,
+            "-c",
+            "from xray_scale.cli import console_script; console_script()",
+            "--version",
+        ],
         capture_output=True,
         text=True,
     )

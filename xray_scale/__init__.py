@@ -18,7 +18,7 @@ from . import run as _run_package  # noqa: F401  the subpackage first: see below
 # to it; the public ``run`` is the function of ``xray_scale.run.pipeline``, found
 # by ``__getattr__`` below once this name is gone. The subpackage is imported
 # once, so nothing binds the attribute to it again.
-del run
+del globals()["run"]
 
 _PUBLIC = {
     "FILTERS": "xray_scale.filters",

@@ -25,7 +25,7 @@ import typer
 
 from .allocator import tune_malloc
 from .engines.registry import ENGINES
-from .errors import ConfigError, EngineError, InputError, StoreError
+from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
 from .run.cluster import SCHEDULERS
 
 if TYPE_CHECKING:
@@ -60,6 +60,15 @@ def _stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
+
+
+Where = Annotated[
+    str | None,
+    typer.Option(help="Only rows where this pandas condition holds, e.g. 'mean < 90'."),
+]
+Sort = Annotated[str | None, typer.Option(help="Order by this column (missing values last).")]
+Descending = Annotated[bool, typer.Option("--descending", help="With --sort: largest first.")]
+Limit = Annotated[int | None, typer.Option(min=1, help="Only the first N (after --sort).")]
 
 
 class Compat(StrEnum):
@@ -298,9 +307,7 @@ def _print_reasons(reasons: list[dict], *, hint: str) -> None:
     typer.echo("failures by reason:")
     for group in reasons[:REASONS_SHOWN]:
         more = ", ..." if group["count"] > len(group["examples"]) else ""
-        typer.echo(
-            f"  {group['count']:,} {group['reason']}: {', '.join(group['examples'])}{more}"
-        )
+        typer.echo(f"  {group['count']:,} {group['reason']}: {', '.join(group['examples'])}{more}")
     others = reasons[REASONS_SHOWN:]
     if others:
         count = sum(group["count"] for group in others)
@@ -434,12 +441,25 @@ def export(
     histogram: Annotated[
         bool, typer.Option(help="Add the 256 histogram counts as columns.")
     ] = False,
+    where: Where = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="N rows drawn at random (see --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    sort: Sort = None,
+    descending: Descending = False,
+    limit: Limit = None,
 ) -> None:
-    """One row per image: index, manifest metadata and statistics, as Parquet or CSV."""
-    from .store.export import export_table
+    """One row per image: index, manifest metadata and statistics, as Parquet or CSV.
 
-    written = export_table(store, to, histogram=histogram)
-    typer.echo(f"wrote {written}")
+    --where, --sample, --sort and --limit keep some rows, in that order.
+    """
+    from .store.export import export_table
+    from .store.query import RowQuery
+
+    query = RowQuery(where, sample, seed, sort, descending, limit)
+    written, rows = export_table(store, to, histogram=histogram, query=query)
+    typer.echo(f"wrote {written} ({rows:,} rows)")
 
 
 @app.command()
@@ -520,6 +540,10 @@ def render(
         int | None, typer.Option(min=1, help="N images drawn at random (see --seed).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    where: Where = None,
+    sort: Sort = None,
+    descending: Descending = False,
+    limit: Limit = None,
     formats: Annotated[
         list[str] | None,
         typer.Option("--format", help="png, svg or pdf; repeat for several (default: png)."),
@@ -550,6 +574,7 @@ def render(
 ) -> None:
     """The tutorial's figures for images of a store: grids, histograms, GIFs, summaries.
 
+    Ok images by name, --patient, --where, --sample, --sort, --limit (in that order).
     Prints the files written, one per line.
     """
     from .render import DEFAULT_PANELS, FORMATS, parse_panel, render_store
@@ -580,6 +605,10 @@ def render(
             patient=patient,
             sample=sample,
             seed=seed,
+            where=where,
+            sort=sort,
+            descending=descending,
+            limit=limit,
             formats=tuple(formats or ("png",)),
             dpi=dpi,
             gif=gif,
@@ -634,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         context = getattr(error, "ctx", None)
         command = f" {context.info_name}" if context is not None and context.parent else ""
         return _error(f"{error.format_message()} (see: xray-scale{command} --help)", EXIT_USAGE)
-    except (InputError, ConfigError, EngineError, StoreError) as error:
+    except (InputError, ConfigError, EngineError, SelectionError, StoreError) as error:
         return _error(str(error), EXIT_USAGE)
     except OSError as error:
         return _error(f"{_describe_os_error(error)}; fix it and try again", EXIT_IO)

@@ -18,7 +18,6 @@ from ..store.layout import STAT_FIELDS
 __all__ = ["STAT_FIELDS", "histogram256", "image_stats", "stats_from_counts", "value_counts"]
 
 
-
 _EXACT_FLOAT32_COUNTS = 1 << 24
 """``calcHist`` counts in float32, exact below 2**24: larger images use ``np.bincount``."""
 

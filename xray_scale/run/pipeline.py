@@ -67,6 +67,7 @@ from .cluster import (
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
 
+
 @dataclass(frozen=True)
 class RunSummary:
     """The outcome of :func:`run`, read back from the store's index.

@@ -1,4 +1,4 @@
-"""What ``xray-scale info`` reports about a store: counts, failures by reason, format, runs, arrays."""
+"""What ``xray-scale info`` reports about a store: counts, failures by reason, runs, arrays."""
 
 from __future__ import annotations
 

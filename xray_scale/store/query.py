@@ -101,7 +101,9 @@ def select_rows(table, query: RowQuery):
     if query.where is not None:
         rows = rows[_condition(table, query.where)]
     if query.sample is not None and len(rows) > query.sample:
-        drawn = np.random.default_rng(query.seed).choice(len(rows), size=query.sample, replace=False)
+        drawn = np.random.default_rng(query.seed).choice(
+            len(rows), size=query.sample, replace=False
+        )
         rows = rows.iloc[np.sort(drawn)]
     if query.sort is not None:
         if query.sort not in table.columns:
