@@ -396,6 +396,13 @@ def bench(
     rounds: Annotated[
         int, typer.Option(min=1, help="Rounds of the tutorial loop and of each run; best kept.")
     ] = 2,
+    scheduler: Annotated[
+        list[Scheduler] | None,
+        typer.Option(
+            help="Also run on this scheduler (repeatable), beside threads, and print the "
+            "ratio: e.g. distributed (a LocalCluster of --workers processes)."
+        ),
+    ] = None,
     record: Annotated[
         Path | None,
         typer.Option(help="JSON record to write (default: xray-scale-bench-<time>.json here)."),
@@ -426,6 +433,7 @@ def bench(
         tutorial_images=tutorial_images,
         dask_image_images=dask_image_images,
         rounds=rounds,
+        schedulers=[s.value for s in scheduler or []],
         log=typer.echo,
     )
     typer.echo("")

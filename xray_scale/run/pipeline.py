@@ -62,6 +62,7 @@ from .cluster import (
     check_workers_see,
     compute_on_cluster,
     connect,
+    prepare_workers,
     require_dask_cuda,
 )
 
@@ -479,6 +480,7 @@ def run(
         if scheduler in ("distributed", "cuda") or address is not None:
             with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
                 check_workers_see(client, store=str(out), inputs=_spot_checks(paths))
+                prepare_workers(client, engine=engine, local=address is None)
                 began = time.perf_counter()
                 compute_on_cluster(client, graph, on_record)
         else:
