@@ -45,12 +45,12 @@ TARGETS = {"help": 0.4, "version": 0.4, "bad option": 0.4, "info": 2.0, "export"
 
 def build_store(path: Path, count: int) -> Path:
     """A finished-looking full-dump store of ``count`` images, built without decoding."""
-    from xray_scale.batch import BatchSpec
-    from xray_scale.manifest import MANIFEST_FIELDS
-    from xray_scale.stats import STAT_FIELDS
-
+    from xray_scale.analysis.records import BatchSpec
     from xray_scale.config import load_config
-    from xray_scale.store import create_store, library_versions, utc_now
+    from xray_scale.io.manifest import MANIFEST_FIELDS
+    from xray_scale.store.create import create_store
+    from xray_scale.store.layout import STAT_FIELDS
+    from xray_scale.store.metadata import RunMetadata, utc_now
 
     config = load_config(ROOT / "configs" / "full-dump.toml")
     spec = BatchSpec.for_run(config, shape=(1024, 1024), bit_depth=8, compat=None, engine="opencv")
@@ -58,36 +58,25 @@ def build_store(path: Path, count: int) -> Path:
     paths = [f"/data/chestxray8/images/{name}" for name in names]
     rng = np.random.default_rng(0)
     labels = np.array(["No Finding", "Cardiomegaly", "Effusion|Infiltration", "Atelectasis"])
-    metadata = {}
+    columns = {}
     for name, (_, dtype) in MANIFEST_FIELDS.items():
         if dtype == "str":
             choices = {"patient_gender": ["M", "F"], "view_position": ["PA", "AP"]}.get(name)
             values = rng.choice(np.array(choices) if choices else labels, count)
-            metadata[name] = values.astype(object)
+            columns[name] = values.astype(object)
         else:
-            metadata[name] = rng.integers(1, 3000, count).astype(dtype)
-    attrs = {
-        "version": "bench",
-        "engine": spec.engine,
-        "compat": None,
-        "config": config.to_dict(),
-        "libraries": library_versions(),
-        "inputs": ["/data/chestxray8/images"],
-        "image_shape": list(spec.shape),
-        "pixel_dtype": spec.pixel_dtype,
-        "batch_size": config.batch_size,
-        "map_dtypes": spec.map_dtypes,
-        "full_resolution": spec.full_resolution,
-        "preview_shape": list(spec.preview_shape),
-        "fingerprint": "bench",
-        "manifest": None,
-        "created": utc_now(),
-        "runs": [
-            {"started": utc_now(), "finished": utc_now(), "processed": count, "elapsed_s": 3600.0}
-        ],
-    }
+            columns[name] = rng.integers(1, 3000, count).astype(dtype)
+    metadata = RunMetadata.for_run(
+        spec,
+        version="bench",
+        fingerprint="bench",
+        inputs=["/data/chestxray8/images"],
+        manifest=None,
+    ).with_run(
+        {"started": utc_now(), "finished": utc_now(), "processed": count, "elapsed_s": 3600.0}
+    )
     group = create_store(
-        path, paths=paths, config=config, attrs=attrs, metadata=metadata, **spec.store_layout()
+        path, paths=paths, config=config, metadata=metadata, columns=columns, **spec.store_layout()
     )
     status = np.full(count, "ok", dtype=object)
     error = np.full(count, "", dtype=object)

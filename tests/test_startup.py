@@ -10,7 +10,7 @@ import pytest
 
 import xray_scale
 
-HEAVY = ("scipy", "dask.array", "zarr", "cv2", "matplotlib", "pandas", "distributed")
+HEAVY = ("scipy", "dask.array", "zarr", "cv2", "matplotlib", "pandas", "distributed", "pydantic")
 
 
 def _imported_after(code: str) -> list[str]:

@@ -51,6 +51,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # The command's own --help is an option of _root: typer checks the value of its
+    # built-in one (None when not given) with pydantic, ~0.2 s of imports before any
+    # subcommand, --version or usage error.
+    add_help_option=False,
 )
 
 
@@ -639,8 +643,15 @@ def render(
 
 @app.callback(invoke_without_command=True)
 def _root(
+    context: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    show_help: Annotated[
+        bool, typer.Option("--help", is_eager=True, help="Show this message and exit.")
+    ] = False,
 ) -> None:
+    if show_help:
+        typer.echo(context.get_help())
+        raise typer.Exit(EXIT_OK)
     if version:
         from . import __version__
 
