@@ -202,8 +202,16 @@ def test_a_partial_download_writes_nothing_for_the_images_it_lacks(tmp_path):
     rows = [manifest_row(name) for name in names]
     manifest = write_manifest(tmp_path / "Data_Entry_2017.csv", rows)
     alone = xray_scale.run([images], tmp_path / "nine.zarr", workers=2)
-    summary = xray_scale.run([images], tmp_path / "all.zarr", manifest=manifest, workers=2)
+    started = []
+    summary = xray_scale.run(
+        [images],
+        tmp_path / "all.zarr",
+        manifest=manifest,
+        workers=2,
+        on_start=lambda *a: started.append(a),
+    )
     assert (summary.total, summary.ok, summary.failed, summary.processed) == (40_000, 9, 39_991, 9)
+    assert started == [(16, 0)]  # the two batches holding the 9: nothing "already done"
     assert (alone.ok, alone.processed) == (9, 9)
     group = zarr.open_group(tmp_path / "all.zarr", mode="r")
     indices = [k for k, path in enumerate(group["index/path"][:]) if "00000011_" in path]

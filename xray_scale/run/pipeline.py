@@ -456,9 +456,11 @@ def run(
     starts = pending_batches(group, retry_failed=retry_failed)
     batch = config.batch_size
     todo = sum(min(batch, len(paths) - start) for start in starts)
-    recorded_now = len(absent) if existing is None else 0  # failed at creation, by no task
-    if on_start:
-        on_start(len(paths) - recorded_now, len(paths) - recorded_now - todo)
+    if on_start:  # what was failed as the store was made, outside any task, is not this run's
+        scheduled = set(starts)
+        fresh = existing is None
+        skipped = sum(k // batch * batch not in scheduled for k in absent) if fresh else 0
+        on_start(len(paths) - skipped, len(paths) - skipped - todo)
     writer = StoreWriter(str(out), run_metadata.fingerprint)
     task = functools.partial(process_batch, spec=spec, writer=writer)
     graph = {("batch", s): (task, paths[s : s + batch], s) for s in starts}
