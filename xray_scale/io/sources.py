@@ -59,7 +59,7 @@ def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
     >>> parse_image_name("scan.png")
     ('', -1)
     """
-    match = _NAME.match(Path(path).name)
+    match = _NAME.match(os.path.basename(os.fspath(path)))
     if match is None:
         return "", -1
     return str(int(match.group(1))), int(match.group(2))
