@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .allocator import tune_malloc
-from .engines.registry import ENGINES
+from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
 from .run.cluster import SCHEDULERS
 
@@ -82,6 +82,7 @@ class Compat(StrEnum):
 
 
 Engine = StrEnum("Engine", {name: name for name in ENGINES})
+Decoder = StrEnum("Decoder", {name: name for name in DECODERS})
 Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
@@ -226,6 +227,9 @@ def run_command(
     engine: Annotated[
         Engine, typer.Option(help="Filter implementation; auto: the fastest installed.")
     ] = Engine.auto,
+    decoder: Annotated[
+        Decoder, typer.Option(help="Where PNGs are decoded: cpu | gpu (cupy engine) | auto.")
+    ] = Decoder.cpu,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing store (only one written by xray-scale).")
     ] = False,
@@ -250,6 +254,7 @@ def run_command(
         manifest=manifest,
         compat=compat.value if compat else None,
         engine=engine.value,
+        decoder=decoder.value,
         scheduler=scheduler.value,
         address=address,
         overwrite=overwrite,

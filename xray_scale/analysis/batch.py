@@ -101,7 +101,10 @@ def process_batch(
         The batch's per-image records, for the pipeline to store once this
         task has returned (its arrays are written by then).
     """
-    block, decoded = spec.decode(paths)
+    if spec.decoder == "gpu":  # decoded onto the engine's GPU, where the batch is analysed
+        block, decoded = get_engine(spec.engine).decode_batch(paths, spec)
+    else:
+        block, decoded = spec.decode(paths)
     if all(image.error for image in decoded):  # nothing to analyse, nothing kept of the batch
         for name in spec.image_arrays:
             writer.clear(name, start, len(decoded))

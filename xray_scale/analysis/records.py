@@ -44,6 +44,10 @@ class BatchSpec:
         The tutorial's arrays bit for bit.
     engine : str
         The concrete engine (``"scipy"``, ``"opencv"``, ``"cupy"``).
+    decoder : {"cpu", "gpu"}
+        Where the PNGs are decoded: by :meth:`decode` on the CPU, or onto the
+        engine's GPU by the engine's ``decode_batch`` (``--decoder gpu``). It
+        changes no output, so it is not part of the run's fingerprint.
     """
 
     shape: tuple[int, int]
@@ -54,6 +58,7 @@ class BatchSpec:
     config: Config
     compat: str | None
     engine: str
+    decoder: str = "cpu"
 
     @classmethod
     def for_run(
@@ -64,6 +69,7 @@ class BatchSpec:
         bit_depth: int,
         compat: str | None,
         engine: str,
+        decoder: str = "cpu",
     ) -> BatchSpec:
         """The spec of a run over images of ``shape`` and ``bit_depth`` (8 or 16)."""
         pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
@@ -78,6 +84,7 @@ class BatchSpec:
             config=config,
             compat=compat,
             engine=engine,
+            decoder=decoder,
         )
 
     @property

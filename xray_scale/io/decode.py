@@ -55,10 +55,15 @@ __all__ = [
     "DecodeError",
     "DecodedImage",
     "PngHeader",
+    "check_bit_depth",
+    "check_header",
     "check_supported",
+    "crc32_in_pieces",
     "decode_batch",
     "decode_image",
     "open_images",
+    "open_png",
+    "parse_png_header",
     "read_png_header",
     "unpad",
 ]
@@ -128,7 +133,11 @@ def _describe_bad_start(start: bytes) -> str:
     return f"not a PNG: the file starts with {start[:8]!r}, not the PNG signature"
 
 
-def _open(path: str | os.PathLike):
+def open_png(path: str | os.PathLike):
+    """Open a file for reading bytes, or raise DecodeError with a one-line reason.
+
+    Missing, a directory, permission denied, or any other error of the system.
+    """
     try:
         return open(path, "rb")
     except IsADirectoryError:
@@ -141,7 +150,15 @@ def _open(path: str | os.PathLike):
         raise DecodeError(f"cannot read the file: {error.strerror or error}") from None
 
 
-def _parse_header(start: bytes) -> PngHeader:
+def parse_png_header(start: bytes) -> PngHeader:
+    """Check a file's first 33 bytes (signature and IHDR chunk) and read its header.
+
+    Raises
+    ------
+    DecodeError
+        Empty, not a PNG (naming what it is when it can), truncated, or a
+        corrupt IHDR chunk.
+    """
     if not start:
         raise DecodeError("empty file (0 bytes)")
     if not start.startswith(_PNG_SIGNATURE):
@@ -181,15 +198,15 @@ def read_png_header(path: str | os.PathLike) -> PngHeader:
     synthetic = parse_synthetic(os.fspath(path))
     if synthetic is not None:
         return PngHeader(synthetic[0], synthetic[0], 8, 0)
-    with _open(path) as file:
-        return _parse_header(file.read(33))
+    with open_png(path) as file:
+        return parse_png_header(file.read(33))
 
 
 _CRC_PIECE = 4096
 """Bytes per ``zlib.crc32`` call: under 5 KiB, CPython keeps the GIL for the call."""
 
 
-def _crc32(chunk: memoryview) -> int:
+def crc32_in_pieces(chunk: memoryview) -> int:
     """``zlib.crc32(chunk)``, computed without giving up the GIL.
 
     For more than 5 KiB, ``zlib.crc32`` releases the GIL and must win it back:
@@ -226,7 +243,7 @@ def _check_chunks(data: bytes) -> tuple[set[bytes], int]:
                 f"(the chunk needs {end - len(data)} more bytes)"
             )
         (crc,) = struct.unpack_from(">I", data, end - 4)
-        if _crc32(view[position + 4 : end - 4]) != crc:
+        if crc32_in_pieces(view[position + 4 : end - 4]) != crc:
             raise DecodeError(f"corrupt PNG: bad CRC in chunk {name} at byte {position}")
         kinds.add(kind)
         checksum = zlib.crc32(view[end - 4 : end], checksum)
@@ -255,9 +272,14 @@ def check_supported(header: PngHeader, *, max_pixels: int) -> None:
         )
 
 
-def _check_header(
+def check_header(
     header: PngHeader, *, shape: tuple[int, int], max_pixels: int, size_policy: str
 ) -> None:
+    """Raise DecodeError, saying why, unless this run decodes an image with this header.
+
+    :func:`check_supported`, then the size: the run's, or smaller with
+    ``size_policy = "pad"``.
+    """
     check_supported(header, max_pixels=max_pixels)
     height, width = shape
     same = (header.height, header.width) == (height, width)
@@ -272,6 +294,15 @@ def _check_header(
         raise DecodeError(
             f"image is {header.height}x{header.width} (height x width) but the run's size is "
             f"{height}x{width}; {hint}"
+        )
+
+
+def check_bit_depth(header: PngHeader, dtype: np.dtype) -> None:
+    """Raise DecodeError if the file has more bits per sample than the run's ``dtype`` holds."""
+    if header.bit_depth > dtype.itemsize * 8:
+        raise DecodeError(
+            f"{header.bit_depth}-bit image in a {dtype.itemsize * 8}-bit run: its values do "
+            "not fit; set input.bit_depth = 16 or run 16-bit images separately"
         )
 
 
@@ -389,15 +420,11 @@ def decode_image(
     mode = ""
     bit_depth = 0
     try:
-        with _open(path) as file:
-            header = _parse_header(file.read(33))
+        with open_png(path) as file:
+            header = parse_png_header(file.read(33))
             bit_depth = header.bit_depth
-            _check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
-            if bit_depth > dtype.itemsize * 8:
-                raise DecodeError(
-                    f"{bit_depth}-bit image in a {dtype.itemsize * 8}-bit run: its values do "
-                    "not fit; set input.bit_depth = 16 or run 16-bit images separately"
-                )
+            check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
+            check_bit_depth(header, dtype)
             file.seek(0)
             data = file.read()
         kinds, checksum = _check_chunks(data)
@@ -424,7 +451,7 @@ def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedIm
 
     size, patient_id, follow_up = parse_synthetic(path)
     try:
-        _check_header(
+        check_header(
             PngHeader(size, size, 8, 0),
             shape=shape,
             max_pixels=size * size,

@@ -38,7 +38,7 @@ from ..analysis.batch import StoreWriter, process_batch
 from ..analysis.maps import check_compat
 from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
-from ..engines.registry import get_engine, resolve_engine
+from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError
 from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
 from ..io.manifest import (
@@ -329,6 +329,7 @@ def run(
     config: Config | str | os.PathLike | dict | None = None,
     compat: str | None = None,
     engine: str = "auto",
+    decoder: str = "cpu",
     scheduler: str = "threads",
     address: str | None = None,
     workers: int | None = None,
@@ -359,6 +360,12 @@ def run(
     engine : {"auto", "scipy", "opencv", "cupy"}
         Filter implementation (:mod:`xray_scale.engines`); ``auto`` picks the
         fastest one installed. The engine used is recorded in the store.
+    decoder : {"cpu", "gpu", "auto"}
+        Where the PNGs are decoded. ``gpu`` (the cupy engine only, with CuPy
+        and nvCOMP): on the GPU (:mod:`xray_scale.io.gpu_png`), each batch
+        staying there for the filters; same statuses, messages and pixels as
+        the CPU decoder. ``auto``: ``gpu`` where it can run, else ``cpu``.
+        Each run's decoder is recorded in the store's ``runs`` entries.
     scheduler : {"threads", "processes", "distributed", "cuda"}
         Local dask scheduler; ``distributed`` starts a LocalCluster of
         ``workers`` single-threaded worker processes; ``cuda`` starts
@@ -417,6 +424,7 @@ def run(
         raise ConfigError(f"limit must be >= 1, got {limit}")
     check_compat(compat)
     engine = resolve_engine(engine)
+    decoder = resolve_decoder(decoder, engine, compat=compat)
     if scheduler == "processes" and not get_engine(engine).processes:
         raise ConfigError(
             f"the {engine} engine runs as threads of one process per GPU: use --scheduler "
@@ -439,7 +447,9 @@ def run(
         shape, bit_depth = _probe_image_format(present, config)
     else:  # a resumed run keeps its store's format: repairing files must not change it
         shape, bit_depth = _stored_format(existing, config)
-    spec = BatchSpec.for_run(config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine)
+    spec = BatchSpec.for_run(
+        config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
+    )
     group = _open_or_create(
         out,
         paths=paths,
@@ -498,6 +508,7 @@ def run(
             "processed": processed,
             "elapsed_s": round(elapsed, 3),
             "scheduler": "distributed" if address else scheduler,
+            "decoder": decoder,
             "address": address,
             "workers": workers or os.cpu_count(),
             "ok": summary.ok,
