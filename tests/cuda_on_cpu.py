@@ -1,4 +1,4 @@
-"""Run gpu_png's CUDA kernels on the CPU: their source compiled by g++, a thread per CUDA thread.
+"""The GPU decoder's CUDA kernels run on the CPU: built by g++, one thread per CUDA thread.
 
 A short prelude maps what the kernels use (``threadIdx``, ``blockIdx``,
 ``blockDim``, ``__syncthreads``, ``atomicXor``, ``atomicAdd``, ``__shared__``)
@@ -92,7 +92,7 @@ extern "C" void run_unfilter(unsigned gx, unsigned bx, unsigned char* raw,
 
 
 def build(source: str) -> ctypes.CDLL:
-    """Compile ``source`` (gpu_png's kernels) for the CPU; the library is cached by content."""
+    """Compile ``source`` (png_kernels.SOURCE) for the CPU; the library is cached by content."""
     code = _PRELUDE + source + _LAUNCHERS
     digest = hashlib.sha256(code.encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / "xray_scale_cuda_on_cpu"

@@ -1,4 +1,4 @@
-"""gpu_png's CUDA kernels and batch packing, run on the CPU (g++ and threads), against libpng.
+"""The GPU decoder's CUDA kernels (png_kernels) and batch packing (gpu_png), run on the CPU.
 
 The kernels' source is the one the GPU compiles; nvCOMP's inflate is replaced
 by zlib on the same packed streams. What only a GPU can check (CuPy, nvCOMP,
@@ -20,6 +20,7 @@ from png_writer import chunk, filtered_png
 from xray_scale.errors import DecodeError
 from xray_scale.io import gpu_png
 from xray_scale.io.png_chunks import CRC_PIECE, X2N, check_crcs, walk_png
+from xray_scale.io.png_kernels import SOURCE, crc_table
 from xray_scale.io.png_unfilter import ADLER_PIECE
 
 pytestmark = pytest.mark.skipif(
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def kernels():
-    return build(gpu_png._SOURCE)
+    return build(SOURCE)
 
 
 def _flip(data: bytes, offset: int) -> bytes:
@@ -60,7 +61,7 @@ def _crc_and_inflate(kernels, files, shape, dtype):
     tables = pinned[batch.table_at : batch.nbytes].view(np.int64)
     pieces = batch.offsets["piece_chunk"][1]
     sums = np.zeros(len(batch.chunk_crc), dtype=np.uint32)
-    x2n, table = np.array(X2N, dtype=np.int64), gpu_png._crc_table()  # kept alive: pointers
+    x2n, table = np.array(X2N, dtype=np.int64), crc_table()  # kept alive: pointers
     kernels.run_crc_pieces(
         -(-pieces // 32), 32, pointer(pinned),
         *(pointer(batch.table(tables, name)) for name in ("chunk_start", "chunk_length",

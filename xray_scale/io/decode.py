@@ -47,6 +47,7 @@ from dask.tokenize import tokenize
 from PIL import Image
 
 from ..errors import DecodeError
+from .png_data import check_image_data_length
 from .sources import parse_synthetic
 
 __all__ = [
@@ -330,7 +331,12 @@ def _decode_gray(data: bytes) -> np.ndarray | None:
 
 
 def _decode_with_pillow(data: bytes) -> tuple[str, np.ndarray]:
-    """Pillow's mode of the file and its pixels by the grayscale rule."""
+    """Pillow's mode of the file and its pixels by the grayscale rule.
+
+    The image data's length is checked first: Pillow fills what a stream that
+    ends early leaves out with zeros.
+    """
+    check_image_data_length(data)
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             mode = image.mode

@@ -261,7 +261,7 @@ def walk_png(
 
 
 # ------------------------------------------------------------ CRC-32 in pieces
-# The GPU kernel (gpu_png.py, _CRC_SOURCE) checks a chunk's CRC in independent
+# The GPU kernel (crc_pieces in png_kernels.py) checks a chunk's CRC in independent
 # pieces of CRC_PIECE bytes: for bytes A then B, crc(AB) = shift(crc(A), |B|) ^
 # crc(B), where shift multiplies by x^(8|B|) modulo the CRC polynomial. So each
 # thread takes one piece, computes its CRC, shifts it by the bytes after it in
