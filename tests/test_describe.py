@@ -68,7 +68,8 @@ def test_failures_lists_every_one(partial_download, capsys, tmp_path):
     assert {os.path.basename(line.split(": ")[1]) for line in listed} == expected
     assert all(line.endswith(f": {NOT_IN_INPUTS}") for line in listed)
     written = tmp_path / "failures.tsv"
-    assert main(["info", str(partial_download), "--failures-to", str(written)]) == 0
+    assert main(["info", str(partial_download), "--failures-to", str(written), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["failed"] == 39_804  # stdout: the JSON alone
     rows = written.read_text(encoding="utf-8").splitlines()
     assert len(rows) == 39_804 and rows[0].endswith(f"{listed_name(1)}\t{NOT_IN_INPUTS}")
 

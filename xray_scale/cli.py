@@ -12,7 +12,6 @@ Exit codes (every command):
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -24,14 +23,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .allocator import tune_malloc
+from .console import RunProgress, print_description, print_summary, progress_bar, stderr_console
 from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
 from .run.cluster import SCHEDULERS
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from .analysis.records import BatchRecord
     from .run.pipeline import RunSummary
 
 # Every command imports what it needs when it runs: --help, --version and a
@@ -41,10 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["app", "console_script", "main"]
 
 EXIT_OK, EXIT_FAILED_IMAGES, EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-REASONS_SHOWN = 10
-"""Reasons of failure ``info`` prints (the most frequent); ``--failures`` lists every failure."""
-SUMMARY_FAILURES = 10
-"""Failures a run's summary lists one by one; more are grouped by reason."""
 
 app = typer.Typer(
     help="The NumPy X-ray tutorial's filters, masks and statistics over whole datasets.",
@@ -59,14 +52,6 @@ app = typer.Typer(
     # 30 % faster), and --help must answer in well under half a second.
     rich_markup_mode=None,
 )
-
-
-@functools.cache
-def _stderr() -> Console:
-    """The console of progress bars and notes (rich, imported on first use)."""
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
 
 
 Where = Annotated[
@@ -89,88 +74,10 @@ Decoder = StrEnum("Decoder", {name: name for name in DECODERS})
 Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
-def _progress_bar(title: str, *fields: str):
-    """A progress bar on stderr: done / total, the first of ``fields``, time left, the others."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn()]
-    columns += [TextColumn(field) for field in fields[:1]]
-    columns.append(TimeRemainingColumn())
-    columns += [TextColumn(field) for field in fields[1:]]
-    return Progress(*columns, console=_stderr())
-
-
-class _Progress:
-    """A live bar on stderr: images done / total, images/s, ETA, failures."""
-
-    def __init__(self, quiet: bool):
-        self._bar = (
-            None
-            if quiet
-            else _progress_bar(
-                "processing", "{task.fields[rate]:.1f} img/s", "{task.fields[failed]} failed"
-            )
-        )
-        self._task = None
-        self._began = time.perf_counter()
-        self._done = 0
-        self._failed = 0
-
-    def start(self, total: int, already_done: int) -> None:
-        if already_done:
-            _stderr().print(f"resuming: {already_done} of {total} images already done")
-        if self._bar is not None:
-            self._bar.start()
-            self._task = self._bar.add_task(
-                "run", total=total, completed=already_done, rate=0.0, failed=0
-            )
-        self._began = time.perf_counter()
-
-    def batch(self, report: BatchRecord) -> None:
-        self._done += report.size
-        self._failed += len(report.failures)
-        if self._bar is not None:
-            rate = self._done / max(time.perf_counter() - self._began, 1e-9)
-            self._bar.update(self._task, advance=report.size, rate=rate, failed=self._failed)
-
-    def stop(self) -> None:
-        if self._task is not None:  # started: stopping a bar never started prints a blank line
-            self._bar.stop()
-        self._bar = self._task = None
-
-
-def _print_summary(summary: RunSummary) -> None:
-    rate = f", {summary.images_per_s:.1f} img/s" if summary.processed else ""
-    typer.echo(
-        f"{summary.store}: {summary.total:,} images, {summary.ok:,} ok, {summary.failed:,} failed"
-        + (f", {summary.pending:,} pending" if summary.pending else "")
-        + f" ({summary.processed:,} processed in {summary.elapsed_s:.1f} s{rate})"
-    )
-    if summary.manifest_missing:
-        typer.echo(
-            f"  manifest: {summary.manifest_missing:,} listed images are not in the inputs "
-            "(recorded as failed, not processed)"
-        )
-    if len(summary.failures) <= SUMMARY_FAILURES:
-        for path, error in summary.failures:
-            typer.echo(f"  failed: {path}: {error}")
-        return
-    from .store.describe import failures_by_reason
-
-    failures = [{"path": path, "error": error} for path, error in summary.failures]
-    _print_reasons(failures_by_reason(failures), hint=f"xray-scale info {summary.store} --failures")
-
-
 def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) -> RunSummary:
     from .run.pipeline import run
 
-    bar = _Progress(quiet=not progress)
+    bar = RunProgress(quiet=not progress)
     try:
         result = run(inputs, out, on_start=bar.start, on_batch=bar.batch, **options)
     except KeyboardInterrupt:
@@ -184,7 +91,7 @@ def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) ->
     finally:
         bar.stop()
     if summary:
-        _print_summary(result)
+        print_summary(result)
     return result
 
 
@@ -282,49 +189,15 @@ def info(
     from .store.describe import describe_store
 
     details = describe_store(store)
-    if as_json:
-        typer.echo(json.dumps(details, indent=2))
-        return
-    height, width = details["image_shape"]
-    typer.echo(f"store: {details['store']}")
-    typer.echo(
-        f"images: {details['total']:,} ({details['ok']:,} ok, {details['failed']:,} failed, "
-        f"{details['pending']:,} pending), {height}x{width} {details['pixel_dtype']}"
-    )
-    typer.echo(
-        f"engine: {details['engine']}, compat: {details['compat'] or 'none'}, "
-        f"xray-scale {details['version']}, created {details['created']}"
-    )
-    rate = details["images_per_s"]
-    typer.echo(
-        f"time: {details['elapsed_s']:.1f} s in {len(details['runs'])} run(s), "
-        f"{details['processed']:,} images processed" + (f", {rate:.1f} img/s" if rate else "")
-    )
-    typer.echo("arrays: " + ", ".join(f"{k} ({v})" for k, v in details["arrays"].items()))
-    typer.echo("config: " + json.dumps(details["config"]))
     if failures_to is not None:
         failures_to.parent.mkdir(parents=True, exist_ok=True)
         with failures_to.open("w", encoding="utf-8") as file:
             file.writelines(f"{f['path']}\t{f['error']}\n" for f in details["failures"])
-        typer.echo(f"wrote the {details['failed']:,} failures to {failures_to}")
-    if failures:
-        for failure in details["failures"]:
-            typer.echo(f"failed: {failure['path']}: {failure['error']}")
-    elif details["failed"]:
-        _print_reasons(details["failure_reasons"], hint=f"xray-scale info {store} --failures")
-
-
-def _print_reasons(reasons: list[dict], *, hint: str) -> None:
-    """The most frequent reasons of failure, each with its count and a few file names."""
-    typer.echo("failures by reason:")
-    for group in reasons[:REASONS_SHOWN]:
-        more = ", ..." if group["count"] > len(group["examples"]) else ""
-        typer.echo(f"  {group['count']:,} {group['reason']}: {', '.join(group['examples'])}{more}")
-    others = reasons[REASONS_SHOWN:]
-    if others:
-        count = sum(group["count"] for group in others)
-        typer.echo(f"  {count:,} for {len(others)} other reasons")
-    typer.echo(f"  every failure: {hint}")
+        typer.echo(f"wrote the {details['failed']:,} failures to {failures_to}", err=True)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2))
+        return
+    print_description(details, every_failure=failures, hint=f"xray-scale info {store} --failures")
 
 
 def _size(count: float) -> str:
@@ -603,7 +476,7 @@ def render(
         if fmt.lower() not in FORMATS:
             allowed = ", ".join(repr(f) for f in FORMATS)
             raise typer.BadParameter(f"{fmt!r} is not one of {allowed}", param_hint="'--format'")
-    bar = None if quiet else _progress_bar("rendering")
+    bar = None if quiet else progress_bar("rendering")
     task = None
 
     def advance(done: int, total: int) -> None:
@@ -642,9 +515,9 @@ def render(
             bar.stop()
     if not quiet:
         for note in report.notes[:10]:
-            _stderr().print(f"note: {note}", markup=False, soft_wrap=True)
+            stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
         if len(report.notes) > 10:
-            _stderr().print(f"note: ... and {len(report.notes) - 10} more", markup=False)
+            stderr_console().print(f"note: ... and {len(report.notes) - 10} more", markup=False)
     for path in report.paths:
         typer.echo(path)
 
