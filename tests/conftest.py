@@ -150,18 +150,44 @@ def array_paths(group, prefix: str = "") -> list[str]:
     return paths
 
 
-def assert_stores_equal(first: Path, second: Path) -> None:
-    """Same arrays, same dtypes, same values (NaN equal to NaN) in two stores."""
+def assert_stores_equal(first: Path, second: Path, *, besides: tuple[str, ...] = ()) -> None:
+    """Same arrays, same dtypes, same values (NaN equal to NaN) in two stores.
+
+    The arrays named in ``besides`` (``"index/path"``) must exist in both but may differ.
+    """
     import zarr
 
     one, two = zarr.open_group(first, mode="r"), zarr.open_group(second, mode="r")
     names = array_paths(one)
     assert names == array_paths(two)
     assert names, "no arrays in the store"
-    for name in names:
+    for name in (n for n in names if n not in besides):
         a, b = one[name][...], two[name][...]
         assert a.dtype == b.dtype, name
         if a.dtype.kind == "f":
             assert np.array_equal(a, b, equal_nan=True), name
         else:
             assert np.array_equal(a, b), name
+
+
+def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz") -> Path:
+    """A real tar (``mode`` "w:gz", gzip level 6 as ``tar czf``, or "w") of {member: bytes}."""
+    import tarfile
+
+    kwargs = {"compresslevel": 6} if mode == "w:gz" else {}
+    with tarfile.open(path, mode, **kwargs) as tar:
+        for name, data in files.items():
+            member = tarfile.TarInfo(name)
+            member.size, member.mtime, member.mode = len(data), 1_700_000_000, 0o644
+            tar.addfile(member, io.BytesIO(data))
+    return path
+
+
+def make_zip(path: Path, files: dict[str, bytes]) -> Path:
+    """A real deflated zip of {member: bytes}."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path

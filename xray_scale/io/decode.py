@@ -17,6 +17,12 @@ Grayscale rule (applied in this order, recorded per image as ``mode`` and
   run) fails instead of being wrapped or rescaled; an 8-bit image in a 16-bit
   run keeps its values.
 
+Bytes come from a file, or from an archive's member (``ARCHIVE::MEMBER``,
+read by random access, :mod:`xray_scale.io.archives`); a member that cannot
+be read fails with the archive's reason, and what is read is checked as a
+file's bytes are. A name-list entry no input holds (``LIST::NAME``) fails as
+"not in the inputs".
+
 Every header is checked before any pixel is decoded: a file that is not a PNG,
 is empty or truncated, or whose header claims more than ``max_pixels`` pixels
 (a decompression bomb) is refused without decoding it.
@@ -46,7 +52,9 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
-from ..errors import DecodeError
+from ..errors import DecodeError, MemberError
+from .archives import read_member, split_member_path
+from .namelists import NOT_IN_INPUTS, is_absent
 from .png_data import check_image_data_length
 from .sources import parse_synthetic
 
@@ -135,10 +143,21 @@ def _describe_bad_start(start: bytes) -> str:
 
 
 def open_png(path: str | os.PathLike):
-    """Open a file for reading bytes, or raise DecodeError with a one-line reason.
+    """Open a PNG for reading bytes, or raise DecodeError with a one-line reason.
 
-    Missing, a directory, permission denied, or any other error of the system.
+    A file: missing, a directory, permission denied, or any other error of the
+    system. An archive member (``ARCHIVE::MEMBER``): its bytes, read by random
+    access, or the archive's reason. A name-list entry no input holds
+    (``LIST::NAME``): "not in the inputs".
     """
+    text = os.fspath(path)
+    if split_member_path(text) is not None and not os.path.exists(text):
+        try:
+            return io.BytesIO(read_member(text))
+        except MemberError as error:
+            raise DecodeError(str(error)) from None
+    if is_absent(text):
+        raise DecodeError(NOT_IN_INPUTS)
     try:
         return open(path, "rb")
     except IsADirectoryError:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .archives import file_name
 
 __all__ = [
     "MANIFEST_FIELDS",
@@ -255,7 +256,7 @@ def select_with_manifest(paths: list[str], manifest: Manifest) -> tuple[list[str
     """
     by_name: dict[str, str] = {}
     for path in paths:
-        name = os.path.basename(path)
+        name = file_name(path)
         if name in manifest.rows:
             if name in by_name:
                 raise InputError(f"{name} is in the inputs twice: {by_name[name]} and {path}")
@@ -272,7 +273,7 @@ def manifest_columns(manifest: Manifest, paths: list[str]) -> dict[str, np.ndarr
     Ages are whole years (``045M`` gives 3). Blank or unreadable values are
     stored as missing: -1, NaN or "".
     """
-    rows = [manifest.rows.get(os.path.basename(path), {}) for path in paths]
+    rows = [manifest.rows.get(file_name(path), {}) for path in paths]
     arrays = {}
     for name, (column, dtype) in MANIFEST_FIELDS.items():
         texts = [row.get(column, "") for row in rows]

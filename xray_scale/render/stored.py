@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import zarr
@@ -12,6 +11,7 @@ import zarr
 from ..config import Config, load_config
 from ..engines.registry import resolve_engine
 from ..errors import EngineError
+from ..io.archives import file_name
 from ..store.access import open_store
 from ..store.metadata import RunMetadata
 
@@ -89,7 +89,7 @@ def index_strings(group: zarr.Group, name: str) -> np.ndarray:
 
 def stem(path: str) -> str:
     """The file name without a ``.png`` suffix: how images are named on the command line."""
-    name = Path(str(path)).name
+    name = file_name(str(path))
     return name[:-4] if name.lower().endswith(".png") else name
 
 

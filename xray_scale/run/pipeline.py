@@ -40,6 +40,7 @@ from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError
+from ..io.archives import file_name, source_file
 from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
 from ..io.manifest import (
     NOT_IN_INPUTS,
@@ -48,6 +49,8 @@ from ..io.manifest import (
     read_manifest,
     select_with_manifest,
 )
+from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
+from ..io.namelists import is_absent
 from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..store.access import (
     RecordWriter,
@@ -157,7 +160,7 @@ def _check_no_input_inside(out: Path, paths: list[str]) -> None:
         return
     inside = os.path.realpath(out) + os.sep
     for path in paths:
-        if parse_synthetic(path) is None and os.path.realpath(path).startswith(inside):
+        if parse_synthetic(path) is None and os.path.realpath(source_file(path)).startswith(inside):
             raise StoreError(
                 f"--overwrite would delete inputs inside {out} (first: {path}); "
                 "move them out of it, or choose another --out"
@@ -205,8 +208,12 @@ def _describe_input(item: str | os.PathLike) -> str:
 
 
 def _spot_checks(paths: list[str]) -> list[str]:
-    """A few input files to check on every worker: first, middle and last."""
-    files = [p for p in (paths[0], paths[len(paths) // 2], paths[-1]) if parse_synthetic(p) is None]
+    """A few input files to check on every worker: first, middle and last (an archive for a member).
+
+    Phantoms and name-list entries no input holds are not files: not checked.
+    """
+    picked = (paths[0], paths[len(paths) // 2], paths[-1])
+    files = [source_file(p) for p in picked if parse_synthetic(p) is None and not is_absent(p)]
     return sorted(set(files))
 
 
@@ -249,9 +256,19 @@ def _flatten(table: dict, prefix: str = "") -> dict:
 
 
 def _absent(paths: list[str], missing: list[str]) -> dict[int, str]:
-    """``{index: error}`` of the images known not to exist: a manifest's that the inputs lack."""
+    """``{index: error}`` of the images known not to exist before any is read.
+
+    A manifest's images that the inputs lack (named in ``missing``), and a
+    name list's names that no input holds (``LIST::NAME`` paths).
+    """
     names = set(missing)
-    return {k: NOT_IN_INPUTS for k, path in enumerate(paths) if os.path.basename(path) in names}
+    absent = {}
+    for k, path in enumerate(paths):
+        if is_absent(path):
+            absent[k] = NOT_IN_ANY_INPUT
+        elif names and file_name(path) in names:
+            absent[k] = NOT_IN_INPUTS
+    return absent
 
 
 def _open_or_create(
@@ -481,8 +498,9 @@ def run(
         nonlocal processed
         for k in range(record.size):  # a batch holding present images read the absent too
             if record.start + k in absent:
-                record.error[k] = NOT_IN_INPUTS
-        processed += sum(error not in (FILE_NOT_FOUND, NOT_IN_INPUTS) for error in record.error)
+                record.error[k] = absent[record.start + k]
+        not_read = (FILE_NOT_FOUND, NOT_IN_INPUTS, NOT_IN_ANY_INPUT)
+        processed += sum(error not in not_read for error in record.error)
         records.add(record)
         if on_batch is not None:
             on_batch(record)
