@@ -18,18 +18,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
 
-from ..analysis.records import BatchRecord
-from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from ..io.archives import member_exists, split_member_path
 from ..io.sources import parse_synthetic
 from .encoding import read_index, stored_values
 from .layout import (
     INDEX_STRINGS,
+    STAT_FIELDS,
     STATE_COMPLETE,
     STATE_KEY,
     STATUS_FAILED,
@@ -38,6 +38,9 @@ from .layout import (
 )
 from .location import StoreLocation, describe_failure, store_location
 from .metadata import RunMetadata
+
+if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
+    from ..analysis.records import BatchRecord
 
 __all__ = [
     "RecordWriter",

@@ -17,25 +17,28 @@ import os
 import platform
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from ..analysis.stats import STAT_FIELDS
 from ..config import Config
 from ..errors import StoreError
 from ..io.sources import parse_image_name
-from .encoding import create_status_array, create_text_array
+from .encoding import create_status_array, create_text_array, stored_values
 from .layout import (
     ATTRS_KEY,
     HISTOGRAM_CHUNK,
     MASK_GROUP,
     RECORD_CHUNK,
+    STAT_FIELDS,
     STATE_COMPLETE,
     STATE_CREATING,
     STATE_KEY,
+    STATUS_FAILED,
+    STATUS_PENDING,
     split_map_name,
 )
 from .location import StoreLocation, describe_failure, store_location
@@ -71,9 +74,10 @@ def create_store(
     columns: dict[str, np.ndarray] | None = None,
     preview_maps: tuple[str, ...] = (),
     preview_shape: tuple[int, int] | None = None,
+    failed: Mapping[int, str] | None = None,
     overwrite: bool = False,
 ) -> zarr.Group:
-    """Create an empty store for a run, every image ``pending``.
+    """Create an empty store for a run, every image ``pending`` (or ``failed``, if known now).
 
     Parameters
     ----------
@@ -98,6 +102,10 @@ def create_store(
         names); empty for no ``previews`` array.
     preview_shape : (int, int), optional
         (height, width) of the previews.
+    failed : mapping, optional
+        ``{index: error}`` of the images already known to fail, recorded as
+        ``failed`` from the start (a manifest's images the inputs lack): no
+        task ever processes them.
     overwrite : bool
         Replace an existing store at ``path`` (a local one once the new one is
         built); only a store written by xray-scale (or an empty folder) is ever
@@ -124,6 +132,7 @@ def create_store(
         "columns": columns,
         "preview_maps": preview_maps,
         "preview_shape": preview_shape,
+        "failed": failed or {},
     }
     if not location.is_local:
         return _create_at_url(location, overwrite=overwrite, layout=layout)
@@ -246,6 +255,7 @@ def _build_store(
     columns: dict[str, np.ndarray] | None,
     preview_maps: tuple[str, ...],
     preview_shape: tuple[int, int] | None,
+    failed: Mapping[int, str],
 ) -> None:
     """Write every array of a new store at ``target`` (see :func:`create_store`).
 
@@ -323,5 +333,14 @@ def _build_store(
             fill_value=np.nan if values.dtype.kind == "f" else -1,
         )
         group[f"index/{name}"][:] = values
+    if failed:
+        indices = np.fromiter(failed, dtype=np.int64, count=len(failed))
+        errors = np.full(count, "", dtype=object)
+        errors[indices] = list(failed.values())
+        status = np.full(count, STATUS_PENDING, dtype=object)
+        status[indices] = STATUS_FAILED
+        for name, values in (("index/error", errors), ("index/status", status)):
+            array = group[name]
+            array[:] = stored_values(array, values)  # may widen index/error first
     group["index/follow_up"][:] = np.array([n[1] for n in names], dtype=np.int16)
     group.attrs[STATE_KEY] = STATE_COMPLETE

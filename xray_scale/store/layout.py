@@ -47,6 +47,7 @@ __all__ = [
     "INDEX_STRINGS",
     "MASK_GROUP",
     "RECORD_CHUNK",
+    "STAT_FIELDS",
     "STATUS_FAILED",
     "STATUS_OK",
     "STATUS_PENDING",
@@ -70,6 +71,17 @@ HISTOGRAM_CHUNK = 1024
 """Images per chunk of ``stats/histogram`` (2 MB of counts)."""
 INDEX_STRINGS = ("path", "status", "error", "mode", "patient_id")
 """The text arrays of ``index/`` (and ``status``, of codes), as :mod:`.encoding` stores them."""
+STAT_FIELDS: tuple[str, ...] = (
+    "min",
+    "max",
+    "mean",
+    "std",
+    "median",
+    "p01",
+    "p99",
+    "mask_fraction",
+)
+"""Names of the scalar statistics, in store order (``stats/<name>``)."""
 FILTER_GROUP, MASK_GROUP = "filters", "masks"
 """The groups holding the full-resolution maps."""
 
