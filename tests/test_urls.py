@@ -8,10 +8,15 @@ import threading
 import zipfile
 
 import pytest
+import zarr
+from conftest import assert_stores_equal
 
+import xray_scale
+from xray_scale.cli import main
 from xray_scale.errors import InputError, UrlError
 from xray_scale.io.synth import write_phantoms
 from xray_scale.io.urls import is_url, list_url_inputs, read_url, redact
+from xray_scale.run.plan import plan_run
 
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -129,3 +134,39 @@ def test_http_folder_and_file(http_folder, phantoms):
     assert read_url(urls[1]) == phantoms[sorted(phantoms)[1]]
     with pytest.raises(UrlError, match=r"/images/none.png: not found"):
         read_url(f"{http_folder}/images/none.png")
+
+
+# -- runs from URLs ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bucket_of_phantoms(s3, phantom_folder):
+    """The 12 phantoms of ``phantom_folder`` in s3://dump/images/."""
+    s3.mkdir("dump")
+    for path in sorted(phantom_folder.iterdir()):
+        s3.pipe(f"dump/images/{path.name}", path.read_bytes())
+    return phantom_folder
+
+
+def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path, s3):
+    options = {"workers": 2, "batch_size": 4, "engine": "scipy"}
+    assert xray_scale.run([bucket_of_phantoms], tmp_path / "folder.zarr", **options).ok == 12
+    summary = xray_scale.run(["s3://dump/images/"], tmp_path / "s3.zarr", **options)
+    assert (summary.ok, summary.failed) == (12, 0)
+    assert_stores_equal(tmp_path / "folder.zarr", tmp_path / "s3.zarr", besides=("index/path",))
+    paths = list(zarr.open_group(tmp_path / "s3.zarr", mode="r")["index/path"][:])
+    assert paths == [f"s3://dump/images/{p.name}" for p in sorted(bucket_of_phantoms.iterdir())]
+    s3.rm("dump/images/" + sorted(bucket_of_phantoms.iterdir())[1].name)  # gone since
+    resumed = xray_scale.run(["s3://dump/images/"], tmp_path / "s3b.zarr", **options)
+    assert (resumed.ok, resumed.failed) == (11, 0)
+    estimate = plan_run(
+        ["s3://dump/images/"], workers=1, sample=2, config={"run": {"batch_size": 2}}
+    )
+    assert (estimate.images, estimate.sampled) == (11, 2)
+
+
+def test_a_missing_bucket_is_exit_2_naming_the_url_and_no_secret(s3, tmp_path, capsys):
+    assert main(["run", "s3://no-such-bucket/images/", "-o", str(tmp_path / "o.zarr")]) == 2
+    printed = capsys.readouterr()
+    assert "s3://no-such-bucket/images/: not found" in printed.err
+    assert SECRET not in printed.err + printed.out

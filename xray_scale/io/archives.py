@@ -131,7 +131,11 @@ def file_name(path: str) -> str:
     '00000001_000.png'
     >>> file_name("/data/images/00000001_000.png")
     '00000001_000.png'
+    >>> file_name("zip://images_001/images/00000001_000.png::s3://bucket/data.zip")
+    '00000001_000.png'
     """
+    if "://" in path:  # a URL, perhaps chained: its first link names the file
+        return os.path.basename(path.split("::", 1)[0])
     parts = split_member_path(path)
     return os.path.basename(parts[1] if parts else path)
 

@@ -52,11 +52,12 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
-from ..errors import DecodeError, MemberError
+from ..errors import DecodeError, MemberError, UrlError
 from .archives import read_member, split_member_path
 from .namelists import NOT_IN_INPUTS, is_absent
 from .png_data import check_image_data_length
 from .sources import parse_synthetic
+from .urls import is_url, read_url
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -144,7 +145,8 @@ def open_png(path: str | os.PathLike):
     A file: missing, a directory, permission denied, or any other error of the
     system. An archive member (``ARCHIVE::MEMBER``): its bytes, read by random
     access, or the archive's reason. A name-list entry no input holds
-    (``LIST::NAME``): "not in the inputs".
+    (``LIST::NAME``): "not in the inputs". A URL (``s3://``, ``https://``,
+    a chained ``zip://...::s3://...``): its bytes, or why it cannot be read.
     """
     text = os.fspath(path)
     if split_member_path(text) is not None and not os.path.exists(text):
@@ -154,6 +156,11 @@ def open_png(path: str | os.PathLike):
             raise DecodeError(str(error)) from None
     if is_absent(text):
         raise DecodeError(NOT_IN_INPUTS)
+    if is_url(text):
+        try:
+            return io.BytesIO(read_url(text))
+        except UrlError as error:
+            raise DecodeError(str(error)) from None
     try:
         return open(path, "rb")
     except IsADirectoryError:

@@ -26,6 +26,7 @@ from pathlib import Path
 from ..errors import InputError
 from .archives import file_name, is_archive, list_members, member_exists, split_member_path
 from .namelists import absent_path, read_name_list, select_by_names
+from .urls import is_url, list_url_inputs
 
 __all__ = [
     "SYNTHETIC_PREFIX",
@@ -237,7 +238,7 @@ def _read_list(list_file: Path) -> list[str]:
         entry = line.strip()
         if entry and not entry.startswith("#"):
             path = Path(entry)
-            if parse_synthetic(entry) is None and not path.is_absolute():
+            if parse_synthetic(entry) is None and not is_url(entry) and not path.is_absolute():
                 entry = str(base / path)
             if is_archive(entry) and os.path.isfile(entry):
                 paths.extend(list_members(entry))
@@ -280,8 +281,8 @@ def _member_input(text: str) -> list[str]:
 
 
 def _absolute(path: str) -> str:
-    """``path`` made absolute; a virtual phantom path is kept as it is."""
-    return path if parse_synthetic(path) is not None else os.path.abspath(path)
+    """``path`` made absolute; a virtual phantom path or a URL is kept as it is."""
+    return path if parse_synthetic(path) is not None or is_url(path) else os.path.abspath(path)
 
 
 def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
@@ -329,7 +330,9 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         if text.startswith(SYNTHETIC_PREFIX):
             paths.update(expand_synthetic(text))
             continue
-        if split_member_path(text) is not None and not path.exists():
+        if is_url(text):
+            found = list_url_inputs(text)
+        elif split_member_path(text) is not None and not path.exists():
             found = _member_input(text)
         elif path.is_dir() and not _is_png_name(text):
             found = _walk_pngs(path)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InputError, UrlError
 
-__all__ = ["UrlError", "is_url", "list_url_inputs", "read_url", "redact"]
+__all__ = ["UrlError", "is_url", "list_url_inputs", "read_url", "redact", "url_exists"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
@@ -146,3 +146,12 @@ def read_url(url: str) -> bytes:
             return file.read()
     except Exception as error:  # each client has its own errors; say which URL, not how
         raise UrlError(f"cannot read {redact(url)}: {_describe(error)}") from None
+
+
+def url_exists(url: str) -> bool:
+    """Whether the object, page or zip member at ``url`` can be found (False on any error)."""
+    try:
+        filesystem, path = _filesystem(url)
+        return bool(filesystem.isfile(path))
+    except Exception:  # unreachable, denied or unknown: not there for this purpose
+        return False
