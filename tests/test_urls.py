@@ -13,7 +13,7 @@ from conftest import assert_stores_equal
 
 import xray_scale
 from xray_scale.cli import main
-from xray_scale.errors import InputError, UrlError
+from xray_scale.errors import InputError, UnreachableError, UrlError
 from xray_scale.io.synth import write_phantoms
 from xray_scale.io.urls import is_url, list_url_inputs, read_url, redact
 from xray_scale.run.plan import plan_run
@@ -170,3 +170,44 @@ def test_a_missing_bucket_is_exit_2_naming_the_url_and_no_secret(s3, tmp_path, c
     printed = capsys.readouterr()
     assert "s3://no-such-bucket/images/: not found" in printed.err
     assert SECRET not in printed.err + printed.out
+
+
+def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
+    phantom_folder, tmp_path, monkeypatch
+):
+    """A server of our own, stopped after the first batch, then started again on its port."""
+    import fsspec
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    fsspec.filesystem("s3").clear_instance_cache()
+    s3 = fsspec.filesystem("s3", skip_instance_cache=True)
+    s3.mkdir("outage")
+    for path in sorted(phantom_folder.iterdir()):
+        s3.pipe(f"outage/images/{path.name}", path.read_bytes())
+    options = {"workers": 1, "batch_size": 4, "engine": "scipy"}
+    out = tmp_path / "s3.zarr"
+
+    def stop_after_the_first_batch(record):
+        server.stop()
+
+    with pytest.raises(UnreachableError, match=r"^cannot read s3://outage/images/.*: the server"):
+        xray_scale.run(["s3://outage/images/"], out, on_batch=stop_after_the_first_batch, **options)
+    status = list(zarr.open_group(out, mode="r")["index/status"][:])
+    assert (status.count("ok"), status.count("pending")) == (4, 8)  # one batch, then the outage
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()  # moto keeps its buckets in this process: the same data is back
+    try:
+        fsspec.filesystem("s3").clear_instance_cache()
+        summary = xray_scale.run(["s3://outage/images/"], out, **options)
+        assert (summary.processed, summary.ok, summary.failed) == (8, 12, 0)
+        assert xray_scale.run([phantom_folder], tmp_path / "f.zarr", **options).ok == 12
+        assert_stores_equal(tmp_path / "f.zarr", out, besides=("index/path",))
+    finally:
+        server.stop()

@@ -52,7 +52,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
-from ..errors import DecodeError, MemberError, UrlError
+from ..errors import DecodeError, MemberError, UnreachableError, UrlError
 from .archives import read_member, split_member_path
 from .namelists import NOT_IN_INPUTS, is_absent
 from .png_data import check_image_data_length
@@ -146,7 +146,10 @@ def open_png(path: str | os.PathLike):
     system. An archive member (``ARCHIVE::MEMBER``): its bytes, read by random
     access, or the archive's reason. A name-list entry no input holds
     (``LIST::NAME``): "not in the inputs". A URL (``s3://``, ``https://``,
-    a chained ``zip://...::s3://...``): its bytes, or why it cannot be read.
+    a chained ``zip://...::s3://...``): its bytes, or why it cannot be read;
+    a server that cannot be reached raises
+    :class:`~xray_scale.errors.UnreachableError` instead, which stops the
+    batch rather than failing the image.
     """
     text = os.fspath(path)
     if split_member_path(text) is not None and not os.path.exists(text):
@@ -159,6 +162,8 @@ def open_png(path: str | os.PathLike):
     if is_url(text):
         try:
             return io.BytesIO(read_url(text))
+        except UnreachableError:
+            raise  # not the image's fault: its batch stops and stays pending
         except UrlError as error:
             raise DecodeError(str(error)) from None
     try:
@@ -463,6 +468,8 @@ def decode_image(
             mode, pixels = _decode_with_pillow(data)
     except DecodeError as error:
         return DecodedImage(None, mode, bit_depth, str(error))
+    except UnreachableError:
+        raise  # a bucket or server down: the batch stays pending and the run stops (exit 3)
     except OSError as error:  # a read failing after open (I/O error, file vanished)
         return DecodedImage(None, mode, bit_depth, f"cannot read the file: {error}")
     padded_from = None

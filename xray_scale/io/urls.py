@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import InputError, UrlError
+from ..errors import InputError, UnreachableError, UrlError
 
 __all__ = ["UrlError", "is_url", "list_url_inputs", "read_url", "redact", "url_exists"]
 
@@ -59,6 +59,14 @@ def redact(url: str) -> str:
     return "::".join(links)
 
 
+def _unreachable(error: BaseException) -> bool:
+    """Whether a client's error says the server could not be reached (or answered too late)."""
+    name = type(error).__name__
+    return isinstance(error, ConnectionError | TimeoutError) or any(
+        word in name for word in ("Connect", "Timeout", "ClientOSError")
+    )
+
+
 def _describe(error: BaseException) -> str:
     """Why a request failed, in words that hold no credential."""
     if isinstance(error, FileNotFoundError):
@@ -67,7 +75,7 @@ def _describe(error: BaseException) -> str:
         return "access denied (check the credentials and the bucket's policy)"
     name = type(error).__name__
     text = str(error).splitlines()[0] if str(error) else ""
-    if any(word in name for word in ("Connect", "Timeout", "ClientOSError")):
+    if _unreachable(error):
         return f"the server cannot be reached ({name})"
     if "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text or "credentials" in text:
         return "the credentials are refused (check AWS_ACCESS_KEY_ID and its secret)"
@@ -136,8 +144,10 @@ def read_url(url: str) -> bytes:
 
     Raises
     ------
+    UnreachableError
+        If the server cannot be reached: the caller should stop, not fail the image.
     UrlError
-        Naming the URL without credentials, and why.
+        For any other failure, naming the URL without credentials, and why.
     """
     import fsspec
 
@@ -145,7 +155,8 @@ def read_url(url: str) -> bytes:
         with fsspec.open(url, "rb") as file:
             return file.read()
     except Exception as error:  # each client has its own errors; say which URL, not how
-        raise UrlError(f"cannot read {redact(url)}: {_describe(error)}") from None
+        kind = UnreachableError if _unreachable(error) else UrlError
+        raise kind(f"cannot read {redact(url)}: {_describe(error)}") from None
 
 
 def url_exists(url: str) -> bool:
