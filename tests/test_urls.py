@@ -141,8 +141,8 @@ def test_http_folder_and_file(http_folder, phantoms):
 
 @pytest.fixture
 def bucket_of_phantoms(s3, phantom_folder):
-    """The 12 phantoms of ``phantom_folder`` in s3://dump/images/."""
-    s3.mkdir("dump")
+    """The 12 phantoms of ``phantom_folder`` in s3://dump/images/ (the bucket made once)."""
+    s3.makedirs("dump", exist_ok=True)
     for path in sorted(phantom_folder.iterdir()):
         s3.pipe(f"dump/images/{path.name}", path.read_bytes())
     return phantom_folder
@@ -211,3 +211,44 @@ def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
         assert_stores_equal(tmp_path / "f.zarr", out, besides=("index/path",))
     finally:
         server.stop()
+
+
+def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3, tmp_path, capsys):
+    names = sorted(p.name for p in bucket_of_phantoms.iterdir())
+    options = {"workers": 2, "batch_size": 4, "engine": "scipy"}
+    s3.pipe("dump/test_list.txt", f"{names[7]}\n{names[3]}\n00000077_000.png\n".encode())
+    out = tmp_path / "split.zarr"
+    summary = xray_scale.run(["s3://dump/images/", "s3://dump/test_list.txt"], out, **options)
+    assert (summary.total, summary.ok, summary.failed) == (3, 2, 1)
+    group = zarr.open_group(out, mode="r")
+    assert list(group["index/path"][:]) == [
+        f"s3://dump/images/{names[3]}",
+        f"s3://dump/images/{names[7]}",
+        "s3://dump/test_list.txt::00000077_000.png",
+    ]
+    assert list(group["index/error"][:]) == ["", "", "not in the inputs"]
+    s3.pipe("dump/paths.txt", f"images/{names[0]}\ns3://dump/images/{names[1]}\n".encode())
+    listed = xray_scale.run(["s3://dump/paths.txt"], tmp_path / "listed.zarr", **options)
+    assert listed.ok == 2
+    s3.pipe(
+        "dump/Data_Entry_2017.csv",
+        (
+            "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+            "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
+            f"{names[0]},No Finding,0,21,58,M,PA,64,64,0.1,0.1\n"
+            f"{names[5]},No Finding,5,21,61,M,PA,64,64,0.1,0.1\n"
+        ).encode(),
+    )
+    summary = xray_scale.run(
+        ["s3://dump/images/"],
+        tmp_path / "m.zarr",
+        manifest="s3://dump/Data_Entry_2017.csv",
+        **options,
+    )
+    assert (summary.ok, summary.failed) == (2, 0)
+    ages = zarr.open_group(tmp_path / "m.zarr", mode="r")["index/patient_age"][:]
+    assert list(ages) == [58, 61]
+    assert main(["run", "s3://dump/none.txt", "-o", str(tmp_path / "none.zarr")]) == 2
+    printed = capsys.readouterr()
+    assert "cannot read list s3://dump/none.txt: not found" in printed.err
+    assert SECRET not in printed.err + printed.out

@@ -23,7 +23,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InputError, UnreachableError, UrlError
 
-__all__ = ["UrlError", "is_url", "list_url_inputs", "read_url", "redact", "url_exists"]
+__all__ = [
+    "UrlError",
+    "is_url",
+    "list_url_inputs",
+    "read_url",
+    "read_url_input",
+    "redact",
+    "url_exists",
+]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
@@ -139,6 +147,13 @@ def list_url_inputs(url: str) -> list[str]:
     return sorted(set(found))
 
 
+def _read(url: str) -> bytes:
+    import fsspec
+
+    with fsspec.open(url, "rb") as file:
+        return file.read()
+
+
 def read_url(url: str) -> bytes:
     """The bytes at one URL (an object, a page, or a zip member by its chained URL).
 
@@ -149,14 +164,31 @@ def read_url(url: str) -> bytes:
     UrlError
         For any other failure, naming the URL without credentials, and why.
     """
-    import fsspec
-
     try:
-        with fsspec.open(url, "rb") as file:
-            return file.read()
+        return _read(url)
     except Exception as error:  # each client has its own errors; say which URL, not how
         kind = UnreachableError if _unreachable(error) else UrlError
         raise kind(f"cannot read {redact(url)}: {_describe(error)}") from None
+
+
+def read_url_input(url: str, what: str) -> bytes:
+    """The bytes of a list or manifest at ``url``; an input error (exit 2) if unreadable.
+
+    Parameters
+    ----------
+    url : str
+    what : str
+        What the file is, for the message (``"list"``, ``"manifest"``).
+
+    Raises
+    ------
+    InputError
+        Naming the URL without credentials, and why.
+    """
+    try:
+        return _read(url)
+    except Exception as error:  # each client has its own errors; say which URL, not how
+        raise InputError(f"cannot read {what} {redact(url)}: {_describe(error)}") from None
 
 
 def url_exists(url: str) -> bool:
