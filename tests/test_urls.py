@@ -248,6 +248,9 @@ def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3, tmp_pat
     assert (summary.ok, summary.failed) == (2, 0)
     ages = zarr.open_group(tmp_path / "m.zarr", mode="r")["index/patient_age"][:]
     assert list(ages) == [58, 61]
+    command = ["run", "s3://dump/images/", "-o", str(tmp_path / "cli.zarr"), "--workers", "1"]
+    assert main([*command, "--manifest", "s3://dump/Data_Entry_2017.csv"]) == 0
+    assert "2 images, 2 ok" in capsys.readouterr().out
     assert main(["run", "s3://dump/none.txt", "-o", str(tmp_path / "none.zarr")]) == 2
     printed = capsys.readouterr()
     assert "cannot read list s3://dump/none.txt: not found" in printed.err
