@@ -52,12 +52,10 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
-from ..errors import DecodeError, MemberError, UnreachableError, UrlError
-from .archives import read_member, split_member_path
-from .namelists import NOT_IN_INPUTS, is_absent
+from ..errors import DecodeError, UnreachableError
 from .png_data import check_image_data_length
+from .reading import open_png
 from .sources import parse_synthetic
-from .urls import is_url, read_url
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -71,7 +69,6 @@ __all__ = [
     "decode_batch",
     "decode_image",
     "open_images",
-    "open_png",
     "parse_png_header",
     "read_png_header",
     "unpad",
@@ -137,45 +134,6 @@ def _describe_bad_start(start: bytes) -> str:
     if start.startswith((b"GIF8", b"II*\x00", b"MM\x00*", b"BM")):
         return f"not a PNG: the file holds another image format (starts with {start[:4]!r})"
     return f"not a PNG: the file starts with {start[:8]!r}, not the PNG signature"
-
-
-def open_png(path: str | os.PathLike):
-    """Open a PNG for reading bytes, or raise DecodeError with a one-line reason.
-
-    A file: missing, a directory, permission denied, or any other error of the
-    system. An archive member (``ARCHIVE::MEMBER``): its bytes, read by random
-    access, or the archive's reason. A name-list entry no input holds
-    (``LIST::NAME``): "not in the inputs". A URL (``s3://``, ``https://``,
-    a chained ``zip://...::s3://...``): its bytes, or why it cannot be read;
-    a server that cannot be reached raises
-    :class:`~xray_scale.errors.UnreachableError` instead, which stops the
-    batch rather than failing the image.
-    """
-    text = os.fspath(path)
-    if split_member_path(text) is not None and not os.path.exists(text):
-        try:
-            return io.BytesIO(read_member(text))
-        except MemberError as error:
-            raise DecodeError(str(error)) from None
-    if is_absent(text):
-        raise DecodeError(NOT_IN_INPUTS)
-    if is_url(text):
-        try:
-            return io.BytesIO(read_url(text))
-        except UnreachableError:
-            raise  # not the image's fault: its batch stops and stays pending
-        except UrlError as error:
-            raise DecodeError(str(error)) from None
-    try:
-        return open(path, "rb")
-    except IsADirectoryError:
-        raise DecodeError("is a directory, not a PNG file") from None
-    except PermissionError:
-        raise DecodeError("cannot read the file: permission denied") from None
-    except FileNotFoundError:
-        raise DecodeError("file not found") from None
-    except OSError as error:
-        raise DecodeError(f"cannot read the file: {error.strerror or error}") from None
 
 
 def parse_png_header(start: bytes) -> PngHeader:

@@ -32,9 +32,9 @@ from .decode import (
     check_bit_depth,
     check_header,
     crc32_in_pieces,
-    open_png,
     parse_png_header,
 )
+from .reading import open_png
 
 __all__ = [
     "Chunk",
