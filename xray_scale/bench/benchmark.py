@@ -69,6 +69,7 @@ __all__ = [
     "prepare_images",
     "run_bench",
     "time_run",
+    "timed_run",
     "tutorial_loop",
 ]
 
@@ -151,6 +152,12 @@ class BenchResult:
     bytes_per_image : dict
         ``{config label: bytes on disk per image}`` of the image arrays the write
         stage wrote (per-image records excluded).
+    schedulers : dict
+        ``{"<engine> <config> <scheduler>": {"vs_threads", "vs_threads_processing",
+        "start_s"}}`` for each scheduler run beside threads: its rate over the
+        threaded run's, over the whole call and over the processing alone (best
+        rounds), and the seconds before its processing began (cluster start-up
+        included; median of the rounds).
     facts : dict
         Machine, images, engines, configs, library versions.
     notes : list of str
@@ -162,6 +169,7 @@ class BenchResult:
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
     dask_image_differences: dict[str, dict[str, float]] = field(default_factory=dict)
     bytes_per_image: dict[str, float] = field(default_factory=dict)
+    schedulers: dict[str, dict[str, float]] = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -179,6 +187,7 @@ class BenchResult:
             "efficiency": self.efficiency,
             "dask_image_differences": self.dask_image_differences,
             "store_bytes_per_image": self.bytes_per_image,
+            "schedulers": self.schedulers,
             "notes": self.notes,
         }
 
@@ -212,16 +221,37 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> float:
+def time_run(
+    folder: Path, bench: BenchConfig, engine: str, workers: int, *, scheduler: str = "threads"
+) -> float:
     """Images/s of ``xray_scale.run`` over ``folder/images``; its store is deleted after."""
-    store = folder / f"run-{bench.label}-{engine}.zarr"
+    return timed_run(folder, bench, engine, workers, scheduler=scheduler)[0]
+
+
+def timed_run(
+    folder: Path, bench: BenchConfig, engine: str, workers: int, *, scheduler: str = "threads"
+) -> tuple[float, float]:
+    """Images/s of ``xray_scale.run``: over the whole call, and over its processing alone.
+
+    The second leaves out what comes before the first task: finding the
+    inputs, creating the store and, for a cluster scheduler, starting the
+    cluster and preparing its workers (:attr:`RunSummary.elapsed_s`).
+    """
+    store = folder / f"run-{bench.label}-{engine}-{scheduler}.zarr"
     began = time.perf_counter()
-    summary = run([folder / "images"], store, config=bench.config, engine=engine, workers=workers)
+    summary = run(
+        [folder / "images"],
+        store,
+        config=bench.config,
+        engine=engine,
+        workers=workers,
+        scheduler=scheduler,
+    )
     seconds = time.perf_counter() - began
     if summary.ok != summary.total:
         raise ValueError(f"the run failed on {summary.failed} images: {summary.failures[:1]}")
     shutil.rmtree(store)
-    return summary.total / seconds
+    return summary.total / seconds, summary.images_per_s
 
 
 def run_bench(
@@ -235,6 +265,7 @@ def run_bench(
     tutorial_images: int | None = None,
     dask_image_images: int = 24,
     diff_images: int = 4,
+    schedulers: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> BenchResult:
     """Measure everything listed in the module docstring, in one run.
@@ -264,6 +295,10 @@ def run_bench(
         Images given to dask-image (its rate is per image; 0 skips it).
     diff_images : int
         Images on which dask-image's results are compared with per-image filtering.
+    schedulers : list of str, optional
+        Schedulers of the runs (:data:`xray_scale.run.cluster.SCHEDULERS`);
+        ``threads`` always, the reference of :attr:`BenchResult.schedulers`.
+        Their runs alternate within each round.
     log : callable
         Receives one line per measured item.
 
@@ -282,8 +317,11 @@ def run_bench(
         source = REAL_SAMPLE
     configs = configs or [BenchConfig("default", load_config(None))]
     engines = [resolve_engine(engine) for engine in engines] if engines else available_engines()
+    schedulers = ["threads", *(s for s in dict.fromkeys(schedulers or []) if s != "threads")]
     result = BenchResult()
     rates = result.rates
+    windows: dict[str, list[float]] = {}  # each run's processing-only rate, by item
+    starts: dict[str, list[float]] = {}  # each run's seconds before its processing
 
     def measured(name: str, rate: float) -> None:
         result.rounds.setdefault(name, []).append(rate)
@@ -304,9 +342,14 @@ def run_bench(
             measured("tutorial", tutorial_images / tutorial_loop(paths[:tutorial_images]))
             for bench in configs:
                 for engine in engines:
-                    measured(
-                        f"run {engine} {bench.label}", time_run(folder, bench, engine, workers)
-                    )
+                    for scheduler in schedulers:
+                        name = _run_item(engine, bench.label, scheduler)
+                        whole, processing = timed_run(
+                            folder, bench, engine, workers, scheduler=scheduler
+                        )
+                        measured(name, whole)
+                        windows.setdefault(name, []).append(processing)
+                        starts.setdefault(name, []).append(images / whole - images / processing)
         if tutorial_images < images:
             result.notes.append(f"the tutorial loop ran on the first {tutorial_images} images")
         if dask_image_images:
@@ -358,6 +401,13 @@ def run_bench(
                 "vs_decode_bank": run_rate / rates[f"decode+bank {key}"],
                 "vs_compute_then_write": run_rate * seconds,
             }
+            for scheduler in schedulers[1:]:
+                name = _run_item(engine, bench.label, scheduler)
+                result.schedulers[f"{key} {scheduler}"] = {
+                    "vs_threads": rates[name] / run_rate,
+                    "vs_threads_processing": max(windows[name]) / max(windows[f"run {key}"]),
+                    "start_s": float(np.median(starts[name])),
+                }
     result.facts = {
         "benchmark": "xray-scale bench",
         "machine": platform.node(),
@@ -371,6 +421,7 @@ def run_bench(
         "bit_depth": stages.bit_depth,
         "source": str(source) if source else "phantoms",
         "engines": engines,
+        "schedulers": schedulers,
         "configs": {bench.label: bench.config.to_dict() for bench in configs},
         "libraries": _versions(),
         "tutorial_images": tutorial_images,
@@ -378,6 +429,11 @@ def run_bench(
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return result
+
+
+def _run_item(engine: str, label: str, scheduler: str) -> str:
+    """The name of a run's figure: ``run <engine> <config>``, then a scheduler not threads."""
+    return f"run {engine} {label}" + ("" if scheduler == "threads" else f" {scheduler}")
 
 
 def format_table(result: BenchResult) -> str:
@@ -400,6 +456,15 @@ def format_table(result: BenchResult) -> str:
         lines.append(f"  {key:<24}" + "".join(f" {ratios[c]:>20.2f}" for c in columns))
     for label, size in result.bytes_per_image.items():
         lines.append(f"  {label}: {size / 1e6:.2f} MB of image arrays per image written")
+    if result.schedulers:
+        lines.append("")
+        lines.append("schedulers, run / the threaded run (same engine, config and workers):")
+        lines.append(f"  {'run':<36} {'whole call':>11} {'processing':>11} {'start s':>8}")
+        for key, ratios in result.schedulers.items():
+            lines.append(
+                f"  {key:<36} {ratios['vs_threads']:>11.2f} "
+                f"{ratios['vs_threads_processing']:>11.2f} {ratios['start_s']:>8.1f}"
+            )
     if result.dask_image_differences:
         lines.append("")
         lines.append("dask-image's stack filters vs per-image filtering (max |difference|):")

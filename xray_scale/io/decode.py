@@ -54,11 +54,12 @@ from PIL import Image
 
 from ..errors import DecodeError, UnreachableError
 from .png_data import check_image_data_length
-from .reading import open_png
+from .reading import FILE_NOT_FOUND, open_png
 from .sources import parse_synthetic
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FILE_NOT_FOUND",
     "DecodeError",
     "DecodedImage",
     "PngHeader",

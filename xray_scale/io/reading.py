@@ -15,7 +15,10 @@ from .archives import read_member, split_member_path
 from .namelists import NOT_IN_INPUTS, is_absent
 from .urls import is_url, read_url
 
-__all__ = ["open_png"]
+__all__ = ["FILE_NOT_FOUND", "open_png"]
+
+FILE_NOT_FOUND = "file not found"
+"""The error of an image whose file does not exist (nothing was read: not processed)."""
 
 
 def open_png(path: str | os.PathLike):
@@ -52,6 +55,6 @@ def open_png(path: str | os.PathLike):
     except PermissionError:
         raise DecodeError("cannot read the file: permission denied") from None
     except FileNotFoundError:
-        raise DecodeError("file not found") from None
+        raise DecodeError(FILE_NOT_FOUND) from None
     except OSError as error:
         raise DecodeError(f"cannot read the file: {error.strerror or error}") from None

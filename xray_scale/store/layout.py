@@ -42,6 +42,7 @@ __all__ = [
     "INDEX_STRINGS",
     "MASK_GROUP",
     "RECORD_CHUNK",
+    "STAT_FIELDS",
     "STATUS_FAILED",
     "STATUS_OK",
     "STATUS_PENDING",
@@ -58,6 +59,17 @@ HISTOGRAM_CHUNK = 1024
 """Images per chunk of ``stats/histogram`` (2 MB of counts)."""
 INDEX_STRINGS = ("path", "status", "error", "mode", "patient_id")
 """The string arrays of ``index/``."""
+STAT_FIELDS: tuple[str, ...] = (
+    "min",
+    "max",
+    "mean",
+    "std",
+    "median",
+    "p01",
+    "p99",
+    "mask_fraction",
+)
+"""Names of the scalar statistics, in store order (``stats/<name>``)."""
 FILTER_GROUP, MASK_GROUP = "filters", "masks"
 """The groups holding the full-resolution maps."""
 
