@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
-from ..store.location import StoreLocation, describe_failure, is_url, redact_url
+from ..io.urls import is_url, redact
+from ..store.location import StoreLocation, describe_failure
 
 __all__ = [
     "SCHEDULERS",
@@ -182,7 +183,7 @@ def _visibility(paths: list[str]) -> dict[str, str]:
         if is_url(path):
             problem = _url_problem(path)
             if problem is not None:
-                problems[redact_url(path)] = problem
+                problems[redact(path)] = problem
         elif not os.path.exists(path):
             problems[path] = "does not exist"
         elif not os.access(path, os.R_OK):

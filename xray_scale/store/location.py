@@ -16,52 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StoreError
+from ..io.urls import is_url, redact
 
-__all__ = [
-    "StoreLocation",
-    "describe_failure",
-    "is_url",
-    "parse_storage_options",
-    "redact_url",
-    "store_location",
-]
-
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def is_url(text: str) -> bool:
-    """Whether ``text`` is a URL (``scheme://...``), not a local path.
-
-    Examples
-    --------
-    >>> is_url("s3://bucket/x.zarr"), is_url("/data/x.zarr")
-    (True, False)
-    """
-    return bool(_SCHEME.match(text))
-
-
-def redact_url(url: str) -> str:
-    """``url`` without the ``user:password@`` part of any of its links.
-
-    Examples
-    --------
-    >>> redact_url("https://me:secret@example.org/x.png")
-    'https://example.org/x.png'
-    """
-    links = []
-    for link in url.split("::"):
-        parts = urlsplit(link) if _SCHEME.match(link) else None
-        if parts is not None and "@" in parts.netloc:
-            link = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-        links.append(link)
-    return "::".join(links)
+__all__ = ["StoreLocation", "describe_failure", "parse_storage_options", "store_location"]
 
 
 def describe_failure(error: BaseException) -> str:
@@ -127,12 +89,12 @@ class StoreLocation:
     options: str = field(default="{}", repr=False)
 
     def __str__(self) -> str:
-        return redact_url(self.url)
+        return redact(self.url)
 
     @property
     def is_local(self) -> bool:
         """Whether the store is a folder on this machine's file system."""
-        return not _SCHEME.match(self.url)
+        return not is_url(self.url)
 
     @property
     def path(self) -> Path:
@@ -181,7 +143,7 @@ def store_location(out: str | os.PathLike | StoreLocation, options: Mapping | No
     if isinstance(out, StoreLocation):
         return out
     text = os.fspath(out)
-    if _SCHEME.match(text):
+    if is_url(text):
         return StoreLocation(text.rstrip("/"), json.dumps(dict(options or {}), sort_keys=True))
     if options:
         raise StoreError(
