@@ -13,6 +13,8 @@ from test_object_store import s3, s3_server, url_store  # noqa: F401 - fixtures
 
 import xray_scale
 from xray_scale.errors import StoreError
+from xray_scale.io.synth import write_phantoms
+from xray_scale.store.encoding import read_index
 
 pytestmark = pytest.mark.slow
 
@@ -122,3 +124,24 @@ def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_clust
     assert message.startswith("worker tcp://127.0.0.1:"), message
     assert f"{missing} does not exist; inputs must be on a URL every worker can read" in message
     assert s3["secret"] not in message
+
+
+def test_url_inputs_and_a_url_store_need_no_shared_disk(bare_cluster, s3, tmp_path):  # noqa: F811
+    address, start_workers = bare_cluster
+    start_workers()
+    folder = tmp_path / "images"
+    written = write_phantoms(folder, patients=2, follow_ups=5, shape=(64, 64))
+    for path in written:
+        s3["client"].put_object(Bucket="cxr", Key=f"in/{path.name}", Body=path.read_bytes())
+    summary = xray_scale.run(
+        ["s3://cxr/in/"], "s3://cxr/from-urls.zarr", batch_size=3, address=address
+    )
+    assert (summary.ok, summary.failed) == (10, 0)
+    xray_scale.run([folder], tmp_path / "local.zarr", batch_size=3, workers=2)
+    assert_stores_equal(
+        url_store("s3://cxr/from-urls.zarr"), tmp_path / "local.zarr", besides=("index/path",)
+    )
+    paths = read_index(xray_scale.open_store("s3://cxr/from-urls.zarr"), "path")
+    assert [p.rsplit("/", 1)[1] for p in paths] == sorted(p.name for p in written)
+    assert all(p.startswith("s3://cxr/in/") for p in paths)
+    assert list((tmp_path / "worker-0").iterdir()) == list((tmp_path / "worker-1").iterdir()) == []

@@ -17,6 +17,7 @@ from xray_scale.errors import InputError, UnreachableError, UrlError
 from xray_scale.io.synth import write_phantoms
 from xray_scale.io.urls import is_url, list_url_inputs, read_url, redact
 from xray_scale.run.plan import plan_run
+from xray_scale.store.encoding import read_index
 
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -154,7 +155,7 @@ def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path,
     summary = xray_scale.run(["s3://dump/images/"], tmp_path / "s3.zarr", **options)
     assert (summary.ok, summary.failed) == (12, 0)
     assert_stores_equal(tmp_path / "folder.zarr", tmp_path / "s3.zarr", besides=("index/path",))
-    paths = list(zarr.open_group(tmp_path / "s3.zarr", mode="r")["index/path"][:])
+    paths = list(read_index(zarr.open_group(tmp_path / "s3.zarr", mode="r"), "path"))
     assert paths == [f"s3://dump/images/{p.name}" for p in sorted(bucket_of_phantoms.iterdir())]
     s3.rm("dump/images/" + sorted(bucket_of_phantoms.iterdir())[1].name)  # gone since
     resumed = xray_scale.run(["s3://dump/images/"], tmp_path / "s3b.zarr", **options)
@@ -199,7 +200,7 @@ def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
 
     with pytest.raises(UnreachableError, match=r"^cannot read s3://outage/images/.*: the server"):
         xray_scale.run(["s3://outage/images/"], out, on_batch=stop_after_the_first_batch, **options)
-    status = list(zarr.open_group(out, mode="r")["index/status"][:])
+    status = list(read_index(zarr.open_group(out, mode="r"), "status"))
     assert (status.count("ok"), status.count("pending")) == (4, 8)  # one batch, then the outage
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()  # moto keeps its buckets in this process: the same data is back
@@ -221,12 +222,12 @@ def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3, tmp_pat
     summary = xray_scale.run(["s3://dump/images/", "s3://dump/test_list.txt"], out, **options)
     assert (summary.total, summary.ok, summary.failed) == (3, 2, 1)
     group = zarr.open_group(out, mode="r")
-    assert list(group["index/path"][:]) == [
+    assert list(read_index(group, "path")) == [
         f"s3://dump/images/{names[3]}",
         f"s3://dump/images/{names[7]}",
         "s3://dump/test_list.txt::00000077_000.png",
     ]
-    assert list(group["index/error"][:]) == ["", "", "not in the inputs"]
+    assert list(read_index(group, "error")) == ["", "", "not in the inputs"]
     s3.pipe("dump/paths.txt", f"images/{names[0]}\ns3://dump/images/{names[1]}\n".encode())
     listed = xray_scale.run(["s3://dump/paths.txt"], tmp_path / "listed.zarr", **options)
     assert listed.ok == 2
