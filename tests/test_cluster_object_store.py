@@ -132,9 +132,9 @@ def test_url_inputs_and_a_url_store_need_no_shared_disk(bare_cluster, s3, tmp_pa
     folder = tmp_path / "images"
     written = write_phantoms(folder, patients=2, follow_ups=5, shape=(64, 64))
     for path in written:
-        s3["client"].put_object(Bucket="cxr", Key=f"in/{path.name}", Body=path.read_bytes())
+        s3["client"].put_object(Bucket="cxr", Key=f"dump/{path.name}", Body=path.read_bytes())
     summary = xray_scale.run(
-        ["s3://cxr/in/"], "s3://cxr/from-urls.zarr", batch_size=3, address=address
+        ["s3://cxr/dump/"], "s3://cxr/from-urls.zarr", batch_size=3, address=address
     )
     assert (summary.ok, summary.failed) == (10, 0)
     xray_scale.run([folder], tmp_path / "local.zarr", batch_size=3, workers=2)
@@ -143,5 +143,5 @@ def test_url_inputs_and_a_url_store_need_no_shared_disk(bare_cluster, s3, tmp_pa
     )
     paths = read_index(xray_scale.open_store("s3://cxr/from-urls.zarr"), "path")
     assert [p.rsplit("/", 1)[1] for p in paths] == sorted(p.name for p in written)
-    assert all(p.startswith("s3://cxr/in/") for p in paths)
+    assert all(p.startswith("s3://cxr/dump/") for p in paths)
     assert list((tmp_path / "worker-0").iterdir()) == list((tmp_path / "worker-1").iterdir()) == []
