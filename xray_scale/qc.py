@@ -235,6 +235,9 @@ def find_frame(pixels: np.ndarray, *, tolerance: float = 0.04) -> tuple[slice, s
     margin = tolerance * (high - low)
     dark = low + margin if low <= top_level / 2 else -1.0
     bright = high - margin if high >= top_level / 2 else top_level + 1.0
+    edges = [pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]
+    if not any(_kinds(np.array([e.min()]), np.array([e.max()]), dark, bright)[0] for e in edges):
+        return slice(0, pixels.shape[0]), slice(0, pixels.shape[1])  # no edge is uniform
     top, bottom, left, right = 0, pixels.shape[0], 0, pixels.shape[1]
     for _ in range(8):  # peeling converges in one or two rounds on real frames
         inner = pixels[top:bottom, left:right]
