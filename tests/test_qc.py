@@ -8,15 +8,8 @@ from PIL import Image
 from qc_cases import LABELS, precision_recall, write_cases
 
 from xray_scale.decode import DecodedImage, unpad
-from xray_scale.qc import (
-    QC_FLAGS,
-    QCConfig,
-    find_frame,
-    group_duplicates,
-    group_near_duplicates,
-    image_qc,
-    outlier_scores,
-)
+from xray_scale.qc import QC_FLAGS, QCConfig, find_frame, image_qc
+from xray_scale.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
 from xray_scale.synth import phantom
 
 MIN_SCORE = 0.95

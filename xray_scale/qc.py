@@ -42,14 +42,13 @@ from .stats import histogram256
 
 __all__ = [
     "QC_FLAGS",
+    "QC_RECORD_FIELDS",
+    "SIGNATURE_SIZE",
     "QCConfig",
     "ImageQC",
+    "batch_qc",
     "find_frame",
-    "group_duplicates",
-    "group_near_duplicates",
-    "hamming_distance",
     "image_qc",
-    "outlier_scores",
     "perceptual_hash",
     "pixel_hash",
     "signature",
@@ -60,6 +59,16 @@ QC_FLAGS: tuple[str, ...] = ("framed", "inverted", "blank", "low_contrast", "sat
 
 _SMALL = 32
 """Side of the downscale the polarity rule and the perceptual hash read."""
+SIGNATURE_SIZE = _SMALL * _SMALL
+"""Values in one :func:`signature`."""
+QC_RECORD_FIELDS: tuple[str, ...] = (
+    *QC_FLAGS,
+    "frame_fraction",
+    "pixel_hash",
+    "perceptual_hash",
+    "signature",
+)
+"""What a batch keeps per image (:func:`batch_qc`), in store order (``qc/<name>``)."""
 _DETAIL_SIGMA = 2.0
 """Blur (in downscale pixels) removed from the downscale to leave its detail (:func:`signature`)."""
 _HASH_SIDE = 8
@@ -436,228 +445,44 @@ def image_qc(
     )
 
 
-# ------------------------------------------------------------------- run level
-
-
-class _UnionFind:
-    """Disjoint sets of ``0..n-1`` whose representative is the smallest member."""
-
-    def __init__(self, count: int):
-        self.parent = np.arange(count)
-
-    def find(self, item: int) -> int:
-        root = item
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[item] != root:  # path compression
-            self.parent[item], item = root, self.parent[item]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def groups(self) -> np.ndarray:
-        """Each item's group id: its set's smallest member, -1 for a set of one."""
-        roots = np.array([self.find(i) for i in range(self.parent.size)], dtype=np.int64)
-        sizes = np.bincount(roots, minlength=roots.size)
-        roots[sizes[roots] < 2] = -1
-        return roots
-
-
-def _valid_mask(count: int, valid: np.ndarray | None) -> np.ndarray:
-    if valid is None:
-        return np.ones(count, dtype=bool)
-    valid = np.asarray(valid, dtype=bool)
-    if valid.shape != (count,):
-        raise ValueError(f"valid must have one entry per image ({count}), got {valid.shape}")
-    return valid
-
-
-def group_duplicates(hashes: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """Group images with equal pixel hashes.
-
-    Parameters
-    ----------
-    hashes : ndarray
-        One :func:`pixel_hash` per image (uint64).
-    valid : ndarray of bool, optional
-        Only these images take part (e.g. the ok ones); the others get -1.
-
-    Returns
-    -------
-    ndarray
-        int64 group id per image: the smallest index of its group, -1 when it has no copy.
-
-    Examples
-    --------
-    >>> group_duplicates(np.array([5, 7, 5, 9, 7], dtype=np.uint64))
-    array([ 0,  1,  0, -1,  1])
-    """
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    valid = _valid_mask(hashes.size, valid)
-    groups = np.full(hashes.size, -1, dtype=np.int64)
-    members = np.flatnonzero(valid)
-    if members.size == 0:
-        return groups
-    _, first, inverse, counts = np.unique(
-        hashes[members], return_index=True, return_inverse=True, return_counts=True
-    )
-    shared = counts[inverse] > 1
-    groups[members[shared]] = members[first[inverse[shared]]]
-    return groups
-
-
-def hamming_distance(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
-    """Bits that differ between 64-bit hashes (broadcasting).
-
-    Examples
-    --------
-    >>> int(hamming_distance(0b1011, 0b0001))
-    2
-    """
-    xor = np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
-    return np.bitwise_count(xor)
-
-
-def _candidate_pairs(hashes: np.ndarray, max_distance: int, block: int) -> np.ndarray:
-    """All pairs ``i < j`` of distinct hashes within ``max_distance`` bits, as an (n, 2) array."""
-    pairs = []
-    for start in range(0, hashes.size, block):
-        rows = hashes[start : start + block]
-        near = hamming_distance(rows[:, None], hashes[None, start:]) <= max_distance
-        i, j = np.nonzero(near)
-        keep = j > i  # the upper triangle: each pair once, no self-pairs
-        pairs.append(np.stack([i[keep] + start, j[keep] + start], axis=1))
-    return np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
-
-
-def _correlations(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Correlation of the two signatures of each pair."""
-    values = signatures.astype(np.float32)
-    values -= values.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(values, axis=1)
-    norms[norms == 0] = np.inf  # a flat signature correlates with nothing
-    values /= norms[:, None]
-    out = np.empty(len(pairs), dtype=np.float32)
-    for start in range(0, len(pairs), chunk):
-        i, j = pairs[start : start + chunk].T
-        out[start : start + chunk] = np.einsum("ij,ij->i", values[i], values[j])
-    return out
-
-
-def group_near_duplicates(
-    hashes: np.ndarray,
-    signatures: np.ndarray,
-    valid: np.ndarray | None = None,
+def batch_qc(
+    images: list[np.ndarray | None],
+    histograms: list[np.ndarray | None],
     *,
-    max_distance: int = 10,
-    min_correlation: float = 0.97,
-    block: int = 512,
-) -> np.ndarray:
-    """Group copies of one film: close perceptual hashes and correlated detail.
-
-    Every pair of valid images whose :func:`perceptual_hash` values differ in
-    at most ``max_distance`` bits is a candidate (all pairs compared, ``block``
-    rows at a time); a candidate whose :func:`signature` values correlate at
-    ``min_correlation`` or more is a near-duplicate pair. Pairs are joined
-    transitively (union-find). Exact copies are near duplicates too.
+    config: QCConfig,
+) -> dict[str, np.ndarray]:
+    """The QC of a batch, one array per :data:`QC_RECORD_FIELDS` entry.
 
     Parameters
     ----------
-    hashes : ndarray
-        One perceptual hash per image (uint64).
-    signatures : ndarray
-        One signature per image, shape ``(N, 1024)``.
-    valid : ndarray of bool, optional
-        Only these images take part; the others get -1.
-    max_distance : int
-        Largest Hamming distance of a candidate pair.
-    min_correlation : float
-        Smallest correlation of the signatures of a near-duplicate pair.
-    block : int
-        Rows of hashes compared at once (memory ~``block x N`` bytes).
+    images : list of ndarray or None
+        Each image's own pixels (see :func:`image_qc`), None for a failed image.
+    histograms : list of ndarray or None
+        Each image's 256-bin histogram, None to count it here.
+    config : QCConfig
 
     Returns
     -------
-    ndarray
-        int64 group id per image: the smallest index of its group, -1 when alone.
+    dict
+        ``{field: (K,) array}`` (``signature``: ``(K, 1024)``); a failed image
+        has every flag False, ``frame_fraction`` NaN and zero hashes.
 
     Examples
     --------
-    >>> rng = np.random.default_rng(0)
-    >>> film, other = rng.normal(size=1024), rng.normal(size=1024)
-    >>> signatures = np.stack([film, other, film + 0.01 * rng.normal(size=1024)])
-    >>> group_near_duplicates(np.array([0, 1, 3], dtype=np.uint64), signatures)
-    array([ 0, -1,  0])
+    >>> qc = batch_qc([np.zeros((8, 8), np.uint8), None], [None, None], config=QCConfig())
+    >>> qc["blank"].tolist(), qc["frame_fraction"].tolist()[1]
+    ([True, False], nan)
     """
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    signatures = np.asarray(signatures)
-    valid = _valid_mask(hashes.size, valid)
-    if signatures.ndim != 2 or signatures.shape[0] != hashes.size:
-        raise ValueError(
-            f"signatures must be one row per hash ({hashes.size}), got {signatures.shape}"
-        )
-    groups = np.full(hashes.size, -1, dtype=np.int64)
-    members = np.flatnonzero(valid)
-    if members.size < 2:
-        return groups
-    pairs = _candidate_pairs(hashes[members], max_distance, block)
-    pairs = pairs[_correlations(signatures[members], pairs) >= min_correlation]
-    sets = _UnionFind(members.size)
-    for i, j in pairs.tolist():
-        sets.union(i, j)
-    local = sets.groups()
-    grouped = local >= 0
-    groups[members[grouped]] = members[local[grouped]]
-    return groups
-
-
-def outlier_scores(stats: dict[str, np.ndarray], valid: np.ndarray | None = None) -> np.ndarray:
-    """The largest robust z-score of each image's statistics over the run.
-
-    For each statistic, ``z = 0.6745 * (x - median) / MAD`` over the valid
-    images (MAD: the median absolute deviation; where it is 0, the mean
-    absolute deviation times 1.2533 stands in, and a statistic constant over
-    the run is left out). The score is the largest ``|z|`` of the image.
-
-    Parameters
-    ----------
-    stats : dict of str to ndarray
-        One array per statistic, one value per image.
-    valid : ndarray of bool, optional
-        The images the medians come from and that get a score; the others get NaN.
-
-    Returns
-    -------
-    ndarray
-        float64 score per image; 0 when every statistic is constant.
-
-    Examples
-    --------
-    >>> outlier_scores({"mean": np.array([10.0, 11.0, 9.0, 10.0, 50.0])}).round(2)
-    array([ 0.  ,  0.67,  0.67,  0.  , 26.98])
-    """
-    arrays = {name: np.asarray(values, dtype=np.float64) for name, values in stats.items()}
-    count = next(iter(arrays.values())).size if arrays else 0
-    valid = _valid_mask(count, valid)
-    scores = np.full(count, np.nan)
-    if not valid.any():
-        return scores
-    scores[valid] = 0.0
-    for values in arrays.values():
-        x = values[valid]
-        finite = np.isfinite(x)
-        if not finite.any():
+    count = len(images)
+    out: dict[str, np.ndarray] = {flag: np.zeros(count, dtype=bool) for flag in QC_FLAGS}
+    out["frame_fraction"] = np.full(count, np.nan)
+    out["pixel_hash"] = np.zeros(count, dtype=np.uint64)
+    out["perceptual_hash"] = np.zeros(count, dtype=np.uint64)
+    out["signature"] = np.zeros((count, SIGNATURE_SIZE), dtype=np.int8)
+    for k, pixels in enumerate(images):
+        if pixels is None:
             continue
-        centre = np.median(x[finite])
-        deviation = np.abs(x - centre)
-        mad = np.median(deviation[finite])
-        if mad == 0:
-            mad = 0.8453 * deviation[finite].mean()  # the mean AD on the MAD's scale
-        if mad == 0:
-            continue
-        z = 0.6745 * deviation / mad
-        scores[valid] = np.fmax(scores[valid], np.where(finite, z, 0.0))
-    return scores
+        result = image_qc(pixels, histograms[k], config=config)
+        for name in QC_RECORD_FIELDS:
+            out[name][k] = getattr(result, name)
+    return out
