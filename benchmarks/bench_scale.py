@@ -93,7 +93,7 @@ print(json.dumps({
 def source_image(folder: Path) -> Path:
     if REAL_IMAGE.is_file():
         return REAL_IMAGE
-    from xray_scale.synth import write_phantoms
+    from xray_scale.io.synth import write_phantoms
 
     return write_phantoms(folder / "original", follow_ups=1)[0]
 
@@ -178,9 +178,15 @@ def schedulers(workers: int, count: int) -> dict:
 def workers_scaling(
     counts: list[int], images: int, config: Path | None, engine: str, rounds: int
 ) -> dict:
-    from xray_scale.benchmark import REAL_SAMPLE, BenchConfig, Stages, prepare_images, time_run
+    from xray_scale.bench.benchmark import (
+        REAL_SAMPLE,
+        BenchConfig,
+        Stages,
+        prepare_images,
+        time_run,
+    )
     from xray_scale.config import load_config
-    from xray_scale.engines import resolve_engine
+    from xray_scale.engines.registry import resolve_engine
 
     loaded = BenchConfig(config.stem if config else "default", load_config(config))
     engine = resolve_engine(engine)

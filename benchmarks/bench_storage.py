@@ -10,7 +10,7 @@ config (two masks included, always zstd level 1) are computed once per batch by 
 pipeline's own code, then written into a fresh store with every combination of
 ``store.filter_dtype`` (float32, float16, uint8 normalised per image) and
 ``store.compressor`` / ``store.compression_level``, through the pipeline's writer
-(:meth:`xray_scale.benchmark.Stages.write`). Each combination is measured in
+(:meth:`xray_scale.bench.benchmark.Stages.write`). Each combination is measured in
 ``--rounds`` rounds, in a rotated order, and the best round is kept: on virtual
 machines the first writes into never-used memory cost far more kernel time than
 later ones, and the order must not decide the ranking. Printed per combination:
@@ -29,8 +29,9 @@ import numpy as np
 from records import save_record
 
 from xray_scale.allocator import tune_malloc
-from xray_scale.analysis import map_function, to_storage_dtype
-from xray_scale.benchmark import REAL_SAMPLE, Stages, prepare_images
+from xray_scale.analysis.image import map_function
+from xray_scale.analysis.maps import to_storage_dtype
+from xray_scale.bench.benchmark import REAL_SAMPLE, Stages, prepare_images
 from xray_scale.config import STORE_DTYPES, load_config
 
 COMPRESSORS = [

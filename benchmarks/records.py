@@ -8,7 +8,7 @@ import platform
 import time
 from pathlib import Path
 
-from xray_scale.store import library_versions
+from xray_scale.store.metadata import library_versions
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from xray_scale.batch import BatchSpec, analyse_block
+from xray_scale.analysis.batch import analyse_block
+from xray_scale.analysis.records import BatchSpec
+from xray_scale.analysis.stack import ArrayBackend, analyse_stack
 from xray_scale.config import load_config
-from xray_scale.decode import DecodedImage
 from xray_scale.filters import FILTERS
-from xray_scale.stack_analysis import ArrayBackend, analyse_stack
+from xray_scale.io.decode import DecodedImage
 
 
 class RecordingWriter:

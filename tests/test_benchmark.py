@@ -11,11 +11,20 @@ import json
 
 import numpy as np
 import pytest
+from conftest import REAL_SAMPLE
 
-from xray_scale.benchmark import BenchConfig, format_table, prepare_images, run_bench
+from xray_scale.bench.benchmark import (
+    REAL_SAMPLE as BENCH_SAMPLE,
+)
+from xray_scale.bench.benchmark import (
+    BenchConfig,
+    format_table,
+    prepare_images,
+    run_bench,
+)
 from xray_scale.cli import main
 from xray_scale.config import load_config
-from xray_scale.synth import write_phantoms
+from xray_scale.io.synth import write_phantoms
 
 
 @pytest.fixture
@@ -161,3 +170,8 @@ def test_format_table_lists_every_item_with_its_ratio(source):
     for name in result.rates:
         assert name in table
     assert "1.00x" in table
+
+
+def test_the_bench_looks_for_the_real_sample_where_the_tests_do():
+    """Beside the repository (``../shared/data/chestxray8-sample``), wherever the module sits."""
+    assert BENCH_SAMPLE == REAL_SAMPLE

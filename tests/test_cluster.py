@@ -14,9 +14,8 @@ import pytest
 from conftest import assert_stores_equal
 
 import xray_scale
-from xray_scale.config import ConfigError
-from xray_scale.store import StoreError
-from xray_scale.synth import write_phantoms
+from xray_scale.errors import ConfigError, StoreError
+from xray_scale.io.synth import write_phantoms
 
 pytestmark = pytest.mark.slow
 

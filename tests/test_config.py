@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from xray_scale.config import Config, ConfigError, load_config
+from xray_scale.config import Config, load_config
+from xray_scale.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -16,10 +16,10 @@ from stack_parity import assert_backend_matches_reference
 from test_stack_analysis import ALL_FILTERS, CONFIGS
 
 import xray_scale
-from xray_scale.config import ConfigError
-from xray_scale.engines import EngineError, engine_filters, resolve_engine
+from xray_scale.engines.registry import engine_filters, resolve_engine
+from xray_scale.errors import ConfigError, EngineError
 from xray_scale.filters import FILTERS
-from xray_scale.synth import phantom
+from xray_scale.io.synth import phantom
 
 
 def _why_no_gpu() -> str | None:
@@ -44,7 +44,7 @@ def test_without_a_gpu_the_engine_says_why_and_auto_falls_back():
 
 
 def _backend():
-    from xray_scale.cupy_engine import BACKEND
+    from xray_scale.engines.cupy import BACKEND
 
     return BACKEND
 

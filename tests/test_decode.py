@@ -24,14 +24,8 @@ from conftest import (
 )
 from PIL import Image
 
-from xray_scale.decode import (
-    DecodeError,
-    decode_batch,
-    decode_image,
-    open_images,
-    read_png_header,
-    unpad,
-)
+from xray_scale.errors import DecodeError
+from xray_scale.io.decode import decode_batch, decode_image, open_images, read_png_header, unpad
 
 
 def test_every_bad_input_fails_with_its_own_message(tmp_path):

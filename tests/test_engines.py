@@ -10,7 +10,8 @@ import zarr
 from conftest import structured_image
 
 import xray_scale
-from xray_scale.engines import EngineError, engine_filters, resolve_engine
+from xray_scale.engines.registry import engine_filters, resolve_engine
+from xray_scale.errors import EngineError
 from xray_scale.filters import FILTERS
 
 HAS_OPENCV = importlib.util.find_spec("cv2") is not None

@@ -9,8 +9,9 @@ import zarr
 from conftest import make_bad_inputs
 
 import xray_scale
+from xray_scale.analysis.stats import STAT_FIELDS
 from xray_scale.cli import main
-from xray_scale.stats import STAT_FIELDS
+from xray_scale.store.export import export_table
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_export_has_one_row_per_image_with_the_store_values(store, tmp_path, suf
 
 def test_histogram_columns_on_request(store, tmp_path):
     destination = tmp_path / "hist.parquet"
-    xray_scale.export.export_table(store, destination, histogram=True)
+    export_table(store, destination, histogram=True)
     table = pd.read_parquet(destination)
     counts = zarr.open_group(store, mode="r")["stats/histogram"][:]
     assert np.array_equal(table[[f"hist_{b:03d}" for b in range(256)]].to_numpy(), counts)

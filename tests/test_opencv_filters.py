@@ -13,10 +13,10 @@ import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
 from scipy import ndimage
 
-from xray_scale import filters as reference
+from xray_scale.filters import reference
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless is not installed")
-opencv_filters = importlib.import_module("xray_scale.opencv_filters")
+opencv_filters = importlib.import_module("xray_scale.engines.opencv")
 
 NAMES = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
 DEFAULT_SIGMA = {
@@ -85,7 +85,7 @@ def test_16_bit_and_float_images(name, sigma):
 
 @pytest.mark.parametrize(("name", "sigma"), CASES, ids=CASE_IDS)
 def test_synthetic_phantoms_8_and_16_bit(name, sigma):
-    synth = pytest.importorskip("xray_scale.synth", reason="xray_scale.synth is not available")
+    synth = pytest.importorskip("xray_scale.io.synth", reason="xray_scale.io.synth is missing")
     check(name, sigma, synth.phantom(4, 2, shape=(192, 160)))
     check(name, sigma, synth.phantom(4, 2, shape=(96, 96), bit_depth=16))
 
@@ -173,10 +173,10 @@ def test_opencv_runs_single_threaded():
 
 def test_missing_opencv_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # makes `import cv2` raise ImportError
-    monkeypatch.delitem(sys.modules, "xray_scale.opencv_filters")
+    monkeypatch.delitem(sys.modules, "xray_scale.engines.opencv")
     message = (
         "the opencv engine needs opencv-python-headless, a dependency of xray-scale: "
         "pip install opencv-python-headless"
     )
     with pytest.raises(ImportError, match=re.escape(message)):
-        importlib.import_module("xray_scale.opencv_filters")
+        importlib.import_module("xray_scale.engines.opencv")

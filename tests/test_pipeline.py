@@ -16,13 +16,14 @@ from conftest import (
 )
 
 import xray_scale
-from xray_scale.analysis import analyse_image, map_function
-from xray_scale.compat import tutorial_histogram
-from xray_scale.config import ConfigError, load_config
-from xray_scale.decode import decode_image
-from xray_scale.engines import resolve_engine
-from xray_scale.stats import STAT_FIELDS, histogram256
-from xray_scale.store import StoreError, pending_batches
+from xray_scale.analysis.image import analyse_image, map_function
+from xray_scale.analysis.stats import STAT_FIELDS, histogram256
+from xray_scale.config import load_config
+from xray_scale.engines.registry import resolve_engine
+from xray_scale.errors import ConfigError, StoreError
+from xray_scale.filters.compat import tutorial_histogram
+from xray_scale.io.decode import decode_image
+from xray_scale.store.access import pending_batches
 
 
 def check_image_against_direct_analysis(group, index, path, config, compat=None):
@@ -277,7 +278,7 @@ def test_no_readable_image_is_a_clear_error(tmp_path):
 
 
 def test_phantom_source_runs_without_files(tmp_path):
-    from xray_scale.synth import phantom
+    from xray_scale.io.synth import phantom
 
     summary = xray_scale.run(["synth:10x96"], tmp_path / "out.zarr", workers=2, batch_size=4)
     assert summary.ok == 10
@@ -293,7 +294,7 @@ def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps
     phantom_folder, tmp_path, monkeypatch
 ):
     """Fault injection: the scipy sobel raises for one image (by its content)."""
-    from xray_scale.engines import engine_filters
+    from xray_scale.engines.registry import engine_filters
 
     victim = structured_image(5)  # 00000021_005.png
     real_sobel = engine_filters("scipy")["sobel"]
@@ -328,7 +329,7 @@ def test_an_image_failing_inside_a_filter_fails_alone_and_leaves_no_partial_maps
 
 
 def test_previews_without_full_resolution_maps(phantom_folder, tmp_path):
-    from xray_scale.analysis import to_preview
+    from xray_scale.analysis.previews import to_preview
 
     config = {"store": {"full_resolution": False, "preview_size": 32}, "run": {"batch_size": 5}}
     make_bad_inputs(phantom_folder / "bad")
@@ -385,7 +386,7 @@ def test_local_runs_never_hold_more_than_one_call_of_results(monkeypatch):
     """dask keeps every requested result until its call returns: calls are bounded."""
     import weakref
 
-    from xray_scale import pipeline
+    from xray_scale.run import pipeline
 
     graph = {("batch", k): (_make_result, k) for k in range(200)}
 

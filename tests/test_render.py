@@ -12,13 +12,14 @@ from conftest import structured_image, write_png
 from PIL import Image
 
 import xray_scale
+from xray_scale.analysis.image import map_function
 from xray_scale.cli import main
-from xray_scale.config import Config
+from xray_scale.config import Config, load_config
+from xray_scale.errors import SelectionError, StoreError
 from xray_scale.filters import sobel
 from xray_scale.render import (
     DEFAULT_PANELS,
     Selection,
-    SelectionError,
     failure_reason,
     failures_figure,
     grid_figure,
@@ -28,7 +29,8 @@ from xray_scale.render import (
     save_figure,
     select_images,
 )
-from xray_scale.store import StoreError, create_store, open_store
+from xray_scale.store.access import open_store
+from xray_scale.store.create import create_store
 
 TUTORIAL_TITLES = [
     "Original",
@@ -157,12 +159,12 @@ def test_missing_and_empty_stores(tmp_path):
     with pytest.raises(StoreError, match="is not a zarr store"):
         render_store(tmp_path / "missing.zarr", tmp_path / "out")
     empty = tmp_path / "empty.zarr"
-    create_store(empty, paths=[], shape=(8, 8), map_dtypes={}, config=Config(), attrs={})
+    create_store(empty, paths=[], shape=(8, 8), map_dtypes={}, config=Config())
     with pytest.raises(SelectionError, match="the store holds no images"):
         select_images(empty)
     pending = tmp_path / "pending.zarr"
     paths = [str(tmp_path / f"00000011_00{k}.png") for k in range(2)]
-    create_store(pending, paths=paths, shape=(8, 8), map_dtypes={}, config=Config(), attrs={})
+    create_store(pending, paths=paths, shape=(8, 8), map_dtypes={}, config=Config())
     chosen = select_images(pending)
     assert chosen.indices == [] and [i for i, _ in chosen.excluded] == [0, 1]
     assert chosen.excluded[0][1].startswith("pending: not processed yet")
@@ -470,3 +472,17 @@ def test_cli_panels_sizes_and_gif_beside(store, tmp_path, capsys):
 def test_default_panels_are_the_tutorials():
     assert [p.title.replace("{threshold}", "150") for p in DEFAULT_PANELS] == TUTORIAL_TITLES
     assert [p.cmap for p in DEFAULT_PANELS] == TUTORIAL_CMAPS
+
+
+def test_a_recomputed_map_is_what_the_run_would_have_stored(tmp_path):
+    """Recomputation goes through the run's own map dispatch: its storage dtype and engine."""
+    config = {"filters": {"enabled": ["laplace_gaussian"]}, "store": {"filter_dtype": "uint8"}}
+    make_store(tmp_path / "images", tmp_path / "s.zarr", config=config)
+    figure, _ = grid_figure(tmp_path / "s.zarr", 0, dpi=30)
+    assert figure.axes[3].get_title() == "Sobel (edges) - grayscale (recomputed)"
+    original = np.asarray(figure.axes[0].images[0].get_array())
+    engine = zarr.open_group(tmp_path / "s.zarr", mode="r").attrs["xray_scale"]["engine"]
+    expected = map_function("filters/sobel", load_config(config), engine=engine)(original)
+    shown = np.asarray(figure.axes[3].images[0].get_array())
+    assert expected.dtype == np.uint8
+    np.testing.assert_array_equal(shown, expected)

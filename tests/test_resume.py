@@ -17,7 +17,7 @@ import zarr
 from conftest import assert_stores_equal, structured_image, write_png
 
 import xray_scale
-from xray_scale.synth import write_phantoms
+from xray_scale.io.synth import write_phantoms
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +169,7 @@ def test_overwrite_deletes_only_a_store_written_by_xray_scale(images_and_clean_s
 
 def test_a_store_appears_only_once_complete(tmp_path):
     from xray_scale.config import Config
-    from xray_scale.store import create_store
+    from xray_scale.store.create import create_store
 
     out = tmp_path / "out.zarr"
     seen_midway = []
@@ -184,7 +184,7 @@ def test_a_store_appears_only_once_complete(tmp_path):
     layout = {"paths": ["a.png"], "shape": (8, 8), "map_dtypes": {}, "config": Config()}
     unstorable = Midway(note=np.zeros(1, dtype=[("a", "O")]))  # zarr refuses it, midway
     with pytest.raises(ValueError):
-        create_store(out, attrs={}, metadata=unstorable, **layout)
+        create_store(out, columns=unstorable, **layout)
     host = platform.node()
     assert seen_midway[0][0].startswith(f".out.zarr.creating-{host}-{os.getpid()}-")
     assert "out.zarr" not in seen_midway[0]  # the store is built beside --out, not in it
@@ -193,7 +193,7 @@ def test_a_store_appears_only_once_complete(tmp_path):
     other_host = tmp_path / ".out.zarr.creating-elsewhere-1-0a1b2c3d"  # maybe still building
     dead.mkdir()
     other_host.mkdir()
-    create_store(out, attrs={}, **layout)
+    create_store(out, **layout)
     assert sorted(p.name for p in tmp_path.iterdir()) == [other_host.name, "out.zarr"]
 
 

@@ -10,16 +10,16 @@ import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image, write_png
 from stack_parity import RecordingWriter, assert_backend_matches_reference, decoded_for, spec_for
 
-from xray_scale.batch import analyse_block
-from xray_scale.stack_analysis import (
+from xray_scale.analysis.batch import analyse_block
+from xray_scale.analysis.stack import (
     NUMPY_BACKEND,
     ArrayBackend,
     analyse_stack,
     bank_stack,
     compute_stack,
 )
-from xray_scale.stats import histogram256
-from xray_scale.synth import phantom
+from xray_scale.analysis.stats import histogram256
+from xray_scale.io.synth import phantom
 
 ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
 CONFIGS = {

@@ -1,4 +1,4 @@
-"""stack_filters: each image of a stack filtered on its own, as the reference filters it."""
+"""filters.stack: each image of a stack filtered on its own, as the reference filters it."""
 
 from __future__ import annotations
 
@@ -9,21 +9,22 @@ import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
 from scipy import ndimage
 
-from xray_scale import filters, stack_filters
-from xray_scale.analysis import to_preview, to_storage_dtype
-from xray_scale.stats import value_counts
-from xray_scale.synth import phantom
+from xray_scale import filters
+from xray_scale.analysis.maps import to_storage_dtype
+from xray_scale.analysis.previews import to_preview
+from xray_scale.analysis.stats import value_counts
+from xray_scale.filters import HOST_ONLY
+from xray_scale.filters import stack as stack_filters
+from xray_scale.io.synth import phantom
 
-STACKED = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
+STACKED = [name for name, spec in filters.FILTERS.items() if spec.stack is not HOST_ONLY]
+"""Every registered filter with a stack version, from the registry itself."""
 
 
 def stack_filter(name: str, stack: np.ndarray) -> np.ndarray:
-    params = filters.FILTERS[name].defaults()
+    spec = filters.FILTERS[name]
     images = stack.astype(np.float32)
-    if name == "tutorial_canny":
-        weights = filters.fourier_gaussian_weights(stack.shape[1:], params["sigma"])
-        return stack_filters.tutorial_canny(images, xp=np, ndimage=ndimage, weights=weights)
-    return getattr(stack_filters, name)(images, xp=np, ndimage=ndimage, **params)
+    return spec.stack(images, xp=np, ndimage=ndimage, **spec.defaults())
 
 
 def assert_each_image_is_the_reference(name: str, stack: np.ndarray) -> None:

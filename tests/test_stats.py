@@ -7,7 +7,7 @@ import pytest
 from conftest import structured_image
 from scipy import ndimage
 
-from xray_scale.stats import STAT_FIELDS, histogram256, image_stats, value_counts
+from xray_scale.analysis.stats import STAT_FIELDS, histogram256, image_stats, value_counts
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

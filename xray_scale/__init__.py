@@ -12,14 +12,15 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
-from .analysis import analyse_image
-from .config import Config, ConfigError, load_config
-from .decode import DecodeError, decode_image, open_images
-from .engines import ENGINES, EngineError
+from .analysis.image import analyse_image
+from .config import Config, load_config
+from .engines.registry import ENGINES
+from .errors import ConfigError, DecodeError, EngineError, InputError, StoreError
 from .filters import FILTERS, MASKS
-from .pipeline import RunSummary, run
-from .sources import InputError, discover_inputs
-from .store import StoreError, open_store
+from .io.decode import decode_image, open_images
+from .io.sources import discover_inputs
+from .run.pipeline import RunSummary, run
+from .store.access import open_store
 
 __all__ = [
     "FILTERS",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from enum import StrEnum
@@ -28,18 +27,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .allocator import tune_malloc
-from .config import ConfigError
-from .engines import ENGINES, EngineError
-from .pipeline import SCHEDULERS, RunSummary, run
-from .sources import InputError
-from .store import (
-    STATUS_OK,
-    BatchRecord,
-    StoreError,
-    open_store,
-    read_status_summary,
-    store_attrs,
-)
+from .analysis.records import BatchRecord
+from .engines.registry import ENGINES
+from .errors import ConfigError, EngineError, InputError, StoreError
+from .run.pipeline import SCHEDULERS, RunSummary, run
+from .store.describe import describe_store
+from .store.layout import STATUS_OK
 
 __all__ = ["app", "console_script", "main"]
 
@@ -220,46 +213,6 @@ def run_command(
     raise typer.Exit(_exit_code(summary))
 
 
-def describe_store(path: Path) -> dict:
-    """Everything ``info`` reports about a store, as plain data."""
-    group = open_store(path)
-    attrs = store_attrs(group)
-    runs = attrs.get("runs", [])
-    processed = sum(r["processed"] for r in runs)
-    elapsed = sum(r["elapsed_s"] for r in runs)
-    return {
-        "store": str(path),
-        **read_status_summary(group),
-        "image_shape": attrs["image_shape"],
-        "pixel_dtype": attrs["pixel_dtype"],
-        "engine": attrs["engine"],
-        "compat": attrs["compat"],
-        "version": attrs["version"],
-        "created": attrs["created"],
-        "runs": runs,
-        "elapsed_s": elapsed,
-        "images_per_s": processed / elapsed if elapsed else None,
-        "arrays": {
-            **{
-                f"{kind}/{name}": str(group[f"{kind}/{name}"].dtype)
-                for kind in ("filters", "masks")
-                if kind in group
-                for name in sorted(group[kind].array_keys())
-            },
-            **(
-                {
-                    "previews": f"{group['previews'].dtype}: "
-                    + ", ".join(group["previews"].attrs["maps"])
-                }
-                if "previews" in group
-                else {}
-            ),
-        },
-        "config": attrs["config"],
-        "libraries": attrs["libraries"],
-    }
-
-
 @app.command()
 def info(
     store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
@@ -314,7 +267,7 @@ def plan(
 
     Measured by running the first few inputs into a temporary store.
     """
-    from .plan import plan_run
+    from .run.plan import plan_run
 
     estimate = plan_run(
         inputs,
@@ -382,7 +335,7 @@ def bench(
     Also the stage ceilings (decode, filter bank, compute, write) measured on the same
     images, so the pipeline's efficiency is a printed ratio. Compare ratios, not img/s.
     """
-    from .benchmark import BenchConfig, format_table, run_bench
+    from .bench.benchmark import BenchConfig, format_table, run_bench
     from .config import load_config
 
     configs = [BenchConfig(path.stem, load_config(path)) for path in config or []]
@@ -419,7 +372,7 @@ def export(
     ] = False,
 ) -> None:
     """One row per image: index, manifest metadata and statistics, as Parquet or CSV."""
-    from .export import export_table
+    from .store.export import export_table
 
     written = export_table(store, to, histogram=histogram)
     typer.echo(f"wrote {written}")
@@ -434,7 +387,7 @@ def synth(
     bit_depth: Annotated[int, typer.Option(help="8 or 16.")] = 8,
 ) -> None:
     """Write deterministic chest-like phantom PNGs (ChestX-ray8 naming)."""
-    from .synth import write_phantoms
+    from .io.synth import write_phantoms
 
     if bit_depth not in (8, 16):
         raise typer.BadParameter(f"must be 8 or 16, got {bit_depth}", param_hint="--bit-depth")
@@ -443,32 +396,6 @@ def synth(
         directory, patients=patients, follow_ups=follow_ups, shape=(size, size), bit_depth=bit_depth
     )
     typer.echo(f"wrote {len(paths)} phantoms to {directory}")
-
-
-def _clear_demo_phantoms(folder: Path) -> None:
-    """Delete the phantoms an earlier ``demo`` wrote into ``folder``, so a re-run starts afresh.
-
-    Only files named as :func:`xray_scale.synth.write_phantoms` names the
-    demo's (``9PPPPPPP_FFF.png``: patient ids from 90000001, which ChestX-ray8
-    never uses) and its ``.NAME.partial`` leftovers are deleted.
-
-    Raises
-    ------
-    InputError
-        If ``folder`` holds anything else (nothing is deleted then).
-    """
-    if not folder.is_dir():
-        return
-    phantom = re.compile(r"9\d{7}_\d{3}\.png|\.9\d{7}_\d{3}\.png\.partial")
-    entries = sorted(folder.iterdir())
-    for entry in entries:
-        if not (entry.is_file() and phantom.fullmatch(entry.name)):
-            raise InputError(
-                f"{folder} holds {entry.name!r}, which the demo did not write; the demo replaces "
-                "its phantoms there, so move it away or choose another --out folder"
-            )
-    for entry in entries:
-        entry.unlink()
 
 
 @app.command()
@@ -485,11 +412,11 @@ def demo(
 
     Re-running it into the same folder replaces the phantoms and the store.
     """
+    from .io.synth import clear_phantoms, write_phantoms
     from .render import render_gif, render_grid
-    from .synth import write_phantoms
 
     phantoms = out / "phantoms"
-    _clear_demo_phantoms(phantoms)
+    clear_phantoms(phantoms)
     paths = write_phantoms(phantoms, patients=patients, follow_ups=follow_ups, shape=(size, size))
     typer.echo(f"wrote {len(paths)} chest phantoms ({size}x{size}) to {phantoms}")
     store = out / "demo.zarr"

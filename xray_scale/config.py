@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .decode import DEFAULT_MAX_PIXELS
+from .errors import ConfigError
 from .filters import FILTERS, MASKS
+from .io.decode import DEFAULT_MAX_PIXELS
 
 __all__ = ["STORE_COMPRESSORS", "STORE_DTYPES", "Config", "ConfigError", "load_config"]
 
@@ -29,10 +30,6 @@ _MAX_LEVELS = {"none": 22, "zstd": 22, "blosc-zstd": 9, "blosc-lz4": 9}
 
 SIZE_POLICIES = ("fail", "pad")
 DEFAULT_FILTERS = ("laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny")
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the key and the allowed values."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The file is :func:`_images.chest_png`: the real ChestX-ray8 file ``00000011_000.png`` of
 ``../shared/data/chestxray8-sample`` when it is there, else the phantom
-``xray_scale.synth.phantom(11, 0)`` written as an 8-bit grayscale PNG into a
+``xray_scale.io.synth.phantom(11, 0)`` written as an 8-bit grayscale PNG into a
 temporary folder; 1024 x 1024.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import tempfile
 
-from xray_scale.decode import decode_image
+from xray_scale.io.decode import decode_image
 
 from . import _images
 
 
 class Decode:
-    """:func:`xray_scale.decode.decode_image` of one 8-bit grayscale PNG, from disk.
+    """:func:`xray_scale.io.decode.decode_image` of one 8-bit grayscale PNG, from disk.
 
     The file is read each time (the operating system's cache keeps it in memory after
     the first read). ``peakmem_reference`` is the process without the call.

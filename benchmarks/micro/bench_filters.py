@@ -2,13 +2,14 @@
 
 The image is :func:`_images.chest_image`: the real ChestX-ray8 image
 ``00000011_000.png`` of ``../shared/data/chestxray8-sample`` when it is there, else the
-phantom ``xray_scale.synth.phantom(11, 0)``; uint8, 1024 x 1024.
+phantom ``xray_scale.io.synth.phantom(11, 0)``; uint8, 1024 x 1024.
 """
 
 from __future__ import annotations
 
 from xray_scale.config import Config
-from xray_scale.engines import EngineError, engine_filters, engine_masks, resolve_engine
+from xray_scale.engines.registry import engine_filters, engine_masks, resolve_engine
+from xray_scale.errors import EngineError
 from xray_scale.filters import FILTERS, MASKS
 
 from . import _images

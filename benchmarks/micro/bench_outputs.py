@@ -2,21 +2,21 @@
 
 The image is :func:`_images.chest_image`: the real ChestX-ray8 image
 ``00000011_000.png`` of ``../shared/data/chestxray8-sample`` when it is there, else the
-phantom ``xray_scale.synth.phantom(11, 0)``; uint8, 1024 x 1024.
+phantom ``xray_scale.io.synth.phantom(11, 0)``; uint8, 1024 x 1024.
 """
 
 from __future__ import annotations
 
-from xray_scale.analysis import preview_shape, to_preview
+from xray_scale.analysis.previews import preview_shape, to_preview
+from xray_scale.analysis.stats import image_stats
 from xray_scale.config import Config
 from xray_scale.filters import laplace_gaussian
-from xray_scale.stats import image_stats
 
 from . import _images
 
 
 class ImageStats:
-    """:func:`xray_scale.stats.image_stats` of one image at the default threshold (150).
+    """:func:`xray_scale.analysis.stats.image_stats` of one image at the default threshold (150).
 
     Its min, max, mean, std, median, p01, p99, mask fraction and 256-bin histogram.
     """
@@ -31,11 +31,11 @@ class ImageStats:
 
 
 class Preview:
-    """:func:`xray_scale.analysis.to_preview` of one float32 map to 256 x 256.
+    """:func:`xray_scale.analysis.previews.to_preview` of one float32 map to 256 x 256.
 
     The map is the Laplace-Gaussian of the image; the preview's longer side is a
     quarter of the image's (256 for 1024 x 1024), shaped by
-    :func:`xray_scale.analysis.preview_shape` as a run with ``store.preview_size``
+    :func:`xray_scale.analysis.previews.preview_shape` as a run with ``store.preview_size``
     shapes it.
     """
 

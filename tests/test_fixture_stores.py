@@ -1,0 +1,37 @@
+"""Stores written before a change still resume, and give the arrays of a fresh run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import zarr
+from conftest import assert_stores_equal
+
+import xray_scale
+
+FIXTURES = Path(__file__).parent / "data" / "store-55e04d4"
+INPUTS = ["synth:8x48"]
+
+
+@pytest.mark.parametrize("name", ["complete", "partial"])
+def test_an_old_store_resumes_into_the_fresh_runs_arrays(name, tmp_path):
+    old = tmp_path / f"{name}-resumed.zarr"
+    shutil.copytree(FIXTURES / name, old)
+    config = FIXTURES / f"{name}.toml"
+    pending = int((zarr.open_group(old, mode="r")["index/status"][:] == "pending").sum())
+
+    resumed = xray_scale.run(INPUTS, old, config=config, engine="scipy", workers=1)
+    fresh_store = tmp_path / "fresh.zarr"
+    fresh = xray_scale.run(INPUTS, fresh_store, config=config, engine="scipy", workers=1)
+
+    assert resumed.processed == pending
+    assert (resumed.ok, resumed.failed, resumed.pending) == (8, 0, 0)
+    assert (fresh.ok, fresh.processed) == (8, 8)
+    assert_stores_equal(old, fresh_store)
+
+
+def test_the_partial_fixture_is_really_unfinished():
+    status = zarr.open_group(FIXTURES / "partial", mode="r")["index/status"][:]
+    assert list(status) == ["ok"] * 4 + ["pending"] * 4

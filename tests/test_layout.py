@@ -1,0 +1,187 @@
+"""The package's shape: no import cycle, small modules, no assert guarding data, public names."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+import xray_scale
+
+PACKAGE = Path(xray_scale.__file__).parent
+MAX_LINES = 600
+ONE_PIECE = "one piece:"
+"""What the docstring of a module over MAX_LINES says, at the start of a line, and why."""
+
+
+def modules() -> dict[str, Path]:
+    """``{dotted name: file}`` of every module of the package (a package by its __init__)."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        found[".".join(parts).removesuffix(".__init__")] = path
+    return found
+
+
+def _owner(name: str, known: dict[str, Path]) -> str | None:
+    """The package module that ``name`` (a module, or a name inside one) belongs to."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imported_names(module: str, path: Path) -> set[str]:
+    """Every module or name this module imports: top level, inside functions, and importlib.
+
+    ``import`` and ``from ... import`` statements anywhere in the file count,
+    and so does a string constant that is exactly the dotted name of one of
+    the package's modules (how ``importlib.import_module`` is given one).
+    """
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package
+                for _ in range(node.level - 1):
+                    anchor = anchor.rpartition(".")[0]
+                base = f"{anchor}.{base}" if base else anchor
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value.startswith("xray_scale."):
+                names.add(node.value)
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Edges between the package's modules; a module's own packages and the root excluded.
+
+    Importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` first, which is
+    not an edge of ``a.b.c`` that could close a cycle through itself.
+    """
+    known = modules()
+    graph = {}
+    for module, path in known.items():
+        edges = set()
+        for name in imported_names(module, path):
+            target = _owner(name, known)
+            if target and target != module and target != "xray_scale":
+                if not module.startswith(target + "."):
+                    edges.add(target)
+        graph[module] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_has_no_import_cycle_counting_function_local_and_importlib_imports():
+    graph = import_graph()
+    assert "xray_scale.engines.cupy" in graph["xray_scale.engines.registry"]  # importlib counted
+    assert cycles(graph) == []
+
+
+def test_function_local_and_importlib_imports_are_edges(tmp_path):
+    path = tmp_path / "batch.py"
+    path.write_text(
+        "def f():\n    from .stack import analyse_stack\n\n"
+        "MODULES = {'cupy': 'xray_scale.engines.cupy'}\n",
+        encoding="utf-8",
+    )
+    names = imported_names("xray_scale.analysis.batch", path)
+    assert {"xray_scale.analysis.stack", "xray_scale.engines.cupy"} <= names
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_module_is_over_600_lines_without_saying_why():
+    too_long = []
+    for module, path in modules().items():
+        lines = path.read_text(encoding="utf-8").count("\n")
+        if lines <= MAX_LINES:
+            continue
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        head = [line.strip().lower() for line in docstring.splitlines()[:12]]
+        if not any(line.startswith(ONE_PIECE) for line in head):
+            too_long.append(f"{module} ({lines} lines)")
+    assert too_long == [], f"split these, or say '{ONE_PIECE} why' in their docstring"
+
+
+def test_no_assert_statement_in_the_package():
+    found = [
+        f"{module}:{node.lineno}"
+        for module, path in modules().items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == [], "an assert vanishes under python -O: raise an error instead"
+
+
+def test_no_docstring_points_outside_the_repository():
+    found = [
+        module
+        for module, path in modules().items()
+        if "design.md" in path.read_text(encoding="utf-8")
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize("name", xray_scale.__all__)
+def test_public_names_stay_importable(name):
+    assert getattr(xray_scale, name) is not None
+
+
+def test_run_is_the_function_and_its_package_still_imports():
+    assert inspect.isfunction(xray_scale.run)
+    pipeline = importlib.import_module("xray_scale.run.pipeline")
+    assert pipeline.run is xray_scale.run
+
+
+def test_every_error_has_the_one_root_and_keeps_its_builtin():
+    errors = importlib.import_module("xray_scale.errors")
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.XrayScaleError), name
+    assert issubclass(errors.ConfigError, ValueError)
+    assert issubclass(errors.InputError, ValueError)
+    assert issubclass(errors.EngineError, ValueError)
+    assert issubclass(errors.SelectionError, ValueError)
+    assert issubclass(errors.StoreError, RuntimeError)
+    assert xray_scale.StoreError is errors.StoreError

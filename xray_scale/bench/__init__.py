@@ -1,0 +1,1 @@
+"""``xray-scale bench``: how fast each stage and a whole run are here (:mod:`.benchmark`)."""

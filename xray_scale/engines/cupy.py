@@ -1,0 +1,269 @@
+"""The ``cupy`` engine: each batch filtered, counted and previewed on an NVIDIA GPU.
+
+PNG has no GPU decoder (nvJPEG and nvImageCodec read no PNG), so a GPU node decodes on its CPU
+cores and the GPU does everything after: the run's dask threads each decode a
+batch, then hand it to :func:`analyse_block`, which copies it to the device
+through a pinned buffer of that thread on that thread's own non-blocking CUDA
+stream, runs the filter bank as one kernel per 1-D pass over the whole batch
+(:mod:`xray_scale.filters.stack` on ``cupyx.scipy.ndimage``, float32), counts
+every image's values and shrinks the previews there, and copies back only the
+counts, the previews and the maps the config stores. While one thread's batch
+is on the GPU, the other threads decode: copies, kernels and decoding overlap
+across threads, and each stream keeps a thread's work in order. The real
+``canny`` runs on the GPU with cuCIM when it is installed, else on the CPU.
+
+The per-image filter functions (``laplace_gaussian`` ... ``canny``) make the
+engine usable wherever one image is filtered (``render``, ``estimate``): each
+is a batch of one. Masks of one image run on the CPU, where they cost less
+than the copy.
+
+Importing this module needs CuPy (``pip install "xray-scale[gpu]"``);
+:func:`check_usable` says whether a GPU can run it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import cache
+
+import numpy as np
+
+from ..analysis.records import BatchRecord, BatchSpec, BatchWriter
+from ..analysis.stack import ArrayBackend, analyse_stack, bank_stack, compute_stack
+from ..filters import reference
+from ..filters import stack as stack_filters
+from ..io.decode import DecodedImage
+from .base import Engine
+
+try:
+    import cupy
+    import cupyx
+    from cupyx.scipy import ndimage
+except ImportError as error:
+    raise ImportError(
+        f"the cupy engine needs CuPy ({error}): pip install 'xray-scale[gpu]' "
+        "(CuPy for CUDA 12; for CUDA 13 install cupy-cuda13x instead)"
+    ) from error
+
+__all__ = [
+    "BACKEND",
+    "ENGINE",
+    "analyse_block",
+    "bank_batch",
+    "bank_rate_on_device",
+    "canny",
+    "check_usable",
+    "gaussian_gradient_magnitude",
+    "laplace_gaussian",
+    "sobel",
+    "tutorial_canny",
+]
+
+_thread = threading.local()
+
+
+@cache
+def check_usable() -> None:
+    """Raise RuntimeError, saying why, unless a CUDA GPU can run CuPy kernels here."""
+    try:
+        devices = cupy.cuda.runtime.getDeviceCount()
+        if devices < 1:
+            raise RuntimeError("no CUDA device is visible")
+        int(cupy.arange(4, dtype=cupy.int32).sum())  # compiles and runs one kernel
+    except Exception as exc:  # CUDARuntimeError, CompileException, missing libraries...
+        reason = str(exc).strip() or type(exc).__name__
+        raise RuntimeError(f"CuPy cannot use a GPU here: {reason}") from None
+
+
+def _stream():
+    """This thread's non-blocking CUDA stream (the legacy default stream would serialise them)."""
+    if not hasattr(_thread, "stream"):
+        _thread.stream = cupy.cuda.Stream(non_blocking=True)
+    return _thread.stream
+
+
+def _pinned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """This thread's page-locked host buffer of ``shape`` and ``dtype``, reused batch after batch.
+
+    Reuse is safe: a thread's next copy into it comes after :func:`_to_host` has
+    waited for everything queued on the thread's stream, its last copy included.
+    """
+    buffers = _thread.__dict__.setdefault("pinned", {})
+    key = (tuple(shape), np.dtype(dtype).str)
+    if key not in buffers:
+        buffers[key] = cupyx.empty_pinned(shape, dtype=dtype)
+    return buffers[key]
+
+
+def _to_device(host: np.ndarray):
+    """Copy a host array to the GPU through this thread's pinned buffer, on its stream."""
+    host = np.ascontiguousarray(host)
+    staging = _pinned(host.shape, host.dtype)
+    staging[...] = host
+    device = cupy.empty(host.shape, dtype=host.dtype)
+    device.set(staging, stream=_stream())
+    return device
+
+
+def _to_host(device) -> np.ndarray:
+    """Copy a device array back, once everything queued on this thread's stream is done."""
+    return device.get(stream=_stream())
+
+
+def _cucim_canny(pixels, *, sigma: float, low_threshold: float, high_threshold: float):
+    """cuCIM's Canny of each image, thresholds as fractions of full scale (the reference's)."""
+    from cucim.skimage import feature
+
+    scaled = pixels.astype(cupy.float32) / cupy.float32(np.iinfo(pixels.dtype).max)
+    edges = [
+        feature.canny(
+            image, sigma=sigma, low_threshold=low_threshold, high_threshold=high_threshold
+        )
+        for image in scaled
+    ]
+    return cupy.stack(edges)
+
+
+def _has_cucim() -> bool:
+    try:
+        from cucim.skimage import feature  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+BACKEND = ArrayBackend(
+    name="cupy",
+    xp=cupy,
+    ndimage=ndimage,
+    to_device=_to_device,
+    to_host=_to_host,
+    context=_stream,
+    device_filters={"canny": _cucim_canny} if _has_cucim() else {},
+)
+"""The GPU backend of :func:`xray_scale.analysis.stack.analyse_stack`."""
+
+_warmed: set[tuple] = set()
+_warming = threading.Lock()
+
+
+def _warm_up(spec: BatchSpec) -> None:
+    """Compile every kernel a batch of ``spec`` needs, once per process, on one blank image.
+
+    CuPy compiles a kernel the first time it sees a dtype, filter size or mode;
+    doing it here keeps that out of the first real batch of every worker.
+    """
+    key = (spec.shape, spec.pixel_dtype, tuple(spec.map_dtypes), spec.preview_shape)
+    with _warming:
+        if key in _warmed:
+            return
+        with _stream():
+            compute_stack(np.zeros((1, *spec.shape), dtype=spec.pixel_dtype), spec, BACKEND)
+        _warmed.add(key)
+
+
+def analyse_block(
+    block: np.ndarray,
+    decoded: list[DecodedImage],
+    start: int,
+    *,
+    spec: BatchSpec,
+    writer: BatchWriter,
+) -> BatchRecord:
+    """:func:`xray_scale.analysis.batch.analyse_block` on the GPU (see the module docstring)."""
+    check_usable()
+    _warm_up(spec)
+    return analyse_stack(block, decoded, start, spec=spec, writer=writer, backend=BACKEND)
+
+
+def bank_batch(block: np.ndarray, spec: BatchSpec) -> None:
+    """Copy a batch to the GPU and compute its counts and every map, dropped (a benchmark stage)."""
+    check_usable()
+    _warm_up(spec)
+    with _stream():
+        _to_host(bank_stack(_to_device(block), spec, BACKEND))
+
+
+def bank_rate_on_device(block: np.ndarray, spec: BatchSpec, *, repeats: int = 5) -> float:
+    """Images/s of :func:`~xray_scale.analysis.stack.bank_stack` on a batch already on the GPU.
+
+    The batch is copied once before timing; one stream, ``repeats`` passes.
+    """
+    check_usable()
+    _warm_up(spec)
+    stream = _stream()
+    with stream:
+        pixels = _to_device(block)
+        stream.synchronize()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            bank_stack(pixels, spec, BACKEND)
+        stream.synchronize()
+    return repeats * len(block) / (time.perf_counter() - began)
+
+
+def _one_image(function, image: np.ndarray, **params) -> np.ndarray:
+    """``function`` of a float32 stack of one image, on the GPU, back on the host."""
+    check_usable()
+    with _stream():
+        stack = _to_device(np.asarray(image)[None]).astype(np.float32)
+        return _to_host(function(stack, xp=cupy, ndimage=ndimage, **params))[0]
+
+
+def laplace_gaussian(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
+    """:func:`xray_scale.filters.reference.laplace_gaussian` of one image, on the GPU."""
+    return _one_image(stack_filters.laplace_gaussian, image, sigma=sigma)
+
+
+def gaussian_gradient_magnitude(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:
+    """:func:`~xray_scale.filters.reference.gaussian_gradient_magnitude` of one image, on a GPU."""
+    return _one_image(stack_filters.gaussian_gradient_magnitude, image, sigma=sigma)
+
+
+def sobel(image: np.ndarray) -> np.ndarray:
+    """:func:`xray_scale.filters.reference.sobel` of one image, on the GPU."""
+    return _one_image(stack_filters.sobel, image)
+
+
+def tutorial_canny(image: np.ndarray, *, sigma: float = 0.05) -> np.ndarray:
+    """:func:`xray_scale.filters.reference.tutorial_canny` of one image, on the GPU."""
+    return _one_image(stack_filters.tutorial_canny, image, sigma=sigma)
+
+
+def canny(
+    image: np.ndarray,
+    *,
+    sigma: float = 1.0,
+    low_threshold: float = 0.1,
+    high_threshold: float = 0.2,
+) -> np.ndarray:
+    """:func:`xray_scale.filters.reference.canny` of one image: cuCIM's GPU one when installed."""
+    params = {"sigma": sigma, "low_threshold": low_threshold, "high_threshold": high_threshold}
+    if "canny" not in BACKEND.device_filters:
+        return reference.canny(image, **params)
+    check_usable()
+    with _stream():
+        on_device = BACKEND.device_filters["canny"](_to_device(np.asarray(image)[None]), **params)
+        return _to_host(on_device)[0]
+
+
+ENGINE = Engine(
+    name="cupy",
+    filters={
+        "laplace_gaussian": laplace_gaussian,
+        "gaussian_gradient_magnitude": gaussian_gradient_magnitude,
+        "sobel": sobel,
+        "tutorial_canny": tutorial_canny,
+        "canny": canny,
+    },
+    analyse_batch=analyse_block,
+    bank_batch=bank_batch,
+    bank_rate_on_device=bank_rate_on_device,
+    processes=False,
+    check_usable=check_usable,
+)
+"""Every filter on the GPU (masks of one image on the CPU), whole batches as one stack.
+
+dask's worker processes crash in CUDA: the engine runs as threads of one process per GPU.
+"""

@@ -1,0 +1,152 @@
+"""The engines: which implementation computes the registry's filters.
+
+- ``scipy`` (:mod:`xray_scale.engines.scipy`): the reference functions.
+- ``opencv`` (:mod:`xray_scale.engines.opencv`): the same filters from scipy's
+  own 1-D kernels applied with OpenCV's ``sepFilter2D``; parity-tested against
+  ``scipy`` (max difference <= 1e-4 of the output's range).
+- ``cupy`` (:mod:`xray_scale.engines.cupy`): the same filters on an NVIDIA GPU
+  (``cupyx.scipy.ndimage``), a whole batch per kernel; needs the ``gpu`` extra
+  and a CUDA device.
+- ``auto``: ``cupy`` when CuPy can use a GPU here, else ``opencv`` when OpenCV
+  imports, else ``scipy``.
+
+Each engine module exports one :class:`~xray_scale.engines.base.Engine`,
+``ENGINE``, that declares what the engine does; :func:`get_engine` loads it.
+The masks are part of the same contract: an engine may implement
+``mask_values`` and ``mask_binary`` too, with the reference's exact results.
+A filter or mask an engine does not declare (the real ``canny``) runs with
+the reference implementation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+
+from ..errors import EngineError
+from .base import Engine
+
+__all__ = [
+    "ENGINES",
+    "EngineError",
+    "engine_filters",
+    "engine_masks",
+    "get_engine",
+    "resolve_engine",
+]
+
+ENGINES = ("auto", "scipy", "opencv", "cupy")
+"""Values accepted for ``engine``."""
+
+_MODULES = {
+    "scipy": "xray_scale.engines.scipy",
+    "opencv": "xray_scale.engines.opencv",
+    "cupy": "xray_scale.engines.cupy",
+}
+"""Where each concrete engine's ``ENGINE`` is, imported only when asked for (CuPy is optional)."""
+
+_FASTER_THAN_SCIPY = ("cupy", "opencv")  # what auto tries, fastest first
+
+
+@cache
+def _load(engine: str) -> Engine:
+    """The engine's object, once it is known to run here (a GPU engine checks its device)."""
+    try:
+        module = importlib.import_module(_MODULES[engine])
+        module.ENGINE.check_usable()
+    except (ImportError, RuntimeError) as error:
+        raise EngineError(f"the {engine} engine cannot run: {error}") from None
+    return module.ENGINE
+
+
+def resolve_engine(engine: str) -> str:
+    """The concrete engine ``engine`` stands for on this machine.
+
+    Parameters
+    ----------
+    engine : {"auto", "scipy", "opencv", "cupy"}
+
+    Returns
+    -------
+    str
+        ``"scipy"``, ``"opencv"`` or ``"cupy"``.
+
+    Raises
+    ------
+    EngineError
+        If ``engine`` is unknown, or names an engine whose package is missing.
+
+    Examples
+    --------
+    >>> resolve_engine("scipy")
+    'scipy'
+    """
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine != "auto":
+        _load(engine)
+        return engine
+    for candidate in _FASTER_THAN_SCIPY:
+        try:
+            _load(candidate)
+        except EngineError:
+            continue
+        return candidate
+    return "scipy"
+
+
+def get_engine(engine: str) -> Engine:
+    """The :class:`~xray_scale.engines.base.Engine` that ``engine`` stands for here.
+
+    Parameters
+    ----------
+    engine : {"auto", "scipy", "opencv", "cupy"}
+
+    Raises
+    ------
+    EngineError
+        As :func:`resolve_engine`.
+
+    Examples
+    --------
+    >>> get_engine("scipy").analyses_batches
+    False
+    """
+    return _load(resolve_engine(engine))
+
+
+@cache
+def engine_filters(engine: str) -> dict[str, Callable[..., np.ndarray]]:
+    """Filter functions of an engine, by registry name.
+
+    Parameters
+    ----------
+    engine : {"scipy", "opencv", "cupy", "auto"}
+
+    Returns
+    -------
+    dict
+        ``{name: function(image2d, **params)}`` for every registered filter:
+        the engine's own version where it declares one, else the reference.
+    """
+    return get_engine(engine).filter_functions()
+
+
+@cache
+def engine_masks(engine: str) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
+    """Mask functions of an engine, by name (:data:`xray_scale.filters.registry.MASKS`).
+
+    Parameters
+    ----------
+    engine : {"scipy", "opencv", "cupy", "auto"}
+
+    Returns
+    -------
+    dict
+        ``{name: function(image2d, threshold)}`` for every mask; equal to the
+        reference's results, bit for bit.
+    """
+    return get_engine(engine).mask_functions()

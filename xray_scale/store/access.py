@@ -1,0 +1,223 @@
+"""Reading and writing a store: open it, find what is left to do, one writer per shard, status last.
+
+Two tasks writing into one zarr shard lose data silently (zarr-python issues
+3514 and 3682), so batch ``b`` covers exactly images ``[b*K, (b+1)*K)``, every
+full-resolution shard (and every chunk of ``previews``) is exactly one batch
+deep, and :func:`write_maps` checks both, raising
+:class:`~xray_scale.errors.StoreError` otherwise. The per-image arrays
+(``stats/*``, ``index/*``) are small and written by one writer only, the
+process that runs the pipeline (:class:`RecordWriter`), in chunks of
+thousands of images. A batch's records are written only after its task has
+written its maps, and ``index/status`` last, so a batch whose status is not
+``pending`` is complete, whatever happened later. The layout is in
+:mod:`xray_scale.store.layout`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..analysis.records import BatchRecord
+from ..analysis.stats import STAT_FIELDS
+from ..errors import StoreError
+from ..io.sources import parse_synthetic
+from .layout import INDEX_STRINGS, STATUS_FAILED, STATUS_OK, STATUS_PENDING
+from .metadata import RunMetadata
+
+__all__ = [
+    "RecordWriter",
+    "StoreError",
+    "image_array_depth",
+    "open_store",
+    "pending_batches",
+    "read_status_summary",
+    "write_maps",
+]
+
+
+def open_store(path: str | os.PathLike, *, mode: str = "r") -> zarr.Group:
+    """Open a store written by this package.
+
+    Raises
+    ------
+    StoreError
+        If ``path`` is missing or is not an xray_scale store.
+    """
+    path = Path(path)
+    if path.is_file():
+        raise StoreError(f"{path} is a file, not a store; give the --out of a run")
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path} is not a zarr store (no zarr.json); give the --out of a run")
+    group = zarr.open_group(path, mode=mode)
+    if not RunMetadata.present(group):
+        raise StoreError(f"{path} is a zarr store but was not written by xray-scale")
+    if not _is_complete(group):
+        raise StoreError(
+            f"{path} is an incomplete store (its creation was interrupted): "
+            "run again with --overwrite to replace it"
+        )
+    return group
+
+
+def _is_complete(group: zarr.Group) -> bool:
+    """Whether every per-image array exists and every path was written (paths came last).
+
+    Stores are renamed into place once complete; this catches those an older
+    version of xray-scale left half-made.
+    """
+    names = [f"index/{name}" for name in (*INDEX_STRINGS, "bit_depth", "follow_up")]
+    names += [f"stats/{field}" for field in (*STAT_FIELDS, "histogram")]
+    if any(name not in group for name in names):
+        return False
+    return not (group["index/path"][:] == "").any()
+
+
+def pending_batches(group: zarr.Group, *, retry_failed: bool = False) -> list[int]:
+    """Start indices of the batches that hold any ``pending`` image.
+
+    With ``retry_failed``, also those holding a ``failed`` image whose file
+    exists now (a file still missing, such as an image a manifest lists but
+    the inputs lack, would only fail again). The whole batch is processed
+    again (a batch is one shard), its ``ok`` images too.
+    """
+    batch = RunMetadata.from_group(group).batch_size
+    status = group["index/status"][:]
+    redo = status == STATUS_PENDING
+    if retry_failed:
+        failed = np.flatnonzero(status == STATUS_FAILED)
+        if failed.size:
+            paths = group["index/path"][:]
+            redo[[k for k in failed if _exists(str(paths[k]))]] = True
+    return sorted({int(k) // batch * batch for k in np.flatnonzero(redo)})
+
+
+def _exists(path: str) -> bool:
+    return parse_synthetic(path) is not None or os.path.exists(path)
+
+
+def image_array_depth(array: zarr.Array) -> int:
+    """Images per write unit of an image array: its shard depth, or its chunk depth if unsharded."""
+    return (array.shards or array.chunks)[0]
+
+
+def write_maps(arrays: Mapping[str, zarr.Array], start: int, maps: dict[str, np.ndarray]) -> None:
+    """Write one batch's shard of image arrays (full-resolution maps, or its previews).
+
+    Parameters
+    ----------
+    arrays : mapping
+        ``{name: zarr.Array}`` holding at least the arrays named in ``maps``
+        (a :class:`zarr.Group` of the store will do).
+    start : int
+        Index of the batch's first image.
+    maps : dict
+        ``{"filters/<name>" or "masks/<name>": (K, H, W) array}``, or
+        ``{"previews": (K, M, h, w) array}``.
+
+    Raises
+    ------
+    StoreError
+        If the batch is not exactly one shard (one chunk of ``previews``):
+        two writers in one shard lose data, so this is never done.
+    """
+    for name, values in maps.items():
+        array = arrays[name]
+        depth = image_array_depth(array)
+        stop = start + values.shape[0]
+        if start % depth or (values.shape[0] != depth and stop != array.shape[0]):
+            raise StoreError(
+                f"batch [{start}, {stop}) of {name} is not one whole shard of depth {depth}: "
+                "a batch must be exactly one shard (report this as a bug)"
+            )
+        array[start:stop] = values
+
+
+class RecordWriter:
+    """The single writer of a store's per-image arrays (``stats/*``, ``index/*``).
+
+    Batch records are buffered and written every ``interval_s`` seconds (and
+    by :meth:`flush`), each chunk read and written once per flush, with
+    ``index/status`` written after everything else. Records must be added
+    only after their batch's maps are written.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        The store, open for writing.
+    interval_s : float
+        Longest time a record waits in memory; a process killed in between
+        loses at most these statuses, and resuming redoes their batches.
+    """
+
+    def __init__(self, group: zarr.Group, *, interval_s: float = 2.0):
+        self._group = group
+        self._interval = interval_s
+        self._pending: list[BatchRecord] = []
+        self._last_flush = time.monotonic()
+
+    def add(self, record: BatchRecord) -> None:
+        """Buffer one batch's records; flush if the interval has passed."""
+        self._pending.append(record)
+        if time.monotonic() - self._last_flush >= self._interval:
+            self.flush()
+
+    def _write(self, name: str, values_of: Callable[[BatchRecord], np.ndarray]) -> None:
+        array = self._group[name]
+        chunk = array.chunks[0]
+        by_chunk: dict[int, list[BatchRecord]] = {}
+        for record in self._pending:
+            by_chunk.setdefault(record.start // chunk, []).append(record)
+        for number, records in by_chunk.items():
+            low = number * chunk
+            high = min(low + chunk, array.shape[0])
+            region = array[low:high]
+            for record in records:
+                offset = record.start - low
+                region[offset : offset + record.size] = values_of(record)
+            array[low:high] = region
+
+    def flush(self) -> None:
+        """Write every buffered record now, statuses last."""
+        if self._pending:
+            for field in STAT_FIELDS:
+                self._write(f"stats/{field}", lambda r, f=field: r.stats[f])
+            self._write("stats/histogram", lambda r: r.histogram)
+            self._write("index/error", lambda r: np.array(r.error, dtype=object))
+            self._write("index/mode", lambda r: np.array(r.mode, dtype=object))
+            self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
+            if "index/checksum" in self._group:  # stores made before it existed have none
+                self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
+            self._write("index/status", lambda r: np.array(r.status, dtype=object))
+            self._pending = []
+        self._last_flush = time.monotonic()
+
+
+def read_status_summary(group: zarr.Group) -> dict:
+    """Image counts by status, and every failure with its message.
+
+    Returns
+    -------
+    dict
+        ``{"total", "ok", "failed", "pending": int, "failures": [{"path", "error"}]}``
+    """
+    status = group["index/status"][:]
+    failed = np.flatnonzero(status == STATUS_FAILED)
+    failures = []
+    if failed.size:
+        paths = group["index/path"].get_coordinate_selection(failed)
+        errors = group["index/error"].get_coordinate_selection(failed)
+        failures = [{"path": str(p), "error": str(e)} for p, e in zip(paths, errors, strict=True)]
+    ok = int((status == STATUS_OK).sum())
+    return {
+        "total": int(status.size),
+        "ok": ok,
+        "failed": int(failed.size),
+        "pending": int(status.size) - ok - int(failed.size),
+        "failures": failures,
+    }

@@ -1,0 +1,57 @@
+"""What ``xray-scale info`` reports about a store: counts, failures, format, runs, arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .access import open_store, read_status_summary
+from .layout import FILTER_GROUP, MASK_GROUP, map_name
+from .metadata import RunMetadata
+
+__all__ = ["describe_store"]
+
+
+def describe_store(path: Path) -> dict:
+    """Everything ``xray-scale info`` reports about a store, as plain data.
+
+    Raises
+    ------
+    StoreError
+        If ``path`` is not a complete store written by xray-scale.
+    """
+    group = open_store(path)
+    stored = RunMetadata.from_group(group)
+    runs = list(stored.runs)
+    processed = sum(r["processed"] for r in runs)
+    elapsed = sum(r["elapsed_s"] for r in runs)
+    return {
+        "store": str(path),
+        **read_status_summary(group),
+        "image_shape": stored.image_shape,
+        "pixel_dtype": stored.pixel_dtype,
+        "engine": stored.engine,
+        "compat": stored.compat,
+        "version": stored.version,
+        "created": stored.created,
+        "runs": runs,
+        "elapsed_s": elapsed,
+        "images_per_s": processed / elapsed if elapsed else None,
+        "arrays": {
+            **{
+                map_name(kind, name): str(group[map_name(kind, name)].dtype)
+                for kind in (FILTER_GROUP, MASK_GROUP)
+                if kind in group
+                for name in sorted(group[kind].array_keys())
+            },
+            **(
+                {
+                    "previews": f"{group['previews'].dtype}: "
+                    + ", ".join(group["previews"].attrs["maps"])
+                }
+                if "previews" in group
+                else {}
+            ),
+        },
+        "config": stored.config,
+        "libraries": stored.libraries,
+    }

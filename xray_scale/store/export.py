@@ -1,0 +1,78 @@
+"""One row per image of a store, as a table: index, metadata and statistics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..analysis.stats import STAT_FIELDS
+from ..errors import StoreError
+from .access import open_store
+
+__all__ = ["EXPORT_FORMATS", "export_table", "store_table"]
+
+EXPORT_FORMATS = (".parquet", ".csv")
+"""File suffixes :func:`export_table` writes."""
+
+
+def store_table(store: str | os.PathLike, *, histogram: bool = False):
+    """A pandas DataFrame with one row per image of a store.
+
+    Parameters
+    ----------
+    store : path-like
+        A store written by :func:`xray_scale.run`.
+    histogram : bool
+        Add the 256 histogram counts as columns ``hist_000`` .. ``hist_255``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``image`` (store index), every ``index/*`` array (path, status,
+        error, mode, bit depth, patient id, follow-up, and manifest metadata
+        when the run had one), then every ``stats/*`` field.
+    """
+    import pandas as pd
+
+    group = open_store(store)
+    count = group["index/status"].shape[0]
+    columns: dict[str, np.ndarray] = {"image": np.arange(count)}
+    leading = ["path", "status", "error", "mode", "bit_depth", "patient_id", "follow_up"]
+    others = sorted(set(group["index"].array_keys()) - set(leading))
+    for name in leading + others:
+        columns[name] = group[f"index/{name}"][:]
+    for field in STAT_FIELDS:
+        columns[field] = group[f"stats/{field}"][:]
+    table = pd.DataFrame(columns)
+    if histogram:
+        counts = group["stats/histogram"][:]
+        bins = pd.DataFrame(counts, columns=[f"hist_{b:03d}" for b in range(256)])
+        table = pd.concat([table, bins], axis=1)
+    return table
+
+
+def export_table(
+    store: str | os.PathLike, destination: str | os.PathLike, *, histogram: bool = False
+) -> Path:
+    """Write :func:`store_table` to ``.parquet`` or ``.csv`` (chosen by the suffix).
+
+    Raises
+    ------
+    StoreError
+        For another suffix, or a store that is not one.
+    """
+    destination = Path(destination)
+    suffix = destination.suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise StoreError(
+            f"cannot export to {destination.name!r}: the file name must end in .parquet or .csv"
+        )
+    table = store_table(store, histogram=histogram)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        table.to_parquet(destination, index=False)
+    else:
+        table.to_csv(destination, index=False)
+    return destination

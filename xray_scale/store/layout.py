@@ -1,0 +1,89 @@
+"""The store's layout: its array names, statuses and chunking, in one place.
+
+Layout (``N`` images of ``H x W``, ``K`` images per batch)::
+
+    out.zarr/
+      attrs["xray_scale"]    tool version, config, engine, compat, library versions,
+                             inputs, image shape, pixel dtype, batch size, times
+      filters/<name>         (N, H, W) chunk (1, H, W), shard (K, H, W)
+      masks/<name>           (N, H, W) chunk (1, H, W), shard (K, H, W)
+      previews               (N, M, h, w) uint8, chunk (K, M, h, w): small images for
+                             browsing, when store.preview_size > 0; along the "map" axis
+                             the original and each map, named in attrs["maps"]
+      stats/<field>          (N,)      min max mean std median p01 p99 mask_fraction
+      stats/histogram        (N, 256)  counts
+      index/path             (N,) str   the input file
+      index/status           (N,) str   pending | ok | failed
+      index/error            (N,) str   one-line reason when failed, else ""
+      index/mode             (N,) str   Pillow mode of the file (L, I;16, RGB, ...)
+      index/bit_depth        (N,) uint8 bits per sample in the file (0: unreadable)
+      index/checksum         (N,) uint32 CRC-32 of the file's chunk CRCs when processed
+                             (0: failed, phantom, or a store older than this array)
+      index/patient_id       (N,) str   from NNNNNNNN_NNN.png, "" when the name differs
+      index/follow_up        (N,) int16 from the name, -1 when the name differs
+
+Two tasks writing into one zarr shard lose data silently (zarr-python issues
+3514 and 3682), so batch ``b`` covers exactly images ``[b*K, (b+1)*K)`` and
+every full-resolution shard (and every chunk of ``previews``) is exactly one
+batch deep (:func:`xray_scale.store.access.write_maps` refuses anything else).
+The per-image arrays (``stats/*``, ``index/*``) are small and written by one
+writer only, the process that runs the pipeline, in chunks of thousands of
+images: one chunk per batch would mean hundreds of thousands of tiny files for
+the full dump. ``index/status`` is written last, so a batch whose status is
+not ``pending`` is complete, whatever happened later.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ATTRS_KEY",
+    "FILTER_GROUP",
+    "HISTOGRAM_CHUNK",
+    "INDEX_STRINGS",
+    "MASK_GROUP",
+    "RECORD_CHUNK",
+    "STATUS_FAILED",
+    "STATUS_OK",
+    "STATUS_PENDING",
+    "map_name",
+    "split_map_name",
+]
+
+STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
+ATTRS_KEY = "xray_scale"
+"""The group attribute holding the run (:class:`xray_scale.store.metadata.RunMetadata`)."""
+RECORD_CHUNK = 8192
+"""Images per chunk of the per-image arrays (rounded up to whole batches)."""
+HISTOGRAM_CHUNK = 1024
+"""Images per chunk of ``stats/histogram`` (2 MB of counts)."""
+INDEX_STRINGS = ("path", "status", "error", "mode", "patient_id")
+"""The string arrays of ``index/``."""
+FILTER_GROUP, MASK_GROUP = "filters", "masks"
+"""The groups holding the full-resolution maps."""
+
+
+def map_name(group: str, name: str) -> str:
+    """The store name of a map: ``"filters/<name>"`` or ``"masks/<name>"``.
+
+    Examples
+    --------
+    >>> map_name("filters", "sobel")
+    'filters/sobel'
+    """
+    if group not in (FILTER_GROUP, MASK_GROUP):
+        raise ValueError(f"a map is in {FILTER_GROUP}/ or {MASK_GROUP}/, not {group!r}")
+    return f"{group}/{name}"
+
+
+def split_map_name(name: str) -> tuple[str, str]:
+    """``(group, name)`` of a map's store name, the inverse of :func:`map_name`.
+
+    Examples
+    --------
+    >>> split_map_name("masks/mask_binary")
+    ('masks', 'mask_binary')
+    """
+    group, _, key = name.partition("/")
+    if group not in (FILTER_GROUP, MASK_GROUP) or not key:
+        raise ValueError(f"{name!r} is not a map name (filters/<name> or masks/<name>)")
+    return group, key
