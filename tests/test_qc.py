@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 from qc_cases import LABELS, precision_recall, write_cases
 
-from xray_scale.decode import DecodedImage, unpad
-from xray_scale.qc import QC_FLAGS, QCConfig, find_frame, image_qc
-from xray_scale.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
-from xray_scale.synth import phantom
+from xray_scale.analysis.qc import QC_FLAGS, QCConfig, find_frame, image_qc
+from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
+from xray_scale.io.decode import DecodedImage, unpad
+from xray_scale.io.synth import phantom
 
 MIN_SCORE = 0.95
 

@@ -29,20 +29,22 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .config import load_config
-from .decode import decode_image, unpad
-from .export import store_table
-from .qc import QC_FLAGS
-from .render import (
+from ..analysis.qc import QC_FLAGS
+from ..config import load_config
+from ..io.decode import decode_image, unpad
+from ..store.access import open_store
+from ..store.export import store_table
+from ..store.layout import STATUS_FAILED, STATUS_OK
+from ..store.metadata import RunMetadata
+from .figures import (
     failure_reason,
     failures_figure,
     intensity_summary_figure,
     mask_fraction_figure,
-    render_gif,
     render_grid,
     save_figure,
 )
-from .store import STATUS_FAILED, STATUS_OK, open_store, store_attrs
+from .gif import render_gif
 
 __all__ = ["ReportResult", "write_report"]
 
@@ -75,7 +77,7 @@ class _Page:
 
     def __init__(self, store: Path, group, table, out: Path, grid_dpi: float):
         self.store, self.group, self.table, self.out = store, group, table, out
-        self.attrs = store_attrs(group)
+        self.stored = RunMetadata.from_group(group)
         self.grid_dpi = grid_dpi
         self.result = ReportResult(out / "index.html")
         self._thumbs: dict[int, str | None] = {}
@@ -106,11 +108,11 @@ class _Page:
     def _thumb_pixels(self, index: int) -> np.ndarray | None:
         if "previews" in self.group:
             return _shrink(np.asarray(self.group["previews"][index, 0]))
-        config = load_config(self.attrs["config"])
+        config = load_config(self.stored.config)
         decoded = decode_image(
             str(self.table.at[index, "path"]),
-            shape=tuple(self.attrs["image_shape"]),
-            dtype=self.attrs["pixel_dtype"],
+            shape=tuple(self.stored.image_shape),
+            dtype=self.stored.pixel_dtype,
             max_pixels=config.max_pixels,
             size_policy=config.size_policy,
         )
@@ -176,24 +178,24 @@ def _section(anchor: str, title: str, body: str) -> str:
 
 
 def _run_section(page: _Page) -> str:
-    attrs = page.attrs
-    runs = attrs.get("runs", [])
+    stored = page.stored
+    runs = list(stored.runs)
     processed = sum(r["processed"] for r in runs)
     elapsed = sum(r["elapsed_s"] for r in runs)
     rate = f"{processed / elapsed:.1f} img/s" if elapsed else "n/a"
-    inputs = ", ".join(str(i) for i in attrs.get("inputs", [])) or "n/a"
-    height, width = attrs["image_shape"]
+    inputs = ", ".join(str(i) for i in stored.inputs) or "n/a"
+    height, width = stored.image_shape
     rows = [
         ("store", str(page.store)),
         ("inputs", inputs),
-        ("images", f"{len(page.table)} of {height} x {width} {attrs['pixel_dtype']}"),
-        ("engine", f"{attrs['engine']} (compat: {attrs.get('compat') or 'none'})"),
-        ("created", attrs.get("created", "")),
+        ("images", f"{len(page.table)} of {height} x {width} {stored.pixel_dtype}"),
+        ("engine", f"{stored.engine} (compat: {stored.compat or 'none'})"),
+        ("created", stored.created),
         ("time", f"{elapsed:.1f} s in {len(runs)} run(s), {rate}"),
-        ("xray-scale", attrs.get("version", "")),
+        ("xray-scale", stored.version),
     ]
     cells = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    config = html.escape(json.dumps(attrs["config"], indent=1))
+    config = html.escape(json.dumps(stored.config, indent=1))
     return (
         f'<section id="run"><h2>The run</h2><table>{cells}</table>'
         f"<details><summary>config</summary><pre>{config}</pre></details></section>"

@@ -384,9 +384,9 @@ def image_qc(
     ----------
     pixels : ndarray
         The image's own 2-D uint8 or uint16 pixels: for an image the run padded,
-        its unpadded region (:func:`xray_scale.decode.unpad`), never the padding.
+        its unpadded region (:func:`xray_scale.io.decode.unpad`), never the padding.
     histogram : ndarray, optional
-        Its :func:`xray_scale.stats.histogram256` (the run's statistics count
+        Its :func:`xray_scale.analysis.stats.histogram256` (the run's statistics count
         it anyway); computed when not given.
     config : QCConfig, optional
         Thresholds; the defaults when not given.

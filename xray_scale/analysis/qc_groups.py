@@ -1,6 +1,6 @@
 """Run-level QC: duplicate and near-duplicate groups, outlier scores.
 
-From the per-image results of :mod:`xray_scale.qc` kept for a whole run (the
+From the per-image results of :mod:`xray_scale.analysis.qc` kept for a whole run (the
 hashes, signatures and statistics), once every image is processed. Group ids
 are deterministic: the smallest image index of the group, -1 for an image
 without a copy.
