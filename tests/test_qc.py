@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from qc_cases import LABELS, precision_recall, write_cases
+from qc_cases import LABELS, precision_recall
 
 from xray_scale.analysis.qc import QC_FLAGS, QCConfig, find_frame, image_qc
 from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
+from xray_scale.config import ConfigError, load_config
 from xray_scale.io.decode import DecodedImage, unpad
 from xray_scale.io.synth import phantom
 
@@ -16,11 +17,10 @@ MIN_SCORE = 0.95
 
 
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory):
+def labelled(labelled_cases):
     """The labelled set and the QC of each file (decoded from its PNG)."""
-    cases = write_cases(tmp_path_factory.mktemp("qc_cases"))
-    results = [image_qc(np.asarray(Image.open(case.path))) for case in cases]
-    return cases, results
+    results = [image_qc(np.asarray(Image.open(case.path))) for case in labelled_cases]
+    return labelled_cases, results
 
 
 def _predictions(results) -> dict[str, np.ndarray]:
@@ -122,9 +122,12 @@ def test_config_is_validated_with_the_key_named():
         QCConfig(near_duplicate_distance=2.5)
     with pytest.raises(ValueError, match="qc.enabled must be true or false"):
         QCConfig(enabled="yes")
-    with pytest.raises(ValueError, match="unknown key qc.colour"):
-        QCConfig.from_dict({"colour": 1})
-    assert QCConfig.from_dict({"saturated_fraction": 0.2}).saturated_fraction == 0.2
+    with pytest.raises(ConfigError, match=r"unknown key qc.colour; allowed keys in \[qc\]"):
+        load_config({"qc": {"colour": 1}})
+    with pytest.raises(ConfigError, match="qc.inverted_margin must be in"):
+        load_config({"qc": {"inverted_margin": -0.1}})
+    assert load_config({"qc": {"saturated_fraction": 0.2}}).qc.saturated_fraction == 0.2
+    assert load_config({"qc": {"enabled": False}}).qc == QCConfig(enabled=False)
 
 
 def test_thresholds_change_the_flags():

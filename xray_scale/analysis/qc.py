@@ -32,7 +32,7 @@ The flags and their rules (thresholds in :class:`QCConfig`):
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -144,25 +144,6 @@ class QCConfig:
             raise ValueError(
                 f"qc.near_duplicate_distance must be an integer in 0..32, got {distance!r}"
             )
-
-    @classmethod
-    def from_dict(cls, values: dict) -> QCConfig:
-        """A config from a ``[qc]`` table; an unknown key is a ValueError naming it.
-
-        Examples
-        --------
-        >>> QCConfig.from_dict({"frame_fraction": 0.1}).frame_fraction
-        0.1
-        >>> QCConfig.from_dict({"frame": 0.1})
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown key qc.frame; the keys are enabled, frame_fraction, ...
-        """
-        known = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in known:
-                raise ValueError(f"unknown key qc.{key}; the keys are {', '.join(known)}")
-        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ from ..store.access import (
     read_status_summary,
 )
 from ..store.create import create_store
-from ..store.metadata import RunMetadata, run_fingerprint, utc_now
+from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
+from ..store.qc import finish_qc, has_qc
 from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
@@ -219,7 +220,7 @@ def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[s
         if getattr(stored, name) != now:
             found.append(f"{name} {getattr(stored, name)} in the store, {now} now")
     stored = _flatten(stored.config or {})
-    current = _flatten(json.loads(json.dumps(spec.config.to_dict())))  # as stored: lists
+    current = _flatten(json.loads(json.dumps(fingerprinted_config(spec))))  # as stored: lists
     for key in sorted(stored.keys() | current.keys()):
         if stored.get(key) != current.get(key):
             found.append(f"config {key} {stored.get(key)!r} in the store, {current.get(key)!r} now")
@@ -283,6 +284,7 @@ def _open_or_create(
         metadata=run_metadata,
         columns=manifest_columns(manifest, paths) if manifest else None,
         overwrite=overwrite,
+        qc=spec.qc is not None,
         **spec.store_layout(),
     )
 
@@ -417,6 +419,8 @@ def run(
     else:  # a resumed run keeps its store's format: repairing files must not change it
         shape, bit_depth = _stored_format(existing, config)
     spec = BatchSpec.for_run(config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine)
+    if existing is not None and not has_qc(existing):  # made before QC, or without it
+        spec = dataclasses.replace(spec, qc=None)
     group = _open_or_create(
         out,
         paths=paths,
@@ -455,6 +459,8 @@ def run(
             _compute_locally(graph, scheduler, workers or os.cpu_count() or 1, on_record)
     finally:
         records.flush()  # what finished is kept, also on Ctrl-C or a failing task
+    if spec.qc is not None:
+        finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
     elapsed = time.perf_counter() - began
     summary = _summarise(group, out, todo, elapsed)
     run_metadata.with_run(

@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..analysis.qc import QC_RECORD_FIELDS
 from ..analysis.records import BatchRecord
 from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from ..io.sources import parse_synthetic
 from .layout import INDEX_STRINGS, STATUS_FAILED, STATUS_OK, STATUS_PENDING
 from .metadata import RunMetadata
+from .qc import QC_GROUP, has_qc
 
 __all__ = [
     "RecordWriter",
@@ -193,9 +195,22 @@ class RecordWriter:
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
             if "index/checksum" in self._group:  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
+            if has_qc(self._group):  # stores made before QC, or without it, have none
+                for name in QC_RECORD_FIELDS:
+                    self._write(f"{QC_GROUP}/{name}", lambda r, n=name: _qc_values(r, n))
             self._write("index/status", lambda r: np.array(r.status, dtype=object))
             self._pending = []
         self._last_flush = time.monotonic()
+
+
+def _qc_values(record: BatchRecord, name: str) -> np.ndarray:
+    """A batch's ``qc/<name>`` values; a record without QC is refused rather than stored."""
+    if record.qc is None:
+        raise StoreError(
+            f"the batch at image {record.start} has no QC but the store keeps it; "
+            "run with qc.enabled = true to resume this store"
+        )
+    return record.qc[name]
 
 
 def read_status_summary(group: zarr.Group) -> dict:

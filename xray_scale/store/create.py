@@ -26,6 +26,7 @@ from ..errors import StoreError
 from ..io.sources import parse_image_name
 from .layout import ATTRS_KEY, HISTOGRAM_CHUNK, INDEX_STRINGS, RECORD_CHUNK, STATUS_PENDING
 from .metadata import RunMetadata
+from .qc import create_qc_arrays
 
 __all__ = ["create_store"]
 
@@ -54,6 +55,7 @@ def create_store(
     columns: dict[str, np.ndarray] | None = None,
     preview_maps: tuple[str, ...] = (),
     preview_shape: tuple[int, int] | None = None,
+    qc: bool = False,
     overwrite: bool = False,
 ) -> zarr.Group:
     """Create an empty store for a run, every image ``pending``.
@@ -81,6 +83,8 @@ def create_store(
         names); empty for no ``previews`` array.
     preview_shape : (int, int), optional
         (height, width) of the previews.
+    qc : bool
+        Create the ``qc/*`` arrays (:mod:`xray_scale.store.qc`).
     overwrite : bool
         Replace an existing store at ``path`` once the new one is built; only a
         store written by xray-scale (or an empty folder) is ever deleted.
@@ -115,6 +119,7 @@ def create_store(
             columns=columns,
             preview_maps=preview_maps,
             preview_shape=preview_shape,
+            qc=qc,
         )
         if overwrite and (path.exists() or path.is_symlink()):
             _check_replaceable(path)  # again: something else may have appeared there meanwhile
@@ -202,6 +207,7 @@ def _build_store(
     columns: dict[str, np.ndarray] | None,
     preview_maps: tuple[str, ...],
     preview_shape: tuple[int, int] | None,
+    qc: bool,
 ) -> None:
     """Write every array of a new store at ``path`` (see :func:`create_store`)."""
     count, batch = len(paths), config.batch_size
@@ -255,6 +261,8 @@ def _build_store(
     group.create_array(
         "index/checksum", shape=(count,), dtype="uint32", chunks=records, fill_value=0
     )
+    if qc:
+        create_qc_arrays(group, count, records=records[0], rows=histograms[0])
     for name, values in (columns or {}).items():
         string = values.dtype == object
         group.create_array(

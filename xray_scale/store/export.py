@@ -1,4 +1,4 @@
-"""One row per image of a store, as a table: index, metadata and statistics."""
+"""One row per image of a store, as a table: index, metadata, statistics and QC."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from .access import open_store
+from .qc import QC_COLUMNS, QC_GROUP, has_qc
 
 __all__ = ["EXPORT_FORMATS", "export_table", "store_table"]
 
@@ -32,7 +33,10 @@ def store_table(store: str | os.PathLike, *, histogram: bool = False):
     pandas.DataFrame
         Columns ``image`` (store index), every ``index/*`` array (path, status,
         error, mode, bit depth, patient id, follow-up, and manifest metadata
-        when the run had one), then every ``stats/*`` field.
+        when the run had one), then every ``stats/*`` field, then, for a store
+        with QC, ``qc_framed``, ``qc_inverted``, ``qc_blank``, ``qc_low_contrast``,
+        ``qc_saturated``, ``qc_frame_fraction``, ``qc_duplicate_group``,
+        ``qc_near_duplicate_group`` (-1: none) and ``qc_outlier_score``.
     """
     import pandas as pd
 
@@ -45,6 +49,9 @@ def store_table(store: str | os.PathLike, *, histogram: bool = False):
         columns[name] = group[f"index/{name}"][:]
     for field in STAT_FIELDS:
         columns[field] = group[f"stats/{field}"][:]
+    if has_qc(group):
+        for name in QC_COLUMNS:
+            columns[f"qc_{name}"] = group[f"{QC_GROUP}/{name}"][:]
     table = pd.DataFrame(columns)
     if histogram:
         counts = group["stats/histogram"][:]
