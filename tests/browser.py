@@ -64,10 +64,8 @@ class PageCheck:
 
 
 class _DevTools:
-    def __init__(self, url: str):
-        from websockets.sync.client import connect
-
-        self.socket = connect(url, max_size=None, open_timeout=20)
+    def __init__(self, socket):
+        self.socket = socket
         self.next_id = 0
         self.events: list[dict] = []
 
@@ -112,6 +110,34 @@ def _page_socket(profile: Path, process: subprocess.Popen, timeout: float = 30.0
     return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
 
 
+def _load(tools: _DevTools, page: Path, screenshot: Path, width: int, height: int):
+    """Navigate to ``page``, wait for its load event, query it, save the screenshot."""
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        tools.call(f"{domain}.enable")
+    tools.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=height,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    tools.call("Page.navigate", url=page.resolve().as_uri())
+    tools.wait_for("Page.loadEventFired", timeout=60)
+    found = tools.call("Runtime.evaluate", expression=_BROKEN_IMAGES, returnByValue=True)
+    count = tools.call("Runtime.evaluate", expression="document.images.length", returnByValue=True)
+    title = tools.call("Runtime.evaluate", expression="document.title", returnByValue=True)
+    metrics = tools.call("Page.getLayoutMetrics")
+    size = metrics["cssContentSize"]
+    shot = tools.call(
+        "Page.captureScreenshot",
+        format="png",
+        captureBeyondViewport=True,
+        clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+    )
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    return found, count, title
+
+
 def check_page(page: Path, screenshot: Path, *, width: int = 1400, height: int = 2000) -> PageCheck:
     """Load ``page`` in headless Chromium; collect errors; save a full-page screenshot."""
     with tempfile.TemporaryDirectory(prefix="xray-scale-chromium-") as folder:
@@ -122,33 +148,12 @@ def check_page(page: Path, screenshot: Path, *, width: int = 1400, height: int =
             stderr=subprocess.DEVNULL,
         )
         try:
-            tools = _DevTools(_page_socket(profile, process))
-            for domain in ("Page", "Runtime", "Log", "Network"):
-                tools.call(f"{domain}.enable")
-            tools.call(
-                "Emulation.setDeviceMetricsOverride",
-                width=width,
-                height=height,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
-            tools.call("Page.navigate", url=page.resolve().as_uri())
-            tools.wait_for("Page.loadEventFired", timeout=60)
-            found = tools.call("Runtime.evaluate", expression=_BROKEN_IMAGES, returnByValue=True)
-            count = tools.call(
-                "Runtime.evaluate", expression="document.images.length", returnByValue=True
-            )
-            title = tools.call("Runtime.evaluate", expression="document.title", returnByValue=True)
-            metrics = tools.call("Page.getLayoutMetrics")
-            size = metrics["cssContentSize"]
-            shot = tools.call(
-                "Page.captureScreenshot",
-                format="png",
-                captureBeyondViewport=True,
-                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-            )
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-            tools.socket.close()
+            from websockets.sync.client import connect
+
+            url = _page_socket(profile, process)
+            with connect(url, max_size=None, open_timeout=20) as socket:
+                tools = _DevTools(socket)
+                found, count, title = _load(tools, page, screenshot, width, height)
         finally:
             process.terminate()
             try:

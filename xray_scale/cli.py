@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .allocator import tune_malloc
+from .analysis.qc import QC_FLAGS
 from .analysis.records import BatchRecord
 from .engines.registry import ENGINES
 from .errors import ConfigError, EngineError, InputError, StoreError
@@ -239,9 +240,23 @@ def info(
         + (f", {rate:.1f} img/s" if rate else "")
     )
     typer.echo("arrays: " + ", ".join(f"{k} ({v})" for k, v in details["arrays"].items()))
+    typer.echo(_qc_line(details["qc"]))
     typer.echo("config: " + json.dumps(details["config"]))
     for failure in details["failures"]:
         typer.echo(f"failed: {failure['path']}: {failure['error']}")
+
+
+def _qc_line(counts: dict | None) -> str:
+    """``info``'s QC line: the ok images each flag marks, the groups, the outliers."""
+    if counts is None:
+        return "qc: no QC in this store (made before QC existed, or with qc.enabled = false)"
+    flags = ", ".join(f"{flag} {counts[flag]}" for flag in QC_FLAGS)
+    return (
+        f"qc: {flags}; duplicates {counts['duplicate_images']} images in "
+        f"{counts['duplicate_groups']} groups, near duplicates {counts['near_duplicate_images']} "
+        f"in {counts['near_duplicate_groups']}; outliers (score > "
+        f"{counts['outlier_threshold']}) {counts['outliers']}"
+    )
 
 
 def _size(count: float) -> str:
@@ -538,6 +553,32 @@ def render(
             _stderr.print(f"note: ... and {len(report.notes) - 10} more", markup=False)
     for path in report.paths:
         typer.echo(path)
+
+
+@app.command()
+def report(
+    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its files.")],
+    gallery: Annotated[
+        int, typer.Option(min=0, help="Thumbnails per QC flag (the CSVs list every image).")
+    ] = 12,
+    groups: Annotated[
+        int, typer.Option(min=0, help="Duplicate and near-duplicate groups shown, largest first.")
+    ] = 8,
+    gifs: Annotated[int, typer.Option(min=0, help="Patients shown as follow-up GIFs.")] = 3,
+) -> None:
+    """One HTML page of a run: the run, failures, plots, QC galleries, copies, GIFs.
+
+    Opens from the disk with no server and no network. Prints the page's path.
+    """
+    from .render.page import write_report
+
+    result = write_report(store, out, gallery=gallery, groups=groups, gifs=gifs)
+    for note in result.notes[:10]:
+        _stderr.print(f"note: {note}", markup=False, soft_wrap=True)
+    if len(result.notes) > 10:
+        _stderr.print(f"note: ... and {len(result.notes) - 10} more", markup=False)
+    typer.echo(result.page)
 
 
 @app.callback(invoke_without_command=True)

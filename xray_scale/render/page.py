@@ -139,7 +139,7 @@ class _Page:
             body = '<div class="missing">source unavailable</div>'
         else:
             alt = html.escape(self.name(index))
-            body = f'<img src="{thumb}" alt="{alt}" loading="lazy">'
+            body = f'<img src="{thumb}" alt="{alt}">'
         if grid is not None:
             body = f'<a href="{grid}">{body}</a>'
         return f"<figure>{body}<figcaption>{caption}</figcaption></figure>"

@@ -1,4 +1,4 @@
-"""What ``xray-scale info`` reports about a store: counts, failures, format, runs, arrays."""
+"""What ``xray-scale info`` reports about a store: counts, failures, format, runs, arrays, QC."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from .access import open_store, read_status_summary
 from .layout import FILTER_GROUP, MASK_GROUP, map_name
 from .metadata import RunMetadata
+from .qc import qc_counts
 
 __all__ = ["describe_store"]
 
@@ -52,6 +53,7 @@ def describe_store(path: Path) -> dict:
                 else {}
             ),
         },
+        "qc": qc_counts(group),
         "config": stored.config,
         "libraries": stored.libraries,
     }
