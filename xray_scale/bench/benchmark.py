@@ -10,6 +10,9 @@ process, it measures images/s of:
   ``(N, H, W)`` stack with sigma 0 on the stack axis + ``to_zarr``, and how far its
   results are from per-image filtering (they are wrong: ARCHITECTURE.md, "Correctness traps");
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
+- ``run <engine> <config> qc-off``: the same run with ``qc.enabled = false``, right
+  after it in every round (first engine only), so QC's cost is a time ratio
+  measured side by side: ``qc_time_ratio`` = run time with QC / without;
 - ``bank-on-device <engine> <config>`` (a GPU engine only): every map and the value
   counts of a batch of 32 images already on the GPU, nothing copied back;
 - the stage ceilings, each over the same batches with the same threads, through
@@ -35,6 +38,7 @@ JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -146,6 +150,9 @@ class BenchResult:
     efficiency : dict
         ``{"<engine> <config>": {"vs_slowest_stage", "vs_decode_compute",
         "vs_decode_bank", "vs_compute_then_write"}}``: the run's rate over each ceiling.
+    qc_time_ratio : dict
+        ``{"<engine> <config>": run time with QC / run time without}`` (each the
+        best of its rounds), for a config with QC on and the first engine.
     dask_image_differences : dict
         ``{"laplace_gaussian" | "ggm" | "sobel": {"max_abs", "relative_to_range"}}``.
     bytes_per_image : dict
@@ -160,6 +167,7 @@ class BenchResult:
     rates: dict[str, float] = field(default_factory=dict)
     rounds: dict[str, list[float]] = field(default_factory=dict)
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
+    qc_time_ratio: dict[str, float] = field(default_factory=dict)
     dask_image_differences: dict[str, dict[str, float]] = field(default_factory=dict)
     bytes_per_image: dict[str, float] = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
@@ -177,6 +185,7 @@ class BenchResult:
             "rounds_img_s": self.rounds,
             "ratios_to_tutorial": {name: self.ratio(name) for name in self.rates},
             "efficiency": self.efficiency,
+            "qc_time_ratio": self.qc_time_ratio,
             "dask_image_differences": self.dask_image_differences,
             "store_bytes_per_image": self.bytes_per_image,
             "notes": self.notes,
@@ -222,6 +231,12 @@ def time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> flo
         raise ValueError(f"the run failed on {summary.failed} images: {summary.failures[:1]}")
     shutil.rmtree(store)
     return summary.total / seconds
+
+
+def _without_qc(bench: BenchConfig) -> BenchConfig:
+    """The same config with ``qc.enabled = false``."""
+    without = dataclasses.replace(bench.config.qc, enabled=False)
+    return BenchConfig(f"{bench.label}-qc-off", dataclasses.replace(bench.config, qc=without))
 
 
 def run_bench(
@@ -307,6 +322,9 @@ def run_bench(
                     measured(
                         f"run {engine} {bench.label}", time_run(folder, bench, engine, workers)
                     )
+                    if engine == engines[0] and bench.config.qc.enabled:  # side by side
+                        rate = time_run(folder, _without_qc(bench), engine, workers)
+                        measured(f"run {engine} {bench.label} qc-off", rate)
         if tutorial_images < images:
             result.notes.append(f"the tutorial loop ran on the first {tutorial_images} images")
         if dask_image_images:
@@ -358,6 +376,10 @@ def run_bench(
                 "vs_decode_bank": run_rate / rates[f"decode+bank {key}"],
                 "vs_compute_then_write": run_rate * seconds,
             }
+    for bench in configs:
+        key = f"{engines[0]} {bench.label}"
+        if f"run {key} qc-off" in rates:
+            result.qc_time_ratio[key] = rates[f"run {key} qc-off"] / rates[f"run {key}"]
     result.facts = {
         "benchmark": "xray-scale bench",
         "machine": platform.node(),
@@ -398,6 +420,8 @@ def format_table(result: BenchResult) -> str:
     lines.append(f"  {'run':<24}" + "".join(f" {title:>20}" for title in columns.values()))
     for key, ratios in result.efficiency.items():
         lines.append(f"  {key:<24}" + "".join(f" {ratios[c]:>20.2f}" for c in columns))
+    for key, ratio in result.qc_time_ratio.items():
+        lines.append(f"  QC: {key} run time with QC / without = {ratio:.3f}")
     for label, size in result.bytes_per_image.items():
         lines.append(f"  {label}: {size / 1e6:.2f} MB of image arrays per image written")
     if result.dask_image_differences:
