@@ -221,7 +221,7 @@ def find_frame(pixels: np.ndarray, *, tolerance: float = 0.04) -> tuple[slice, s
     (slice(2, 8, None), slice(3, 9, None))
     """
     top_level = float(np.iinfo(pixels.dtype).max)
-    low, high = float(pixels.min()), float(pixels.max())
+    low, high, _, _ = cv2.minMaxLoc(pixels)
     margin = tolerance * (high - low)
     dark = low + margin if low <= top_level / 2 else -1.0
     bright = high - margin if high >= top_level / 2 else top_level + 1.0
@@ -293,10 +293,18 @@ def pixel_hash(pixels: np.ndarray) -> int:
 def _downscale(content: np.ndarray) -> np.ndarray:
     """The ``32 x 32`` block-mean downscale of the content, float64.
 
-    OpenCV's area resize, fast when the sides are multiples of 32 (1024 x 1024:
-    ~0.7 ms), a few ms otherwise.
+    A uint8 image whose sides are multiples of 32 (a whole 1024 x 1024 film):
+    exact block means from two sums (~0.3 ms); otherwise OpenCV's area resize
+    (~0.6 ms and more; rounded to the dtype, half a level at most from the means).
     """
-    if content.shape[0] < _SMALL or content.shape[1] < _SMALL:  # tiny: grow first
+    height, width = content.shape
+    down, across = height // _SMALL, width // _SMALL
+    if content.dtype == np.uint8 and height % _SMALL == 0 and width % _SMALL == 0:
+        # down <= 257 rows of at most 255 each fit uint16
+        rows = np.add.reduce(content.reshape(_SMALL, down, width), axis=1, dtype=np.uint16)
+        sums = rows.reshape(_SMALL, _SMALL, across).sum(axis=2, dtype=np.float64)
+        return sums / (down * across)
+    if height < _SMALL or width < _SMALL:  # tiny: grow first
         content = cv2.resize(content, (_SMALL, _SMALL), interpolation=cv2.INTER_NEAREST)
     small = cv2.resize(content, (_SMALL, _SMALL), interpolation=cv2.INTER_AREA)
     return small.astype(np.float64)
