@@ -11,8 +11,10 @@ process, it measures images/s of:
   results are from per-image filtering (they are wrong: ARCHITECTURE.md, "Correctness traps");
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
 - ``run <engine> <config> qc-off``: the same run with ``qc.enabled = false``, right
-  after it in every round (first engine only), so QC's cost is a time ratio
-  measured side by side: ``qc_time_ratio`` = run time with QC / without;
+  after it in every round (first engine only), so QC's cost is a ratio measured
+  side by side: ``qc_time_ratio``, the median over rounds of each round's run time
+  with QC / without (each pair close in time, so a shared machine's slow spells
+  cancel out), and ``qc_cpu_ratio``, the same for the process's CPU time;
 - ``bank-on-device <engine> <config>`` (a GPU engine only): every map and the value
   counts of a batch of 32 images already on the GPU, nothing copied back;
 - the stage ceilings, each over the same batches with the same threads, through
@@ -150,9 +152,10 @@ class BenchResult:
     efficiency : dict
         ``{"<engine> <config>": {"vs_slowest_stage", "vs_decode_compute",
         "vs_decode_bank", "vs_compute_then_write"}}``: the run's rate over each ceiling.
-    qc_time_ratio : dict
-        ``{"<engine> <config>": run time with QC / run time without}`` (each the
-        best of its rounds), for a config with QC on and the first engine.
+    qc_time_ratio, qc_cpu_ratio : dict
+        ``{"<engine> <config>": run time with QC / run time without}``, the median
+        over rounds of each round's pair (wall time, and the process's CPU time),
+        for a config with QC on and the first engine.
     dask_image_differences : dict
         ``{"laplace_gaussian" | "ggm" | "sobel": {"max_abs", "relative_to_range"}}``.
     bytes_per_image : dict
@@ -168,6 +171,7 @@ class BenchResult:
     rounds: dict[str, list[float]] = field(default_factory=dict)
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
     qc_time_ratio: dict[str, float] = field(default_factory=dict)
+    qc_cpu_ratio: dict[str, float] = field(default_factory=dict)
     dask_image_differences: dict[str, dict[str, float]] = field(default_factory=dict)
     bytes_per_image: dict[str, float] = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
@@ -186,6 +190,7 @@ class BenchResult:
             "ratios_to_tutorial": {name: self.ratio(name) for name in self.rates},
             "efficiency": self.efficiency,
             "qc_time_ratio": self.qc_time_ratio,
+            "qc_cpu_ratio": self.qc_cpu_ratio,
             "dask_image_differences": self.dask_image_differences,
             "store_bytes_per_image": self.bytes_per_image,
             "notes": self.notes,
@@ -223,14 +228,21 @@ def _versions() -> dict[str, str]:
 
 def time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> float:
     """Images/s of ``xray_scale.run`` over ``folder/images``; its store is deleted after."""
+    return _timed_run(folder, bench, engine, workers)[0]
+
+
+def _timed_run(
+    folder: Path, bench: BenchConfig, engine: str, workers: int
+) -> tuple[float, float, float]:
+    """:func:`time_run`'s images/s, with its wall and its process CPU seconds."""
     store = folder / f"run-{bench.label}-{engine}.zarr"
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     summary = run([folder / "images"], store, config=bench.config, engine=engine, workers=workers)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     if summary.ok != summary.total:
         raise ValueError(f"the run failed on {summary.failed} images: {summary.failures[:1]}")
     shutil.rmtree(store)
-    return summary.total / seconds
+    return summary.total / seconds, seconds, cpu
 
 
 def _without_qc(bench: BenchConfig) -> BenchConfig:
@@ -299,6 +311,7 @@ def run_bench(
     engines = [resolve_engine(engine) for engine in engines] if engines else available_engines()
     result = BenchResult()
     rates = result.rates
+    qc_pairs: dict[str, list[tuple[float, float]]] = {}  # per round: (wall, CPU) on / off
 
     def measured(name: str, rate: float) -> None:
         result.rounds.setdefault(name, []).append(rate)
@@ -319,12 +332,15 @@ def run_bench(
             measured("tutorial", tutorial_images / tutorial_loop(paths[:tutorial_images]))
             for bench in configs:
                 for engine in engines:
-                    measured(
-                        f"run {engine} {bench.label}", time_run(folder, bench, engine, workers)
-                    )
+                    rate, seconds, cpu = _timed_run(folder, bench, engine, workers)
+                    measured(f"run {engine} {bench.label}", rate)
                     if engine == engines[0] and bench.config.qc.enabled:  # side by side
-                        rate = time_run(folder, _without_qc(bench), engine, workers)
-                        measured(f"run {engine} {bench.label} qc-off", rate)
+                        off, off_seconds, off_cpu = _timed_run(
+                            folder, _without_qc(bench), engine, workers
+                        )
+                        measured(f"run {engine} {bench.label} qc-off", off)
+                        pairs = qc_pairs.setdefault(f"{engine} {bench.label}", [])
+                        pairs.append((seconds / off_seconds, cpu / off_cpu))
         if tutorial_images < images:
             result.notes.append(f"the tutorial loop ran on the first {tutorial_images} images")
         if dask_image_images:
@@ -376,10 +392,9 @@ def run_bench(
                 "vs_decode_bank": run_rate / rates[f"decode+bank {key}"],
                 "vs_compute_then_write": run_rate * seconds,
             }
-    for bench in configs:
-        key = f"{engines[0]} {bench.label}"
-        if f"run {key} qc-off" in rates:
-            result.qc_time_ratio[key] = rates[f"run {key} qc-off"] / rates[f"run {key}"]
+    for key, pairs in qc_pairs.items():
+        result.qc_time_ratio[key] = float(np.median([wall for wall, _ in pairs]))
+        result.qc_cpu_ratio[key] = float(np.median([cpu for _, cpu in pairs]))
     result.facts = {
         "benchmark": "xray-scale bench",
         "machine": platform.node(),
@@ -421,7 +436,10 @@ def format_table(result: BenchResult) -> str:
     for key, ratios in result.efficiency.items():
         lines.append(f"  {key:<24}" + "".join(f" {ratios[c]:>20.2f}" for c in columns))
     for key, ratio in result.qc_time_ratio.items():
-        lines.append(f"  QC: {key} run time with QC / without = {ratio:.3f}")
+        lines.append(
+            f"  QC: {key}, run with QC / without (median of rounds): time {ratio:.3f}, "
+            f"CPU {result.qc_cpu_ratio[key]:.3f}"
+        )
     for label, size in result.bytes_per_image.items():
         lines.append(f"  {label}: {size / 1e6:.2f} MB of image arrays per image written")
     if result.dask_image_differences:
