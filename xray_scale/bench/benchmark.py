@@ -11,10 +11,11 @@ process, it measures images/s of:
   results are from per-image filtering (they are wrong: ARCHITECTURE.md, "Correctness traps");
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
 - ``run <engine> <config> qc-off``: the same run with ``qc.enabled = false``, right
-  after it in every round (first engine only), so QC's cost is a ratio measured
-  side by side: ``qc_time_ratio``, the median over rounds of each round's run time
-  with QC / without (each pair close in time, so a shared machine's slow spells
-  cancel out), and ``qc_cpu_ratio``, the same for the process's CPU time;
+  after it in odd rounds and right before it in even ones (first engine only), so
+  QC's cost is a ratio measured side by side: ``qc_time_ratio``, the median over
+  rounds of each round's run time with QC / without (each pair close in time, so a
+  shared machine's slow spells cancel out), and ``qc_cpu_ratio``, the same for the
+  process's CPU time;
 - ``bank-on-device <engine> <config>`` (a GPU engine only): every map and the value
   counts of a batch of 32 images already on the GPU, nothing copied back;
 - the stage ceilings, each over the same batches with the same threads, through
@@ -332,15 +333,19 @@ def run_bench(
             measured("tutorial", tutorial_images / tutorial_loop(paths[:tutorial_images]))
             for bench in configs:
                 for engine in engines:
+                    paired = engine == engines[0] and bench.config.qc.enabled
+                    # QC on and off side by side, the order swapped every round: a run
+                    # right after another pays differently on a VM (memory, caches)
+                    if paired and round_number % 2 == 0:
+                        off = _timed_run(folder, _without_qc(bench), engine, workers)
                     rate, seconds, cpu = _timed_run(folder, bench, engine, workers)
                     measured(f"run {engine} {bench.label}", rate)
-                    if engine == engines[0] and bench.config.qc.enabled:  # side by side
-                        off, off_seconds, off_cpu = _timed_run(
-                            folder, _without_qc(bench), engine, workers
-                        )
-                        measured(f"run {engine} {bench.label} qc-off", off)
+                    if paired:
+                        if round_number % 2 == 1:
+                            off = _timed_run(folder, _without_qc(bench), engine, workers)
+                        measured(f"run {engine} {bench.label} qc-off", off[0])
                         pairs = qc_pairs.setdefault(f"{engine} {bench.label}", [])
-                        pairs.append((seconds / off_seconds, cpu / off_cpu))
+                        pairs.append((seconds / off[1], cpu / off[2]))
         if tutorial_images < images:
             result.notes.append(f"the tutorial loop ran on the first {tutorial_images} images")
         if dask_image_images:
