@@ -150,10 +150,13 @@ def array_paths(group, prefix: str = "") -> list[str]:
     return paths
 
 
-def assert_stores_equal(first: Path, second: Path, *, without: tuple[str, ...] = ()) -> None:
+def assert_stores_equal(
+    first: Path, second: Path, *, besides: tuple[str, ...] = (), without: tuple[str, ...] = ()
+) -> None:
     """Same arrays, same dtypes, same values (NaN equal to NaN) in two stores.
 
-    Arrays whose path starts with one of ``without`` are left out of both.
+    The arrays named in ``besides`` (``"index/path"``) must exist in both but may differ;
+    arrays whose path starts with one of ``without`` are left out of both.
     """
     import zarr
 
@@ -161,13 +164,36 @@ def assert_stores_equal(first: Path, second: Path, *, without: tuple[str, ...] =
     names = [n for n in array_paths(one) if not n.startswith(without)]
     assert names == [n for n in array_paths(two) if not n.startswith(without)]
     assert names, "no arrays in the store"
-    for name in names:
+    for name in (n for n in names if n not in besides):
         a, b = one[name][...], two[name][...]
         assert a.dtype == b.dtype, name
         if a.dtype.kind == "f":
             assert np.array_equal(a, b, equal_nan=True), name
         else:
             assert np.array_equal(a, b), name
+
+
+def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz") -> Path:
+    """A real tar (``mode`` "w:gz", gzip level 6 as ``tar czf``, or "w") of {member: bytes}."""
+    import tarfile
+
+    kwargs = {"compresslevel": 6} if mode == "w:gz" else {}
+    with tarfile.open(path, mode, **kwargs) as tar:
+        for name, data in files.items():
+            member = tarfile.TarInfo(name)
+            member.size, member.mtime, member.mode = len(data), 1_700_000_000, 0o644
+            tar.addfile(member, io.BytesIO(data))
+    return path
+
+
+def make_zip(path: Path, files: dict[str, bytes]) -> Path:
+    """A real deflated zip of {member: bytes}."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
 
 
 @pytest.fixture(scope="session")

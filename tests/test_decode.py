@@ -23,6 +23,7 @@ from conftest import (
     write_png,
 )
 from PIL import Image
+from png_writer import chunk
 
 from xray_scale.errors import DecodeError
 from xray_scale.io.decode import decode_batch, decode_image, open_images, read_png_header, unpad
@@ -270,3 +271,50 @@ def test_the_checksum_follows_the_file_content(tmp_path):
     (tmp_path / "d.png").write_bytes((tmp_path / "a.png").read_bytes()[:100])
     assert decode_image(tmp_path / "d.png", shape=(64, 64)).checksum == 0  # failed
     assert decode_image("synth:64/90000001_000.png", shape=(64, 64)).checksum == 0
+
+
+def _with_image_data_cut(png: bytes, keep: float) -> bytes:
+    """``png`` with its zlib stream re-made from the first ``keep`` of its inflated bytes.
+
+    The stream then ends properly (Adler-32 right) but too soon, and every CRC is right.
+    """
+    chunks, position = [], 8
+    while position < len(png):
+        length, kind = struct.unpack_from(">I4s", png, position)
+        chunks.append((kind, png[position + 8 : position + 8 + length]))
+        position += 12 + length
+    raw = zlib.decompress(b"".join(data for kind, data in chunks if kind == b"IDAT"))
+    short = zlib.compress(raw[: int(len(raw) * keep)])
+    body = b""
+    for kind, data in chunks:
+        if kind == b"IDAT":
+            body += chunk(kind, short) if short else b""
+            short = b""
+        else:
+            body += chunk(kind, data)
+    return png[:8] + body
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda image: png_bytes(image),
+        lambda image: png_bytes(image.astype(np.uint16) * 257),
+        lambda image: png_bytes(np.stack([image] * 3, axis=-1)),
+        lambda image: png_bytes(image, mode="P"),
+        lambda image: _adam7_png(image),
+    ],
+    ids=["gray8", "gray16", "rgb", "palette", "interlaced"],
+)
+def test_image_data_ending_early_fails_instead_of_zero_rows(tmp_path, make):
+    image = structured_image(31) | 1  # no zero pixel: zero rows would show
+    complete = make(image)
+    path = tmp_path / "short.png"
+    path.write_bytes(_with_image_data_cut(complete, 1.0))
+    whole = decode_image(path, shape=(64, 64), dtype=np.uint16)
+    assert whole.ok, whole.error  # re-made but complete: still decodes
+    path.write_bytes(_with_image_data_cut(complete, 0.6))
+    result = decode_image(path, shape=(64, 64), dtype=np.uint16)
+    assert not result.ok and result.pixels is None
+    assert result.error.startswith("truncated PNG: the image data inflates to "), result.error
+    assert "(the zlib stream ends early)" in result.error

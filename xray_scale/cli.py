@@ -29,7 +29,7 @@ from . import __version__
 from .allocator import tune_malloc
 from .analysis.qc import QC_FLAGS
 from .analysis.records import BatchRecord
-from .engines.registry import ENGINES
+from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, InputError, StoreError
 from .run.pipeline import SCHEDULERS, RunSummary, run
 from .store.describe import describe_store
@@ -55,6 +55,7 @@ class Compat(StrEnum):
 
 
 Engine = StrEnum("Engine", {name: name for name in ENGINES})
+Decoder = StrEnum("Decoder", {name: name for name in DECODERS})
 Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
@@ -182,6 +183,9 @@ def run_command(
     engine: Annotated[
         Engine, typer.Option(help="Filter implementation; auto: the fastest installed.")
     ] = Engine.auto,
+    decoder: Annotated[
+        Decoder, typer.Option(help="Where PNGs are decoded: cpu | gpu (cupy engine) | auto.")
+    ] = Decoder.cpu,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing store (only one written by xray-scale).")
     ] = False,
@@ -206,6 +210,7 @@ def run_command(
         manifest=manifest,
         compat=compat.value if compat else None,
         engine=engine.value,
+        decoder=decoder.value,
         scheduler=scheduler.value,
         address=address,
         overwrite=overwrite,

@@ -10,12 +10,15 @@ wrong and what to do.
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
     "ConfigError",
     "DecodeError",
     "EngineError",
     "InputError",
+    "MemberError",
     "SelectionError",
     "StoreError",
+    "UrlError",
     "XrayScaleError",
 ]
 
@@ -32,6 +35,14 @@ class InputError(XrayScaleError, ValueError):
     """An input argument names nothing usable; the message says what to do."""
 
 
+class ArchiveError(InputError):
+    """An archive input cannot be used at all; the message names it and says what to do."""
+
+
+class MemberError(XrayScaleError):
+    """One member of an archive cannot be read; the message is one line, without its name."""
+
+
 class DecodeError(XrayScaleError):
     """One image cannot be used; the message is what ends up in ``index/error``."""
 
@@ -46,3 +57,7 @@ class StoreError(XrayScaleError, RuntimeError):
 
 class SelectionError(XrayScaleError, ValueError):
     """The images asked for are not in the store; the message says which."""
+
+
+class UrlError(XrayScaleError, OSError):
+    """A URL cannot be read; the message names it, without credentials, and says why."""

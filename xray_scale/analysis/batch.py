@@ -90,7 +90,10 @@ def process_batch(
         The batch's per-image records, for the pipeline to store once this
         task has returned (its arrays are written by then).
     """
-    block, decoded = spec.decode(paths)
+    if spec.decoder == "gpu":  # decoded onto the engine's GPU, where the batch is analysed
+        block, decoded = get_engine(spec.engine).decode_batch(paths, spec)
+    else:
+        block, decoded = spec.decode(paths)
     return analyse_block(block, decoded, start, spec=spec, writer=writer)
 
 
@@ -139,7 +142,10 @@ def _batch_qc(
 
     The record's histograms are the 256-bin counts of each image's own pixels,
     except in the tutorial's compat mode (its min..max histogram): then QC counts them.
+    A batch decoded onto the GPU (``--decoder gpu``) is copied back to the host once.
     """
+    if hasattr(block, "__cuda_array_interface__"):  # decoded onto the GPU: QC reads a host copy
+        block = block.get()
     ok = [status == STATUS_OK for status in record.status]
     images = [unpad(block[k], decoded[k]) if ok[k] else None for k in range(len(ok))]
     histograms = [record.histogram[k] if spec.compat is None else None for k in range(len(ok))]

@@ -1,10 +1,9 @@
 """What a batch task is given and gives back: :class:`BatchSpec`, :class:`BatchRecord`.
 
-And :class:`BatchWriter`, where it puts its arrays.
-
-A leaf of the analysis: the per-image path (:mod:`.batch`), the stack path
-(:mod:`.stack`), the engines and the store all use these types, and this
-module uses none of them.
+And :class:`BatchWriter`, where it puts its arrays. A leaf: the per-image path
+(:mod:`.batch`), the stack path (:mod:`.stack`), the engines and the store all
+use these types, and this module imports none of those modules, so none of
+them can form an import cycle through it.
 """
 
 from __future__ import annotations
@@ -48,6 +47,10 @@ class BatchSpec:
         The concrete engine (``"scipy"``, ``"opencv"``, ``"cupy"``).
     qc : QCConfig or None
         The QC thresholds when the run computes QC (``qc/*``), else None.
+    decoder : {"cpu", "gpu"}
+        Where the PNGs are decoded: by :meth:`decode` on the CPU, or onto the
+        engine's GPU by the engine's ``decode_batch`` (``--decoder gpu``). It
+        changes no output, so it is not part of the run's fingerprint.
     """
 
     shape: tuple[int, int]
@@ -59,6 +62,7 @@ class BatchSpec:
     compat: str | None
     engine: str
     qc: QCConfig | None = None
+    decoder: str = "cpu"
 
     @classmethod
     def for_run(
@@ -69,6 +73,7 @@ class BatchSpec:
         bit_depth: int,
         compat: str | None,
         engine: str,
+        decoder: str = "cpu",
     ) -> BatchSpec:
         """The spec of a run over images of ``shape`` and ``bit_depth`` (8 or 16)."""
         pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
@@ -84,6 +89,7 @@ class BatchSpec:
             compat=compat,
             engine=engine,
             qc=config.qc if config.qc.enabled else None,
+            decoder=decoder,
         )
 
     @property
@@ -122,7 +128,7 @@ class BatchSpec:
 
 
 class BatchWriter(Protocol):
-    """Where :func:`analyse_block` puts a batch's arrays."""
+    """Where :func:`xray_scale.analysis.batch.analyse_block` puts a batch's arrays."""
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         """Store ``values``, the whole batch of array ``name``, at image ``start``."""

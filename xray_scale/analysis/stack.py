@@ -55,7 +55,7 @@ class ArrayBackend:
     ndimage : module
         Its ``scipy.ndimage`` (``scipy.ndimage``, ``cupyx.scipy.ndimage``).
     to_device : callable
-        Host ndarray -> array of ``xp``.
+        Host ndarray -> array of ``xp`` (an array already there may be handed on as it is).
     to_host : callable
         Array of ``xp`` -> host ndarray; returns once the copy is complete.
     context : callable
@@ -164,8 +164,10 @@ def compute_stack(block: np.ndarray, spec: BatchSpec, backend: ArrayBackend) -> 
 
     Parameters
     ----------
-    block : ndarray
-        ``(K, H, W)`` uint8 or uint16 pixels (failed images are zeros).
+    block : ndarray, or an array of ``backend.xp``
+        ``(K, H, W)`` uint8 or uint16 pixels (failed images are zeros): on the
+        host, or already on the backend's device (a batch the GPU decoded;
+        ``backend.to_device`` hands it on as it is).
     spec : BatchSpec
         Must have ``compat`` None: the tutorial's own code runs on the CPU.
     backend : ArrayBackend

@@ -52,6 +52,13 @@ class Engine:
     bank_rate_on_device : callable, optional
         ``bank_rate_on_device(block, spec) -> images/s``: the bank alone on a
         batch already on the engine's device (the benchmarks).
+    decode_batch : callable, optional
+        ``decode_batch(paths, spec) -> (block, decoded)``: a batch's PNGs decoded
+        onto the engine's device (``--decoder gpu``), ``block`` an array there,
+        ``decoded`` as :func:`xray_scale.io.decode.decode_batch` gives them; None
+        when the engine has no decoder of its own.
+    check_decoder : callable, optional
+        Raises EngineError, saying why, when ``decode_batch`` cannot run here.
     processes : bool
         Whether dask's worker processes (``--scheduler processes``) may run it.
     check_usable : callable
@@ -64,6 +71,8 @@ class Engine:
     analyse_batch: Callable | None = None
     bank_batch: Callable | None = None
     bank_rate_on_device: Callable | None = None
+    decode_batch: Callable | None = None
+    check_decoder: Callable[[], None] | None = None
     processes: bool = True
     check_usable: Callable[[], None] = _always_usable
 

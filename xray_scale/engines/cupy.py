@@ -1,7 +1,7 @@
 """The ``cupy`` engine: each batch filtered, counted and previewed on an NVIDIA GPU.
 
-PNG has no GPU decoder (nvJPEG and nvImageCodec read no PNG), so a GPU node decodes on its CPU
-cores and the GPU does everything after: the run's dask threads each decode a
+By default a GPU node decodes the PNGs on its CPU cores (nvJPEG and nvImageCodec
+read no PNG) and the GPU does everything after: the run's dask threads each decode a
 batch, then hand it to :func:`analyse_block`, which copies it to the device
 through a pinned buffer of that thread on that thread's own non-blocking CUDA
 stream, runs the filter bank as one kernel per 1-D pass over the whole batch
@@ -11,6 +11,11 @@ counts, the previews and the maps the config stores. While one thread's batch
 is on the GPU, the other threads decode: copies, kernels and decoding overlap
 across threads, and each stream keeps a thread's work in order. The real
 ``canny`` runs on the GPU with cuCIM when it is installed, else on the CPU.
+
+With ``--decoder gpu``, :func:`decode_batch` decodes the batch on the GPU
+instead (:mod:`xray_scale.io.gpu_png`: the CPU only reads the files and walks
+their chunks), on the thread's stream, and :func:`analyse_block` takes the
+decoded block where it already is: the pixels never visit the host.
 
 The per-image filter functions (``laplace_gaussian`` ... ``canny``) make the
 engine usable wherever one image is filtered (``render``, ``estimate``): each
@@ -23,6 +28,7 @@ Importing this module needs CuPy (``pip install "xray-scale[gpu]"``);
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from functools import cache
@@ -31,8 +37,10 @@ import numpy as np
 
 from ..analysis.records import BatchRecord, BatchSpec, BatchWriter
 from ..analysis.stack import ArrayBackend, analyse_stack, bank_stack, compute_stack
+from ..errors import EngineError
 from ..filters import reference
 from ..filters import stack as stack_filters
+from ..io import gpu_png
 from ..io.decode import DecodedImage
 from .base import Engine
 
@@ -53,13 +61,16 @@ __all__ = [
     "bank_batch",
     "bank_rate_on_device",
     "canny",
+    "check_decoder",
     "check_usable",
+    "decode_batch",
     "gaussian_gradient_magnitude",
     "laplace_gaussian",
     "sobel",
     "tutorial_canny",
 ]
 
+log = logging.getLogger(__name__)
 _thread = threading.local()
 
 
@@ -97,7 +108,12 @@ def _pinned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def _to_device(host: np.ndarray):
-    """Copy a host array to the GPU through this thread's pinned buffer, on its stream."""
+    """Copy a host array to the GPU through this thread's pinned buffer, on its stream.
+
+    An array already on the GPU (a batch the GPU decoder decoded) is returned as it is.
+    """
+    if isinstance(host, cupy.ndarray):
+        return host
     host = np.ascontiguousarray(host)
     staging = _pinned(host.shape, host.dtype)
     staging[...] = host
@@ -175,6 +191,36 @@ def analyse_block(
     check_usable()
     _warm_up(spec)
     return analyse_stack(block, decoded, start, spec=spec, writer=writer, backend=BACKEND)
+
+
+def check_decoder() -> None:
+    """Raise EngineError, saying why, unless the GPU decoder can run here (nvCOMP and all)."""
+    check_usable()
+    gpu_png.check_usable()
+
+
+def decode_batch(paths: list[str], spec: BatchSpec):
+    """Decode a batch's PNGs on the GPU, on this thread's stream: ``(device block, decoded)``.
+
+    See :func:`xray_scale.io.gpu_png.decode_batch_gpu`; every image gets the
+    CPU decoder's status and message. Should the GPU fail as a whole (out of
+    memory, say), the batch is decoded on the CPU instead, with a warning.
+    """
+    try:
+        return gpu_png.decode_batch_gpu(
+            paths,
+            shape=spec.shape,
+            dtype=spec.pixel_dtype,
+            max_pixels=spec.config.max_pixels,
+            size_policy=spec.config.size_policy,
+            stream=_stream(),
+        )
+    except EngineError:
+        raise
+    except Exception as exc:  # CUDA errors: the CPU decoder still gives the right answer
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("GPU decoding failed (%s); this batch is decoded on the CPU", reason)
+        return spec.decode(paths)
 
 
 def bank_batch(block: np.ndarray, spec: BatchSpec) -> None:
@@ -260,6 +306,8 @@ ENGINE = Engine(
     analyse_batch=analyse_block,
     bank_batch=bank_batch,
     bank_rate_on_device=bank_rate_on_device,
+    decode_batch=decode_batch,
+    check_decoder=check_decoder,
     processes=False,
     check_usable=check_usable,
 )

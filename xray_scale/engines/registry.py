@@ -30,11 +30,13 @@ from ..errors import EngineError
 from .base import Engine
 
 __all__ = [
+    "DECODERS",
     "ENGINES",
     "EngineError",
     "engine_filters",
     "engine_masks",
     "get_engine",
+    "resolve_decoder",
     "resolve_engine",
 ]
 
@@ -49,6 +51,9 @@ _MODULES = {
 """Where each concrete engine's ``ENGINE`` is, imported only when asked for (CuPy is optional)."""
 
 _FASTER_THAN_SCIPY = ("cupy", "opencv")  # what auto tries, fastest first
+
+DECODERS = ("cpu", "gpu", "auto")
+"""Values accepted for ``decoder``: where the PNGs are decoded."""
 
 
 @cache
@@ -116,6 +121,51 @@ def get_engine(engine: str) -> Engine:
     False
     """
     return _load(resolve_engine(engine))
+
+
+def resolve_decoder(decoder: str, engine: str, *, compat: str | None = None) -> str:
+    """Where a run with ``engine`` decodes its PNGs: ``"cpu"`` or ``"gpu"``.
+
+    Parameters
+    ----------
+    decoder : {"cpu", "gpu", "auto"}
+        ``gpu`` needs an engine with a decoder of its own (``cupy``) that can
+        run here; ``auto`` is ``gpu`` where it can be, else ``cpu``.
+    engine : str
+        The run's concrete engine.
+    compat : {None, "tutorial"}
+        The tutorial's code runs image by image on the CPU: its decoder too.
+
+    Raises
+    ------
+    EngineError
+        If ``decoder`` is unknown, or is ``gpu`` where the GPU decoder cannot run.
+
+    Examples
+    --------
+    >>> resolve_decoder("auto", "opencv")
+    'cpu'
+    """
+    if decoder not in DECODERS:
+        raise EngineError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+    if decoder == "cpu":
+        return "cpu"
+    found = get_engine(engine)
+    if found.decode_batch is None or compat is not None:
+        if decoder == "auto":
+            return "cpu"
+        why = f"the {found.name} engine" if found.decode_batch is None else f"--compat {compat}"
+        raise EngineError(
+            f"--decoder gpu needs the cupy engine without --compat, not {why}: "
+            "add --engine cupy, or use --decoder cpu"
+        )
+    try:
+        found.check_decoder()
+    except EngineError:
+        if decoder == "auto":
+            return "cpu"
+        raise
+    return "gpu"
 
 
 @cache

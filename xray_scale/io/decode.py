@@ -17,6 +17,12 @@ Grayscale rule (applied in this order, recorded per image as ``mode`` and
   run) fails instead of being wrapped or rescaled; an 8-bit image in a 16-bit
   run keeps its values.
 
+Bytes come from a file, or from an archive's member (``ARCHIVE::MEMBER``,
+read by random access, :mod:`xray_scale.io.archives`); a member that cannot
+be read fails with the archive's reason, and what is read is checked as a
+file's bytes are. A name-list entry no input holds (``LIST::NAME``) fails as
+"not in the inputs".
+
 Every header is checked before any pixel is decoded: a file that is not a PNG,
 is empty or truncated, or whose header claims more than ``max_pixels`` pixels
 (a decompression bomb) is refused without decoding it.
@@ -46,7 +52,10 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
-from ..errors import DecodeError
+from ..errors import DecodeError, MemberError
+from .archives import read_member, split_member_path
+from .namelists import NOT_IN_INPUTS, is_absent
+from .png_data import check_image_data_length
 from .sources import parse_synthetic
 
 __all__ = [
@@ -54,10 +63,15 @@ __all__ = [
     "DecodeError",
     "DecodedImage",
     "PngHeader",
+    "check_bit_depth",
+    "check_header",
     "check_supported",
+    "crc32_in_pieces",
     "decode_batch",
     "decode_image",
     "open_images",
+    "open_png",
+    "parse_png_header",
     "read_png_header",
     "unpad",
 ]
@@ -124,7 +138,22 @@ def _describe_bad_start(start: bytes) -> str:
     return f"not a PNG: the file starts with {start[:8]!r}, not the PNG signature"
 
 
-def _open(path: str | os.PathLike):
+def open_png(path: str | os.PathLike):
+    """Open a PNG for reading bytes, or raise DecodeError with a one-line reason.
+
+    A file: missing, a directory, permission denied, or any other error of the
+    system. An archive member (``ARCHIVE::MEMBER``): its bytes, read by random
+    access, or the archive's reason. A name-list entry no input holds
+    (``LIST::NAME``): "not in the inputs".
+    """
+    text = os.fspath(path)
+    if split_member_path(text) is not None and not os.path.exists(text):
+        try:
+            return io.BytesIO(read_member(text))
+        except MemberError as error:
+            raise DecodeError(str(error)) from None
+    if is_absent(text):
+        raise DecodeError(NOT_IN_INPUTS)
     try:
         return open(path, "rb")
     except IsADirectoryError:
@@ -137,7 +166,15 @@ def _open(path: str | os.PathLike):
         raise DecodeError(f"cannot read the file: {error.strerror or error}") from None
 
 
-def _parse_header(start: bytes) -> PngHeader:
+def parse_png_header(start: bytes) -> PngHeader:
+    """Check a file's first 33 bytes (signature and IHDR chunk) and read its header.
+
+    Raises
+    ------
+    DecodeError
+        Empty, not a PNG (naming what it is when it can), truncated, or a
+        corrupt IHDR chunk.
+    """
     if not start:
         raise DecodeError("empty file (0 bytes)")
     if not start.startswith(_PNG_SIGNATURE):
@@ -177,15 +214,15 @@ def read_png_header(path: str | os.PathLike) -> PngHeader:
     synthetic = parse_synthetic(os.fspath(path))
     if synthetic is not None:
         return PngHeader(synthetic[0], synthetic[0], 8, 0)
-    with _open(path) as file:
-        return _parse_header(file.read(33))
+    with open_png(path) as file:
+        return parse_png_header(file.read(33))
 
 
 _CRC_PIECE = 4096
 """Bytes per ``zlib.crc32`` call: under 5 KiB, CPython keeps the GIL for the call."""
 
 
-def _crc32(chunk: memoryview) -> int:
+def crc32_in_pieces(chunk: memoryview) -> int:
     """``zlib.crc32(chunk)``, computed without giving up the GIL.
 
     For more than 5 KiB, ``zlib.crc32`` releases the GIL and must win it back:
@@ -222,7 +259,7 @@ def _check_chunks(data: bytes) -> tuple[set[bytes], int]:
                 f"(the chunk needs {end - len(data)} more bytes)"
             )
         (crc,) = struct.unpack_from(">I", data, end - 4)
-        if _crc32(view[position + 4 : end - 4]) != crc:
+        if crc32_in_pieces(view[position + 4 : end - 4]) != crc:
             raise DecodeError(f"corrupt PNG: bad CRC in chunk {name} at byte {position}")
         kinds.add(kind)
         checksum = zlib.crc32(view[end - 4 : end], checksum)
@@ -251,9 +288,14 @@ def check_supported(header: PngHeader, *, max_pixels: int) -> None:
         )
 
 
-def _check_header(
+def check_header(
     header: PngHeader, *, shape: tuple[int, int], max_pixels: int, size_policy: str
 ) -> None:
+    """Raise DecodeError, saying why, unless this run decodes an image with this header.
+
+    :func:`check_supported`, then the size: the run's, or smaller with
+    ``size_policy = "pad"``.
+    """
     check_supported(header, max_pixels=max_pixels)
     height, width = shape
     same = (header.height, header.width) == (height, width)
@@ -268,6 +310,15 @@ def _check_header(
         raise DecodeError(
             f"image is {header.height}x{header.width} (height x width) but the run's size is "
             f"{height}x{width}; {hint}"
+        )
+
+
+def check_bit_depth(header: PngHeader, dtype: np.dtype) -> None:
+    """Raise DecodeError if the file has more bits per sample than the run's ``dtype`` holds."""
+    if header.bit_depth > dtype.itemsize * 8:
+        raise DecodeError(
+            f"{header.bit_depth}-bit image in a {dtype.itemsize * 8}-bit run: its values do "
+            "not fit; set input.bit_depth = 16 or run 16-bit images separately"
         )
 
 
@@ -295,7 +346,12 @@ def _decode_gray(data: bytes) -> np.ndarray | None:
 
 
 def _decode_with_pillow(data: bytes) -> tuple[str, np.ndarray]:
-    """Pillow's mode of the file and its pixels by the grayscale rule."""
+    """Pillow's mode of the file and its pixels by the grayscale rule.
+
+    The image data's length is checked first: Pillow fills what a stream that
+    ends early leaves out with zeros.
+    """
+    check_image_data_length(data)
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             mode = image.mode
@@ -385,15 +441,11 @@ def decode_image(
     mode = ""
     bit_depth = 0
     try:
-        with _open(path) as file:
-            header = _parse_header(file.read(33))
+        with open_png(path) as file:
+            header = parse_png_header(file.read(33))
             bit_depth = header.bit_depth
-            _check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
-            if bit_depth > dtype.itemsize * 8:
-                raise DecodeError(
-                    f"{bit_depth}-bit image in a {dtype.itemsize * 8}-bit run: its values do "
-                    "not fit; set input.bit_depth = 16 or run 16-bit images separately"
-                )
+            check_header(header, shape=shape, max_pixels=max_pixels, size_policy=size_policy)
+            check_bit_depth(header, dtype)
             file.seek(0)
             data = file.read()
         kinds, checksum = _check_chunks(data)
@@ -420,7 +472,7 @@ def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedIm
 
     size, patient_id, follow_up = parse_synthetic(path)
     try:
-        _check_header(
+        check_header(
             PngHeader(size, size, 8, 0),
             shape=shape,
             max_pixels=size * size,

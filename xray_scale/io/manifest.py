@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .archives import file_name
 
 __all__ = [
     "MANIFEST_FIELDS",
@@ -247,7 +248,7 @@ def select_with_manifest(paths: list[str], manifest: Manifest) -> tuple[list[str
     """
     by_name: dict[str, str] = {}
     for path in paths:
-        name = os.path.basename(path)
+        name = file_name(path)
         if name in manifest.rows:
             if name in by_name:
                 raise InputError(f"{name} is in the inputs twice: {by_name[name]} and {path}")
@@ -268,7 +269,7 @@ def manifest_columns(manifest: Manifest, paths: list[str]) -> dict[str, np.ndarr
     for name, (column, dtype) in MANIFEST_FIELDS.items():
         values = []
         for path in paths:
-            text = manifest.rows.get(os.path.basename(path), {}).get(column, "")
+            text = manifest.rows.get(file_name(path), {}).get(column, "")
             if dtype == "str":
                 values.append(text)
                 continue

@@ -1,4 +1,10 @@
-"""Find the input PNGs: directories, globs and ``.txt`` lists, in a stable order.
+"""Find the input PNGs: directories, globs, archives and ``.txt`` lists, in a stable order.
+
+An archive (``.tar``, ``.tar.gz``, ``.tgz``, ``.zip``; named, matched by a glob
+or listed) stands for its ``*.png`` members, named ``ARCHIVE::MEMBER``
+(:mod:`xray_scale.io.archives`); such a name is an input too. A ``.txt`` of
+bare image names is a name list (:mod:`xray_scale.io.namelists`): it selects,
+from the other inputs, the images it names.
 
 Also parses ChestX-ray8's ``NNNNNNNN_NNN.png`` names into patient id and
 follow-up number, and expands the on-the-fly phantom source ``synth:COUNT``
@@ -12,11 +18,14 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import logging
 import os
 import re
 from pathlib import Path
 
 from ..errors import InputError
+from .archives import file_name, is_archive, list_members, member_exists, split_member_path
+from .namelists import absent_path, read_name_list, select_by_names
 
 __all__ = [
     "SYNTHETIC_PREFIX",
@@ -34,6 +43,8 @@ _NAME = re.compile(r"^(\d{8})_(\d{3})\.png$", re.IGNORECASE)
 _SYNTHETIC_SPEC = re.compile(r"^synth:(\d+)(?:x(\d+))?$")
 _SYNTHETIC_PATH = re.compile(r"^synth:(\d+)/(\d{8})_(\d{3})\.png$")
 _GLOB_CHARS = set("*?[")
+
+logger = logging.getLogger(__name__)
 
 
 def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
@@ -59,7 +70,7 @@ def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
     >>> parse_image_name("scan.png")
     ('', -1)
     """
-    match = _NAME.match(Path(path).name)
+    match = _NAME.match(file_name(os.fspath(path)))
     if match is None:
         return "", -1
     return str(int(match.group(1))), int(match.group(2))
@@ -154,7 +165,7 @@ def _glob_pngs(pattern: str) -> list[str]:
     against the walk of :func:`_walk_pngs`, which reads each real folder once.
     """
     if "**" not in pattern:
-        return [p for p in glob.glob(pattern) if _is_png_name(p)]
+        return [found for p in glob.glob(pattern) for found in _png_or_members(p)]
     parts = Path(pattern).parts
     first = next(k for k, part in enumerate(parts) if _GLOB_CHARS & set(part))
     base = Path(*parts[:first]) if first else Path(".")
@@ -209,18 +220,63 @@ def _walk_pngs(directory: Path) -> list[str]:
     return found
 
 
+def _png_or_members(path: str) -> list[str]:
+    """A glob's match: ``[path]`` for a PNG, an archive's members, nothing for other files."""
+    if _is_png_name(path):
+        return [path]
+    if is_archive(path) and os.path.isfile(path):
+        return list_members(path)
+    return []
+
+
 def _read_list(list_file: Path) -> list[str]:
+    """The paths a path list holds, a listed archive standing for its members."""
     base = list_file.parent
     paths = []
     for line in list_file.read_text(encoding="utf-8").splitlines():
         entry = line.strip()
         if entry and not entry.startswith("#"):
             path = Path(entry)
-            if parse_synthetic(entry) is not None or path.is_absolute():
-                paths.append(entry)
+            if parse_synthetic(entry) is None and not path.is_absolute():
+                entry = str(base / path)
+            if is_archive(entry) and os.path.isfile(entry):
+                paths.extend(list_members(entry))
             else:
-                paths.append(str(base / path))
+                paths.append(entry)
     return paths
+
+
+def _select_names(paths: set[str], name_lists: dict[str, list[str]]) -> set[str]:
+    """The inputs the name lists name, and ``LIST::NAME`` for each name no input holds."""
+    first = next(iter(name_lists))
+    if not paths:
+        raise InputError(
+            f"name list {first!r} selects images from the other inputs, but none is given; "
+            "add the folders, archives or globs that hold its images"
+        )
+    origin: dict[str, str] = {}
+    for name_list, names in name_lists.items():
+        for name in names:
+            origin.setdefault(name, name_list)
+    selected, missing = select_by_names(sorted(paths), list(origin))
+    if missing:
+        logger.warning(
+            "%d listed image names are in no input (recorded as failed: not in the inputs); "
+            "the first: %s from %s",
+            len(missing),
+            missing[0],
+            origin[missing[0]],
+        )
+    return {*selected, *(absent_path(origin[name], name) for name in missing)}
+
+
+def _member_input(text: str) -> list[str]:
+    """An ``ARCHIVE::MEMBER`` input, checked: its archive exists and holds the member."""
+    archive, member = split_member_path(text)
+    if not member_exists(text):
+        where = "does not hold" if os.path.isfile(archive) else "does not exist, so it lacks"
+        raise InputError(f"archive {archive!r} {where} member {member!r}")
+    return [text]
 
 
 def _absolute(path: str) -> str:
@@ -235,53 +291,77 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
     ----------
     inputs : list of str or path-like
         Each one is a directory (searched recursively for ``*.png``, any
-        case, through symlinked folders too), a glob pattern, a ``.txt`` file
-        with one path per line (blank lines and ``#`` comments skipped,
-        relative paths taken from the list's folder, virtual phantom paths
-        such as ``synth:64/90000001_000.png`` kept as they are), a single PNG
-        file, or the phantom source ``synth:COUNT[xSIZE]``.
+        case, through symlinked folders too; archives in it are not opened),
+        a glob pattern (the PNGs and archives it matches; a ``**`` pattern
+        matches PNGs only), an archive (``.tar``, ``.tar.gz``, ``.tgz``,
+        ``.zip``: its ``*.png`` members at any depth), one member
+        ``ARCHIVE::MEMBER``, a ``.txt`` file with one path per line (blank
+        lines and ``#`` comments skipped, relative paths taken from the
+        list's folder, a listed archive standing for its members, virtual
+        phantom paths such as ``synth:64/90000001_000.png`` kept as they
+        are), a ``.txt`` name list (:mod:`xray_scale.io.namelists`: it keeps,
+        of all the other inputs, the images it names), a single PNG file, or
+        the phantom source ``synth:COUNT[xSIZE]``.
 
     Returns
     -------
     list of str
-        Absolute paths (virtual phantom paths as they are), sorted; the same
-        inputs always give the same order.
+        Absolute paths and ``ARCHIVE::MEMBER`` names (virtual phantom paths
+        as they are), sorted; the same inputs always give the same order.
         A path listed in a ``.txt`` file but absent on disk is kept, so that
-        it is reported as a failed image rather than silently dropped.
+        it is reported as a failed image rather than silently dropped; so is
+        each name of a name list that no input holds, as ``LIST::NAME``.
 
     Raises
     ------
     InputError
         If an input does not exist or matches nothing, if a folder under a
-        directory input cannot be read, or if all of them together give no PNG.
+        directory input cannot be read, if an archive cannot be read at all
+        (:class:`~xray_scale.errors.ArchiveError`), if a name list is given
+        without other inputs or a name it lists is in two inputs, or if all
+        of them together give no PNG.
     """
     paths: set[str] = set()
+    name_lists: dict[str, list[str]] = {}
     for item in inputs:
         text = os.fspath(item)
         path = Path(text)
         if text.startswith(SYNTHETIC_PREFIX):
             paths.update(expand_synthetic(text))
             continue
-        if path.is_dir() and not _is_png_name(text):
+        if split_member_path(text) is not None and not path.exists():
+            found = _member_input(text)
+        elif path.is_dir() and not _is_png_name(text):
             found = _walk_pngs(path)
             if not found:
                 raise InputError(f"no *.png files under directory {text!r}")
         elif path.is_file() and text.lower().endswith(".txt"):
+            names = read_name_list(path)
+            if names is not None:
+                name_lists[os.path.abspath(text)] = names
+                continue
             found = _read_list(path)
             if not found:
                 raise InputError(f"list file {text!r} holds no paths")
+        elif path.is_file() and is_archive(text):
+            found = list_members(text)
+            if not found:
+                raise InputError(f"archive {text!r} holds no *.png member")
         elif _GLOB_CHARS & set(text):
             found = _glob_pngs(text)
             if not found:
-                raise InputError(f"glob {text!r} matches no *.png file")
+                raise InputError(f"glob {text!r} matches no *.png file or archive of them")
         elif path.exists():
             found = [text]
         else:
             raise InputError(
                 f"input {text!r} does not exist; give a directory, a glob such as "
-                "'images/*.png', a .txt file listing paths, or a PNG file"
+                "'images/*.png', an archive (.tar, .tar.gz, .zip), a .txt file listing paths "
+                "or image names, or a PNG file"
             )
         paths.update(_absolute(p) for p in found)
+    if name_lists:
+        paths = _select_names(paths, name_lists)
     if not paths:
         raise InputError("no input given: name a directory, glob or .txt list of PNGs")
     return sorted(paths)

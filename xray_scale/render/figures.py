@@ -32,10 +32,6 @@ from .stored import (
     threshold_text,
 )
 
-FORMATS = ("png", "svg", "pdf")
-"""File formats a figure can be written in."""
-
-
 __all__ = [
     "FORMATS",
     "check_formats",
@@ -50,8 +46,12 @@ __all__ = [
     "save_figure",
 ]
 
+FORMATS = ("png", "svg", "pdf")
+"""File formats a figure can be written in."""
+
 
 def new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
+    """An empty figure on an Agg canvas (no pyplot, no window); ValueError for a bad size or dpi."""
     if dpi <= 0:
         raise ValueError(f"dpi must be > 0, got {dpi}")
     if len(figsize) != 2 or min(figsize) <= 0:
@@ -62,6 +62,7 @@ def new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
+    """``formats`` lower-cased, without dots or repeats; ValueError unless each is in FORMATS."""
     checked = [str(f).lower().lstrip(".") for f in formats]
     bad = [f for f in checked if f not in FORMATS]
     if bad or not checked:

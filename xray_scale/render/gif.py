@@ -15,17 +15,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..store.layout import STATUS_OK
 from .panels import Original, check_panels, panel_data
-from .selection import _normalise_patient
+from .selection import normalise_patient
 from .stored import as_group, image_name, index_strings, run_format
-
-_GIF_BACKGROUND = 0
 
 __all__ = [
     "GifResult",
     "render_gif",
 ]
 
-
+_GIF_BACKGROUND = 0
 _GIF_TEXT = 255
 
 
@@ -166,7 +164,7 @@ def render_gif(
     if max_size is not None and (not isinstance(max_size, int) or max_size < 8):
         raise ValueError(f"max_size must be None or an integer >= 8, got {max_size!r}")
     run = run_format(group)
-    wanted = _normalise_patient(patient)
+    wanted = normalise_patient(patient)
     patient_ids = index_strings(group, "patient_id")
     status = index_strings(group, "status")
     members = np.flatnonzero((patient_ids == wanted) & (status == STATUS_OK))

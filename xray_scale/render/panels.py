@@ -33,6 +33,7 @@ __all__ = [
     "parse_panel",
 ]
 
+
 SOURCES = ("original", *FILTERS, *MASKS)
 """What a panel can show: the re-decoded original, a filter map or a mask."""
 
@@ -142,6 +143,7 @@ def displayable(values: np.ndarray) -> np.ndarray:
 
 
 def check_panels(panels: Iterable[Panel | tuple[str, str, str]]) -> list[Panel]:
+    """``panels`` as :class:`Panel`; ValueError for an unknown source or colormap, or none."""
     checked = []
     for item in panels:
         panel = Panel(*item)

@@ -49,6 +49,11 @@ from .panels import DEFAULT_PANELS, Panel, check_panels
 from .selection import select_images
 from .stored import image_name
 
+__all__ = [
+    "RenderReport",
+    "render_store",
+]
+
 
 @dataclass
 class RenderReport:
@@ -82,12 +87,6 @@ class RenderReport:
     def paths(self) -> list[Path]:
         """Every file written: grids, histograms, GIFs, then summaries."""
         return [*self.grids, *self.histograms, *self.gifs, *self.summaries]
-
-
-__all__ = [
-    "RenderReport",
-    "render_store",
-]
 
 
 def _unique_stems(group: zarr.Group, indices: list[int]) -> dict[int, str]:

@@ -13,15 +13,16 @@ from ..errors import SelectionError
 from ..store.layout import STATUS_OK, STATUS_PENDING
 from .stored import as_group, index_strings, stem
 
-DEFAULT_SAMPLE = 4
-"""Images selected when nothing is asked for: the store's first ok ones."""
-
 __all__ = [
     "DEFAULT_SAMPLE",
     "Selection",
+    "normalise_patient",
     "SelectionError",
     "select_images",
 ]
+
+DEFAULT_SAMPLE = 4
+"""Images selected when nothing is asked for: the store's first ok ones."""
 
 
 class Selection(NamedTuple):
@@ -40,7 +41,8 @@ class Selection(NamedTuple):
     excluded: list[tuple[int, str]]
 
 
-def _normalise_patient(patient: str | int) -> str:
+def normalise_patient(patient: str | int) -> str:
+    """A patient id as ``index/patient_id`` holds it: ``"00000011"`` and ``11`` give ``"11"``."""
     text = str(patient).strip()
     return str(int(text)) if text.isdigit() else text
 
@@ -134,7 +136,7 @@ def select_images(
         for name in wanted:
             requested.update(stems[name])
     if patient is not None:
-        wanted_patient = _normalise_patient(patient)
+        wanted_patient = normalise_patient(patient)
         patient_ids = index_strings(group, "patient_id")
         matches = np.flatnonzero(patient_ids == wanted_patient)
         if matches.size == 0:

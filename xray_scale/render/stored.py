@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import zarr
@@ -12,6 +11,7 @@ import zarr
 from ..config import Config, load_config
 from ..engines.registry import resolve_engine
 from ..errors import EngineError
+from ..io.archives import file_name
 from ..store.access import open_store
 from ..store.metadata import RunMetadata
 
@@ -77,6 +77,7 @@ def run_format(group: zarr.Group) -> RunFormat:
 
 
 def index_value(group: zarr.Group, name: str, index: int):
+    """``index/<name>[index]`` as a Python value."""
     value = group[f"index/{name}"][int(index)]
     return value.item() if isinstance(value, np.ndarray) else value
 
@@ -87,11 +88,13 @@ def index_strings(group: zarr.Group, name: str) -> np.ndarray:
 
 
 def stem(path: str) -> str:
-    name = Path(str(path)).name
+    """The file name without a ``.png`` suffix: how images are named on the command line."""
+    name = file_name(str(path))
     return name[:-4] if name.lower().endswith(".png") else name
 
 
 def image_name(group: zarr.Group, index: int) -> str:
+    """The name of image ``index`` (``00000011_001``)."""
     return stem(index_value(group, "path", index))
 
 
@@ -104,4 +107,5 @@ def describe_image(group: zarr.Group, index: int) -> str:
 
 
 def threshold_text(config: Config) -> str:
+    """The mask threshold as panel titles show it (``150``)."""
     return f"{config.threshold:g}"

@@ -38,10 +38,12 @@ from ..analysis.batch import StoreWriter, process_batch
 from ..analysis.maps import check_compat
 from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
-from ..engines.registry import get_engine, resolve_engine
+from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError
+from ..io.archives import source_file
 from ..io.decode import check_supported, read_png_header
 from ..io.manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
+from ..io.namelists import is_absent
 from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..store.access import (
     RecordWriter,
@@ -147,7 +149,7 @@ def _check_no_input_inside(out: Path, paths: list[str]) -> None:
         return
     inside = os.path.realpath(out) + os.sep
     for path in paths:
-        if parse_synthetic(path) is None and os.path.realpath(path).startswith(inside):
+        if parse_synthetic(path) is None and os.path.realpath(source_file(path)).startswith(inside):
             raise StoreError(
                 f"--overwrite would delete inputs inside {out} (first: {path}); "
                 "move them out of it, or choose another --out"
@@ -195,8 +197,12 @@ def _describe_input(item: str | os.PathLike) -> str:
 
 
 def _spot_checks(paths: list[str]) -> list[str]:
-    """A few input files to check on every worker: first, middle and last."""
-    files = [p for p in (paths[0], paths[len(paths) // 2], paths[-1]) if parse_synthetic(p) is None]
+    """A few input files to check on every worker: first, middle and last (an archive for a member).
+
+    Phantoms and name-list entries no input holds are not files: not checked.
+    """
+    picked = (paths[0], paths[len(paths) // 2], paths[-1])
+    files = [source_file(p) for p in picked if parse_synthetic(p) is None and not is_absent(p)]
     return sorted(set(files))
 
 
@@ -312,6 +318,7 @@ def run(
     config: Config | str | os.PathLike | dict | None = None,
     compat: str | None = None,
     engine: str = "auto",
+    decoder: str = "cpu",
     scheduler: str = "threads",
     address: str | None = None,
     workers: int | None = None,
@@ -342,6 +349,12 @@ def run(
     engine : {"auto", "scipy", "opencv", "cupy"}
         Filter implementation (:mod:`xray_scale.engines`); ``auto`` picks the
         fastest one installed. The engine used is recorded in the store.
+    decoder : {"cpu", "gpu", "auto"}
+        Where the PNGs are decoded. ``gpu`` (the cupy engine only, with CuPy
+        and nvCOMP): on the GPU (:mod:`xray_scale.io.gpu_png`), each batch
+        staying there for the filters; same statuses, messages and pixels as
+        the CPU decoder. ``auto``: ``gpu`` where it can run, else ``cpu``.
+        Each run's decoder is recorded in the store's ``runs`` entries.
     scheduler : {"threads", "processes", "distributed", "cuda"}
         Local dask scheduler; ``distributed`` starts a LocalCluster of
         ``workers`` single-threaded worker processes; ``cuda`` starts
@@ -398,6 +411,7 @@ def run(
         raise ConfigError(f"limit must be >= 1, got {limit}")
     check_compat(compat)
     engine = resolve_engine(engine)
+    decoder = resolve_decoder(decoder, engine, compat=compat)
     if scheduler == "processes" and not get_engine(engine).processes:
         raise ConfigError(
             f"the {engine} engine runs as threads of one process per GPU: use --scheduler "
@@ -418,7 +432,9 @@ def run(
         shape, bit_depth = _probe_image_format(paths, config)
     else:  # a resumed run keeps its store's format: repairing files must not change it
         shape, bit_depth = _stored_format(existing, config)
-    spec = BatchSpec.for_run(config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine)
+    spec = BatchSpec.for_run(
+        config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
+    )
     if existing is not None and not has_qc(existing):  # made before QC, or without it
         spec = dataclasses.replace(spec, qc=None)
     group = _open_or_create(
@@ -470,6 +486,7 @@ def run(
             "processed": todo,
             "elapsed_s": round(elapsed, 3),
             "scheduler": "distributed" if address else scheduler,
+            "decoder": decoder,
             "address": address,
             "workers": workers or os.cpu_count(),
             "ok": summary.ok,

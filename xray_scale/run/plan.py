@@ -16,6 +16,7 @@ from ..config import Config, load_config
 from ..io.manifest import read_manifest, select_with_manifest
 from ..io.sources import discover_inputs
 from ..store.access import open_store
+from ..store.layout import FILTER_GROUP, MASK_GROUP, map_name
 from ..store.metadata import RunMetadata
 from .pipeline import run
 
@@ -99,10 +100,10 @@ def plan_run(
         store = Path(folder) / "sample.zarr"
         summary = run([listing], store, config=config, engine=engine, workers=workers)
         sizes = {}
-        for group in ("filters", "masks"):
+        for group in (FILTER_GROUP, MASK_GROUP):
             arrays = sorted(p for p in (store / group).glob("*") if p.is_dir())
             for array in arrays:
-                sizes[f"{group}/{array.name}"] = _bytes_under(array) / sample
+                sizes[map_name(group, array.name)] = _bytes_under(array) / sample
         if (store / "previews").is_dir():
             sizes["previews"] = _bytes_under(store / "previews") / sample
         sizes["records"] = (_bytes_under(store / "stats") + _bytes_under(store / "index")) / sample

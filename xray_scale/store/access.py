@@ -27,6 +27,7 @@ from ..analysis.qc import QC_RECORD_FIELDS
 from ..analysis.records import BatchRecord
 from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
+from ..io.archives import member_exists, split_member_path
 from ..io.sources import parse_synthetic
 from .layout import INDEX_STRINGS, STATUS_FAILED, STATUS_OK, STATUS_PENDING
 from .metadata import RunMetadata
@@ -100,7 +101,10 @@ def pending_batches(group: zarr.Group, *, retry_failed: bool = False) -> list[in
 
 
 def _exists(path: str) -> bool:
-    return parse_synthetic(path) is not None or os.path.exists(path)
+    """Whether an input is there to retry: a phantom, a file, or a member its archive holds."""
+    if parse_synthetic(path) is not None or os.path.exists(path):
+        return True
+    return split_member_path(path) is not None and member_exists(path)
 
 
 def image_array_depth(array: zarr.Array) -> int:

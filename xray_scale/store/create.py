@@ -24,7 +24,15 @@ from ..analysis.stats import STAT_FIELDS
 from ..config import Config
 from ..errors import StoreError
 from ..io.sources import parse_image_name
-from .layout import ATTRS_KEY, HISTOGRAM_CHUNK, INDEX_STRINGS, RECORD_CHUNK, STATUS_PENDING
+from .layout import (
+    ATTRS_KEY,
+    HISTOGRAM_CHUNK,
+    INDEX_STRINGS,
+    MASK_GROUP,
+    RECORD_CHUNK,
+    STATUS_PENDING,
+    split_map_name,
+)
 from .metadata import RunMetadata
 from .qc import create_qc_arrays
 
@@ -33,7 +41,7 @@ __all__ = ["create_store"]
 
 def _compressors(name: str, config: Config):
     """Filter maps: as configured. Masks (0/1, or mostly zeros): zstd level 1, always."""
-    if name.startswith("masks/"):
+    if split_map_name(name)[0] == MASK_GROUP:
         return ZstdCodec(level=1)
     if config.compressor == "none":
         return None
