@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..analysis.qc import QC_FLAGS
 from .access import open_store, read_status_summary
 from .layout import FILTER_GROUP, MASK_GROUP, map_name
 from .metadata import RunMetadata
 from .qc import qc_counts
 
-__all__ = ["describe_store"]
+__all__ = ["describe_store", "qc_summary"]
 
 
 def describe_store(path: Path) -> dict:
@@ -57,3 +58,22 @@ def describe_store(path: Path) -> dict:
         "config": stored.config,
         "libraries": stored.libraries,
     }
+
+
+def qc_summary(counts: dict | None) -> str:
+    """``info``'s QC line from :func:`xray_scale.store.qc.qc_counts`.
+
+    Examples
+    --------
+    >>> qc_summary(None)
+    'qc: no QC in this store (made before QC existed, or with qc.enabled = false)'
+    """
+    if counts is None:
+        return "qc: no QC in this store (made before QC existed, or with qc.enabled = false)"
+    flags = ", ".join(f"{flag} {counts[flag]}" for flag in QC_FLAGS)
+    return (
+        f"qc: {flags}; duplicates {counts['duplicate_images']} images in "
+        f"{counts['duplicate_groups']} groups, near duplicates {counts['near_duplicate_images']} "
+        f"in {counts['near_duplicate_groups']}; outliers (score > "
+        f"{counts['outlier_threshold']}) {counts['outliers']}"
+    )

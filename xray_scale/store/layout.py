@@ -21,6 +21,8 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
                              (0: failed, phantom, or a store older than this array)
       index/patient_id       (N,) str   from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
+      qc/*                   per-image QC flags, hashes, groups and outlier scores, when
+                             the run computes QC (:mod:`xray_scale.store.qc`)
 
 Two tasks writing into one zarr shard lose data silently (zarr-python issues
 3514 and 3682), so batch ``b`` covers exactly images ``[b*K, (b+1)*K)`` and
