@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import zarr
@@ -12,8 +15,11 @@ import xray_scale
 from xray_scale.analysis.qc import QC_FLAGS, QC_RECORD_FIELDS, image_qc
 from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
 from xray_scale.analysis.stats import STAT_FIELDS
+from xray_scale.cli import main
+from xray_scale.render.page import write_report
 from xray_scale.store.export import store_table
 
+FIXTURES = Path(__file__).parent / "data" / "store-55e04d4"  # written before QC existed
 # Every file fits, padded: the copies rescaled up by 5 % are 1075 pixels wide.
 RUN_CONFIG = {
     "input": {"size": [1080, 1080], "size_policy": "pad"},
@@ -71,3 +77,20 @@ def test_export_has_the_qc_columns(run_store):
     ]
     assert table.columns[-len(expected) :].tolist() == expected
     assert table["qc_duplicate_group"].dtype == np.int64
+
+
+def test_info_prints_the_count_per_flag(run_store, capsys):
+    assert main(["info", str(run_store)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("qc: "))
+    assert line.startswith("qc: framed 91, inverted 13, blank 5, low_contrast 13, saturated 13;")
+    assert "duplicates 39 images in 13 groups" in line
+
+
+def test_a_store_made_before_qc_says_so_in_info_export_and_report(tmp_path, capsys):
+    old = tmp_path / "old.zarr"
+    shutil.copytree(FIXTURES / "complete", old)
+    assert main(["info", str(old)]) == 0
+    assert "qc: no QC in this store" in capsys.readouterr().out
+    assert not any(column.startswith("qc_") for column in store_table(old).columns)
+    page = write_report(old, tmp_path / "report", gifs=0).page
+    assert "no QC in this store" in page.read_text(encoding="utf-8")

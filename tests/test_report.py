@@ -13,6 +13,7 @@ from browser import check_page, why_no_browser
 from PIL import Image
 
 from xray_scale import run
+from xray_scale.cli import main
 from xray_scale.io.synth import write_phantoms
 from xray_scale.render.page import write_report
 
@@ -105,6 +106,13 @@ def test_a_store_without_qc_says_so(tmp_path):
     run([folder], out, config={"qc": {"enabled": False}})
     result = write_report(out, tmp_path / "report")
     assert "no QC in this store" in " ".join(_parse(result.page).text)
+
+
+def test_report_command_prints_the_page(qc_store, tmp_path, capsys):
+    code = main(["report", str(qc_store), "--out", str(tmp_path / "r"), "--gallery", "2"])
+    assert code == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "r" / "index.html")
+    assert (tmp_path / "r" / "index.html").is_file()
 
 
 def test_bad_caps_are_refused(qc_store, tmp_path):
