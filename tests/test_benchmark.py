@@ -181,3 +181,26 @@ def test_format_table_lists_every_item_with_its_ratio(source):
 def test_the_bench_looks_for_the_real_sample_where_the_tests_do():
     """Beside the repository (``../shared/data/chestxray8-sample``), wherever the module sits."""
     assert BENCH_SAMPLE == REAL_SAMPLE
+
+
+def test_a_scheduler_runs_beside_threads_and_its_ratio_is_printed(source):
+    result = run_bench(
+        source=source,
+        images=8,
+        workers=2,
+        rounds=1,
+        engines=["opencv"],
+        dask_image_images=0,
+        schedulers=["distributed"],
+        log=lambda line: None,
+    )
+    assert {"run opencv default", "run opencv default distributed"} <= set(result.rates)
+    ratios = result.schedulers["opencv default distributed"]
+    assert ratios["vs_threads"] == pytest.approx(
+        result.rates["run opencv default distributed"] / result.rates["run opencv default"]
+    )
+    assert ratios["vs_threads_processing"] > 0 and ratios["start_s"] > 0
+    assert result.record()["schedulers"] == result.schedulers
+    table = format_table(result)
+    assert "schedulers, run / the threaded run" in table
+    assert "opencv default distributed" in table.split("schedulers, run")[1]

@@ -146,6 +146,33 @@ def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
     assert_stores_equal(tmp_path / "local.zarr", tmp_path / "threads.zarr")
 
 
+def test_local_workers_are_ready_before_the_first_task():
+    from xray_scale.run.cluster import connect, prepare_workers
+
+    def state():  # on the worker
+        import resource
+
+        import dask
+        import numpy as np
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):  # an image-sized map, allocated, written and freed, as in a run
+            np.ones((1024, 1024), np.float32)[::7] = 2
+        return {
+            "imported": "xray_scale.analysis.batch" in sys.modules,
+            "profiler": dask.config.get("distributed.worker.profile.enabled"),
+            "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before,
+        }
+
+    with connect(None, workers=1) as client:
+        prepare_workers(client, engine="opencv", local=True)
+        (answer,) = client.run(state).values()
+    assert answer["imported"] and answer["profiler"] is False
+    # Reused from the heap: ~1,000 page faults for the first buffer, few after. distributed's
+    # own setting (MALLOC_TRIM_THRESHOLD_) made each a fresh mmap: measured 10,280 faults.
+    assert answer["faults"] < 5_000
+
+
 def test_unreachable_scheduler_is_a_clear_error(images, tmp_path):
     with pytest.raises(StoreError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
         xray_scale.run([images], tmp_path / "x.zarr", address="tcp://127.0.0.1:9")

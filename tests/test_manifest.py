@@ -13,7 +13,13 @@ from conftest import REAL_SAMPLE, needs_real_sample, structured_image, write_png
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import InputError
-from xray_scale.io.manifest import manifest_columns, read_manifest, select_with_manifest
+from xray_scale.io.manifest import (
+    NOT_IN_INPUTS,
+    manifest_columns,
+    read_manifest,
+    select_with_manifest,
+)
+from xray_scale.io.synth import write_phantoms
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
@@ -76,11 +82,12 @@ def test_run_selects_listed_images_stores_metadata_and_records_missing_ones(
     images, manifest = folder_and_manifest
     summary = xray_scale.run([images], tmp_path / "out.zarr", manifest=manifest, workers=1)
     assert (summary.total, summary.ok, summary.failed, summary.manifest_missing) == (6, 4, 2, 2)
+    assert summary.processed == 4  # the absent files are failed, not processed
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
     names = [os.path.basename(p) for p in group["index/path"][:]]
     assert names == [f"00000031_{k:03d}.png" for k in range(6)]  # unlisted.png left out
     assert list(group["index/status"][:]) == ["ok"] * 4 + ["failed"] * 2
-    assert list(group["index/error"][4:]) == ["file not found"] * 2
+    assert list(group["index/error"][4:]) == [NOT_IN_INPUTS] * 2
     assert group["index/finding_labels"][0] == "Effusion|Mass"
     assert list(group["index/view_position"][:]) == ["AP", "PA"] * 3
     assert group["index/patient_age"][:].tolist() == [60, 61, 62, 63, 64, 65]
@@ -174,3 +181,48 @@ def test_a_header_with_quoted_bracketed_columns_is_read_the_same(tmp_path):
     parsed = read_manifest(tmp_path / "m.csv").rows["00000001_000.png"]
     assert (parsed["OriginalImage[Width]"], parsed["OriginalImage[Height]"]) == ("2500", "2048")
     assert parsed["OriginalImagePixelSpacing[y]"] == "0.168"
+
+
+def _bytes_under(folder) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def test_a_partial_download_writes_nothing_for_the_images_it_lacks(tmp_path):
+    """40,000 listed, 9 present, the default config: 9 images' work and about their store."""
+    images = tmp_path / "images"
+    if all((REAL_SAMPLE / f"00000011_{k:03d}.png").is_file() for k in range(9)):
+        present = [REAL_SAMPLE / f"00000011_{k:03d}.png" for k in range(9)]
+    else:  # phantoms of the real images' size, under the real images' names
+        present = write_phantoms(tmp_path / "phantoms", first_patient_id=11)
+    images.mkdir()
+    for path in present:
+        os.symlink(path, images / path.name)
+    names = [f"{k // 10 + 1:08d}_{k % 10:03d}.png" for k in range(40_000)]
+    names[100:109] = [path.name for path in present]  # patient 11, as in the real file
+    rows = [manifest_row(name) for name in names]
+    manifest = write_manifest(tmp_path / "Data_Entry_2017.csv", rows)
+    alone = xray_scale.run([images], tmp_path / "nine.zarr", workers=2)
+    started = []
+    summary = xray_scale.run(
+        [images],
+        tmp_path / "all.zarr",
+        manifest=manifest,
+        workers=2,
+        on_start=lambda *a: started.append(a),
+    )
+    assert (summary.total, summary.ok, summary.failed, summary.processed) == (40_000, 9, 39_991, 9)
+    assert started == [(16, 0)]  # the two batches holding the 9: nothing "already done"
+    assert (alone.ok, alone.processed) == (9, 9)
+    group = zarr.open_group(tmp_path / "all.zarr", mode="r")
+    indices = [k for k, path in enumerate(group["index/path"][:]) if "00000011_" in path]
+    batches = {k // 8 for k in indices}
+    for name in ("filters/sobel", "masks/mask_binary"):  # a shard only for the batches of the 9
+        assert sorted(p.name for p in (tmp_path / "all.zarr" / name / "c").iterdir()) == sorted(
+            str(b) for b in batches
+        )
+    maps = {
+        store: sum(_bytes_under(tmp_path / store / kind) for kind in ("filters", "masks"))
+        for store in ("all.zarr", "nine.zarr")
+    }
+    assert maps["all.zarr"] < 1.1 * maps["nine.zarr"]
+    assert _bytes_under(tmp_path / "all.zarr") < 1.1 * _bytes_under(tmp_path / "nine.zarr") + 2e6

@@ -3,42 +3,67 @@
 The public API: :func:`run` processes PNG inputs into a zarr v3 store,
 :func:`open_images` stacks PNGs lazily into a dask array, :data:`FILTERS` is
 the filter registry and :func:`load_config` reads a run configuration.
+
+Each public name is imported when first used (a module ``__getattr__``), so
+``import xray_scale`` and the ``xray-scale`` command start without loading
+SciPy, dask, zarr or OpenCV; the names are the same as when they were
+imported eagerly.
 """
 
-from importlib import metadata
+import importlib
 
-try:
-    __version__ = metadata.version("xray-scale")
-except metadata.PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0+unknown"
+from . import run as _run_package  # noqa: F401  the subpackage first: see below
 
-from .analysis.image import analyse_image
-from .config import Config, load_config
-from .engines.registry import ENGINES
-from .errors import ConfigError, DecodeError, EngineError, InputError, StoreError
-from .filters import FILTERS, MASKS
-from .io.decode import decode_image, open_images
-from .io.sources import discover_inputs
-from .run.pipeline import RunSummary, run
-from .store.access import open_store
+# Importing the subpackage ``xray_scale.run`` bound the package attribute ``run``
+# to it; the public ``run`` is the function of ``xray_scale.run.pipeline``, found
+# by ``__getattr__`` below once this name is gone. The subpackage is imported
+# once, so nothing binds the attribute to it again.
+del globals()["run"]
 
-__all__ = [
-    "FILTERS",
-    "MASKS",
-    "Config",
-    "ConfigError",
-    "DecodeError",
-    "ENGINES",
-    "EngineError",
-    "InputError",
-    "RunSummary",
-    "StoreError",
-    "__version__",
-    "analyse_image",
-    "decode_image",
-    "discover_inputs",
-    "load_config",
-    "open_images",
-    "open_store",
-    "run",
-]
+_PUBLIC = {
+    "FILTERS": "xray_scale.filters",
+    "MASKS": "xray_scale.filters",
+    "Config": "xray_scale.config",
+    "ConfigError": "xray_scale.errors",
+    "DecodeError": "xray_scale.errors",
+    "ENGINES": "xray_scale.engines.registry",
+    "EngineError": "xray_scale.errors",
+    "InputError": "xray_scale.errors",
+    "RunSummary": "xray_scale.run.pipeline",
+    "StoreError": "xray_scale.errors",
+    "analyse_image": "xray_scale.analysis.image",
+    "decode_image": "xray_scale.io.decode",
+    "discover_inputs": "xray_scale.io.sources",
+    "load_config": "xray_scale.config",
+    "open_images": "xray_scale.io.decode",
+    "open_store": "xray_scale.store.access",
+    "run": "xray_scale.run.pipeline",
+}
+"""Each public name, and the module it is imported from on first use."""
+
+__all__ = sorted([*_PUBLIC, "__version__"])
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("xray-scale")
+    except metadata.PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+def __getattr__(name: str):
+    """Import a public name on first use (PEP 562), then keep it as a module attribute."""
+    if name == "__version__":
+        value = _version()
+    elif name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    else:
+        raise AttributeError(f"module 'xray_scale' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

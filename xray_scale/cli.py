@@ -18,22 +18,22 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import zarr
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import __version__
 from .allocator import tune_malloc
-from .analysis.records import BatchRecord
-from .cli_figures import render, report
+from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
-from .errors import ConfigError, EngineError, InputError, StoreError
-from .run.pipeline import SCHEDULERS, RunSummary, run
-from .store.describe import describe_store, qc_summary
-from .store.layout import STATUS_OK
+from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
+from .run.cluster import SCHEDULERS
+
+if TYPE_CHECKING:
+    from .run.pipeline import RunSummary
+
+# Every command imports what it needs when it runs: --help, --version and a
+# mistyped option must answer without loading zarr, dask, SciPy or OpenCV
+# (tests/test_startup.py).
 
 __all__ = ["app", "console_script", "main"]
 
@@ -44,8 +44,23 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # The command's own --help is an option of _root: typer checks the value of its
+    # built-in one (None when not given) with pydantic, ~0.2 s of imports before any
+    # subcommand, --version or usage error.
+    add_help_option=False,
+    # Plain help text: rich's formatting imports ~0.1-0.2 s of modules (measured: help
+    # 30 % faster), and --help must answer in well under half a second.
+    rich_markup_mode=None,
 )
-_stderr = Console(stderr=True, highlight=False)
+
+
+Where = Annotated[
+    str | None,
+    typer.Option(help="Only rows where this pandas condition holds, e.g. 'mean < 90'."),
+]
+Sort = Annotated[str | None, typer.Option(help="Order by this column (missing values last).")]
+Descending = Annotated[bool, typer.Option("--descending", help="With --sort: largest first.")]
+Limit = Annotated[int | None, typer.Option(min=1, help="Only the first N (after --sort).")]
 
 
 class Compat(StrEnum):
@@ -59,71 +74,10 @@ Decoder = StrEnum("Decoder", {name: name for name in DECODERS})
 Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
-class _Progress:
-    """A live bar on stderr: images done / total, images/s, ETA, failures."""
-
-    def __init__(self, quiet: bool):
-        self._bar = (
-            None
-            if quiet
-            else Progress(
-                TextColumn("[bold]processing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f} img/s"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[failed]} failed"),
-                console=_stderr,
-            )
-        )
-        self._task = None
-        self._began = time.perf_counter()
-        self._done = 0
-        self._failed = 0
-
-    def start(self, total: int, already_done: int) -> None:
-        if already_done:
-            _stderr.print(f"resuming: {already_done} of {total} images already done")
-        if self._bar is not None:
-            self._bar.start()
-            self._task = self._bar.add_task(
-                "run", total=total, completed=already_done, rate=0.0, failed=0
-            )
-        self._began = time.perf_counter()
-
-    def batch(self, report: BatchRecord) -> None:
-        self._done += report.size
-        self._failed += len(report.failures)
-        if self._bar is not None:
-            rate = self._done / max(time.perf_counter() - self._began, 1e-9)
-            self._bar.update(self._task, advance=report.size, rate=rate, failed=self._failed)
-
-    def stop(self) -> None:
-        if self._task is not None:  # started: stopping a bar never started prints a blank line
-            self._bar.stop()
-        self._bar = self._task = None
-
-
-def _print_summary(summary: RunSummary) -> None:
-    rate = f", {summary.images_per_s:.1f} img/s" if summary.processed else ""
-    typer.echo(
-        f"{summary.store}: {summary.total} images, {summary.ok} ok, {summary.failed} failed"
-        + (f", {summary.pending} pending" if summary.pending else "")
-        + f" ({summary.processed} processed in {summary.elapsed_s:.1f} s{rate})"
-    )
-    if summary.manifest_missing:
-        typer.echo(
-            f"  manifest: {summary.manifest_missing} listed images are not in the inputs "
-            "(recorded as failed: file not found)"
-        )
-    for path, error in summary.failures[:10]:
-        typer.echo(f"  failed: {path}: {error}")
-    if len(summary.failures) > 10:
-        typer.echo(f"  ... and {len(summary.failures) - 10} more: xray-scale info {summary.store}")
-
-
 def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) -> RunSummary:
-    bar = _Progress(quiet=not progress)
+    from .run.pipeline import run
+
+    bar = RunProgress(quiet=not progress)
     try:
         result = run(inputs, out, on_start=bar.start, on_batch=bar.batch, **options)
     except KeyboardInterrupt:
@@ -137,7 +91,7 @@ def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) ->
     finally:
         bar.stop()
     if summary:
-        _print_summary(result)
+        print_summary(result)
     return result
 
 
@@ -222,33 +176,28 @@ def run_command(
 @app.command()
 def info(
     store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="List every failed image with its error.")
+    ] = False,
+    failures_to: Annotated[
+        Path | None,
+        typer.Option(help="Write every failed image to this file: path<TAB>error, one a line."),
+    ] = None,
 ) -> None:
-    """Counts by status, every failure, the config and the throughput of a store."""
+    """Counts by status, failures by reason, the config and the throughput of a store."""
+    from .store.describe import describe_store
+
     details = describe_store(store)
+    if failures_to is not None:
+        failures_to.parent.mkdir(parents=True, exist_ok=True)
+        with failures_to.open("w", encoding="utf-8") as file:
+            file.writelines(f"{f['path']}\t{f['error']}\n" for f in details["failures"])
+        typer.echo(f"wrote the {details['failed']:,} failures to {failures_to}", err=True)
     if as_json:
         typer.echo(json.dumps(details, indent=2))
         return
-    height, width = details["image_shape"]
-    typer.echo(f"store: {details['store']}")
-    typer.echo(
-        f"images: {details['total']} ({details['ok']} ok, {details['failed']} failed, "
-        f"{details['pending']} pending), {height}x{width} {details['pixel_dtype']}"
-    )
-    typer.echo(
-        f"engine: {details['engine']}, compat: {details['compat'] or 'none'}, "
-        f"xray-scale {details['version']}, created {details['created']}"
-    )
-    rate = details["images_per_s"]
-    typer.echo(
-        f"time: {details['elapsed_s']:.1f} s in {len(details['runs'])} run(s)"
-        + (f", {rate:.1f} img/s" if rate else "")
-    )
-    typer.echo("arrays: " + ", ".join(f"{k} ({v})" for k, v in details["arrays"].items()))
-    typer.echo(qc_summary(details["qc"]))
-    typer.echo("config: " + json.dumps(details["config"]))
-    for failure in details["failures"]:
-        typer.echo(f"failed: {failure['path']}: {failure['error']}")
+    print_description(details, every_failure=failures, hint=f"xray-scale info {store} --failures")
 
 
 def _size(count: float) -> str:
@@ -332,6 +281,13 @@ def bench(
     rounds: Annotated[
         int, typer.Option(min=1, help="Rounds of the tutorial loop and of each run; best kept.")
     ] = 2,
+    scheduler: Annotated[
+        list[Scheduler] | None,
+        typer.Option(
+            help="Also run on this scheduler (repeatable), beside threads, and print the "
+            "ratio: e.g. distributed (a LocalCluster of --workers processes)."
+        ),
+    ] = None,
     record: Annotated[
         Path | None,
         typer.Option(help="JSON record to write (default: xray-scale-bench-<time>.json here)."),
@@ -362,6 +318,7 @@ def bench(
         tutorial_images=tutorial_images,
         dask_image_images=dask_image_images,
         rounds=rounds,
+        schedulers=[s.value for s in scheduler or []],
         log=typer.echo,
     )
     typer.echo("")
@@ -377,12 +334,25 @@ def export(
     histogram: Annotated[
         bool, typer.Option(help="Add the 256 histogram counts as columns.")
     ] = False,
+    where: Where = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="N rows drawn at random (see --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    sort: Sort = None,
+    descending: Descending = False,
+    limit: Limit = None,
 ) -> None:
-    """One row per image: index, manifest metadata, statistics and QC, as Parquet or CSV."""
-    from .store.export import export_table
+    """One row per image: index, manifest metadata, statistics and QC, as Parquet or CSV.
 
-    written = export_table(store, to, histogram=histogram)
-    typer.echo(f"wrote {written}")
+    --where, --sample, --sort and --limit keep some rows, in that order.
+    """
+    from .store.export import export_table
+    from .store.query import RowQuery
+
+    query = RowQuery(where, sample, seed, sort, descending, limit)
+    written, rows = export_table(store, to, histogram=histogram, query=query)
+    typer.echo(f"wrote {written} ({rows:,} rows)")
 
 
 @app.command()
@@ -419,8 +389,12 @@ def demo(
 
     Re-running it into the same folder replaces the phantoms and the store.
     """
+    import zarr
+
     from .io.synth import clear_phantoms, write_phantoms
     from .render import render_gif, render_grid
+    from .store.describe import describe_store
+    from .store.layout import STATUS_OK
 
     phantoms = out / "phantoms"
     clear_phantoms(phantoms)
@@ -446,21 +420,139 @@ def demo(
     raise typer.Exit(_exit_code(summary))
 
 
-app.command()(render)  # the figure commands live in cli_figures.py
-app.command()(report)
+@app.command()
+def render(
+    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")],
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Images such as 00000011_001 (default: the first 4 ok ones)."),
+    ] = None,
+    patient: Annotated[str | None, typer.Option(help="Every image of this patient (11).")] = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="N images drawn at random (see --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    where: Where = None,
+    sort: Sort = None,
+    descending: Descending = False,
+    limit: Limit = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="png, svg or pdf; repeat for several (default: png)."),
+    ] = None,
+    dpi: Annotated[int, typer.Option(min=1, help="Dots per inch of every figure.")] = 100,
+    gif: Annotated[
+        bool, typer.Option(help="A follow-up GIF per patient with 2+ selected images.")
+    ] = True,
+    gif_ms: Annotated[int, typer.Option(min=1, help="Milliseconds per GIF frame.")] = 1000,
+    gif_beside: Annotated[
+        str | None, typer.Option(help="A filter or mask shown beside the original in GIFs.")
+    ] = None,
+    panels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--panel",
+            help="SOURCE:CMAP[:TITLE], repeatable, e.g. sobel:CMRmap tutorial_canny:terrain "
+            "(default: the tutorial's 9 panels).",
+        ),
+    ] = None,
+    grid_size: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="Width and height of each grid, in inches (with --dpi: pixels)."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or notes (paths still printed).")
+    ] = False,
+) -> None:
+    """The tutorial's figures for images of a store: grids, histograms, GIFs, summaries.
+
+    Ok images by name, --patient, --where, --sample, --sort, --limit (in that order).
+    Prints the files written, one per line.
+    """
+    from .render import DEFAULT_PANELS, FORMATS, parse_panel, render_store
+
+    for fmt in formats or ():
+        if fmt.lower() not in FORMATS:
+            allowed = ", ".join(repr(f) for f in FORMATS)
+            raise typer.BadParameter(f"{fmt!r} is not one of {allowed}", param_hint="'--format'")
+    bar = None if quiet else progress_bar("rendering")
+    task = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal task
+        if bar is not None:
+            if task is None:
+                bar.start()
+                task = bar.add_task("render", total=total)
+            bar.update(task, completed=done)
+
+    try:
+        report = render_store(
+            store,
+            out,
+            panels=[parse_panel(text) for text in panels] if panels else DEFAULT_PANELS,
+            grid_figsize=grid_size,
+            gif_beside=gif_beside,
+            names=tuple(names or ()),
+            patient=patient,
+            sample=sample,
+            seed=seed,
+            where=where,
+            sort=sort,
+            descending=descending,
+            limit=limit,
+            formats=tuple(formats or ("png",)),
+            dpi=dpi,
+            gif=gif,
+            gif_ms=gif_ms,
+            progress=advance,
+        )
+    except ValueError as error:  # a selection, panel or size the store cannot satisfy
+        raise typer.BadParameter(str(error)) from None
+    finally:
+        if task is not None:
+            bar.stop()
+    if not quiet:
+        print_notes(report.notes)
+    for path in report.paths:
+        typer.echo(path)
+
+
+@app.command()
+def report(
+    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its files.")],
+    gallery: Annotated[int, typer.Option(min=0, help="Thumbnails per QC flag and group.")] = 12,
+) -> None:
+    """One HTML page of a run, opened from the disk: failures, plots, QC, copies, GIFs."""
+    from .render.page import write_report
+
+    result = write_report(store, out, gallery=gallery)
+    print_notes(result.notes)
+    typer.echo(result.page)
 
 
 @app.callback(invoke_without_command=True)
 def _root(
+    context: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    show_help: Annotated[
+        bool, typer.Option("--help", is_eager=True, help="Show this message and exit.")
+    ] = False,
 ) -> None:
+    if show_help:
+        typer.echo(context.get_help())
+        raise typer.Exit(EXIT_OK)
     if version:
+        from . import __version__
+
         typer.echo(f"xray-scale {__version__}")
         raise typer.Exit(EXIT_OK)
 
 
 def _say_error(message: str) -> None:
-    _stderr.print(f"xray-scale: error: {message}", markup=False, soft_wrap=True)
+    typer.echo(f"xray-scale: error: {message}", err=True)
 
 
 def _error(message: str, code: int) -> int:
@@ -482,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         context = getattr(error, "ctx", None)
         command = f" {context.info_name}" if context is not None and context.parent else ""
         return _error(f"{error.format_message()} (see: xray-scale{command} --help)", EXIT_USAGE)
-    except (InputError, ConfigError, EngineError, StoreError) as error:
+    except (InputError, ConfigError, EngineError, SelectionError, StoreError) as error:
         return _error(str(error), EXIT_USAGE)
     except OSError as error:
         return _error(f"{_describe_os_error(error)}; fix it and try again", EXIT_IO)

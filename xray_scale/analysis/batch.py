@@ -58,21 +58,32 @@ class StoreWriter:
         batch[k] = 0
         write_maps({name: array}, start, {name: batch})
 
+    def clear(self, name: str, start: int, count: int) -> None:
+        """Remove the batch's shard of ``name``, if an earlier run wrote one.
+
+        Written as the fill value through the array opened without
+        ``write_empty_chunks``, which zarr stores as no shard at all (and a
+        missing shard reads back as the fill value).
+        """
+        array = _open_array(self.store_path, self.fingerprint, name, empty=False)
+        write_maps({name: array}, start, {name: np.zeros((count, *array.shape[1:]), array.dtype)})
+
     def _array(self, name: str) -> zarr.Array:
         return _open_array(self.store_path, self.fingerprint, name)
 
 
 @functools.lru_cache(maxsize=64)
-def _open_array(store_path: str, fingerprint: str, name: str) -> zarr.Array:
+def _open_array(store_path: str, fingerprint: str, name: str, *, empty: bool = True) -> zarr.Array:
     """One array of a store, opened once per process, writing every chunk it is given.
 
     Opening reads and parses the array's metadata, which batch after batch held
     the GIL for a sizeable share of a run. ``write_empty_chunks`` is a runtime
     setting, not stored metadata: without it zarr compares every chunk with the
     fill value before writing it, a full scan of every map (measured: 3.4 % of a
-    GPU run's CPU time).
+    GPU run's CPU time). ``empty=False`` opens it with the scan, for
+    :meth:`StoreWriter.clear`: a chunk of fill values is then deleted, not written.
     """
-    with zarr.config.set({"array.write_empty_chunks": True}):
+    with zarr.config.set({"array.write_empty_chunks": empty}):
         return zarr.open_group(store_path, mode="r+")[name]
 
 
@@ -83,6 +94,8 @@ def process_batch(
 
     A bad file or an exception while analysing one image marks that image
     ``failed`` with a one-line message; the rest of the batch is unaffected.
+    A batch none of whose files decodes writes no shard (absent or
+    undecodable files cost no disk).
 
     Returns
     -------
@@ -94,6 +107,13 @@ def process_batch(
         block, decoded = get_engine(spec.engine).decode_batch(paths, spec)
     else:
         block, decoded = spec.decode(paths)
+    if all(image.error for image in decoded):  # nothing to analyse, nothing kept of the batch
+        for name in spec.image_arrays:
+            writer.clear(name, start, len(decoded))
+        count = len(decoded)
+        stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
+        histogram = np.zeros((count, 256), dtype=np.int64)
+        return batch_record(start, stats, histogram, [image.error for image in decoded], decoded)
     return analyse_block(block, decoded, start, spec=spec, writer=writer)
 
 

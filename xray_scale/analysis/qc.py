@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 import scipy.fft
 
+from ..store.layout import QC_FLAGS, QC_RECORD_FIELDS, SIGNATURE_SIZE
 from .stats import histogram256
 
 __all__ = [
@@ -54,21 +55,8 @@ __all__ = [
     "signature",
 ]
 
-QC_FLAGS: tuple[str, ...] = ("framed", "inverted", "blank", "low_contrast", "saturated")
-"""The per-image boolean flags, in store order (``qc/<name>``)."""
-
 _SMALL = 32
 """Side of the downscale the polarity rule and the perceptual hash read."""
-SIGNATURE_SIZE = _SMALL * _SMALL
-"""Values in one :func:`signature`."""
-QC_RECORD_FIELDS: tuple[str, ...] = (
-    *QC_FLAGS,
-    "frame_fraction",
-    "pixel_hash",
-    "perceptual_hash",
-    "signature",
-)
-"""What a batch keeps per image (:func:`batch_qc`), in store order (``qc/<name>``)."""
 _DETAIL_SIGMA = 2.0
 """Blur (in downscale pixels) removed from the downscale to leave its detail (:func:`signature`)."""
 _HASH_SIDE = 8

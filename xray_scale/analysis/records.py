@@ -122,6 +122,12 @@ class BatchSpec:
         }
 
     @property
+    def image_arrays(self) -> tuple[str, ...]:
+        """The arrays each batch writes one shard (one chunk of ``previews``) of."""
+        maps = tuple(self.map_dtypes) if self.full_resolution else ()
+        return (*maps, "previews") if self.preview_shape else maps
+
+    @property
     def computes_maps(self) -> bool:
         """Whether the maps are computed at all (not for a statistics-only run)."""
         return self.full_resolution or self.preview_shape is not None
@@ -135,6 +141,9 @@ class BatchWriter(Protocol):
 
     def erase(self, name: str, start: int, k: int) -> None:
         """Zero image ``start + k`` of a batch of ``name`` already written."""
+
+    def clear(self, name: str, start: int, count: int) -> None:
+        """Keep nothing of the ``count`` images of the batch at ``start`` in ``name``."""
 
 
 @dataclass

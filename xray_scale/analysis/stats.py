@@ -13,19 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["STAT_FIELDS", "histogram256", "image_stats", "stats_from_counts", "value_counts"]
+from ..store.layout import STAT_FIELDS
 
-STAT_FIELDS: tuple[str, ...] = (
-    "min",
-    "max",
-    "mean",
-    "std",
-    "median",
-    "p01",
-    "p99",
-    "mask_fraction",
-)
-"""Names of the scalar statistics, in store order (``stats/<name>``)."""
+__all__ = ["STAT_FIELDS", "histogram256", "image_stats", "stats_from_counts", "value_counts"]
 
 
 _EXACT_FLOAT32_COUNTS = 1 << 24

@@ -10,12 +10,12 @@ process, it measures images/s of:
   ``(N, H, W)`` stack with sigma 0 on the stack axis + ``to_zarr``, and how far its
   results are from per-image filtering (they are wrong: ARCHITECTURE.md, "Correctness traps");
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
-- ``run <engine> <config> qc-off``: the same run with ``qc.enabled = false``, right
-  after it in odd rounds and right before it in even ones (first engine only), so
-  QC's cost is a ratio measured side by side: ``qc_time_ratio``, the median over
-  rounds of each round's run time with QC / without (each pair close in time, so a
-  shared machine's slow spells cancel out), and ``qc_cpu_ratio``, the same for the
-  process's CPU time;
+- ``run <engine> <config> qc-off``: a threaded run with QC and one with
+  ``qc.enabled = false``, side by side in every round, their order swapped every
+  round (first engine only), so QC's cost is a ratio measured side by side:
+  ``qc_time_ratio``, the median over rounds of each round's run time with QC /
+  without (each pair close in time, so a shared machine's slow spells cancel out),
+  and ``qc_cpu_ratio``, the same for the process's CPU time;
 - ``bank-on-device <engine> <config>`` (a GPU engine only): every map and the value
   counts of a batch of 32 images already on the GPU, nothing copied back;
 - the stage ceilings, each over the same batches with the same threads, through
@@ -76,6 +76,7 @@ __all__ = [
     "prepare_images",
     "run_bench",
     "time_run",
+    "timed_run",
     "tutorial_loop",
 ]
 
@@ -162,6 +163,12 @@ class BenchResult:
     bytes_per_image : dict
         ``{config label: bytes on disk per image}`` of the image arrays the write
         stage wrote (per-image records excluded).
+    schedulers : dict
+        ``{"<engine> <config> <scheduler>": {"vs_threads", "vs_threads_processing",
+        "start_s"}}`` for each scheduler run beside threads: its rate over the
+        threaded run's, over the whole call and over the processing alone (best
+        rounds), and the seconds before its processing began (cluster start-up
+        included; median of the rounds).
     facts : dict
         Machine, images, engines, configs, library versions.
     notes : list of str
@@ -175,6 +182,7 @@ class BenchResult:
     qc_cpu_ratio: dict[str, float] = field(default_factory=dict)
     dask_image_differences: dict[str, dict[str, float]] = field(default_factory=dict)
     bytes_per_image: dict[str, float] = field(default_factory=dict)
+    schedulers: dict[str, dict[str, float]] = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -194,6 +202,7 @@ class BenchResult:
             "qc_cpu_ratio": self.qc_cpu_ratio,
             "dask_image_differences": self.dask_image_differences,
             "store_bytes_per_image": self.bytes_per_image,
+            "schedulers": self.schedulers,
             "notes": self.notes,
         }
 
@@ -227,16 +236,44 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def time_run(folder: Path, bench: BenchConfig, engine: str, workers: int) -> float:
+def time_run(
+    folder: Path, bench: BenchConfig, engine: str, workers: int, *, scheduler: str = "threads"
+) -> float:
     """Images/s of ``xray_scale.run`` over ``folder/images``; its store is deleted after."""
-    return _timed_run(folder, bench, engine, workers)[0]
+    return timed_run(folder, bench, engine, workers, scheduler=scheduler)[0]
 
 
-def _timed_run(
+def timed_run(
+    folder: Path, bench: BenchConfig, engine: str, workers: int, *, scheduler: str = "threads"
+) -> tuple[float, float]:
+    """Images/s of ``xray_scale.run``: over the whole call, and over its processing alone.
+
+    The second leaves out what comes before the first task: finding the
+    inputs, creating the store and, for a cluster scheduler, starting the
+    cluster and preparing its workers (:attr:`RunSummary.elapsed_s`).
+    """
+    store = folder / f"run-{bench.label}-{engine}-{scheduler}.zarr"
+    began = time.perf_counter()
+    summary = run(
+        [folder / "images"],
+        store,
+        config=bench.config,
+        engine=engine,
+        workers=workers,
+        scheduler=scheduler,
+    )
+    seconds = time.perf_counter() - began
+    if summary.ok != summary.total:
+        raise ValueError(f"the run failed on {summary.failed} images: {summary.failures[:1]}")
+    shutil.rmtree(store)
+    return summary.total / seconds, summary.images_per_s
+
+
+def _cpu_timed_run(
     folder: Path, bench: BenchConfig, engine: str, workers: int
 ) -> tuple[float, float, float]:
-    """:func:`time_run`'s images/s, with its wall and its process CPU seconds."""
-    store = folder / f"run-{bench.label}-{engine}.zarr"
+    """Images/s of a threaded ``xray_scale.run``, with its wall and its process CPU seconds."""
+    store = folder / f"run-{bench.label}-{engine}-cpu.zarr"
     began, cpu = time.perf_counter(), time.process_time()
     summary = run([folder / "images"], store, config=bench.config, engine=engine, workers=workers)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
@@ -263,6 +300,7 @@ def run_bench(
     tutorial_images: int | None = None,
     dask_image_images: int = 24,
     diff_images: int = 4,
+    schedulers: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> BenchResult:
     """Measure everything listed in the module docstring, in one run.
@@ -292,6 +330,10 @@ def run_bench(
         Images given to dask-image (its rate is per image; 0 skips it).
     diff_images : int
         Images on which dask-image's results are compared with per-image filtering.
+    schedulers : list of str, optional
+        Schedulers of the runs (:data:`xray_scale.run.cluster.SCHEDULERS`);
+        ``threads`` always, the reference of :attr:`BenchResult.schedulers`.
+        Their runs alternate within each round.
     log : callable
         Receives one line per measured item.
 
@@ -310,9 +352,12 @@ def run_bench(
         source = REAL_SAMPLE
     configs = configs or [BenchConfig("default", load_config(None))]
     engines = [resolve_engine(engine) for engine in engines] if engines else available_engines()
+    schedulers = ["threads", *(s for s in dict.fromkeys(schedulers or []) if s != "threads")]
     result = BenchResult()
     rates = result.rates
     qc_pairs: dict[str, list[tuple[float, float]]] = {}  # per round: (wall, CPU) on / off
+    windows: dict[str, list[float]] = {}  # each run's processing-only rate, by item
+    starts: dict[str, list[float]] = {}  # each run's seconds before its processing
 
     def measured(name: str, rate: float) -> None:
         result.rounds.setdefault(name, []).append(rate)
@@ -333,19 +378,23 @@ def run_bench(
             measured("tutorial", tutorial_images / tutorial_loop(paths[:tutorial_images]))
             for bench in configs:
                 for engine in engines:
-                    paired = engine == engines[0] and bench.config.qc.enabled
-                    # QC on and off side by side, the order swapped every round: a run
-                    # right after another pays differently on a VM (memory, caches)
-                    if paired and round_number % 2 == 0:
-                        off = _timed_run(folder, _without_qc(bench), engine, workers)
-                    rate, seconds, cpu = _timed_run(folder, bench, engine, workers)
-                    measured(f"run {engine} {bench.label}", rate)
-                    if paired:
-                        if round_number % 2 == 1:
-                            off = _timed_run(folder, _without_qc(bench), engine, workers)
+                    for scheduler in schedulers:
+                        name = _run_item(engine, bench.label, scheduler)
+                        whole, processing = timed_run(
+                            folder, bench, engine, workers, scheduler=scheduler
+                        )
+                        measured(name, whole)
+                        windows.setdefault(name, []).append(processing)
+                        starts.setdefault(name, []).append(images / whole - images / processing)
+                    if engine == engines[0] and bench.config.qc.enabled:
+                        # QC on and off side by side, the order swapped every round: a
+                        # run right after another pays differently on a VM (memory, caches)
+                        pair = [bench, _without_qc(bench)][:: 1 if round_number % 2 else -1]
+                        times = {b.label: _cpu_timed_run(folder, b, engine, workers) for b in pair}
+                        on, off = times[bench.label], times[f"{bench.label}-qc-off"]
                         measured(f"run {engine} {bench.label} qc-off", off[0])
                         pairs = qc_pairs.setdefault(f"{engine} {bench.label}", [])
-                        pairs.append((seconds / off[1], cpu / off[2]))
+                        pairs.append((on[1] / off[1], on[2] / off[2]))
         if tutorial_images < images:
             result.notes.append(f"the tutorial loop ran on the first {tutorial_images} images")
         if dask_image_images:
@@ -397,6 +446,13 @@ def run_bench(
                 "vs_decode_bank": run_rate / rates[f"decode+bank {key}"],
                 "vs_compute_then_write": run_rate * seconds,
             }
+            for scheduler in schedulers[1:]:
+                name = _run_item(engine, bench.label, scheduler)
+                result.schedulers[f"{key} {scheduler}"] = {
+                    "vs_threads": rates[name] / run_rate,
+                    "vs_threads_processing": max(windows[name]) / max(windows[f"run {key}"]),
+                    "start_s": float(np.median(starts[name])),
+                }
     for key, pairs in qc_pairs.items():
         result.qc_time_ratio[key] = float(np.median([wall for wall, _ in pairs]))
         result.qc_cpu_ratio[key] = float(np.median([cpu for _, cpu in pairs]))
@@ -413,6 +469,7 @@ def run_bench(
         "bit_depth": stages.bit_depth,
         "source": str(source) if source else "phantoms",
         "engines": engines,
+        "schedulers": schedulers,
         "configs": {bench.label: bench.config.to_dict() for bench in configs},
         "libraries": _versions(),
         "tutorial_images": tutorial_images,
@@ -420,6 +477,11 @@ def run_bench(
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return result
+
+
+def _run_item(engine: str, label: str, scheduler: str) -> str:
+    """The name of a run's figure: ``run <engine> <config>``, then a scheduler not threads."""
+    return f"run {engine} {label}" + ("" if scheduler == "threads" else f" {scheduler}")
 
 
 def format_table(result: BenchResult) -> str:
@@ -447,6 +509,15 @@ def format_table(result: BenchResult) -> str:
         )
     for label, size in result.bytes_per_image.items():
         lines.append(f"  {label}: {size / 1e6:.2f} MB of image arrays per image written")
+    if result.schedulers:
+        lines.append("")
+        lines.append("schedulers, run / the threaded run (same engine, config and workers):")
+        lines.append(f"  {'run':<36} {'whole call':>11} {'processing':>11} {'start s':>8}")
+        for key, ratios in result.schedulers.items():
+            lines.append(
+                f"  {key:<36} {ratios['vs_threads']:>11.2f} "
+                f"{ratios['vs_threads_processing']:>11.2f} {ratios['start_s']:>8.1f}"
+            )
     if result.dask_image_differences:
         lines.append("")
         lines.append("dask-image's stack filters vs per-image filtering (max |difference|):")

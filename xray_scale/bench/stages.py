@@ -35,6 +35,9 @@ class _DiscardWriter:
     def erase(self, name: str, start: int, k: int) -> None:
         pass
 
+    def clear(self, name: str, start: int, count: int) -> None:
+        pass
+
 
 class _RecordingWriter(_DiscardWriter):
     """Keeps the arrays of one batch, to replay them in the write ceiling."""

@@ -23,11 +23,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import cache
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import EngineError
-from .base import Engine
+
+if TYPE_CHECKING:  # annotations only: the engine names are known without any engine loaded
+    import numpy as np
+
+    from .base import Engine
 
 __all__ = [
     "DECODERS",

@@ -60,6 +60,7 @@ from .sources import parse_synthetic
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FILE_NOT_FOUND",
     "DecodeError",
     "DecodedImage",
     "PngHeader",
@@ -75,6 +76,9 @@ __all__ = [
     "read_png_header",
     "unpad",
 ]
+
+FILE_NOT_FOUND = "file not found"
+"""The error of an image whose file does not exist (nothing was read: not processed)."""
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Largest header (width x height) decoded by default: 50 Mpx, ~7000 x 7000."""
@@ -161,7 +165,7 @@ def open_png(path: str | os.PathLike):
     except PermissionError:
         raise DecodeError("cannot read the file: permission denied") from None
     except FileNotFoundError:
-        raise DecodeError("file not found") from None
+        raise DecodeError(FILE_NOT_FOUND) from None
     except OSError as error:
         raise DecodeError(f"cannot read the file: {error.strerror or error}") from None
 

@@ -7,9 +7,9 @@ read from the store besides its maps is in :mod:`.stored`.
 """
 
 from ..errors import SelectionError
+from ..store.describe import failure_reason
 from .figures import (
     FORMATS,
-    failure_reason,
     failures_figure,
     grid_figure,
     histogram_figure,

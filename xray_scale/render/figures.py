@@ -19,6 +19,7 @@ import zarr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..store.describe import failure_reason
 from ..store.layout import STATUS_FAILED, STATUS_OK
 from .panels import DEFAULT_PANELS, Original, Panel, check_panels, panel_data
 from .stored import (
@@ -35,7 +36,6 @@ from .stored import (
 __all__ = [
     "FORMATS",
     "check_formats",
-    "failure_reason",
     "failures_figure",
     "grid_figure",
     "histogram_figure",
@@ -343,29 +343,6 @@ def mask_fraction_figure(
     ax.set_ylabel("images")
     ax.set_xlim(0, 100)
     return figure
-
-
-def failure_reason(error: str, *, width: int = 48) -> str:
-    """Short reason of a failure: the text before the first ``:`` or ``;``.
-
-    Parameters
-    ----------
-    error : str
-        An ``index/error`` message.
-    width : int
-        Longer reasons are cut to this many characters, ending in ``...``.
-
-    Examples
-    --------
-    >>> failure_reason("truncated PNG: only 12 bytes")
-    'truncated PNG'
-    >>> failure_reason("file not found")
-    'file not found'
-    >>> failure_reason("")
-    'unknown'
-    """
-    head = error.split(":", 1)[0].split(";", 1)[0].strip() or "unknown"
-    return head if len(head) <= width else head[: width - 3].rstrip() + "..."
 
 
 def failures_figure(

@@ -29,15 +29,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..analysis.qc import QC_FLAGS
 from ..config import load_config
 from ..io.decode import decode_image, unpad
 from ..store.access import open_store
+from ..store.describe import failure_reason
 from ..store.export import store_table
-from ..store.layout import STATUS_FAILED, STATUS_OK
+from ..store.layout import QC_FLAGS, STATUS_FAILED, STATUS_OK
 from ..store.metadata import RunMetadata
 from .figures import (
-    failure_reason,
     failures_figure,
     intensity_summary_figure,
     mask_fraction_figure,

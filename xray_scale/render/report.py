@@ -103,6 +103,10 @@ def render_store(
     patient: str | int | None = None,
     sample: int | None = None,
     seed: int = 0,
+    where: str | None = None,
+    sort: str | None = None,
+    descending: bool = False,
+    limit: int | None = None,
     formats: Sequence[str] = ("png",),
     dpi: float = 100,
     panels: Iterable[Panel | tuple[str, str, str]] = DEFAULT_PANELS,
@@ -122,7 +126,7 @@ def render_store(
         A store written by :func:`xray_scale.run`.
     out_dir : path-like
         Folder for the figures (created); layout in the module docstring.
-    names, patient, sample, seed
+    names, patient, sample, seed, where, sort, descending, limit
         The selection, as for :func:`select_images`.
     formats : sequence of {"png", "svg", "pdf"}
         Formats of every figure (GIFs are GIFs).
@@ -157,7 +161,17 @@ def render_store(
     if gif_beside is not None:
         check_panels([(gif_beside, "gray", "")])
     group = open_store(store_path)
-    selection = select_images(group, names=names, patient=patient, sample=sample, seed=seed)
+    selection = select_images(
+        group,
+        names=names,
+        patient=patient,
+        sample=sample,
+        seed=seed,
+        where=where,
+        sort=sort,
+        descending=descending,
+        limit=limit,
+    )
     out = Path(out_dir)
     report = RenderReport(Path(store_path), out, selection.indices, selection.excluded)
     for index, reason in selection.excluded:

@@ -1,4 +1,5 @@
-"""Which images to render: by name, by patient, or a reproducible sample of ok images."""
+"""Which images to render: by name, by patient, by a condition on the store's table, or a
+reproducible sample of ok images."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 import zarr
 
 from ..errors import SelectionError
+from ..store.export import store_table
 from ..store.layout import STATUS_OK, STATUS_PENDING
+from ..store.query import RowQuery, select_rows
 from .stored import as_group, index_strings, stem
 
 __all__ = [
@@ -31,7 +34,7 @@ class Selection(NamedTuple):
     Attributes
     ----------
     indices : list of int
-        Store indices of ``ok`` images, ascending.
+        Store indices of ``ok`` images, ascending (in the order asked for when sorted).
     excluded : list of (int, str)
         ``(index, reason)`` of each requested image that is not ``ok``
         (its ``index/error``, or that it is still pending).
@@ -73,12 +76,20 @@ def select_images(
     patient: str | int | None = None,
     sample: int | None = None,
     seed: int = 0,
+    where: str | None = None,
+    sort: str | None = None,
+    descending: bool = False,
+    limit: int | None = None,
 ) -> Selection:
     """Choose the images to render.
 
     ``names`` and ``patient`` together ask for the union of both; ``sample``
     then draws from what they ask for (or from the whole store). With none of
     them, the store's first :data:`DEFAULT_SAMPLE` ok images are chosen.
+    ``where``, ``sort`` and ``limit`` select among the ok images asked for
+    (or all), by the store's table (:func:`xray_scale.store.export.store_table`),
+    as :func:`xray_scale.store.query.select_rows` does: condition, sample,
+    order, count.
 
     Parameters
     ----------
@@ -94,18 +105,28 @@ def select_images(
         Draw this many images, reproducibly, with ``numpy.random.default_rng(seed)``.
     seed : int
         Seed of the draw.
+    where : str, optional
+        A pandas condition over the table's columns (``"mean < 90"``).
+    sort : str, optional
+        A column of the table to order the images by (missing values last).
+    descending : bool
+        Largest first.
+    limit : int, optional
+        Keep the first ``limit`` images.
 
     Returns
     -------
     Selection
-        ``(indices, excluded)``: the ``ok`` images, ascending, and each
-        requested image that is failed or pending, with its reason.
+        ``(indices, excluded)``: the ``ok`` images, ascending (in ``sort``
+        order when sorted), and each requested image that is failed or
+        pending, with its reason.
 
     Raises
     ------
     SelectionError
         (a ValueError) For an empty store, an unknown image name, a patient
-        without images, or a ``sample`` below 1.
+        without images, a ``sample`` or ``limit`` below 1, or a ``where`` or
+        ``sort`` naming an unknown column or that pandas cannot evaluate.
     StoreError
         If ``group`` is a path that is not a store.
     """
@@ -152,8 +173,15 @@ def select_images(
         first_ok = np.flatnonzero(ok)[:DEFAULT_SAMPLE]
         last = int(first_ok[-1]) if first_ok.size == DEFAULT_SAMPLE else status.size - 1
         candidates = np.arange(last + 1)
+    if where is not None or sort is not None or limit is not None:
+        asked = bool(names) or patient is not None
+        usable = candidates[ok[candidates]] if asked else np.flatnonzero(ok)
+        query = RowQuery(where, sample, seed, sort, descending, limit)
+        rows = select_rows(store_table(group).iloc[usable], query)
+        excluded = _reasons(group, status, candidates[~ok[candidates]]) if asked else []
+        return Selection([int(i) for i in rows["image"]], excluded)
     usable = candidates[ok[candidates]]
+    excluded = _reasons(group, status, candidates[~ok[candidates]])
     if sample is not None and usable.size > sample:
         usable = np.sort(np.random.default_rng(seed).choice(usable, size=sample, replace=False))
-    excluded = _reasons(group, status, candidates[~ok[candidates]])
     return Selection([int(i) for i in usable], excluded)

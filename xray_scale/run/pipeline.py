@@ -40,9 +40,16 @@ from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError
-from ..io.archives import source_file
-from ..io.decode import check_supported, read_png_header
-from ..io.manifest import Manifest, manifest_columns, read_manifest, select_with_manifest
+from ..io.archives import file_name, source_file
+from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
+from ..io.manifest import (
+    NOT_IN_INPUTS,
+    Manifest,
+    manifest_columns,
+    read_manifest,
+    select_with_manifest,
+)
+from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.namelists import is_absent
 from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..store.access import (
@@ -54,13 +61,16 @@ from ..store.access import (
 from ..store.create import create_store
 from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
 from ..store.qc import finish_qc, has_qc
-from .cluster import check_workers_see, compute_on_cluster, connect, require_dask_cuda
+from .cluster import (
+    SCHEDULERS,
+    check_workers_see,
+    compute_on_cluster,
+    connect,
+    prepare_workers,
+    require_dask_cuda,
+)
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
-
-SCHEDULERS = ("threads", "processes", "distributed", "cuda")
-"""Where batch tasks run: local threads, local processes, a dask.distributed
-LocalCluster, or dask-cuda's LocalCUDACluster (one worker per GPU)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,9 @@ class RunSummary:
     total, ok, failed, pending : int
         Image counts by status.
     processed : int
-        Images processed by this call (resumed batches excluded).
+        Images this call read and analysed (resumed batches excluded; a file
+        that does not exist is failed, not processed), so :attr:`images_per_s`
+        is a rate of work.
     elapsed_s : float
         Wall time of this call's processing.
     failures : list of (str, str)
@@ -244,6 +256,22 @@ def _flatten(table: dict, prefix: str = "") -> dict:
     return flat
 
 
+def _absent(paths: list[str], missing: list[str]) -> dict[int, str]:
+    """``{index: error}`` of the images known not to exist before any is read.
+
+    A manifest's images that the inputs lack (named in ``missing``), and a
+    name list's names that no input holds (``LIST::NAME`` paths).
+    """
+    names = set(missing)
+    absent = {}
+    for k, path in enumerate(paths):
+        if is_absent(path):
+            absent[k] = NOT_IN_ANY_INPUT
+        elif names and file_name(path) in names:
+            absent[k] = NOT_IN_INPUTS
+    return absent
+
+
 def _open_or_create(
     out: Path,
     *,
@@ -253,6 +281,7 @@ def _open_or_create(
     inputs: list[str],
     manifest: Manifest | None,
     missing: list[str],
+    absent: dict[int, str],
     existing: zarr.Group | None,
     overwrite: bool,
 ) -> zarr.Group:
@@ -289,6 +318,7 @@ def _open_or_create(
         config=spec.config,
         metadata=run_metadata,
         columns=manifest_columns(manifest, paths) if manifest else None,
+        failed=absent,
         overwrite=overwrite,
         qc=spec.qc is not None,
         **spec.store_layout(),
@@ -374,7 +404,9 @@ def run(
     manifest : path, optional
         A ``Data_Entry_2017.csv``: only the images it lists are processed,
         its metadata goes into ``index/*``, and listed images missing from
-        the inputs are recorded as failed (``file not found``).
+        the inputs are recorded as failed when the store is made
+        (:data:`xray_scale.io.manifest.NOT_IN_INPUTS`): no task reads them and
+        no shard is written for a batch of them only.
     overwrite : bool
         Replace an existing store instead of resuming it (only a store written
         by xray-scale is ever deleted).
@@ -424,12 +456,14 @@ def run(
         parsed_manifest = read_manifest(manifest)
         paths, missing = select_with_manifest(paths, parsed_manifest)
     paths = paths[:limit]
+    absent = _absent(paths, missing)
     out = Path(out).absolute()
     if overwrite:
         _check_no_input_inside(out, paths)
     existing = None if overwrite or not out.exists() else open_store(out, mode="r+")
     if existing is None:
-        shape, bit_depth = _probe_image_format(paths, config)
+        present = [path for k, path in enumerate(paths) if k not in absent]
+        shape, bit_depth = _probe_image_format(present, config)
     else:  # a resumed run keeps its store's format: repairing files must not change it
         shape, bit_depth = _stored_format(existing, config)
     spec = BatchSpec.for_run(
@@ -445,6 +479,7 @@ def run(
         inputs=[_describe_input(i) for i in inputs],
         manifest=parsed_manifest,
         missing=missing,
+        absent=absent,
         existing=existing,
         overwrite=overwrite,
     )
@@ -452,14 +487,24 @@ def run(
     starts = pending_batches(group, retry_failed=retry_failed)
     batch = config.batch_size
     todo = sum(min(batch, len(paths) - start) for start in starts)
-    if on_start:
-        on_start(len(paths), len(paths) - todo)
+    if on_start:  # what was failed as the store was made, outside any task, is not this run's
+        scheduled = set(starts)
+        fresh = existing is None
+        skipped = sum(k // batch * batch not in scheduled for k in absent) if fresh else 0
+        on_start(len(paths) - skipped, len(paths) - skipped - todo)
     writer = StoreWriter(str(out), run_metadata.fingerprint)
     task = functools.partial(process_batch, spec=spec, writer=writer)
     graph = {("batch", s): (task, paths[s : s + batch], s) for s in starts}
     records = RecordWriter(group)
+    processed = 0
 
     def on_record(record: BatchRecord) -> None:
+        nonlocal processed
+        for k in range(record.size):  # a batch holding present images read the absent too
+            if record.start + k in absent:
+                record.error[k] = absent[record.start + k]
+        not_read = (FILE_NOT_FOUND, NOT_IN_INPUTS, NOT_IN_ANY_INPUT)
+        processed += sum(error not in not_read for error in record.error)
         records.add(record)
         if on_batch is not None:
             on_batch(record)
@@ -469,6 +514,7 @@ def run(
         if scheduler in ("distributed", "cuda") or address is not None:
             with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
                 check_workers_see(client, store=str(out), inputs=_spot_checks(paths))
+                prepare_workers(client, engine=engine, local=address is None)
                 began = time.perf_counter()
                 compute_on_cluster(client, graph, on_record)
         else:
@@ -478,12 +524,12 @@ def run(
     if spec.qc is not None:
         finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
     elapsed = time.perf_counter() - began
-    summary = _summarise(group, out, todo, elapsed)
+    summary = _summarise(group, out, processed, elapsed)
     run_metadata.with_run(
         {
             "started": started,
             "finished": utc_now(),
-            "processed": todo,
+            "processed": processed,
             "elapsed_s": round(elapsed, 3),
             "scheduler": "distributed" if address else scheduler,
             "decoder": decoder,

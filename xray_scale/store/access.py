@@ -19,19 +19,27 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
 
-from ..analysis.qc import QC_RECORD_FIELDS
-from ..analysis.records import BatchRecord
-from ..analysis.stats import STAT_FIELDS
 from ..errors import StoreError
 from ..io.archives import member_exists, split_member_path
 from ..io.sources import parse_synthetic
-from .layout import INDEX_STRINGS, STATUS_FAILED, STATUS_OK, STATUS_PENDING
+from .layout import (
+    INDEX_STRINGS,
+    QC_RECORD_FIELDS,
+    STAT_FIELDS,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_PENDING,
+)
 from .metadata import RunMetadata
 from .qc import QC_GROUP, has_qc
+
+if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
+    from ..analysis.records import BatchRecord
 
 __all__ = [
     "RecordWriter",

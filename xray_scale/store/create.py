@@ -14,13 +14,13 @@ import os
 import platform
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from ..analysis.stats import STAT_FIELDS
 from ..config import Config
 from ..errors import StoreError
 from ..io.sources import parse_image_name
@@ -30,6 +30,8 @@ from .layout import (
     INDEX_STRINGS,
     MASK_GROUP,
     RECORD_CHUNK,
+    STAT_FIELDS,
+    STATUS_FAILED,
     STATUS_PENDING,
     split_map_name,
 )
@@ -64,9 +66,10 @@ def create_store(
     preview_maps: tuple[str, ...] = (),
     preview_shape: tuple[int, int] | None = None,
     qc: bool = False,
+    failed: Mapping[int, str] | None = None,
     overwrite: bool = False,
 ) -> zarr.Group:
-    """Create an empty store for a run, every image ``pending``.
+    """Create an empty store for a run, every image ``pending`` (or ``failed``, if known now).
 
     Parameters
     ----------
@@ -93,6 +96,10 @@ def create_store(
         (height, width) of the previews.
     qc : bool
         Create the ``qc/*`` arrays (:mod:`xray_scale.store.qc`).
+    failed : mapping, optional
+        ``{index: error}`` of the images already known to fail, recorded as
+        ``failed`` from the start (a manifest's images the inputs lack): no
+        task ever processes them.
     overwrite : bool
         Replace an existing store at ``path`` once the new one is built; only a
         store written by xray-scale (or an empty folder) is ever deleted.
@@ -128,6 +135,7 @@ def create_store(
             preview_maps=preview_maps,
             preview_shape=preview_shape,
             qc=qc,
+            failed=failed or {},
         )
         if overwrite and (path.exists() or path.is_symlink()):
             _check_replaceable(path)  # again: something else may have appeared there meanwhile
@@ -216,6 +224,7 @@ def _build_store(
     preview_maps: tuple[str, ...],
     preview_shape: tuple[int, int] | None,
     qc: bool,
+    failed: Mapping[int, str],
 ) -> None:
     """Write every array of a new store at ``path`` (see :func:`create_store`)."""
     count, batch = len(paths), config.batch_size
@@ -281,6 +290,14 @@ def _build_store(
             fill_value="" if string else (np.nan if values.dtype.kind == "f" else -1),
         )
         group[f"index/{name}"][:] = values
+    if failed:
+        indices = np.fromiter(failed, dtype=np.int64, count=len(failed))
+        errors = np.full(count, "", dtype=object)
+        errors[indices] = list(failed.values())
+        status = np.full(count, STATUS_PENDING, dtype=object)
+        status[indices] = STATUS_FAILED
+        group["index/error"][:] = errors
+        group["index/status"][:] = status
     names = [parse_image_name(p) for p in paths]
     group["index/path"][:] = np.array(paths, dtype=object)
     group["index/patient_id"][:] = np.array([n[0] for n in names], dtype=object)

@@ -43,7 +43,11 @@ __all__ = [
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
     "MASK_GROUP",
+    "QC_FLAGS",
+    "QC_RECORD_FIELDS",
     "RECORD_CHUNK",
+    "SIGNATURE_SIZE",
+    "STAT_FIELDS",
     "STATUS_FAILED",
     "STATUS_OK",
     "STATUS_PENDING",
@@ -60,8 +64,31 @@ HISTOGRAM_CHUNK = 1024
 """Images per chunk of ``stats/histogram`` (2 MB of counts)."""
 INDEX_STRINGS = ("path", "status", "error", "mode", "patient_id")
 """The string arrays of ``index/``."""
+STAT_FIELDS: tuple[str, ...] = (
+    "min",
+    "max",
+    "mean",
+    "std",
+    "median",
+    "p01",
+    "p99",
+    "mask_fraction",
+)
+"""Names of the scalar statistics, in store order (``stats/<name>``)."""
 FILTER_GROUP, MASK_GROUP = "filters", "masks"
 """The groups holding the full-resolution maps."""
+QC_FLAGS: tuple[str, ...] = ("framed", "inverted", "blank", "low_contrast", "saturated")
+"""The per-image QC flags, in store order (``qc/<name>``)."""
+SIGNATURE_SIZE = 32 * 32
+"""Values in one image's QC detail signature (``qc/signature``): its 32 x 32 downscale."""
+QC_RECORD_FIELDS: tuple[str, ...] = (
+    *QC_FLAGS,
+    "frame_fraction",
+    "pixel_hash",
+    "perceptual_hash",
+    "signature",
+)
+"""The ``qc/*`` arrays written with each batch's records, in store order."""
 
 
 def map_name(group: str, name: str) -> str:

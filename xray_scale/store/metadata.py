@@ -14,11 +14,14 @@ import json
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import zarr
 
-from ..analysis.records import BatchSpec
 from .layout import ATTRS_KEY
+
+if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
+    from ..analysis.records import BatchSpec
 
 __all__ = [
     "RunMetadata",

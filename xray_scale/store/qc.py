@@ -20,13 +20,15 @@ made before QC existed, or with ``qc.enabled = false``, has no ``qc/`` group.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import zarr
 
-from ..analysis.qc import QC_FLAGS, SIGNATURE_SIZE, QCConfig
-from ..analysis.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
-from ..analysis.stats import STAT_FIELDS
-from .layout import STATUS_OK, STATUS_PENDING
+from .layout import QC_FLAGS, SIGNATURE_SIZE, STAT_FIELDS, STATUS_OK, STATUS_PENDING
+
+if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
+    from ..analysis.qc import QCConfig
 
 __all__ = ["QC_COLUMNS", "QC_GROUP", "create_qc_arrays", "finish_qc", "has_qc", "qc_counts"]
 
@@ -85,6 +87,8 @@ def finish_qc(group: zarr.Group, config: QCConfig) -> bool:
     bool
         Whether the groups and scores were written.
     """
+    from ..analysis.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
+
     status = group["index/status"][:]
     if (status == STATUS_PENDING).any():
         return False
