@@ -113,7 +113,10 @@ def process_batch(
         count = len(decoded)
         stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
         histogram = np.zeros((count, 256), dtype=np.int64)
-        return batch_record(start, stats, histogram, [image.error for image in decoded], decoded)
+        record = batch_record(start, stats, histogram, [i.error for i in decoded], decoded)
+        if spec.qc is not None:  # every image failed: the QC arrays' "none" values
+            record.qc = batch_qc([None] * count, [None] * count, config=spec.qc)
+        return record
     return analyse_block(block, decoded, start, spec=spec, writer=writer)
 
 
