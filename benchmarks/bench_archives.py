@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_archives.py                     # ~0.15 GB, about a minute
     python benchmarks/bench_archives.py --gigabytes 1       # a real-size archive
     python benchmarks/bench_archives.py --run               # + whole runs from each source
+    python benchmarks/bench_archives.py --startup           # 12 x 10,000 members vs a folder
 
 NIH ships ChestX-ray8 as ``images_001.tar.gz`` ... ``images_012.tar.gz`` (~3.5 GB each,
 ``images/NNNNNNNN_NNN.png`` inside); a batch of the run needs K of its members, so a
@@ -36,6 +37,12 @@ images as a folder, as a ``.tar.gz`` laid out as NIH's and as a ``.zip`` laid ou
 Kaggle's, each in a fresh process, ``--run-rounds`` rounds in a rotated order, and
 prints each source's best rate as a ratio to the folder's. The indexes are built
 before the clock (their cost is the ``index s/GB`` column).
+
+``--startup`` alone compares the start of a run (time to its first finished batch
+and peak RSS, each in a fresh process, 2 threads) on ``--startup-archives`` x
+``--startup-members`` 64 x 64 phantoms (64 different ones, repeated) as ``.tar.gz``
+archives against the same number of files in one folder (hard links), after
+indexing the archives once.
 A JSON record goes to ``benchmarks/results/`` (git-ignored).
 """
 
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import json
 import os
 import random
@@ -310,6 +318,95 @@ def run_rates(work: Path, options) -> dict:
     return {"rates": rates, "best": best}
 
 
+# Runs in a fresh interpreter: time and peak RSS at the first finished batch, then stop.
+_FIRST_BATCH = r"""
+import json, os, resource, sys, time
+began = time.perf_counter()
+import xray_scale
+from xray_scale.allocator import tune_malloc
+tune_malloc()  # as the xray-scale executable does
+
+def first_batch(record):
+    print(json.dumps({
+        "first_batch_s": time.perf_counter() - began,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }), flush=True)
+    os._exit(0)
+
+inputs, out, workers = json.loads(sys.argv[1])
+xray_scale.run(inputs, out, workers=workers, on_batch=first_batch)
+"""
+
+# Runs in a fresh interpreter: every archive's index built (or loaded), timed.
+_INDEX = r"""
+import json, sys, time
+from xray_scale.io.archives import list_members
+began = time.perf_counter()
+count = sum(len(list_members(path)) for path in json.loads(sys.argv[1]))
+print(json.dumps({"members": count, "seconds": time.perf_counter() - began}), flush=True)
+"""
+
+
+def _fresh_python(code: str, arguments) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"benchmark process failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def startup(work: Path, options) -> dict:
+    """First batch of a run on ``--startup-archives`` x ``--startup-members`` phantoms.
+
+    The same number of files in one folder (hard links to 64 different 64 x 64
+    phantoms, distinct names) against the same images as ``.tar.gz`` archives; the
+    archives' indexes are built first, in a process of their own, and timed.
+    """
+    from xray_scale.io.synth import write_phantoms
+
+    # 64 different images, so that gzip (a 32 KiB window) cannot fold repeats away
+    originals = write_phantoms(work / "original", patients=8, follow_ups=8, shape=(64, 64))
+    payloads = [path.read_bytes() for path in originals]
+    count = options.startup_archives * options.startup_members
+    names = [f"{10_000_000 + k // 9:08d}_{k % 9:03d}.png" for k in range(count)]
+    folder = work / "startup" / "images"
+    folder.mkdir(parents=True)
+    for k, name in enumerate(names):
+        os.link(originals[k % len(originals)], folder / name)
+    archives = []
+    began = time.perf_counter()
+    for a in range(options.startup_archives):
+        path = work / f"images_{a + 1:03d}.tar.gz"
+        with tarfile.open(path, "w:gz", compresslevel=GZIP_LEVEL) as archive:
+            first = a * options.startup_members
+            for k in range(first, first + options.startup_members):
+                data = payloads[k % len(payloads)]
+                member = tarfile.TarInfo(f"images/{names[k]}")
+                member.size, member.mtime = len(data), 1_700_000_000
+                archive.addfile(member, io.BytesIO(data))
+        archives.append(str(path))
+    print(
+        f"{count} phantoms: a folder of links, and {len(archives)} .tar.gz "
+        f"({sum(Path(p).stat().st_size for p in archives) / 1e6:.0f} MB, written in "
+        f"{time.perf_counter() - began:.0f} s)"
+    )
+    index = _fresh_python(_INDEX, archives)
+    folder_run = _fresh_python(_FIRST_BATCH, [[str(folder)], str(work / "f.zarr"), 2])
+    archive_run = _fresh_python(_FIRST_BATCH, [archives, str(work / "a.zarr"), 2])
+    print(f"indexing the {len(archives)} archives: {index['seconds']:.1f} s (once)")
+    for label, result in (("folder", folder_run), ("archives", archive_run)):
+        print(
+            f"  {label:<9} first batch after {result['first_batch_s']:6.2f} s "
+            f"({result['first_batch_s'] / folder_run['first_batch_s']:.2f} x folder), "
+            f"peak RSS {result['rss_mb']:5.0f} MB ({result['rss_mb'] / folder_run['rss_mb']:.2f} x)"
+        )
+    return {"index": index, "folder": folder_run, "archives": archive_run}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=0.15, help="PNG bytes to archive")
@@ -324,6 +421,13 @@ def main() -> None:
     parser.add_argument("--run-rounds", type=int, default=2, help="rounds of the three runs")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="run threads")
     parser.add_argument("--config", type=Path, default=FULL_DUMP_CONFIG, help="run config")
+    parser.add_argument(
+        "--startup",
+        action="store_true",
+        help="only the start-up comparison: many archives of phantoms against one folder",
+    )
+    parser.add_argument("--startup-archives", type=int, default=12)
+    parser.add_argument("--startup-members", type=int, default=10_000)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -332,6 +436,15 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="bench-archives-", dir=options.workdir))
+    if options.startup:
+        try:
+            record = {"startup": startup(work, options)}
+            from records import save_record  # not in the measured children: it imports numpy
+
+            save_record("archives-startup", record)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         data = build_dataset(work, options.gigabytes)
         gigabytes = data["tar_gz_bytes"] / 1e9

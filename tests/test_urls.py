@@ -8,10 +8,15 @@ import threading
 import zipfile
 
 import pytest
+import zarr
+from conftest import assert_stores_equal
 
-from xray_scale.errors import InputError, UrlError
+import xray_scale
+from xray_scale.cli import main
+from xray_scale.errors import InputError, UnreachableError, UrlError
 from xray_scale.io.synth import write_phantoms
 from xray_scale.io.urls import is_url, list_url_inputs, read_url, redact
+from xray_scale.run.plan import plan_run
 
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -129,3 +134,124 @@ def test_http_folder_and_file(http_folder, phantoms):
     assert read_url(urls[1]) == phantoms[sorted(phantoms)[1]]
     with pytest.raises(UrlError, match=r"/images/none.png: not found"):
         read_url(f"{http_folder}/images/none.png")
+
+
+# -- runs from URLs ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bucket_of_phantoms(s3, phantom_folder):
+    """The 12 phantoms of ``phantom_folder`` in s3://dump/images/ (the bucket made once)."""
+    s3.makedirs("dump", exist_ok=True)
+    for path in sorted(phantom_folder.iterdir()):
+        s3.pipe(f"dump/images/{path.name}", path.read_bytes())
+    return phantom_folder
+
+
+def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path, s3):
+    options = {"workers": 2, "batch_size": 4, "engine": "scipy"}
+    assert xray_scale.run([bucket_of_phantoms], tmp_path / "folder.zarr", **options).ok == 12
+    summary = xray_scale.run(["s3://dump/images/"], tmp_path / "s3.zarr", **options)
+    assert (summary.ok, summary.failed) == (12, 0)
+    assert_stores_equal(tmp_path / "folder.zarr", tmp_path / "s3.zarr", besides=("index/path",))
+    paths = list(zarr.open_group(tmp_path / "s3.zarr", mode="r")["index/path"][:])
+    assert paths == [f"s3://dump/images/{p.name}" for p in sorted(bucket_of_phantoms.iterdir())]
+    s3.rm("dump/images/" + sorted(bucket_of_phantoms.iterdir())[1].name)  # gone since
+    resumed = xray_scale.run(["s3://dump/images/"], tmp_path / "s3b.zarr", **options)
+    assert (resumed.ok, resumed.failed) == (11, 0)
+    estimate = plan_run(
+        ["s3://dump/images/"], workers=1, sample=2, config={"run": {"batch_size": 2}}
+    )
+    assert (estimate.images, estimate.sampled) == (11, 2)
+
+
+def test_a_missing_bucket_is_exit_2_naming_the_url_and_no_secret(s3, tmp_path, capsys):
+    assert main(["run", "s3://no-such-bucket/images/", "-o", str(tmp_path / "o.zarr")]) == 2
+    printed = capsys.readouterr()
+    assert "s3://no-such-bucket/images/: not found" in printed.err
+    assert SECRET not in printed.err + printed.out
+
+
+def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
+    phantom_folder, tmp_path, monkeypatch
+):
+    """A server of our own, stopped after the first batch, then started again on its port."""
+    import fsspec
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    fsspec.filesystem("s3").clear_instance_cache()
+    s3 = fsspec.filesystem("s3", skip_instance_cache=True)
+    s3.mkdir("outage")
+    for path in sorted(phantom_folder.iterdir()):
+        s3.pipe(f"outage/images/{path.name}", path.read_bytes())
+    options = {"workers": 1, "batch_size": 4, "engine": "scipy"}
+    out = tmp_path / "s3.zarr"
+
+    def stop_after_the_first_batch(record):
+        server.stop()
+
+    with pytest.raises(UnreachableError, match=r"^cannot read s3://outage/images/.*: the server"):
+        xray_scale.run(["s3://outage/images/"], out, on_batch=stop_after_the_first_batch, **options)
+    status = list(zarr.open_group(out, mode="r")["index/status"][:])
+    assert (status.count("ok"), status.count("pending")) == (4, 8)  # one batch, then the outage
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()  # moto keeps its buckets in this process: the same data is back
+    try:
+        fsspec.filesystem("s3").clear_instance_cache()
+        summary = xray_scale.run(["s3://outage/images/"], out, **options)
+        assert (summary.processed, summary.ok, summary.failed) == (8, 12, 0)
+        assert xray_scale.run([phantom_folder], tmp_path / "f.zarr", **options).ok == 12
+        assert_stores_equal(tmp_path / "f.zarr", out, besides=("index/path",))
+    finally:
+        server.stop()
+
+
+def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3, tmp_path, capsys):
+    names = sorted(p.name for p in bucket_of_phantoms.iterdir())
+    options = {"workers": 2, "batch_size": 4, "engine": "scipy"}
+    s3.pipe("dump/test_list.txt", f"{names[7]}\n{names[3]}\n00000077_000.png\n".encode())
+    out = tmp_path / "split.zarr"
+    summary = xray_scale.run(["s3://dump/images/", "s3://dump/test_list.txt"], out, **options)
+    assert (summary.total, summary.ok, summary.failed) == (3, 2, 1)
+    group = zarr.open_group(out, mode="r")
+    assert list(group["index/path"][:]) == [
+        f"s3://dump/images/{names[3]}",
+        f"s3://dump/images/{names[7]}",
+        "s3://dump/test_list.txt::00000077_000.png",
+    ]
+    assert list(group["index/error"][:]) == ["", "", "not in the inputs"]
+    s3.pipe("dump/paths.txt", f"images/{names[0]}\ns3://dump/images/{names[1]}\n".encode())
+    listed = xray_scale.run(["s3://dump/paths.txt"], tmp_path / "listed.zarr", **options)
+    assert listed.ok == 2
+    s3.pipe(
+        "dump/Data_Entry_2017.csv",
+        (
+            "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+            "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
+            f"{names[0]},No Finding,0,21,58,M,PA,64,64,0.1,0.1\n"
+            f"{names[5]},No Finding,5,21,61,M,PA,64,64,0.1,0.1\n"
+        ).encode(),
+    )
+    summary = xray_scale.run(
+        ["s3://dump/images/"],
+        tmp_path / "m.zarr",
+        manifest="s3://dump/Data_Entry_2017.csv",
+        **options,
+    )
+    assert (summary.ok, summary.failed) == (2, 0)
+    ages = zarr.open_group(tmp_path / "m.zarr", mode="r")["index/patient_age"][:]
+    assert list(ages) == [58, 61]
+    command = ["run", "s3://dump/images/", "-o", str(tmp_path / "cli.zarr"), "--workers", "1"]
+    assert main([*command, "--manifest", "s3://dump/Data_Entry_2017.csv"]) == 0
+    assert "2 images, 2 ok" in capsys.readouterr().out
+    assert main(["run", "s3://dump/none.txt", "-o", str(tmp_path / "none.zarr")]) == 2
+    printed = capsys.readouterr()
+    assert "cannot read list s3://dump/none.txt: not found" in printed.err
+    assert SECRET not in printed.err + printed.out

@@ -128,7 +128,7 @@ def run_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N inputs.")] = None,
     manifest: Annotated[
-        Path | None,
+        str | None,  # a path or a URL (a Path would fold s3:// into s3:/)
         typer.Option(help="Data_Entry_2017.csv: process the images it lists, keep its metadata."),
     ] = None,
     compat: Annotated[
@@ -214,7 +214,7 @@ def plan(
     config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
     engine: Annotated[Engine, typer.Option(help="Filter implementation.")] = Engine.auto,
     workers: Annotated[int | None, typer.Option(min=1, help="Threads (default: CPUs).")] = None,
-    manifest: Annotated[Path | None, typer.Option(help="Data_Entry_2017.csv selection.")] = None,
+    manifest: Annotated[str | None, typer.Option(help="Data_Entry_2017.csv selection.")] = None,
     sample: Annotated[
         int | None, typer.Option(min=1, help="Images in the measured sample run.")
     ] = None,

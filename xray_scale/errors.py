@@ -18,6 +18,7 @@ __all__ = [
     "MemberError",
     "SelectionError",
     "StoreError",
+    "UnreachableError",
     "UrlError",
     "XrayScaleError",
 ]
@@ -61,3 +62,7 @@ class SelectionError(XrayScaleError, ValueError):
 
 class UrlError(XrayScaleError, OSError):
     """A URL cannot be read; the message names it, without credentials, and says why."""
+
+
+class UnreachableError(UrlError, ConnectionError):
+    """A URL's server cannot be reached: not the image's fault, so its batch stays pending."""

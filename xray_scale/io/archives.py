@@ -131,9 +131,18 @@ def file_name(path: str) -> str:
     '00000001_000.png'
     >>> file_name("/data/images/00000001_000.png")
     '00000001_000.png'
+    >>> file_name("zip://images_001/images/00000001_000.png::s3://bucket/data.zip")
+    '00000001_000.png'
+    >>> file_name("/data/nih/test_list.txt::00000003_000.png")  # a listed name no input holds
+    '00000003_000.png'
     """
     parts = split_member_path(path)
-    return os.path.basename(parts[1] if parts else path)
+    if parts is not None:
+        return os.path.basename(parts[1])
+    links = path.split("::")
+    if all("://" in link for link in links):  # a URL, or fsspec's chain: the first link's file
+        return os.path.basename(links[0])
+    return os.path.basename(links[-1])
 
 
 def source_file(path: str) -> str:

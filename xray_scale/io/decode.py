@@ -52,10 +52,9 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
-from ..errors import DecodeError, MemberError
-from .archives import read_member, split_member_path
-from .namelists import NOT_IN_INPUTS, is_absent
+from ..errors import DecodeError, UnreachableError
 from .png_data import check_image_data_length
+from .reading import FILE_NOT_FOUND, open_png
 from .sources import parse_synthetic
 
 __all__ = [
@@ -71,14 +70,10 @@ __all__ = [
     "decode_batch",
     "decode_image",
     "open_images",
-    "open_png",
     "parse_png_header",
     "read_png_header",
     "unpad",
 ]
-
-FILE_NOT_FOUND = "file not found"
-"""The error of an image whose file does not exist (nothing was read: not processed)."""
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Largest header (width x height) decoded by default: 50 Mpx, ~7000 x 7000."""
@@ -140,34 +135,6 @@ def _describe_bad_start(start: bytes) -> str:
     if start.startswith((b"GIF8", b"II*\x00", b"MM\x00*", b"BM")):
         return f"not a PNG: the file holds another image format (starts with {start[:4]!r})"
     return f"not a PNG: the file starts with {start[:8]!r}, not the PNG signature"
-
-
-def open_png(path: str | os.PathLike):
-    """Open a PNG for reading bytes, or raise DecodeError with a one-line reason.
-
-    A file: missing, a directory, permission denied, or any other error of the
-    system. An archive member (``ARCHIVE::MEMBER``): its bytes, read by random
-    access, or the archive's reason. A name-list entry no input holds
-    (``LIST::NAME``): "not in the inputs".
-    """
-    text = os.fspath(path)
-    if split_member_path(text) is not None and not os.path.exists(text):
-        try:
-            return io.BytesIO(read_member(text))
-        except MemberError as error:
-            raise DecodeError(str(error)) from None
-    if is_absent(text):
-        raise DecodeError(NOT_IN_INPUTS)
-    try:
-        return open(path, "rb")
-    except IsADirectoryError:
-        raise DecodeError("is a directory, not a PNG file") from None
-    except PermissionError:
-        raise DecodeError("cannot read the file: permission denied") from None
-    except FileNotFoundError:
-        raise DecodeError(FILE_NOT_FOUND) from None
-    except OSError as error:
-        raise DecodeError(f"cannot read the file: {error.strerror or error}") from None
 
 
 def parse_png_header(start: bytes) -> PngHeader:
@@ -460,6 +427,8 @@ def decode_image(
             mode, pixels = _decode_with_pillow(data)
     except DecodeError as error:
         return DecodedImage(None, mode, bit_depth, str(error))
+    except UnreachableError:
+        raise  # a bucket or server down: the batch stays pending and the run stops (exit 3)
     except OSError as error:  # a read failing after open (I/O error, file vanished)
         return DecodedImage(None, mode, bit_depth, f"cannot read the file: {error}")
     padded_from = None

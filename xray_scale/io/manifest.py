@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from .archives import file_name
+from .urls import is_url, read_url_input, redact
 
 __all__ = [
     "MANIFEST_FIELDS",
@@ -142,7 +143,7 @@ def _number(text: str, column: str, dtype: str) -> int | float | None:
     return value if low <= value <= high else None
 
 
-def _warn_unreadable(path: Path, rows: dict[str, dict[str, str]], lines: list[int]) -> None:
+def _warn_unreadable(path: str, rows: dict[str, dict[str, str]], lines: list[int]) -> None:
     """Log one warning per numeric column with non-blank values :func:`_number` cannot read."""
     for column, dtype in MANIFEST_FIELDS.values():
         if dtype == "str":
@@ -177,6 +178,9 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     ``xray_scale.io.manifest`` logger counts such values per column and names
     the first one's line.
 
+    The file may be at a URL (``s3://bucket/Data_Entry_2017.csv``), read
+    with the client's own credentials.
+
     Raises
     ------
     InputError
@@ -184,17 +188,21 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         or a row has the wrong number of values, no image name or repeats an
         image.
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read manifest {str(path)!r}: {error.strerror or error}") from None
+    shown = os.fspath(path)
+    if is_url(shown):
+        shown = redact(shown)
+        data = read_url_input(os.fspath(path), "manifest")
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise InputError(f"cannot read manifest {shown!r}: {error.strerror or error}") from None
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise InputError(
-            f"manifest {str(path)!r} is not UTF-8: byte {error.start} (line {line}) is "
+            f"manifest {shown!r} is not UTF-8: byte {error.start} (line {line}) is "
             f"0x{data[error.start]:02x}; save it as UTF-8 (in a spreadsheet: 'CSV UTF-8') "
             "and try again"
         ) from None
@@ -203,7 +211,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     columns = _columns(header or [])
     if "Image Index" not in columns:
         raise InputError(
-            f"manifest {str(path)!r} has no 'Image Index' column; expected the header of "
+            f"manifest {shown!r} has no 'Image Index' column; expected the header of "
             "ChestX-ray8's Data_Entry_2017.csv"
         )
     rows: dict[str, dict[str, str]] = {}
@@ -213,22 +221,21 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
             continue
         if len(values) != len(columns):
             raise InputError(
-                f"manifest {str(path)!r} line {number}: {len(values)} values for "
-                f"{len(columns)} columns"
+                f"manifest {shown!r} line {number}: {len(values)} values for {len(columns)} columns"
             )
         row = dict(zip(columns, (v.strip() for v in values), strict=True))
         name = row["Image Index"]
         if not name:
             raise InputError(
-                f"manifest {str(path)!r} line {number}: the 'Image Index' column is blank; "
+                f"manifest {shown!r} line {number}: the 'Image Index' column is blank; "
                 "fill in the image's file name or delete the row"
             )
         if name in rows:
-            raise InputError(f"manifest {str(path)!r} line {number}: {name} is listed twice")
+            raise InputError(f"manifest {shown!r} line {number}: {name} is listed twice")
         rows[name] = row
         lines.append(number)
-    _warn_unreadable(path, rows, lines)
-    return Manifest(str(path), rows, hashlib.sha256(data).hexdigest())
+    _warn_unreadable(shown, rows, lines)
+    return Manifest(shown, rows, hashlib.sha256(data).hexdigest())
 
 
 def select_with_manifest(paths: list[str], manifest: Manifest) -> tuple[list[str], list[str]]:

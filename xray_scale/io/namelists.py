@@ -27,7 +27,14 @@ from pathlib import Path
 from ..errors import InputError
 from .archives import file_name
 
-__all__ = ["NOT_IN_INPUTS", "absent_path", "is_absent", "read_name_list", "select_by_names"]
+__all__ = [
+    "NOT_IN_INPUTS",
+    "absent_path",
+    "is_absent",
+    "names_in",
+    "read_name_list",
+    "select_by_names",
+]
 
 NOT_IN_INPUTS = "not in the inputs"
 """The reason recorded for a listed name that no input holds."""
@@ -65,6 +72,22 @@ def _is_bare_name(entry: str) -> bool:
     return not any(s in entry for s in _SEPARATORS)
 
 
+def names_in(text: str) -> list[str] | None:
+    """The names of a list's text when every entry is a bare name, without repeats; else None.
+
+    Examples
+    --------
+    >>> names_in("00000003_000.png\\n\\n00000003_001.png\\n00000003_000.png\\n")
+    ['00000003_000.png', '00000003_001.png']
+    >>> names_in("images/00000003_000.png\\n") is None
+    True
+    """
+    entries = _entries(text)
+    if not entries or not all(_is_bare_name(entry) for entry in entries):
+        return None
+    return list(dict.fromkeys(entries))
+
+
 def read_name_list(path: str | os.PathLike) -> list[str] | None:
     """The names of a name list, or None if ``path`` is a path list.
 
@@ -98,17 +121,14 @@ def read_name_list(path: str | os.PathLike) -> list[str] | None:
     """
     path = Path(path)
     try:
-        entries = _entries(path.read_text(encoding="utf-8"))
+        names = names_in(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise InputError(f"cannot read list {str(path)!r}: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise InputError(f"list {str(path)!r} is not UTF-8 text; save it as UTF-8") from None
-    if not entries or not all(_is_bare_name(entry) for entry in entries):
+    if names is None or any((path.parent / name).exists() for name in names):
         return None
-    folder = path.parent
-    if any((folder / entry).exists() for entry in entries):
-        return None
-    return list(dict.fromkeys(entries))
+    return names
 
 
 def select_by_names(paths: list[str], names: list[str]) -> tuple[list[str], list[str]]:

@@ -25,16 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DecodeError
+from ..errors import DecodeError, UnreachableError
 from .decode import (
     DEFAULT_MAX_PIXELS,
     PngHeader,
     check_bit_depth,
     check_header,
     crc32_in_pieces,
-    open_png,
     parse_png_header,
 )
+from .reading import open_png
 
 __all__ = [
     "Chunk",
@@ -136,6 +136,8 @@ def read_png(path: str | os.PathLike) -> bytes:
     try:
         with open_png(path) as file:
             return file.read()
+    except UnreachableError:
+        raise  # a bucket or server down: the batch stays pending (as for the CPU decoder)
     except OSError as error:  # a read failing after open (I/O error, file vanished)
         raise DecodeError(f"cannot read the file: {error}") from None
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from .archives import file_name, is_archive, list_members, member_exists, split_member_path
-from .namelists import absent_path, read_name_list, select_by_names
+from .namelists import absent_path, names_in, read_name_list, select_by_names
+from .urls import is_url, list_url_inputs, read_url_input, redact
 
 __all__ = [
     "SYNTHETIC_PREFIX",
@@ -237,13 +238,37 @@ def _read_list(list_file: Path) -> list[str]:
         entry = line.strip()
         if entry and not entry.startswith("#"):
             path = Path(entry)
-            if parse_synthetic(entry) is None and not path.is_absolute():
+            if parse_synthetic(entry) is None and not is_url(entry) and not path.is_absolute():
                 entry = str(base / path)
             if is_archive(entry) and os.path.isfile(entry):
                 paths.extend(list_members(entry))
             else:
                 paths.append(entry)
     return paths
+
+
+def _read_url_list(url: str) -> tuple[list[str] | None, list[str]]:
+    """A ``.txt`` at a URL: ``(names, [])`` for a name list, ``(None, paths)`` for a path list.
+
+    Relative paths are taken from the list's own folder in the bucket or site.
+    A list at a URL whose lines are bare names is a name list (no request is
+    made per name to see whether it is a file beside the list).
+    """
+    try:
+        text = read_url_input(url, "list").decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"list {redact(url)} is not UTF-8 text; save it as UTF-8") from None
+    names = names_in(text)
+    if names is not None:
+        return names, []
+    folder = url.rsplit("/", 1)[0]
+    paths = []
+    for line in text.splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            whole = is_url(entry) or os.path.isabs(entry) or parse_synthetic(entry) is not None
+            paths.append(entry if whole else f"{folder}/{entry}")
+    return None, paths
 
 
 def _select_names(paths: set[str], name_lists: dict[str, list[str]]) -> set[str]:
@@ -280,8 +305,8 @@ def _member_input(text: str) -> list[str]:
 
 
 def _absolute(path: str) -> str:
-    """``path`` made absolute; a virtual phantom path is kept as it is."""
-    return path if parse_synthetic(path) is not None else os.path.abspath(path)
+    """``path`` made absolute; a virtual phantom path or a URL is kept as it is."""
+    return path if parse_synthetic(path) is not None or is_url(path) else os.path.abspath(path)
 
 
 def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
@@ -329,7 +354,16 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         if text.startswith(SYNTHETIC_PREFIX):
             paths.update(expand_synthetic(text))
             continue
-        if split_member_path(text) is not None and not path.exists():
+        if is_url(text) and text.lower().endswith(".txt"):
+            names, found = _read_url_list(text)
+            if names is not None:
+                name_lists[text] = names
+                continue
+            if not found:
+                raise InputError(f"list {redact(text)} holds no paths")
+        elif is_url(text):
+            found = list_url_inputs(text)
+        elif split_member_path(text) is not None and not path.exists():
             found = _member_input(text)
         elif path.is_dir() and not _is_png_name(text):
             found = _walk_pngs(path)

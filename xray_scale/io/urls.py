@@ -21,9 +21,17 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import InputError, UrlError
+from ..errors import InputError, UnreachableError, UrlError
 
-__all__ = ["UrlError", "is_url", "list_url_inputs", "read_url", "redact"]
+__all__ = [
+    "UrlError",
+    "is_url",
+    "list_url_inputs",
+    "read_url",
+    "read_url_input",
+    "redact",
+    "url_exists",
+]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
@@ -59,6 +67,14 @@ def redact(url: str) -> str:
     return "::".join(links)
 
 
+def _unreachable(error: BaseException) -> bool:
+    """Whether a client's error says the server could not be reached (or answered too late)."""
+    name = type(error).__name__
+    return isinstance(error, ConnectionError | TimeoutError) or any(
+        word in name for word in ("Connect", "Timeout", "ClientOSError")
+    )
+
+
 def _describe(error: BaseException) -> str:
     """Why a request failed, in words that hold no credential."""
     if isinstance(error, FileNotFoundError):
@@ -67,7 +83,7 @@ def _describe(error: BaseException) -> str:
         return "access denied (check the credentials and the bucket's policy)"
     name = type(error).__name__
     text = str(error).splitlines()[0] if str(error) else ""
-    if any(word in name for word in ("Connect", "Timeout", "ClientOSError")):
+    if _unreachable(error):
         return f"the server cannot be reached ({name})"
     if "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text or "credentials" in text:
         return "the credentials are refused (check AWS_ACCESS_KEY_ID and its secret)"
@@ -131,18 +147,54 @@ def list_url_inputs(url: str) -> list[str]:
     return sorted(set(found))
 
 
+def _read(url: str) -> bytes:
+    import fsspec
+
+    with fsspec.open(url, "rb") as file:
+        return file.read()
+
+
 def read_url(url: str) -> bytes:
     """The bytes at one URL (an object, a page, or a zip member by its chained URL).
 
     Raises
     ------
+    UnreachableError
+        If the server cannot be reached: the caller should stop, not fail the image.
     UrlError
+        For any other failure, naming the URL without credentials, and why.
+    """
+    try:
+        return _read(url)
+    except Exception as error:  # each client has its own errors; say which URL, not how
+        kind = UnreachableError if _unreachable(error) else UrlError
+        raise kind(f"cannot read {redact(url)}: {_describe(error)}") from None
+
+
+def read_url_input(url: str, what: str) -> bytes:
+    """The bytes of a list or manifest at ``url``; an input error (exit 2) if unreadable.
+
+    Parameters
+    ----------
+    url : str
+    what : str
+        What the file is, for the message (``"list"``, ``"manifest"``).
+
+    Raises
+    ------
+    InputError
         Naming the URL without credentials, and why.
     """
-    import fsspec
-
     try:
-        with fsspec.open(url, "rb") as file:
-            return file.read()
+        return _read(url)
     except Exception as error:  # each client has its own errors; say which URL, not how
-        raise UrlError(f"cannot read {redact(url)}: {_describe(error)}") from None
+        raise InputError(f"cannot read {what} {redact(url)}: {_describe(error)}") from None
+
+
+def url_exists(url: str) -> bool:
+    """Whether the object, page or zip member at ``url`` can be found (False on any error)."""
+    try:
+        filesystem, path = _filesystem(url)
+        return bool(filesystem.isfile(path))
+    except Exception:  # unreachable, denied or unknown: not there for this purpose
+        return False

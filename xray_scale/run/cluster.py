@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
+from ..io.urls import is_url, url_exists
 
 __all__ = [
     "SCHEDULERS",
@@ -165,7 +166,10 @@ def _visibility(paths: list[str]) -> dict[str, str]:
     """On a worker: which of ``paths`` it cannot see, and why."""
     problems = {}
     for path in paths:
-        if not os.path.exists(path):
+        if is_url(path):
+            if not url_exists(path):
+                problems[path] = "cannot be read from this worker (check its credentials)"
+        elif not os.path.exists(path):
             problems[path] = "does not exist"
         elif not os.access(path, os.R_OK):
             problems[path] = "is not readable"

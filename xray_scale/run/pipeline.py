@@ -52,6 +52,7 @@ from ..io.manifest import (
 from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.namelists import is_absent
 from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
+from ..io.urls import is_url, redact
 from ..store.access import (
     RecordWriter,
     open_store,
@@ -161,7 +162,9 @@ def _check_no_input_inside(out: Path, paths: list[str]) -> None:
         return
     inside = os.path.realpath(out) + os.sep
     for path in paths:
-        if parse_synthetic(path) is None and os.path.realpath(source_file(path)).startswith(inside):
+        if is_url(path) or parse_synthetic(path) is not None:
+            continue
+        if os.path.realpath(source_file(path)).startswith(inside):
             raise StoreError(
                 f"--overwrite would delete inputs inside {out} (first: {path}); "
                 "move them out of it, or choose another --out"
@@ -203,8 +206,13 @@ def _compute_locally(
 
 
 def _describe_input(item: str | os.PathLike) -> str:
-    """An input argument as recorded in the store: absolute, unless a phantom source."""
+    """An input argument as recorded in the store: absolute, unless a phantom source or a URL.
+
+    A URL is recorded without any ``user:password@`` part.
+    """
     text = os.fspath(item)
+    if is_url(text):
+        return redact(text)
     return text if text.startswith(SYNTHETIC_PREFIX) else os.path.abspath(text)
 
 

@@ -27,6 +27,7 @@ import zarr
 from ..errors import StoreError
 from ..io.archives import member_exists, split_member_path
 from ..io.sources import parse_synthetic
+from ..io.urls import is_url, url_exists
 from .layout import (
     INDEX_STRINGS,
     QC_RECORD_FIELDS,
@@ -109,9 +110,11 @@ def pending_batches(group: zarr.Group, *, retry_failed: bool = False) -> list[in
 
 
 def _exists(path: str) -> bool:
-    """Whether an input is there to retry: a phantom, a file, or a member its archive holds."""
+    """Whether an input is there to retry: a phantom, a file, a member, or a URL's object."""
     if parse_synthetic(path) is not None or os.path.exists(path):
         return True
+    if is_url(path):
+        return url_exists(path)
     return split_member_path(path) is not None and member_exists(path)
 
 
