@@ -61,7 +61,13 @@ def test_every_item_is_measured_for_every_engine_and_config(source):
                 f"decode+compute {engine} {label}",
                 f"decode+bank {engine} {label}",
             }
+        expected.add(f"run scipy {label} qc-off")  # QC off, side by side, first engine only
     assert set(result.rates) == expected
+    assert (
+        set(result.qc_time_ratio) == set(result.qc_cpu_ratio) == {"scipy default", "scipy previews"}
+    )
+    assert all(0 < r < 10 for r in [*result.qc_time_ratio.values(), *result.qc_cpu_ratio.values()])
+    assert "qc_time_ratio" in result.record() and "qc_cpu_ratio" in result.record()
     assert all(rate > 0 for rate in result.rates.values())
     assert set(result.efficiency) == {
         f"{e} {c}" for e in ("scipy", "opencv") for c in ("default", "previews")
@@ -79,7 +85,7 @@ def test_every_item_is_measured_for_every_engine_and_config(source):
     assert 2 * 96 * 96 * 4 < result.bytes_per_image["default"] < 6 * 96 * 96 * 4
     assert 0 < result.bytes_per_image["previews"] < 7 * 32 * 32
     # one line per measurement after the header; tutorial and runs once per round
-    assert len(lines) == 1 + 2 + len(expected) + 1 + 4
+    assert len(lines) == 1 + 2 + len(expected) + 1 + 4 + 2
     assert all(len(result.rounds[f"run {e} default"]) == 2 for e in ("scipy", "opencv"))
     assert result.rates["tutorial"] == max(result.rounds["tutorial"])
     # The trap of design.md section 2: the stack's filters are not the per-image filters.

@@ -373,7 +373,7 @@ def test_statistics_only_run_computes_no_maps(phantom_folder, tmp_path):
     config = {"store": {"full_resolution": False}}
     summary = xray_scale.run([phantom_folder], tmp_path / "out.zarr", config=config, workers=1)
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
-    assert summary.ok == 12 and sorted(group.group_keys()) == ["index", "stats"]
+    assert summary.ok == 12 and sorted(group.group_keys()) == ["index", "qc", "stats"]
     assert group["stats/histogram"][:].sum() == 12 * 64 * 64
 
 

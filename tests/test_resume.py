@@ -49,6 +49,8 @@ def images_and_clean_store(tmp_path_factory):
     clean = folder / "clean.zarr"
     summary = xray_scale.run([images], clean, batch_size=2, workers=1, engine="scipy")
     assert summary.ok == 64
+    qc = zarr.open_group(clean, mode="r")["qc"]  # QC is on by default: its arrays are compared too
+    assert np.isfinite(qc["outlier_score"][:]).all() and (qc["pixel_hash"][:] != 0).all()
     return images, clean
 
 

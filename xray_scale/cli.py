@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .allocator import tune_malloc
-from .console import RunProgress, print_description, print_summary, progress_bar, stderr_console
+from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
 from .run.cluster import SCHEDULERS
@@ -146,17 +146,13 @@ def run_command(
     retry_failed: Annotated[
         bool, typer.Option(help="When resuming, process the failed images' batches again too.")
     ] = False,
-    storage_option: Annotated[
-        list[str] | None, typer.Option(help="KEY=VALUE for a store at a URL (fsspec's options).")
-    ] = None,
+    storage_option: Annotated[list[str] | None, typer.Option(help="s3:// store KEY=VALUE")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Filter, mask and measure every input image into a zarr v3 store.
 
     Re-running the same command on the same store resumes it.
     """
-    from .store.location import parse_storage_options
-
     summary = _run_and_report(
         inputs,
         out,
@@ -174,7 +170,7 @@ def run_command(
         address=address,
         overwrite=overwrite,
         retry_failed=retry_failed,
-        storage_options=parse_storage_options(storage_option),
+        storage_options=storage_option,
     )
     raise typer.Exit(_exit_code(summary))
 
@@ -349,7 +345,7 @@ def export(
     descending: Descending = False,
     limit: Limit = None,
 ) -> None:
-    """One row per image: index, manifest metadata and statistics, as Parquet or CSV.
+    """One row per image: index, manifest metadata, statistics and QC, as Parquet or CSV.
 
     --where, --sample, --sort and --limit keep some rows, in that order.
     """
@@ -521,12 +517,23 @@ def render(
         if task is not None:
             bar.stop()
     if not quiet:
-        for note in report.notes[:10]:
-            stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
-        if len(report.notes) > 10:
-            stderr_console().print(f"note: ... and {len(report.notes) - 10} more", markup=False)
+        print_notes(report.notes)
     for path in report.paths:
         typer.echo(path)
+
+
+@app.command()
+def report(
+    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its files.")],
+    gallery: Annotated[int, typer.Option(min=0, help="Thumbnails per QC flag and group.")] = 12,
+) -> None:
+    """One HTML page of a run, opened from the disk: failures, plots, QC, copies, GIFs."""
+    from .render.page import write_report
+
+    result = write_report(store, out, gallery=gallery)
+    print_notes(result.notes)
+    typer.echo(result.page)
 
 
 @app.callback(invoke_without_command=True)

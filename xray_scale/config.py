@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .analysis.qc import QCConfig
 from .errors import ConfigError
 from .filters import FILTERS, MASKS
 from .io.decode import DEFAULT_MAX_PIXELS
@@ -70,6 +71,9 @@ class Config:
     preview_size : int
         Longer side, in pixels, of the uint8 previews stored for browsing
         (the ``previews`` array: the original and each filter and mask); 0 for none.
+    qc : QCConfig
+        Whether the run computes the QC flags, hashes and groups (``qc/*``), and
+        every threshold of their rules (the ``[qc]`` table).
     """
 
     batch_size: int = 8
@@ -88,6 +92,7 @@ class Config:
     compression_level: int = 3
     full_resolution: bool = True
     preview_size: int = 0
+    qc: QCConfig = field(default_factory=QCConfig)
 
     def params(self, name: str) -> dict[str, float]:
         """Parameters of filter ``name``."""
@@ -115,6 +120,7 @@ class Config:
                 "full_resolution": self.full_resolution,
                 "preview_size": self.preview_size,
             },
+            "qc": asdict(self.qc),
         }
 
 
@@ -193,7 +199,7 @@ def _filter_params(filters_table: dict) -> dict[str, dict[str, float]]:
 
 
 def _parse(data: dict) -> Config:
-    _check_keys(data, {"run", "input", "filters", "masks", "store"}, "config")
+    _check_keys(data, {"run", "input", "filters", "masks", "store", "qc"}, "config")
     run = _table(data, "run")
     _check_keys(run, {"batch_size"}, "run")
     inputs = _table(data, "input")
@@ -235,7 +241,15 @@ def _parse(data: dict) -> Config:
     if not math.isfinite(threshold):
         raise ConfigError(f"masks.threshold must be a finite number, got {threshold!r}")
 
+    qc = _table(data, "qc")
+    _check_keys(qc, {f.name for f in fields(QCConfig)}, "qc")
+    try:
+        qc_config = QCConfig(**qc)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
     return Config(
+        qc=qc_config,
         batch_size=_int(run.get("batch_size", 8), "run.batch_size", minimum=1),
         size=tuple(size) if size else None,
         bit_depth=bit_depth,

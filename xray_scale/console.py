@@ -25,6 +25,7 @@ __all__ = [
     "SUMMARY_FAILURES",
     "RunProgress",
     "print_description",
+    "print_notes",
     "print_reasons",
     "print_summary",
     "progress_bar",
@@ -125,7 +126,7 @@ def print_summary(summary: RunSummary) -> None:
 
 
 def print_description(details: dict, *, every_failure: bool, hint: str) -> None:
-    """``info``'s text: counts, format, time, arrays, config, then the failures.
+    """``info``'s text: counts, format, time, arrays, QC, config, then the failures.
 
     Parameters
     ----------
@@ -136,6 +137,8 @@ def print_description(details: dict, *, every_failure: bool, hint: str) -> None:
     hint : str
         The command that lists every failure, printed under the reasons.
     """
+    from .store.describe import qc_summary
+
     height, width = details["image_shape"]
     typer.echo(f"store: {details['store']}")
     typer.echo(
@@ -152,12 +155,21 @@ def print_description(details: dict, *, every_failure: bool, hint: str) -> None:
         f"{details['processed']:,} images processed" + (f", {rate:.1f} img/s" if rate else "")
     )
     typer.echo("arrays: " + ", ".join(f"{k} ({v})" for k, v in details["arrays"].items()))
+    typer.echo(qc_summary(details["qc"]))
     typer.echo("config: " + json.dumps(details["config"]))
     if every_failure:
         for failure in details["failures"]:
             typer.echo(f"failed: {failure['path']}: {failure['error']}")
     elif details["failed"]:
         print_reasons(details["failure_reasons"], hint=hint)
+
+
+def print_notes(notes: list[str]) -> None:
+    """The first ten notes on stderr, then how many more were left out."""
+    for note in notes[:10]:
+        stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
+    if len(notes) > 10:
+        stderr_console().print(f"note: ... and {len(notes) - 10} more", markup=False)
 
 
 def print_reasons(reasons: list[dict], *, hint: str) -> None:

@@ -20,9 +20,11 @@ import zarr
 from ..engines.registry import get_engine
 from ..io.decode import DecodedImage, unpad
 from ..store.access import image_array_depth, write_maps
+from ..store.layout import STATUS_OK
 from ..store.location import StoreLocation
 from .image import image_statistics, map_function
 from .previews import to_preview
+from .qc import batch_qc
 from .records import BatchRecord, BatchSpec, BatchWriter, batch_record
 from .stats import STAT_FIELDS
 
@@ -115,7 +117,10 @@ def process_batch(
         count = len(decoded)
         stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
         histogram = np.zeros((count, 256), dtype=np.int64)
-        return batch_record(start, stats, histogram, [image.error for image in decoded], decoded)
+        record = batch_record(start, stats, histogram, [i.error for i in decoded], decoded)
+        if spec.qc is not None:  # every image failed: the QC arrays' "none" values
+            record.qc = batch_qc([None] * count, [None] * count, config=spec.qc)
+        return record
     return analyse_block(block, decoded, start, spec=spec, writer=writer)
 
 
@@ -127,10 +132,10 @@ def analyse_block(
     spec: BatchSpec,
     writer: BatchWriter,
 ) -> BatchRecord:
-    """Statistics, maps and previews of a decoded batch, each array given to ``writer``.
+    """Statistics, maps, previews and QC of a decoded batch, each array given to ``writer``.
 
     The maps and previews of a padded image are those of the padded array; its
-    statistics and histogram are those of the image itself, without the padding.
+    statistics, histogram and QC are those of the image itself, without the padding.
 
     Parameters
     ----------
@@ -149,7 +154,40 @@ def analyse_block(
     """
     engine = get_engine(spec.engine)
     if engine.analyses_batches and spec.compat is None:  # the whole batch at once (a GPU)
-        return engine.analyse_batch(block, decoded, start, spec=spec, writer=writer)
+        record = engine.analyse_batch(block, decoded, start, spec=spec, writer=writer)
+    else:
+        record = _analyse_images(block, decoded, start, spec=spec, writer=writer)
+    if spec.qc is not None:
+        record.qc = _batch_qc(block, decoded, record, spec)
+    return record
+
+
+def _batch_qc(
+    block: np.ndarray, decoded: list[DecodedImage], record: BatchRecord, spec: BatchSpec
+) -> dict[str, np.ndarray]:
+    """The QC of a batch's ok images, from their own pixels (never the padding).
+
+    The record's histograms are the 256-bin counts of each image's own pixels,
+    except in the tutorial's compat mode (its min..max histogram): then QC counts them.
+    A batch decoded onto the GPU (``--decoder gpu``) is copied back to the host once.
+    """
+    if hasattr(block, "__cuda_array_interface__"):  # decoded onto the GPU: QC reads a host copy
+        block = block.get()
+    ok = [status == STATUS_OK for status in record.status]
+    images = [unpad(block[k], decoded[k]) if ok[k] else None for k in range(len(ok))]
+    histograms = [record.histogram[k] if spec.compat is None else None for k in range(len(ok))]
+    return batch_qc(images, histograms, config=spec.qc)
+
+
+def _analyse_images(
+    block: np.ndarray,
+    decoded: list[DecodedImage],
+    start: int,
+    *,
+    spec: BatchSpec,
+    writer: BatchWriter,
+) -> BatchRecord:
+    """:func:`analyse_block` image by image, on the host."""
     count = len(decoded)
     errors = [image.error for image in decoded]
     stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}

@@ -18,6 +18,7 @@ from ..io.decode import DecodedImage, decode_batch
 from ..store.layout import STATUS_FAILED, STATUS_OK, split_map_name
 from .maps import output_dtypes
 from .previews import preview_shape
+from .qc import QCConfig
 
 __all__ = ["BatchRecord", "BatchSpec", "BatchWriter", "batch_record"]
 
@@ -44,6 +45,8 @@ class BatchSpec:
         The tutorial's arrays bit for bit.
     engine : str
         The concrete engine (``"scipy"``, ``"opencv"``, ``"cupy"``).
+    qc : QCConfig or None
+        The QC thresholds when the run computes QC (``qc/*``), else None.
     decoder : {"cpu", "gpu"}
         Where the PNGs are decoded: by :meth:`decode` on the CPU, or onto the
         engine's GPU by the engine's ``decode_batch`` (``--decoder gpu``). It
@@ -58,6 +61,7 @@ class BatchSpec:
     config: Config
     compat: str | None
     engine: str
+    qc: QCConfig | None = None
     decoder: str = "cpu"
 
     @classmethod
@@ -84,6 +88,7 @@ class BatchSpec:
             config=config,
             compat=compat,
             engine=engine,
+            qc=config.qc if config.qc.enabled else None,
             decoder=decoder,
         )
 
@@ -160,6 +165,9 @@ class BatchRecord:
         Per image.
     bit_depth, checksum : list of int
         Per image (:attr:`xray_scale.io.decode.DecodedImage.checksum`).
+    qc : dict or None
+        ``{field: array}`` of :func:`xray_scale.analysis.qc.batch_qc` when the run
+        computes QC, else None.
     """
 
     start: int
@@ -170,6 +178,7 @@ class BatchRecord:
     mode: list[str]
     bit_depth: list[int]
     checksum: list[int]
+    qc: dict[str, np.ndarray] | None = None
 
     @property
     def size(self) -> int:

@@ -10,6 +10,12 @@ process, it measures images/s of:
   ``(N, H, W)`` stack with sigma 0 on the stack axis + ``to_zarr``, and how far its
   results are from per-image filtering (they are wrong: ARCHITECTURE.md, "Correctness traps");
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
+- ``run <engine> <config> qc-off``: a threaded run with QC and one with
+  ``qc.enabled = false``, side by side in every round, their order swapped every
+  round (first engine only), so QC's cost is a ratio measured side by side:
+  ``qc_time_ratio``, the median over rounds of each round's run time with QC /
+  without (each pair close in time, so a shared machine's slow spells cancel out),
+  and ``qc_cpu_ratio``, the same for the process's CPU time;
 - ``bank-on-device <engine> <config>`` (a GPU engine only): every map and the value
   counts of a batch of 32 images already on the GPU, nothing copied back;
 - the stage ceilings, each over the same batches with the same threads, through
@@ -35,6 +41,7 @@ JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -147,6 +154,10 @@ class BenchResult:
     efficiency : dict
         ``{"<engine> <config>": {"vs_slowest_stage", "vs_decode_compute",
         "vs_decode_bank", "vs_compute_then_write"}}``: the run's rate over each ceiling.
+    qc_time_ratio, qc_cpu_ratio : dict
+        ``{"<engine> <config>": run time with QC / run time without}``, the median
+        over rounds of each round's pair (wall time, and the process's CPU time),
+        for a config with QC on and the first engine.
     dask_image_differences : dict
         ``{"laplace_gaussian" | "ggm" | "sobel": {"max_abs", "relative_to_range"}}``.
     bytes_per_image : dict
@@ -167,6 +178,8 @@ class BenchResult:
     rates: dict[str, float] = field(default_factory=dict)
     rounds: dict[str, list[float]] = field(default_factory=dict)
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
+    qc_time_ratio: dict[str, float] = field(default_factory=dict)
+    qc_cpu_ratio: dict[str, float] = field(default_factory=dict)
     dask_image_differences: dict[str, dict[str, float]] = field(default_factory=dict)
     bytes_per_image: dict[str, float] = field(default_factory=dict)
     schedulers: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -185,6 +198,8 @@ class BenchResult:
             "rounds_img_s": self.rounds,
             "ratios_to_tutorial": {name: self.ratio(name) for name in self.rates},
             "efficiency": self.efficiency,
+            "qc_time_ratio": self.qc_time_ratio,
+            "qc_cpu_ratio": self.qc_cpu_ratio,
             "dask_image_differences": self.dask_image_differences,
             "store_bytes_per_image": self.bytes_per_image,
             "schedulers": self.schedulers,
@@ -254,6 +269,26 @@ def timed_run(
     return summary.total / seconds, summary.images_per_s
 
 
+def _cpu_timed_run(
+    folder: Path, bench: BenchConfig, engine: str, workers: int
+) -> tuple[float, float, float]:
+    """Images/s of a threaded ``xray_scale.run``, with its wall and its process CPU seconds."""
+    store = folder / f"run-{bench.label}-{engine}-cpu.zarr"
+    began, cpu = time.perf_counter(), time.process_time()
+    summary = run([folder / "images"], store, config=bench.config, engine=engine, workers=workers)
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    if summary.ok != summary.total:
+        raise ValueError(f"the run failed on {summary.failed} images: {summary.failures[:1]}")
+    shutil.rmtree(store)
+    return summary.total / seconds, seconds, cpu
+
+
+def _without_qc(bench: BenchConfig) -> BenchConfig:
+    """The same config with ``qc.enabled = false``."""
+    without = dataclasses.replace(bench.config.qc, enabled=False)
+    return BenchConfig(f"{bench.label}-qc-off", dataclasses.replace(bench.config, qc=without))
+
+
 def run_bench(
     *,
     source: Path | None = None,
@@ -320,6 +355,7 @@ def run_bench(
     schedulers = ["threads", *(s for s in dict.fromkeys(schedulers or []) if s != "threads")]
     result = BenchResult()
     rates = result.rates
+    qc_pairs: dict[str, list[tuple[float, float]]] = {}  # per round: (wall, CPU) on / off
     windows: dict[str, list[float]] = {}  # each run's processing-only rate, by item
     starts: dict[str, list[float]] = {}  # each run's seconds before its processing
 
@@ -350,6 +386,15 @@ def run_bench(
                         measured(name, whole)
                         windows.setdefault(name, []).append(processing)
                         starts.setdefault(name, []).append(images / whole - images / processing)
+                    if engine == engines[0] and bench.config.qc.enabled:
+                        # QC on and off side by side, the order swapped every round: a
+                        # run right after another pays differently on a VM (memory, caches)
+                        pair = [bench, _without_qc(bench)][:: 1 if round_number % 2 else -1]
+                        times = {b.label: _cpu_timed_run(folder, b, engine, workers) for b in pair}
+                        on, off = times[bench.label], times[f"{bench.label}-qc-off"]
+                        measured(f"run {engine} {bench.label} qc-off", off[0])
+                        pairs = qc_pairs.setdefault(f"{engine} {bench.label}", [])
+                        pairs.append((on[1] / off[1], on[2] / off[2]))
         if tutorial_images < images:
             result.notes.append(f"the tutorial loop ran on the first {tutorial_images} images")
         if dask_image_images:
@@ -408,6 +453,9 @@ def run_bench(
                     "vs_threads_processing": max(windows[name]) / max(windows[f"run {key}"]),
                     "start_s": float(np.median(starts[name])),
                 }
+    for key, pairs in qc_pairs.items():
+        result.qc_time_ratio[key] = float(np.median([wall for wall, _ in pairs]))
+        result.qc_cpu_ratio[key] = float(np.median([cpu for _, cpu in pairs]))
     result.facts = {
         "benchmark": "xray-scale bench",
         "machine": platform.node(),
@@ -454,6 +502,11 @@ def format_table(result: BenchResult) -> str:
     lines.append(f"  {'run':<24}" + "".join(f" {title:>20}" for title in columns.values()))
     for key, ratios in result.efficiency.items():
         lines.append(f"  {key:<24}" + "".join(f" {ratios[c]:>20.2f}" for c in columns))
+    for key, ratio in result.qc_time_ratio.items():
+        lines.append(
+            f"  QC: {key}, run with QC / without (median of rounds): time {ratio:.3f}, "
+            f"CPU {result.qc_cpu_ratio[key]:.3f}"
+        )
     for label, size in result.bytes_per_image.items():
         lines.append(f"  {label}: {size / 1e6:.2f} MB of image arrays per image written")
     if result.schedulers:

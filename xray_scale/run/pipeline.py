@@ -63,7 +63,8 @@ from ..store.access import (
 from ..store.create import create_store
 from ..store.encoding import read_index
 from ..store.location import StoreLocation, store_location
-from ..store.metadata import RunMetadata, run_fingerprint, utc_now
+from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
+from ..store.qc import finish_qc, has_qc
 from .cluster import (
     SCHEDULERS,
     check_workers_see,
@@ -248,7 +249,7 @@ def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[s
         if getattr(stored, name) != now:
             found.append(f"{name} {getattr(stored, name)} in the store, {now} now")
     stored = _flatten(stored.config or {})
-    current = _flatten(json.loads(json.dumps(spec.config.to_dict())))  # as stored: lists
+    current = _flatten(json.loads(json.dumps(fingerprinted_config(spec))))  # as stored: lists
     for key in sorted(stored.keys() | current.keys()):
         if stored.get(key) != current.get(key):
             found.append(f"config {key} {stored.get(key)!r} in the store, {current.get(key)!r} now")
@@ -330,6 +331,7 @@ def _open_or_create(
         columns=manifest_columns(manifest, paths) if manifest else None,
         failed=absent,
         overwrite=overwrite,
+        qc=spec.qc is not None,
         **spec.store_layout(),
     )
 
@@ -366,7 +368,7 @@ def run(
     manifest: str | os.PathLike | None = None,
     overwrite: bool = False,
     retry_failed: bool = False,
-    storage_options: dict | None = None,
+    storage_options: dict | list[str] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_batch: Callable[[BatchRecord], None] | None = None,
 ) -> RunSummary:
@@ -426,9 +428,9 @@ def run(
     retry_failed : bool
         When resuming, also process again every batch holding a ``failed``
         image (a file since repaired, a batch the GPU ran out of memory on).
-    storage_options : dict, optional
-        fsspec options of a store at a URL (``endpoint_url``, ``key``...);
-        never written into the store, a log or a message.
+    storage_options : dict or list of str, optional
+        fsspec options of a store at a URL (``endpoint_url``, ``key``...), or
+        ``KEY=VALUE`` strings; never written into the store, a log or a message.
     on_start : callable, optional
         Called once as ``on_start(total_images, already_done)``.
     on_batch : callable, optional
@@ -485,6 +487,8 @@ def run(
     spec = BatchSpec.for_run(
         config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
     )
+    if existing is not None and not has_qc(existing):  # made before QC, or without it
+        spec = dataclasses.replace(spec, qc=None)
     group = _open_or_create(
         out,
         paths=paths,
@@ -535,6 +539,8 @@ def run(
             _compute_locally(graph, scheduler, workers or os.cpu_count() or 1, on_record)
     finally:
         records.flush()  # what finished is kept, also on Ctrl-C or a failing task
+    if spec.qc is not None:
+        finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
     elapsed = time.perf_counter() - began
     summary = _summarise(group, out, processed, elapsed)
     run_metadata.with_run(

@@ -30,6 +30,7 @@ from ..io.urls import is_url, url_exists
 from .encoding import read_index, stored_values
 from .layout import (
     INDEX_STRINGS,
+    QC_RECORD_FIELDS,
     STAT_FIELDS,
     STATE_COMPLETE,
     STATE_KEY,
@@ -39,6 +40,7 @@ from .layout import (
 )
 from .location import StoreLocation, describe_failure, store_location
 from .metadata import RunMetadata
+from .qc import QC_GROUP, has_qc
 
 if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
     from ..analysis.records import BatchRecord
@@ -260,9 +262,22 @@ class RecordWriter:
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
             if "index/checksum" in self._group:  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
+            if has_qc(self._group):  # stores made before QC, or without it, have none
+                for name in QC_RECORD_FIELDS:
+                    self._write(f"{QC_GROUP}/{name}", lambda r, n=name: _qc_values(r, n))
             self._write_text("index/status", lambda r: r.status)
             self._pending = []
         self._last_flush = time.monotonic()
+
+
+def _qc_values(record: BatchRecord, name: str) -> np.ndarray:
+    """A batch's ``qc/<name>`` values; a record without QC is refused rather than stored."""
+    if record.qc is None:
+        raise StoreError(
+            f"the batch at image {record.start} has no QC but the store keeps it; "
+            "run with qc.enabled = true to resume this store"
+        )
+    return record.qc[name]
 
 
 def read_status_summary(group: zarr.Group) -> dict:

@@ -43,6 +43,7 @@ from .layout import (
 )
 from .location import StoreLocation, describe_failure, store_location
 from .metadata import RunMetadata
+from .qc import create_qc_arrays
 
 __all__ = ["ERROR_WIDTH", "create_store"]
 
@@ -74,6 +75,7 @@ def create_store(
     columns: dict[str, np.ndarray] | None = None,
     preview_maps: tuple[str, ...] = (),
     preview_shape: tuple[int, int] | None = None,
+    qc: bool = False,
     failed: Mapping[int, str] | None = None,
     overwrite: bool = False,
 ) -> zarr.Group:
@@ -102,6 +104,8 @@ def create_store(
         names); empty for no ``previews`` array.
     preview_shape : (int, int), optional
         (height, width) of the previews.
+    qc : bool
+        Create the ``qc/*`` arrays (:mod:`xray_scale.store.qc`).
     failed : mapping, optional
         ``{index: error}`` of the images already known to fail, recorded as
         ``failed`` from the start (a manifest's images the inputs lack): no
@@ -132,6 +136,7 @@ def create_store(
         "columns": columns,
         "preview_maps": preview_maps,
         "preview_shape": preview_shape,
+        "qc": qc,
         "failed": failed or {},
     }
     if not location.is_local:
@@ -255,6 +260,7 @@ def _build_store(
     columns: dict[str, np.ndarray] | None,
     preview_maps: tuple[str, ...],
     preview_shape: tuple[int, int] | None,
+    qc: bool,
     failed: Mapping[int, str],
 ) -> None:
     """Write every array of a new store at ``target`` (see :func:`create_store`).
@@ -321,6 +327,8 @@ def _build_store(
     group.create_array(
         "index/checksum", shape=(count,), dtype="uint32", chunks=records, fill_value=0
     )
+    if qc:
+        create_qc_arrays(group, count, records=records[0], rows=histograms[0])
     for name, values in (columns or {}).items():
         if values.dtype == object:
             create_text_array(group, f"index/{name}", values=values, count=count, chunk=records[0])

@@ -1,4 +1,4 @@
-"""What ``xray-scale info`` reports about a store: counts, failures by reason, runs, arrays."""
+"""What ``xray-scale info`` reports about a store: counts, failures by reason, runs, arrays, QC."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ import os
 from collections import Counter
 
 from .access import open_store, read_status_summary
-from .layout import FILTER_GROUP, MASK_GROUP, map_name
+from .layout import FILTER_GROUP, MASK_GROUP, QC_FLAGS, map_name
 from .location import store_location
 from .metadata import RunMetadata
+from .qc import qc_counts
 
-__all__ = ["EXAMPLES_PER_REASON", "describe_store", "failure_reason", "failures_by_reason"]
+__all__ = [
+    "EXAMPLES_PER_REASON",
+    "describe_store",
+    "failure_reason",
+    "failures_by_reason",
+    "qc_summary",
+]
 
 EXAMPLES_PER_REASON = 3
 """File names shown for each reason of failure."""
@@ -122,6 +129,26 @@ def describe_store(path: str | os.PathLike) -> dict:
                 else {}
             ),
         },
+        "qc": qc_counts(group),
         "config": stored.config,
         "libraries": stored.libraries,
     }
+
+
+def qc_summary(counts: dict | None) -> str:
+    """``info``'s QC line from :func:`xray_scale.store.qc.qc_counts`.
+
+    Examples
+    --------
+    >>> qc_summary(None)
+    'qc: no QC in this store (made before QC existed, or with qc.enabled = false)'
+    """
+    if counts is None:
+        return "qc: no QC in this store (made before QC existed, or with qc.enabled = false)"
+    flags = ", ".join(f"{flag} {counts[flag]}" for flag in QC_FLAGS)
+    return (
+        f"qc: {flags}; duplicates {counts['duplicate_images']} images in "
+        f"{counts['duplicate_groups']} groups, near duplicates {counts['near_duplicate_images']} "
+        f"in {counts['near_duplicate_groups']}; outliers (score > "
+        f"{counts['outlier_threshold']}) {counts['outliers']}"
+    )

@@ -1,4 +1,4 @@
-"""One row per image of a store, as a table: index, metadata and statistics."""
+"""One row per image of a store, as a table: index, metadata, statistics and QC."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..errors import StoreError
 from .access import open_store
 from .encoding import read_index
 from .layout import STAT_FIELDS
+from .qc import QC_COLUMNS, QC_GROUP, has_qc
 from .query import RowQuery, select_rows
 
 __all__ = ["EXPORT_FORMATS", "export_table", "store_table"]
@@ -35,7 +36,10 @@ def store_table(store: str | os.PathLike | zarr.Group, *, histogram: bool = Fals
     pandas.DataFrame
         Columns ``image`` (store index), every ``index/*`` array (path, status,
         error, mode, bit depth, patient id, follow-up, and manifest metadata
-        when the run had one), then every ``stats/*`` field.
+        when the run had one), then every ``stats/*`` field, then, for a store
+        with QC, ``qc_framed``, ``qc_inverted``, ``qc_blank``, ``qc_low_contrast``,
+        ``qc_saturated``, ``qc_frame_fraction``, ``qc_duplicate_group``,
+        ``qc_near_duplicate_group`` (-1: none) and ``qc_outlier_score``.
     """
     import pandas as pd
 
@@ -51,6 +55,9 @@ def store_table(store: str | os.PathLike | zarr.Group, *, histogram: bool = Fals
         columns[name] = values.astype(object) if values.dtype.kind == "T" else values
     for field in STAT_FIELDS:
         columns[field] = group[f"stats/{field}"][:]
+    if has_qc(group):
+        for name in QC_COLUMNS:
+            columns[f"qc_{name}"] = group[f"{QC_GROUP}/{name}"][:]
     table = pd.DataFrame(columns)
     if histogram:
         counts = group["stats/histogram"][:]

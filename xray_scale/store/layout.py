@@ -21,6 +21,8 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
                              (0: failed, phantom, or a store older than this array)
       index/patient_id       (N, w) text  from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
+      qc/*                   per-image QC flags, hashes, groups and outlier scores, when
+                             the run computes QC (:mod:`xray_scale.store.qc`)
 
 A text array is UTF-8 bytes, NUL-padded to its width ``w``, and statuses are
 codes, so that any zarr v3 reader opens every array (see
@@ -46,7 +48,10 @@ __all__ = [
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
     "MASK_GROUP",
+    "QC_FLAGS",
+    "QC_RECORD_FIELDS",
     "RECORD_CHUNK",
+    "SIGNATURE_SIZE",
     "STAT_FIELDS",
     "STATUS_FAILED",
     "STATUS_OK",
@@ -84,6 +89,18 @@ STAT_FIELDS: tuple[str, ...] = (
 """Names of the scalar statistics, in store order (``stats/<name>``)."""
 FILTER_GROUP, MASK_GROUP = "filters", "masks"
 """The groups holding the full-resolution maps."""
+QC_FLAGS: tuple[str, ...] = ("framed", "inverted", "blank", "low_contrast", "saturated")
+"""The per-image QC flags, in store order (``qc/<name>``)."""
+SIGNATURE_SIZE = 32 * 32
+"""Values in one image's QC detail signature (``qc/signature``): its 32 x 32 downscale."""
+QC_RECORD_FIELDS: tuple[str, ...] = (
+    *QC_FLAGS,
+    "frame_fraction",
+    "pixel_hash",
+    "perceptual_hash",
+    "signature",
+)
+"""The ``qc/*`` arrays written with each batch's records, in store order."""
 
 
 def map_name(group: str, name: str) -> str:

@@ -132,8 +132,12 @@ class StoreLocation:
             raise StoreError(f"cannot open the store {self}: {error}") from None
 
 
-def store_location(out: str | os.PathLike | StoreLocation, options: Mapping | None = None):
+def store_location(
+    out: str | os.PathLike | StoreLocation, options: Mapping | list[str] | None = None
+) -> StoreLocation:
     """The :class:`StoreLocation` of ``--out`` (a path or a URL) and its storage options.
+
+    ``options`` is a mapping, or ``KEY=VALUE`` strings (:func:`parse_storage_options`).
 
     Raises
     ------
@@ -143,6 +147,8 @@ def store_location(out: str | os.PathLike | StoreLocation, options: Mapping | No
     if isinstance(out, StoreLocation):
         return out
     text = os.fspath(out)
+    if isinstance(options, list):
+        options = parse_storage_options(options)
     if is_url(text):
         return StoreLocation(text.rstrip("/"), json.dumps(dict(options or {}), sort_keys=True))
     if options:

@@ -23,7 +23,13 @@ from .layout import ATTRS_KEY
 if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
     from ..analysis.records import BatchSpec
 
-__all__ = ["RunMetadata", "library_versions", "run_fingerprint", "utc_now"]
+__all__ = [
+    "RunMetadata",
+    "fingerprinted_config",
+    "library_versions",
+    "run_fingerprint",
+    "utc_now",
+]
 
 
 def utc_now() -> str:
@@ -42,6 +48,19 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def fingerprinted_config(spec: BatchSpec) -> dict:
+    """The config as the fingerprint sees it: without ``[qc]`` when the run keeps no QC.
+
+    So a store made before QC existed (its config has no ``[qc]``) is still
+    the same run, and resumes (without QC); and a store made with QC resumes
+    only with the same QC thresholds.
+    """
+    config = spec.config.to_dict()
+    if spec.qc is None:
+        del config["qc"]
+    return config
+
+
 def run_fingerprint(
     paths: list[str], spec: BatchSpec, *, bit_depth: int, manifest_digest: str | None
 ) -> str:
@@ -53,7 +72,7 @@ def run_fingerprint(
     """
     settings = {
         "manifest": manifest_digest,
-        "config": spec.config.to_dict(),
+        "config": fingerprinted_config(spec),
         "compat": spec.compat,
         "engine": spec.engine,
         "shape": list(spec.shape),
