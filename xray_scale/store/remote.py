@@ -7,7 +7,7 @@ root ``zarr.json`` is written first with the completion marker set to
 marker (:func:`xray_scale.store.access.open_store`), so a half-made store is
 never taken for a complete one. ``--overwrite`` first sets the marker back
 to ``creating``, then deletes only what xray-scale writes (the root
-``zarr.json`` and the groups of the layout), the root ``zarr.json`` last, so
+``zarr.json`` and the arrays and groups the store holds), the root ``zarr.json`` last, so
 a replacement killed midway is still recognised as ours the next time.
 """
 
@@ -20,8 +20,6 @@ import zarr
 from ..errors import StoreError
 from .layout import (
     ATTRS_KEY,
-    FILTER_GROUP,
-    MASK_GROUP,
     STATE_CREATING,
     STATE_KEY,
 )
@@ -31,7 +29,6 @@ __all__ = ["ABSENT", "FOREIGN", "OURS", "probe", "remove_store"]
 
 ABSENT, OURS, FOREIGN = "absent", "ours", "foreign"
 """What :func:`probe` finds at a URL: nothing, a store of ours (complete or not), something else."""
-_OUR_GROUPS = (FILTER_GROUP, MASK_GROUP, "previews", "stats", "index")
 
 
 def _fail(location: StoreLocation, error: BaseException) -> StoreError:
@@ -92,11 +89,8 @@ def remove_store(location: StoreLocation) -> None:
     try:
         group = zarr.open_group(location.zarr_store(), mode="r+", zarr_format=3)
         group.attrs[STATE_KEY] = STATE_CREATING  # from now on no reader takes it as complete
-        ours = [
-            key
-            for key in filesystem.find(root)
-            if key[len(root) + 1 :].split("/", 1)[0] in _OUR_GROUPS
-        ]
+        nodes = {*group.group_keys(), *group.array_keys()}  # the arrays and groups it made
+        ours = [key for key in filesystem.find(root) if key[len(root) + 1 :].split("/")[0] in nodes]
         if ours:
             filesystem.rm(ours)
         filesystem.rm(f"{root}/zarr.json")
