@@ -38,6 +38,18 @@ def wait_for(condition, what: str, timeout: float = 60.0):
     raise TimeoutError(f"gave up waiting for {what}")
 
 
+def stop_processes(processes: list[tuple[subprocess.Popen, object]]) -> None:
+    """Terminate each (process, log) still running, kill it after 20 s, close its log."""
+    for process, log in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """A scheduler on a random port and two single-threaded workers, as subprocesses."""
@@ -90,14 +102,7 @@ def cluster(tmp_path):
     with Client(address, timeout="20s") as client:
         wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
     yield address, workers
-    for process, log in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
+    stop_processes(processes)
 
 
 @pytest.fixture

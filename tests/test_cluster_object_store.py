@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from conftest import assert_stores_equal
-from test_cluster import dask_command, wait_for
+from test_cluster import dask_command, stop_processes, wait_for
 from test_object_store import s3, s3_server, url_store  # noqa: F401 - fixtures
 
 import xray_scale
@@ -72,14 +72,7 @@ def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported abov
             wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
 
     yield address, workers
-    for process, log in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
+    stop_processes(processes)
 
 
 def test_workers_with_no_shared_disk_write_the_same_store(bare_cluster, s3, tmp_path):  # noqa: F811
