@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_object_store.py                 # 1024 images, 3 rounds
     python benchmarks/bench_object_store.py --images 4096 --rounds 2 --run 64
+    python benchmarks/bench_object_store.py --rounds 0 --inputs 144   # inputs in the bucket
 
 A local S3 server (moto's, in a process of its own on 127.0.0.1, so that it
 does not share this process's interpreter lock) receives the store of the
@@ -18,7 +19,12 @@ the filters cost the same whatever the store. The same writes go into a local
 folder, the baseline. Each round measures the three in a rotated order, and
 the best round is kept. With ``--run N``, ``xray-scale``'s whole pipeline
 also runs N phantom images into the folder and into the S3 store (fsspec),
-for the rate beside the folder's. A JSON record goes to
+for the rate beside the folder's. With ``--inputs N``, N phantom PNGs of
+1024x1024 are put in the S3 server and in a folder, and the whole pipeline
+runs the full-dump config on each into a local store, in ``--input-rounds``
+rounds of alternating order: the rate of reading the inputs from S3 beside
+the folder's, and their ratio, measured in one run (best round of each).
+``--rounds 0`` skips the store's writes. A JSON record goes to
 ``benchmarks/results/`` (git-ignored).
 """
 
@@ -129,12 +135,48 @@ def write_store(location, spec: BatchSpec, count: int, workers: int) -> dict:
     return {"create_s": created - began, "write_s": done - created, "total_s": done - began}
 
 
+def input_rates(scratch: Path, config, endpoint: str, options) -> dict:
+    """img/s of the full-dump config reading ``--inputs`` phantoms from a folder and from S3."""
+    import boto3
+
+    from xray_scale.io.synth import write_phantoms
+
+    count = options.inputs
+    written = write_phantoms(scratch / "images", patients=-(-count // 8), follow_ups=8)
+    for extra in written[count:]:
+        extra.unlink()
+    client = boto3.client("s3", endpoint_url=endpoint)
+    for path in written[:count]:
+        client.put_object(Bucket="bench", Key=f"inputs/images/{path.name}", Body=path.read_bytes())
+    sources = {"folder": str(scratch / "images"), "s3": "s3://bench/inputs/images/"}
+    rates: dict[str, list[float]] = {label: [] for label in sources}
+    for round_ in range(options.input_rounds):
+        order = list(sources) if round_ % 2 == 0 else list(sources)[::-1]
+        for label in order:
+            out = scratch / f"inputs-{round_}-{label}.zarr"
+            summary = xray_scale.run([sources[label]], out, config=config, workers=options.workers)
+            if summary.ok != count:
+                raise SystemExit(f"the run from the {label}: {summary.ok} ok of {count}")
+            rates[label].append(summary.images_per_s)
+            print(f"inputs round {round_} {label}: {rates[label][-1]:.2f} img/s", flush=True)
+    best = {label: max(values) for label, values in rates.items()}
+    print(
+        f"\ninputs, full-dump config, {count} phantoms 1024x1024, {options.workers} workers, "
+        f"local store, best of {options.input_rounds} rounds (alternating order):"
+    )
+    for label, rate in best.items():
+        print(f"  {label:<7} {rate:6.2f} img/s   {rate / best['folder']:.2f} x folder")
+    return {"rates": rates, "best": best, "ratio": best["s3"] / best["folder"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--run", type=int, default=0, help="also a whole run of N phantoms")
+    parser.add_argument("--inputs", type=int, default=0, help="N phantoms from S3 and a folder")
+    parser.add_argument("--input-rounds", type=int, default=2)
     options = parser.parse_args()
 
     server, endpoint = start_server()
@@ -167,10 +209,12 @@ def main() -> None:
                         write_store(location, spec, options.images, options.workers)
                     )
                     print(f"round {round_} {kind}: {results[kind][-1]}", flush=True)
-            best = {kind: min(runs, key=lambda r: r["total_s"]) for kind, runs in results.items()}
-            print(f"\n{options.images} images, full-dump store, {options.workers} writer threads")
-            print("| store | create s | write s | img/s (writes) | x folder |")
-            print("|---|---|---|---|---|")
+            done = {kind: runs for kind, runs in results.items() if runs}
+            best = {kind: min(runs, key=lambda r: r["total_s"]) for kind, runs in done.items()}
+            if best:
+                print(f"\n{options.images} images, full-dump store, {options.workers} writers")
+                print("| store | create s | write s | img/s (writes) | x folder |")
+                print("|---|---|---|---|---|")
             for kind, figures in best.items():
                 rate = options.images / figures["total_s"]
                 ratio = best["folder"]["total_s"] / figures["total_s"]
@@ -190,9 +234,16 @@ def main() -> None:
                     print(
                         f"whole run, {options.run} phantoms into the {kind}: {runs[kind]:.1f} img/s"
                     )
+            inputs = input_rates(Path(scratch), config, endpoint, options) if options.inputs else {}
         save_record(
             "object-store",
-            {"images": options.images, "rounds": results, "best": best, "runs": runs},
+            {
+                "images": options.images,
+                "rounds": results,
+                "best": best,
+                "runs": runs,
+                "inputs": inputs,
+            },
         )
     finally:
         server.kill()

@@ -13,9 +13,12 @@ import time
 import numpy as np
 import pytest
 import zarr
-from conftest import assert_stores_equal
+from conftest import assert_stores_equal, make_zip
+from tcp_proxy import TcpProxy
 
 import xray_scale
+from xray_scale.cli import main
+from xray_scale.errors import UnreachableError
 from xray_scale.store.encoding import read_index
 from xray_scale.store.location import StoreLocation, parse_storage_options, store_location
 
@@ -132,7 +135,7 @@ def test_storage_options_reach_the_client_and_stay_out_of_the_store(s3, monkeypa
     assert s3["secret"] not in repr(location) and s3["secret"] not in str(location)
     group = zarr.open_group(location.zarr_store(read_only=True), mode="r")
     assert s3["secret"] not in json.dumps(dict(group.attrs))
-    with pytest.raises(xray_scale.StoreError, match="applies to a store at a URL"):
+    with pytest.raises(xray_scale.ConfigError, match="applies to URLs.*neither the store nor"):
         xray_scale.run(INPUTS, tmp_path / "local.zarr", storage_options=options, **RUN)
 
 
@@ -198,7 +201,7 @@ def test_bad_store_urls_exit_2_naming_the_url_and_never_a_credential(s3, case):
         ]
         expected = "access denied|credentials"
     else:
-        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}  # our bounded retries
         expected = "cannot be reached"
     done = cli("run", "synth:8x48", "-o", url, "--engine", "scipy", "-q", *options, env=env)
     assert done.returncode == 2, done.stderr
@@ -256,3 +259,155 @@ def test_info_and_export_read_a_url_store(s3, tmp_path):
     table = tmp_path / "t.csv"
     assert cli("export", "s3://cxr/info.zarr", "--to", str(table)).returncode == 0
     assert len(table.read_text().splitlines()) == 13
+
+
+# -- the store's endpoint going away, and options given only by --storage-option ---------------
+
+
+@pytest.fixture
+def no_aws_environment(s3_server, monkeypatch):
+    """No AWS_* variable set: only the options given to the run reach the server."""
+    import s3fs
+
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    s3fs.S3FileSystem.clear_instance_cache()
+    return s3_server
+
+
+def flags(s3, endpoint: str) -> list[str]:
+    """``--storage-option`` values giving the endpoint and the keys."""
+    return [f"endpoint_url={endpoint}", f"key={s3['key']}", f"secret={s3['secret']}"]
+
+
+def server_port(s3) -> int:
+    return int(s3["endpoint"].rsplit(":", 1)[1])
+
+
+def unwritten_but_done(s3, prefix: str, group, batch: int) -> list[int]:
+    """Batches whose status is not pending but that lack a shard of a map (must be none)."""
+    status = read_index(group, "status")
+    maps = [f"filters/{name}" for name in group["filters"].array_keys()]
+    maps += [f"masks/{name}" for name in group["masks"].array_keys()]
+    stored = set(keys(s3, prefix))
+    return [
+        start // batch
+        for start in range(0, status.size, batch)
+        if (status[start : start + batch] == "ok").any()
+        and any(f"{prefix}{name}/c/{start // batch}/0/0" not in stored for name in maps)
+    ]
+
+
+def test_the_store_endpoint_gone_mid_run_keeps_unwritten_batches_pending_and_resumes(
+    no_aws_environment, tmp_path
+):
+    s3 = no_aws_environment
+    proxy = TcpProxy(server_port(s3)).start()
+    # one attempt per request, not our default's three: the test waits less for the outage
+    options = [*flags(s3, proxy.endpoint), 'config_kwargs={"retries": {"max_attempts": 1}}']
+    url, inputs = "s3://cxr/outage.zarr", ["synth:24x48"]
+    run = {"engine": "scipy", "workers": 1, "batch_size": 4, "storage_options": options}
+    seen = []
+
+    def cut_after_the_third_batch(record):
+        seen.append(record.start)
+        if len(seen) == 3:
+            proxy.stop()
+
+    try:
+        with pytest.raises(UnreachableError, match=rf"^cannot reach the store {url}: the server"):
+            xray_scale.run(inputs, url, on_batch=cut_after_the_third_batch, **run)
+        proxy.start()  # the endpoint is back, with the same data
+        group = zarr.open_group(store_location(url, options).zarr_store(read_only=True), mode="r")
+        status = read_index(group, "status")
+        pending = int((status == "pending").sum())
+        assert pending >= 24 - 3 * 4, status  # at most the three batches done before the cut
+        assert unwritten_but_done(s3, "outage.zarr/", group, 4) == []
+        summary = xray_scale.run(inputs, url, **run)
+        assert (summary.processed, summary.ok, summary.pending) == (pending, 24, 0)
+        xray_scale.run(inputs, tmp_path / "local.zarr", engine="scipy", batch_size=4)
+        location = store_location(url, options)
+        assert_stores_equal(location.zarr_store(read_only=True), tmp_path / "local.zarr")
+        text = json.dumps(dict(zarr.open_group(location.zarr_store(), mode="r").attrs))
+        assert s3["secret"] not in text and s3["key"] not in text
+    finally:
+        proxy.stop()
+
+
+def test_the_cli_exits_3_naming_the_store_when_its_endpoint_goes_and_the_same_command_resumes(
+    no_aws_environment, tmp_path, capsys
+):
+    s3 = no_aws_environment
+    # the endpoint goes away as the third batch writes its binary mask's shard
+    proxy = TcpProxy(server_port(s3), cut_after=2, marker=b"/masks/mask_binary/c/").start()
+    url = "s3://cxr/cli-outage.zarr"
+    options = [f"--storage-option={option}" for option in flags(s3, proxy.endpoint)]
+    command = ["run", "synth:16x48", "-o", url, "--engine", "scipy", "--batch-size", "4"]
+    command += ["--workers", "1", "-q", *options]
+    try:
+        assert main(command) == 3
+        printed = capsys.readouterr()
+        message = printed.err.strip()
+        assert len(message.splitlines()) == 1, message
+        assert f"cannot reach the store {url}: the server cannot be reached" in message
+        assert message.endswith("re-run the same command to resume"), message
+        assert s3["secret"] not in printed.err + printed.out
+        assert s3["key"] not in printed.err + printed.out
+        proxy.cut_after = None
+        proxy.start()
+        assert main(command) == 0
+        xray_scale.run(["synth:16x48"], tmp_path / "local.zarr", engine="scipy", batch_size=4)
+        location = store_location(url, flags(s3, proxy.endpoint))
+        assert_stores_equal(location.zarr_store(read_only=True), tmp_path / "local.zarr")
+    finally:
+        proxy.stop()
+
+
+def test_storage_options_alone_reach_url_inputs_and_the_store_in_every_command(
+    no_aws_environment, phantom_folder, tmp_path, capsys
+):
+    s3 = no_aws_environment
+    for path in sorted(phantom_folder.iterdir()):
+        s3["client"].put_object(Bucket="cxr", Key=f"in/images/{path.name}", Body=path.read_bytes())
+    options = [f"--storage-option={option}" for option in flags(s3, s3["endpoint"])]
+    common = ["--engine", "scipy", "--batch-size", "4", "-q", *options]
+    local, url = tmp_path / "local.zarr", "s3://cxr/from-bucket.zarr"
+    assert main(["run", "s3://cxr/in/images/", "-o", str(local), "--workers", "2", *common]) == 0
+    # worker processes of their own: the options travel with the tasks, for inputs and store
+    assert main(["run", "s3://cxr/in/images/", "-o", url, "--scheduler", "processes", *common]) == 0
+    xray_scale.run([phantom_folder], tmp_path / "folder.zarr", engine="scipy", batch_size=4)
+    assert_stores_equal(tmp_path / "folder.zarr", local, besides=("index/path",))
+    location = store_location(url, flags(s3, s3["endpoint"]))
+    assert_stores_equal(location.zarr_store(read_only=True), local)
+    assert read_index(zarr.open_group(local, mode="r"), "path")[0].startswith("s3://cxr/in/")
+    capsys.readouterr()
+
+    assert main(["info", url, *options]) == 0
+    assert "12 ok" in capsys.readouterr().out
+    table = tmp_path / "t.csv"
+    assert main(["export", url, "--to", str(table), *options]) == 0
+    assert len(table.read_text().splitlines()) == 13
+    figures = tmp_path / "figures"
+    command = ["render", url, "-o", str(figures), "--limit", "1", "--no-gif", "-q", *options]
+    assert main(command) == 0  # the original read again from the bucket, the maps from S3
+    assert len(list((figures / "grids").glob("*.png"))) == 1
+    printed = capsys.readouterr()
+    assert s3["secret"] not in printed.out + printed.err
+
+
+def test_plan_measures_a_sample_read_from_a_bucket_and_from_a_zip_in_it(
+    no_aws_environment, phantom_folder, tmp_path, capsys
+):
+    s3 = no_aws_environment
+    files = {f"images_001/images/{p.name}": p.read_bytes() for p in phantom_folder.iterdir()}
+    for name, data in files.items():
+        s3["client"].put_object(Bucket="cxr", Key=f"plan/{name}", Body=data)
+    archive = make_zip(tmp_path / "k.zip", files)
+    s3["client"].put_object(Bucket="cxr", Key="plan.zip", Body=archive.read_bytes())
+    options = [f"--storage-option={option}" for option in flags(s3, s3["endpoint"])]
+    for source in ("s3://cxr/plan/", "s3://cxr/plan.zip"):
+        command = ["plan", source, "--sample", "4", "--workers", "1", "--engine", "scipy"]
+        assert main([*command, *options]) == 0
+        printed = capsys.readouterr().out
+        assert "images: 12" in printed and "measured on 4 of them" in printed, printed
+        assert "filters/sobel" in printed and "img/s here" in printed

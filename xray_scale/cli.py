@@ -61,6 +61,10 @@ Where = Annotated[
 Sort = Annotated[str | None, typer.Option(help="Order by this column (missing values last).")]
 Descending = Annotated[bool, typer.Option("--descending", help="With --sort: largest first.")]
 Limit = Annotated[int | None, typer.Option(min=1, help="Only the first N (after --sort).")]
+StorageOptions = Annotated[
+    list[str] | None,
+    typer.Option("--storage-option", help="KEY=VALUE for every URL opened (endpoint_url=...)."),
+]
 
 
 class Compat(StrEnum):
@@ -146,7 +150,10 @@ def run_command(
     retry_failed: Annotated[
         bool, typer.Option(help="When resuming, process the failed images' batches again too.")
     ] = False,
-    storage_option: Annotated[list[str] | None, typer.Option(help="s3:// store KEY=VALUE")] = None,
+    storage_option: StorageOptions = None,
+    input_option: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE for URL inputs, instead of the above.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Filter, mask and measure every input image into a zarr v3 store.
@@ -171,6 +178,7 @@ def run_command(
         overwrite=overwrite,
         retry_failed=retry_failed,
         storage_options=storage_option,
+        input_options=input_option,
     )
     raise typer.Exit(_exit_code(summary))
 
@@ -186,28 +194,20 @@ def info(
         Path | None,
         typer.Option(help="Write every failed image to this file: path<TAB>error, one a line."),
     ] = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """Counts by status, failures by reason, the config and the throughput of a store."""
+    from .console import write_failures
     from .store.describe import describe_store
+    from .store.location import store_location
 
-    details = describe_store(store)
+    details = describe_store(store_location(store, storage_option))
     if failures_to is not None:
-        failures_to.parent.mkdir(parents=True, exist_ok=True)
-        with failures_to.open("w", encoding="utf-8") as file:
-            file.writelines(f"{f['path']}\t{f['error']}\n" for f in details["failures"])
-        typer.echo(f"wrote the {details['failed']:,} failures to {failures_to}", err=True)
+        write_failures(details, failures_to)
     if as_json:
         typer.echo(json.dumps(details, indent=2))
         return
     print_description(details, every_failure=failures, hint=f"xray-scale info {store} --failures")
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if count < 1000 or unit == "TB":
-            return f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
 
 
 @app.command()
@@ -220,11 +220,13 @@ def plan(
     sample: Annotated[
         int | None, typer.Option(min=1, help="Images in the measured sample run.")
     ] = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """Before a run: image count, output size per array and in total, and expected time.
 
     Measured by running the first few inputs into a temporary store.
     """
+    from .console import print_plan
     from .run.plan import plan_run
 
     estimate = plan_run(
@@ -234,18 +236,9 @@ def plan(
         workers=workers,
         manifest=manifest,
         sample=sample,
+        storage_options=storage_option,
     )
-    typer.echo(f"images: {estimate.images}")
-    typer.echo(f"measured on {estimate.sampled} of them ({estimate.engine} engine):")
-    for name, per_image in estimate.bytes_per_image.items():
-        total = _size(per_image * estimate.images)
-        typer.echo(f"  {name:<36} {_size(per_image):>10} per image  {total:>10}")
-    typer.echo(f"store size: {_size(estimate.total_bytes)}")
-    hours, rest = divmod(estimate.seconds, 3600)
-    typer.echo(
-        f"time: {estimate.images_per_s:.1f} img/s here -> {int(hours)} h {rest / 60:.0f} min "
-        f"for {estimate.images} images"
-    )
+    print_plan(estimate)
 
 
 @app.command()
@@ -344,15 +337,18 @@ def export(
     sort: Sort = None,
     descending: Descending = False,
     limit: Limit = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """One row per image: index, manifest metadata, statistics and QC, as Parquet or CSV.
 
     --where, --sample, --sort and --limit keep some rows, in that order.
     """
     from .store.export import export_table
+    from .store.location import store_location
     from .store.query import RowQuery
 
     query = RowQuery(where, sample, seed, sort, descending, limit)
+    store = store_location(store, storage_option)
     written, rows = export_table(store, to, histogram=histogram, query=query)
     typer.echo(f"wrote {written} ({rows:,} rows)")
 
@@ -425,7 +421,7 @@ def demo(
 
 @app.command()
 def render(
-    store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
+    store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run', or its URL.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")],
     names: Annotated[
         list[str] | None,
@@ -467,13 +463,16 @@ def render(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or notes (paths still printed).")
     ] = False,
+    storage_option: StorageOptions = None,
 ) -> None:
     """The tutorial's figures for images of a store: grids, histograms, GIFs, summaries.
 
     Ok images by name, --patient, --where, --sample, --sort, --limit (in that order).
     Prints the files written, one per line.
     """
+    from .io.urls import url_options
     from .render import DEFAULT_PANELS, FORMATS, parse_panel, render_store
+    from .store.location import parse_storage_options, store_location
 
     for fmt in formats or ():
         if fmt.lower() not in FORMATS:
@@ -490,32 +489,33 @@ def render(
                 task = bar.add_task("render", total=total)
             bar.update(task, completed=done)
 
-    try:
-        report = render_store(
-            store,
-            out,
-            panels=[parse_panel(text) for text in panels] if panels else DEFAULT_PANELS,
-            grid_figsize=grid_size,
-            gif_beside=gif_beside,
-            names=tuple(names or ()),
-            patient=patient,
-            sample=sample,
-            seed=seed,
-            where=where,
-            sort=sort,
-            descending=descending,
-            limit=limit,
-            formats=tuple(formats or ("png",)),
-            dpi=dpi,
-            gif=gif,
-            gif_ms=gif_ms,
-            progress=advance,
-        )
-    except ValueError as error:  # a selection, panel or size the store cannot satisfy
-        raise typer.BadParameter(str(error)) from None
-    finally:
-        if task is not None:
-            bar.stop()
+    with url_options(parse_storage_options(storage_option)):  # the originals' URLs
+        try:
+            report = render_store(
+                store_location(store, storage_option),
+                out,
+                panels=[parse_panel(text) for text in panels] if panels else DEFAULT_PANELS,
+                grid_figsize=grid_size,
+                gif_beside=gif_beside,
+                names=tuple(names or ()),
+                patient=patient,
+                sample=sample,
+                seed=seed,
+                where=where,
+                sort=sort,
+                descending=descending,
+                limit=limit,
+                formats=tuple(formats or ("png",)),
+                dpi=dpi,
+                gif=gif,
+                gif_ms=gif_ms,
+                progress=advance,
+            )
+        except ValueError as error:  # a selection, panel or size the store cannot satisfy
+            raise typer.BadParameter(str(error)) from None
+        finally:
+            if task is not None:
+                bar.stop()
     if not quiet:
         print_notes(report.notes)
     for path in report.paths:

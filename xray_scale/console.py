@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.progress import Progress
 
     from .analysis.records import BatchRecord
     from .run.pipeline import RunSummary
+    from .run.plan import Plan
 
 __all__ = [
     "REASONS_SHOWN",
@@ -26,10 +29,12 @@ __all__ = [
     "RunProgress",
     "print_description",
     "print_notes",
+    "print_plan",
     "print_reasons",
     "print_summary",
     "progress_bar",
     "stderr_console",
+    "write_failures",
 ]
 
 REASONS_SHOWN = 10
@@ -183,3 +188,35 @@ def print_reasons(reasons: list[dict], *, hint: str) -> None:
         count = sum(group["count"] for group in others)
         typer.echo(f"  {count:,} for {len(others)} other reasons")
     typer.echo(f"  every failure: {hint}")
+
+
+def _size(count: float) -> str:
+    """``count`` bytes in B, kB, MB, GB or TB (powers of 1000), one decimal."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def print_plan(estimate: Plan) -> None:
+    """What ``xray-scale plan`` prints: images, bytes per array and in all, and the time."""
+    typer.echo(f"images: {estimate.images}")
+    typer.echo(f"measured on {estimate.sampled} of them ({estimate.engine} engine):")
+    for name, per_image in estimate.bytes_per_image.items():
+        total = _size(per_image * estimate.images)
+        typer.echo(f"  {name:<36} {_size(per_image):>10} per image  {total:>10}")
+    typer.echo(f"store size: {_size(estimate.total_bytes)}")
+    hours, rest = divmod(estimate.seconds, 3600)
+    typer.echo(
+        f"time: {estimate.images_per_s:.1f} img/s here -> {int(hours)} h {rest / 60:.0f} min "
+        f"for {estimate.images} images"
+    )
+
+
+def write_failures(details: dict, path: Path) -> None:
+    """Write every failure ``info`` found to ``path`` (path<TAB>error, one a line) and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as file:
+        file.writelines(f"{f['path']}\t{f['error']}\n" for f in details["failures"])
+    typer.echo(f"wrote the {details['failed']:,} failures to {path}", err=True)

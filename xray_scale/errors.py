@@ -18,6 +18,7 @@ __all__ = [
     "MemberError",
     "SelectionError",
     "StoreError",
+    "StoreUnreachableError",
     "UnreachableError",
     "UrlError",
     "XrayScaleError",
@@ -66,3 +67,7 @@ class UrlError(XrayScaleError, OSError):
 
 class UnreachableError(UrlError, ConnectionError):
     """A URL's server cannot be reached: not the image's fault, so its batch stays pending."""
+
+
+class StoreUnreachableError(UnreachableError):
+    """A URL store's server cannot be reached during a run: nothing more can be written."""

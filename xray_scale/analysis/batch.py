@@ -21,7 +21,7 @@ from ..engines.registry import get_engine
 from ..io.decode import DecodedImage, unpad
 from ..store.access import image_array_depth, write_maps
 from ..store.layout import STATUS_OK
-from ..store.location import StoreLocation
+from ..store.location import StoreLocation, reaching
 from .image import image_statistics, map_function
 from .previews import to_preview
 from .qc import batch_qc
@@ -49,15 +49,24 @@ class StoreWriter:
     fingerprint: str
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
-        """Write one batch's shard of ``name`` (see :func:`xray_scale.store.access.write_maps`)."""
-        write_maps({name: self._array(name)}, start, {name: values})
+        """Write one batch's shard of ``name`` (see :func:`xray_scale.store.access.write_maps`).
+
+        Raises
+        ------
+        UnreachableError
+            If the store is at a URL whose server cannot be reached: the
+            task stops, so its batch stays ``pending``.
+        """
+        with reaching(self.store_path):
+            write_maps({name: self._array(name)}, start, {name: values})
 
     def erase(self, name: str, start: int, k: int) -> None:
         """Zero image ``start + k`` in its shard, rewriting the shard whole."""
-        array = self._array(name)
-        batch = array[start : start + image_array_depth(array)]
-        batch[k] = 0
-        write_maps({name: array}, start, {name: batch})
+        with reaching(self.store_path):
+            array = self._array(name)
+            batch = array[start : start + image_array_depth(array)]
+            batch[k] = 0
+            write_maps({name: array}, start, {name: batch})
 
     def clear(self, name: str, start: int, count: int) -> None:
         """Remove the batch's shard of ``name``, if an earlier run wrote one.
@@ -66,8 +75,10 @@ class StoreWriter:
         ``write_empty_chunks``, which zarr stores as no shard at all (and a
         missing shard reads back as the fill value).
         """
-        array = _open_array(self.store_path, self.fingerprint, name, empty=False)
-        write_maps({name: array}, start, {name: np.zeros((count, *array.shape[1:]), array.dtype)})
+        with reaching(self.store_path):
+            array = _open_array(self.store_path, self.fingerprint, name, empty=False)
+            zeros = np.zeros((count, *array.shape[1:]), array.dtype)
+            write_maps({name: array}, start, {name: zeros})
 
     def _array(self, name: str) -> zarr.Array:
         return _open_array(self.store_path, self.fingerprint, name)

@@ -10,31 +10,143 @@ the file systems it needs itself.
 
 Credentials and endpoints come from where each client looks: the
 environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``...) and the clients'
-own config files (``~/.aws/config``...). None is written into the store, a log
-or an error message: a message names the URL, without any ``user:password@``
-part it may hold, and the kind of failure.
+``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``...), the clients'
+own config files (``~/.aws/config``...), and the run's storage options
+(``--storage-option KEY=VALUE``), set for a block of code by
+:func:`url_options` and carried into each task by :class:`UrlOptions`. None is
+written into the store, a log or an error message: a message names the URL,
+without any ``user:password@`` part it may hold, and the kind of failure.
+
+An S3 client gives up on an endpoint that does not answer within bounds
+(:data:`S3_CLIENT_CONFIG`: 5 s to connect, 30 s to answer, 3 attempts), not
+after botocore's defaults of minutes; ``--storage-option
+config_kwargs='{...}'`` overrides any of them, and ``AWS_MAX_ATTEMPTS`` or
+``AWS_RETRY_MODE`` in the environment leave the retries to botocore.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InputError, UnreachableError, UrlError
 
 __all__ = [
+    "S3_CLIENT_CONFIG",
     "UrlError",
+    "UrlOptions",
+    "client_options",
+    "is_unreachable",
     "is_url",
     "list_url_inputs",
     "read_url",
     "read_url_input",
     "redact",
     "url_exists",
+    "url_filesystem",
+    "url_options",
 ]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
+
+S3_CLIENT_CONFIG = {
+    "connect_timeout": 5,
+    "read_timeout": 30,
+    "retries": {"max_attempts": 3, "mode": "standard"},
+}
+"""botocore settings of every S3 client we open, unless the options or environment set them.
+
+botocore's own defaults (60 s to connect, 60 s to answer, and retries)
+leave a run waiting minutes on an endpoint that went away; with these, an
+endpoint that refuses connections is given up within seconds and one that
+accepts them but never answers within about two minutes.
+"""
+
+_OPTIONS: ContextVar[dict | None] = ContextVar("xray_scale_url_options", default=None)
+
+
+def client_options(protocol: str, options: Mapping | None = None) -> dict:
+    """``options`` for a file system of ``protocol``, with our bounded S3 client settings.
+
+    Examples
+    --------
+    >>> config = client_options("s3", {"config_kwargs": {"read_timeout": 5}})["config_kwargs"]
+    >>> config["connect_timeout"], config["read_timeout"]
+    (5, 5)
+    >>> client_options("https", {"anon": True})
+    {'anon': True}
+    """
+    options = dict(options or {})
+    if protocol not in ("s3", "s3a"):
+        return options
+    defaults = dict(S3_CLIENT_CONFIG)
+    if "AWS_MAX_ATTEMPTS" in os.environ or "AWS_RETRY_MODE" in os.environ:
+        del defaults["retries"]  # the user set botocore's retries where botocore reads them
+    options["config_kwargs"] = {**defaults, **options.get("config_kwargs", {})}
+    return options
+
+
+@contextlib.contextmanager
+def url_options(options: Mapping | None):
+    """Open every URL input in this block, in this thread, with fsspec ``options``.
+
+    Parameters
+    ----------
+    options : mapping or None
+        fsspec storage options (``endpoint_url``, ``key``, ``secret``,
+        ``anon``...), for the file system of each URL; None or empty: the
+        client's own defaults (environment, config files).
+    """
+    token = _OPTIONS.set(dict(options or {}))
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
+
+
+@dataclass(frozen=True)
+class UrlOptions:
+    """Storage options that travel with a task: calling it runs a function under them.
+
+    ``UrlOptions(json)(function, *args)`` is ``function(*args)`` inside
+    :func:`url_options`; the options are left out of its ``repr``, so a task
+    shown by a scheduler or in a log prints no credential.
+
+    Attributes
+    ----------
+    options : str
+        fsspec storage options as JSON; never printed.
+    """
+
+    options: str = field(default="{}", repr=False)
+
+    def __call__(self, function: Callable, /, *args, **kwargs):
+        with url_options(json.loads(self.options)):
+            return function(*args, **kwargs)
+
+
+def _protocol(link: str) -> str:
+    return link.split("://", 1)[0] if _SCHEME.match(link) else "file"
+
+
+def _open_options(url: str) -> dict:
+    """The keyword arguments of ``fsspec.open``/``url_to_fs`` for ``url`` under the options.
+
+    In a chained URL (``zip://member::s3://bucket/k.zip``) the options belong
+    to the links that reach storage, so each inner link's protocol gets them.
+    """
+    options = _OPTIONS.get() or {}
+    links = url.split("::")
+    if len(links) == 1:
+        return client_options(_protocol(url), options)
+    return {_protocol(link): client_options(_protocol(link), options) for link in links[1:]}
 
 
 def is_url(text: str) -> bool:
@@ -67,12 +179,17 @@ def redact(url: str) -> str:
     return "::".join(links)
 
 
-def _unreachable(error: BaseException) -> bool:
-    """Whether a client's error says the server could not be reached (or answered too late)."""
-    name = type(error).__name__
-    return isinstance(error, ConnectionError | TimeoutError) or any(
-        word in name for word in ("Connect", "Timeout", "ClientOSError")
-    )
+def is_unreachable(error: BaseException) -> bool:
+    """Whether a client's error says the server could not be reached (or answered too late).
+
+    Each client has its own classes (botocore's ``EndpointConnectionError``,
+    aiohttp's ``ServerDisconnectedError``...): any class of the error's
+    hierarchy named for a connection or a timeout counts.
+    """
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    names = [kind.__name__ for kind in type(error).__mro__]
+    return any(word in name for name in names for word in ("Connect", "Timeout", "ClientOSError"))
 
 
 def _describe(error: BaseException) -> str:
@@ -83,19 +200,26 @@ def _describe(error: BaseException) -> str:
         return "access denied (check the credentials and the bucket's policy)"
     name = type(error).__name__
     text = str(error).splitlines()[0] if str(error) else ""
-    if _unreachable(error):
+    if is_unreachable(error):
         return f"the server cannot be reached ({name})"
     if "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text or "credentials" in text:
         return "the credentials are refused (check AWS_ACCESS_KEY_ID and its secret)"
     return f"{name}"
 
 
-def _filesystem(url: str):
+def url_filesystem(url: str):
+    """``(fsspec file system, path inside it)`` of ``url``, opened with the current options.
+
+    Raises
+    ------
+    InputError
+        If fsspec has no file system for the URL's scheme, or the options do not fit it.
+    """
     import fsspec.core
 
     try:
-        return fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as error:
+        return fsspec.core.url_to_fs(url, **_open_options(url))
+    except (ImportError, ValueError, TypeError) as error:
         raise InputError(f"cannot open {redact(url)}: {error}") from None
 
 
@@ -106,7 +230,7 @@ def _is_png(path: str) -> bool:
 def _zip_members(url: str) -> list[str]:
     import fsspec
 
-    archive = fsspec.filesystem("zip", fo=url)
+    archive = fsspec.filesystem("zip", fo=url, target_options=_open_options(url))
     return [f"zip://{name}::{url}" for name in archive.find("") if _is_png(name)]
 
 
@@ -130,7 +254,7 @@ def list_url_inputs(url: str) -> list[str]:
         URL without credentials and says why (not found, access denied, the
         server cannot be reached, credentials refused).
     """
-    filesystem, path = _filesystem(url)
+    filesystem, path = url_filesystem(url)
     try:
         if url.lower().endswith(".zip") and filesystem.isfile(path):
             found = _zip_members(url)
@@ -150,7 +274,7 @@ def list_url_inputs(url: str) -> list[str]:
 def _read(url: str) -> bytes:
     import fsspec
 
-    with fsspec.open(url, "rb") as file:
+    with fsspec.open(url, "rb", **_open_options(url)) as file:
         return file.read()
 
 
@@ -167,7 +291,7 @@ def read_url(url: str) -> bytes:
     try:
         return _read(url)
     except Exception as error:  # each client has its own errors; say which URL, not how
-        kind = UnreachableError if _unreachable(error) else UrlError
+        kind = UnreachableError if is_unreachable(error) else UrlError
         raise kind(f"cannot read {redact(url)}: {_describe(error)}") from None
 
 
@@ -194,7 +318,7 @@ def read_url_input(url: str, what: str) -> bytes:
 def url_exists(url: str) -> bool:
     """Whether the object, page or zip member at ``url`` can be found (False on any error)."""
     try:
-        filesystem, path = _filesystem(url)
+        filesystem, path = url_filesystem(url)
         return bool(filesystem.isfile(path))
     except Exception:  # unreachable, denied or unknown: not there for this purpose
         return False

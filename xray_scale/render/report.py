@@ -36,6 +36,7 @@ import zarr
 
 from ..store.access import open_store
 from ..store.encoding import read_index
+from ..store.location import StoreLocation, store_location
 from .figures import (
     check_formats,
     failures_figure,
@@ -62,8 +63,10 @@ class RenderReport:
 
     Attributes
     ----------
-    store, out_dir : Path
-        Where it read and wrote.
+    store : StoreLocation
+        Where it read: the store's folder or URL.
+    out_dir : Path
+        Where it wrote.
     selected : list of int
         Store indices of the rendered images.
     excluded : list of (int, str)
@@ -74,7 +77,7 @@ class RenderReport:
         One line per thing left out (an image, a panel, a frame, a plot).
     """
 
-    store: Path
+    store: StoreLocation
     out_dir: Path
     selected: list[int] = field(default_factory=list)
     excluded: list[tuple[int, str]] = field(default_factory=list)
@@ -123,8 +126,10 @@ def render_store(
 
     Parameters
     ----------
-    store_path : path-like
-        A store written by :func:`xray_scale.run`.
+    store_path : path-like, str or StoreLocation
+        A store written by :func:`xray_scale.run`: its folder or URL. Images
+        whose inputs are URLs are read again with the options of the
+        enclosing :func:`xray_scale.io.urls.url_options`.
     out_dir : path-like
         Folder for the figures (created); layout in the module docstring.
     names, patient, sample, seed, where, sort, descending, limit
@@ -174,7 +179,7 @@ def render_store(
         limit=limit,
     )
     out = Path(out_dir)
-    report = RenderReport(Path(store_path), out, selection.indices, selection.excluded)
+    report = RenderReport(store_location(store_path), out, selection.indices, selection.excluded)
     for index, reason in selection.excluded:
         report.notes.append(f"excluded {image_name(group, index)}: {reason}")
     stems = _unique_stems(group, selection.indices)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
-from ..io.urls import is_url, redact
+from ..io.urls import UrlOptions, is_url, redact, url_filesystem
 from ..store.location import StoreLocation, describe_failure
 
 __all__ = [
@@ -165,10 +165,8 @@ def _prepare_worker(*, engine: str, tune_allocator: bool) -> None:
 
 def _url_problem(url: str) -> str | None:
     """On a worker: why it cannot read the object at ``url`` (None if it can)."""
-    import fsspec.core
-
     try:
-        filesystem, path = fsspec.core.url_to_fs(url)
+        filesystem, path = url_filesystem(url)
         if not filesystem.exists(path):
             return "does not exist"
     except Exception as error:  # each client has its own errors: say why, not how
@@ -176,8 +174,12 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def _visibility(paths: list[str]) -> dict[str, str]:
-    """On a worker: which of ``paths`` (files or URLs) it cannot see, and why."""
+def _visibility(paths: list[str], options: UrlOptions) -> dict[str, str]:
+    """On a worker: which of ``paths`` (files or URLs, opened with ``options``) it cannot see."""
+    return options(_problems, paths)
+
+
+def _problems(paths: list[str]) -> dict[str, str]:
     problems = {}
     for path in paths:
         if is_url(path):
@@ -206,15 +208,17 @@ def _store_problem(store: StoreLocation) -> str | None:
     return None
 
 
-def check_workers_see(client, *, store: StoreLocation, inputs: list[str]) -> None:
-    """Check every worker can read ``inputs`` and write into ``store``.
+def check_workers_see(
+    client, *, store: StoreLocation, inputs: list[str], options: UrlOptions | None = None
+) -> None:
+    """Check every worker can read ``inputs`` (with ``options``) and write into ``store``.
 
     Raises
     ------
     StoreError
         Naming the worker and the path or URL it cannot use.
     """
-    answers = client.run(_visibility, inputs)
+    answers = client.run(_visibility, inputs, options or UrlOptions())
     if not answers:
         raise StoreError("the dask cluster has no workers; start some with 'dask worker ADDRESS'")
     store_problems = client.run(_store_problem, store)
@@ -229,8 +233,8 @@ def check_workers_see(client, *, store: StoreLocation, inputs: list[str]) -> Non
     for worker, problems in answers.items():
         for path, problem in problems.items():
             where = (
-                "a URL every worker can read (its credentials and endpoint in the worker's "
-                "environment or config files)"
+                "a URL every worker can read (its credentials and endpoint in --storage-option, "
+                "or in the worker's environment or config files)"
                 if is_url(path)
                 else "storage that every worker sees (a shared file system), at the same path"
             )

@@ -39,7 +39,7 @@ from ..analysis.maps import check_compat
 from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
-from ..errors import ConfigError, DecodeError, InputError, StoreError
+from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnreachableError
 from ..io.archives import file_name, source_file
 from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
 from ..io.manifest import (
@@ -52,7 +52,7 @@ from ..io.manifest import (
 from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.namelists import is_absent
 from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
-from ..io.urls import is_url, redact
+from ..io.urls import UrlOptions, is_url, redact, url_options
 from ..store.access import (
     RecordWriter,
     open_store,
@@ -62,7 +62,7 @@ from ..store.access import (
 )
 from ..store.create import create_store
 from ..store.encoding import read_index
-from ..store.location import StoreLocation, store_location
+from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
 from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
 from ..store.qc import finish_qc, has_qc
 from .cluster import (
@@ -369,6 +369,7 @@ def run(
     overwrite: bool = False,
     retry_failed: bool = False,
     storage_options: dict | list[str] | None = None,
+    input_options: dict | list[str] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_batch: Callable[[BatchRecord], None] | None = None,
 ) -> RunSummary:
@@ -408,7 +409,7 @@ def run(
     address : str, optional
         ``tcp://host:port`` of a running dask.distributed scheduler; inputs
         and a store that are files must be at the same paths on every worker
-        (a store at a URL is opened by each worker itself).
+        (URLs are opened by each worker itself, with the run's options).
     workers : int, optional
         Threads, processes or LocalCluster workers (default: the number of
         CPUs); ignored with ``address``.
@@ -429,8 +430,15 @@ def run(
         When resuming, also process again every batch holding a ``failed``
         image (a file since repaired, a batch the GPU ran out of memory on).
     storage_options : dict or list of str, optional
-        fsspec options of a store at a URL (``endpoint_url``, ``key``...), or
-        ``KEY=VALUE`` strings; never written into the store, a log or a message.
+        fsspec options (``endpoint_url``, ``key``, ``secret``, ``anon``...),
+        or ``KEY=VALUE`` strings, of every URL the run opens: the store, and
+        the inputs, lists and manifest unless ``input_options`` is given;
+        on the workers too (they travel with the tasks). Never written into
+        the store, a log or a message. An S3 client gives up on an endpoint
+        that does not answer within :data:`xray_scale.io.urls.S3_CLIENT_CONFIG`.
+    input_options : dict or list of str, optional
+        The inputs' own options, instead of ``storage_options``, for inputs
+        on another endpoint or with other credentials than the store.
     on_start : callable, optional
         Called once as ``on_start(total_images, already_done)``.
     on_batch : callable, optional
@@ -444,6 +452,10 @@ def run(
     ------
     InputError, ConfigError, EngineError, StoreError
         Before any work, for unusable inputs, configuration, engine or store.
+    UnreachableError
+        (an ``OSError``) If the endpoint of URL inputs or of a URL store goes
+        away during the run: unfinished batches stay ``pending``, and the
+        same call resumes.
     """
     if not isinstance(config, Config):
         config = load_config(config)
@@ -468,93 +480,111 @@ def run(
             "threads (one GPU) or --scheduler cuda (every GPU); dask's worker processes crash "
             "in CUDA"
         )
-    paths = discover_inputs(inputs)
-    parsed_manifest, missing = None, []
-    if manifest is not None:
-        parsed_manifest = read_manifest(manifest)
-        paths, missing = select_with_manifest(paths, parsed_manifest)
-    paths = paths[:limit]
-    absent = _absent(paths, missing)
-    out = store_location(out, storage_options)
-    if overwrite and out.is_local:
-        _check_no_input_inside(out.path, paths)
-    existing = None if overwrite or not store_exists(out) else open_store(out, mode="r+")
-    if existing is None:
-        present = [path for k, path in enumerate(paths) if k not in absent]
-        shape, bit_depth = _probe_image_format(present, config)
-    else:  # a resumed run keeps its store's format: repairing files must not change it
-        shape, bit_depth = _stored_format(existing, config)
-    spec = BatchSpec.for_run(
-        config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
-    )
-    if existing is not None and not has_qc(existing):  # made before QC, or without it
-        spec = dataclasses.replace(spec, qc=None)
-    group = _open_or_create(
-        out,
-        paths=paths,
-        spec=spec,
-        bit_depth=bit_depth,
-        inputs=[_describe_input(i) for i in inputs],
-        manifest=parsed_manifest,
-        missing=missing,
-        absent=absent,
-        existing=existing,
-        overwrite=overwrite,
-    )
-    run_metadata = RunMetadata.from_group(group)
-    starts = pending_batches(group, retry_failed=retry_failed)
-    batch = config.batch_size
-    todo = sum(min(batch, len(paths) - start) for start in starts)
-    if on_start:  # what was failed as the store was made, outside any task, is not this run's
-        scheduled = set(starts)
-        fresh = existing is None
-        skipped = sum(k // batch * batch not in scheduled for k in absent) if fresh else 0
-        on_start(len(paths) - skipped, len(paths) - skipped - todo)
-    writer = StoreWriter(out.url if out.is_local else out, run_metadata.fingerprint)
-    task = functools.partial(process_batch, spec=spec, writer=writer)
-    graph = {("batch", s): (task, paths[s : s + batch], s) for s in starts}
-    records = RecordWriter(group)
-    processed = 0
+    store_options = parse_storage_options(storage_options)
+    inputs_options = parse_storage_options(input_options or store_options)
+    with url_options(inputs_options):
+        paths = discover_inputs(inputs)
+        parsed_manifest, missing = None, []
+        if manifest is not None:
+            parsed_manifest = read_manifest(manifest)
+            paths, missing = select_with_manifest(paths, parsed_manifest)
+        paths = paths[:limit]
+        absent = _absent(paths, missing)
+        out = store_location(out, store_options)
+        if store_options and out.is_local and not any(map(is_url, [*paths, str(manifest)])):
+            raise ConfigError(
+                "--storage-option applies to URLs (s3://...), and neither the store nor any "
+                "input is one; leave it out"
+            )
+        if overwrite and out.is_local:
+            _check_no_input_inside(out.path, paths)
+        existing = None if overwrite or not store_exists(out) else open_store(out, mode="r+")
+        if existing is None:
+            present = [path for k, path in enumerate(paths) if k not in absent]
+            shape, bit_depth = _probe_image_format(present, config)
+        else:  # a resumed run keeps its store's format: repairing files must not change it
+            shape, bit_depth = _stored_format(existing, config)
+        spec = BatchSpec.for_run(
+            config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
+        )
+        if existing is not None and not has_qc(existing):  # made before QC, or without it
+            spec = dataclasses.replace(spec, qc=None)
+        group = _open_or_create(
+            out,
+            paths=paths,
+            spec=spec,
+            bit_depth=bit_depth,
+            inputs=[_describe_input(i) for i in inputs],
+            manifest=parsed_manifest,
+            missing=missing,
+            absent=absent,
+            existing=existing,
+            overwrite=overwrite,
+        )
+        run_metadata = RunMetadata.from_group(group)
+        starts = pending_batches(group, retry_failed=retry_failed)
+        batch = config.batch_size
+        todo = sum(min(batch, len(paths) - start) for start in starts)
+        if on_start:  # what was failed as the store was made, outside any task, is not this run's
+            scheduled = set(starts)
+            fresh = existing is None
+            skipped = sum(k // batch * batch not in scheduled for k in absent) if fresh else 0
+            on_start(len(paths) - skipped, len(paths) - skipped - todo)
+        writer = StoreWriter(out.url if out.is_local else out, run_metadata.fingerprint)
+        task = functools.partial(process_batch, spec=spec, writer=writer)
+        carried = UrlOptions(json.dumps(inputs_options, sort_keys=True))  # to each worker
+        graph = {("batch", s): (carried, task, paths[s : s + batch], s) for s in starts}
+        records = RecordWriter(group)
+        processed = 0
 
-    def on_record(record: BatchRecord) -> None:
-        nonlocal processed
-        for k in range(record.size):  # a batch holding present images read the absent too
-            if record.start + k in absent:
-                record.error[k] = absent[record.start + k]
-        not_read = (FILE_NOT_FOUND, NOT_IN_INPUTS, NOT_IN_ANY_INPUT)
-        processed += sum(error not in not_read for error in record.error)
-        records.add(record)
-        if on_batch is not None:
-            on_batch(record)
+        def on_record(record: BatchRecord) -> None:
+            nonlocal processed
+            for k in range(record.size):  # a batch holding present images read the absent too
+                if record.start + k in absent:
+                    record.error[k] = absent[record.start + k]
+            not_read = (FILE_NOT_FOUND, NOT_IN_INPUTS, NOT_IN_ANY_INPUT)
+            processed += sum(error not in not_read for error in record.error)
+            with reaching(out):
+                records.add(record)
+            if on_batch is not None:
+                on_batch(record)
 
-    started, began = utc_now(), time.perf_counter()
-    try:
-        if scheduler in ("distributed", "cuda") or address is not None:
-            with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
-                check_workers_see(client, store=out, inputs=_spot_checks(paths))
-                prepare_workers(client, engine=engine, local=address is None)
-                began = time.perf_counter()
-                compute_on_cluster(client, graph, on_record)
-        else:
-            _compute_locally(graph, scheduler, workers or os.cpu_count() or 1, on_record)
-    finally:
-        records.flush()  # what finished is kept, also on Ctrl-C or a failing task
-    if spec.qc is not None:
-        finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
-    elapsed = time.perf_counter() - began
-    summary = _summarise(group, out, processed, elapsed)
-    run_metadata.with_run(
-        {
-            "started": started,
-            "finished": utc_now(),
-            "processed": processed,
-            "elapsed_s": round(elapsed, 3),
-            "scheduler": "distributed" if address else scheduler,
-            "decoder": decoder,
-            "address": address,
-            "workers": workers or os.cpu_count(),
-            "ok": summary.ok,
-            "failed": summary.failed,
-        }
-    ).write(group)
-    return summary
+        started, began = utc_now(), time.perf_counter()
+        with reaching(out):  # the store's endpoint gone away: an error naming it, exit 3
+            store_gone = False
+            try:
+                if scheduler in ("distributed", "cuda") or address is not None:
+                    with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
+                        check_workers_see(
+                            client, store=out, inputs=_spot_checks(paths), options=carried
+                        )
+                        prepare_workers(client, engine=engine, local=address is None)
+                        began = time.perf_counter()
+                        compute_on_cluster(client, graph, on_record)
+                else:
+                    _compute_locally(graph, scheduler, workers or os.cpu_count() or 1, on_record)
+            except StoreUnreachableError:
+                store_gone = True  # nothing can be written: the unwritten stay pending
+                raise
+            finally:
+                if not store_gone:  # what finished is kept, also on Ctrl-C or a failing task
+                    records.flush()
+            if spec.qc is not None:
+                finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
+            elapsed = time.perf_counter() - began
+            summary = _summarise(group, out, processed, elapsed)
+            run_metadata.with_run(
+                {
+                    "started": started,
+                    "finished": utc_now(),
+                    "processed": processed,
+                    "elapsed_s": round(elapsed, 3),
+                    "scheduler": "distributed" if address else scheduler,
+                    "decoder": decoder,
+                    "address": address,
+                    "workers": workers or os.cpu_count(),
+                    "ok": summary.ok,
+                    "failed": summary.failed,
+                }
+            ).write(group)
+        return summary

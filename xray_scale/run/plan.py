@@ -15,8 +15,10 @@ from pathlib import Path
 from ..config import Config, load_config
 from ..io.manifest import read_manifest, select_with_manifest
 from ..io.sources import discover_inputs
+from ..io.urls import url_options
 from ..store.access import open_store
 from ..store.layout import FILTER_GROUP, MASK_GROUP, map_name
+from ..store.location import parse_storage_options
 from ..store.metadata import RunMetadata
 from .pipeline import run
 
@@ -72,16 +74,21 @@ def plan_run(
     workers: int | None = None,
     manifest: str | os.PathLike | None = None,
     sample: int | None = None,
+    storage_options: dict | list[str] | None = None,
 ) -> Plan:
     """Measure a run of the first ``sample`` inputs and scale it to all of them.
 
     Parameters
     ----------
     inputs, config, engine, workers, manifest
-        As for :func:`xray_scale.run`.
+        As for :func:`xray_scale.run`: inputs at URLs too (the sample is read
+        from them; the measured rate includes that reading).
     sample : int, optional
         Images in the sample run; default two batches per worker (at most
         all inputs).
+    storage_options : dict or list of str, optional
+        fsspec options of the URL inputs and manifest (``endpoint_url``,
+        ``key``...), or ``KEY=VALUE`` strings, as for :func:`xray_scale.run`.
 
     Returns
     -------
@@ -89,16 +96,20 @@ def plan_run(
     """
     if not isinstance(config, Config):
         config = load_config(config)
-    paths = discover_inputs(inputs)
-    if manifest is not None:
-        paths, _ = select_with_manifest(paths, read_manifest(manifest))
+    options = parse_storage_options(storage_options)
+    with url_options(options):
+        paths = discover_inputs(inputs)
+        if manifest is not None:
+            paths, _ = select_with_manifest(paths, read_manifest(manifest))
     workers = workers or os.cpu_count() or 1
     sample = min(sample or 2 * workers * config.batch_size, len(paths))
     with tempfile.TemporaryDirectory(prefix="xray-scale-plan-") as folder:
         listing = Path(folder) / "sample.txt"
         listing.write_text("\n".join(paths[:sample]) + "\n", encoding="utf-8")
         store = Path(folder) / "sample.zarr"
-        summary = run([listing], store, config=config, engine=engine, workers=workers)
+        summary = run(
+            [listing], store, config=config, engine=engine, workers=workers, input_options=options
+        )
         sizes = {}
         for group in (FILTER_GROUP, MASK_GROUP):
             arrays = sorted(p for p in (store / group).glob("*") if p.is_dir())

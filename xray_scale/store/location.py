@@ -7,23 +7,34 @@ the environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_ENDPOINT_URL``...), the client's config files (``~/.aws/config``,
 ``~/.aws/credentials``...), and ``--storage-option KEY=VALUE`` (fsspec's
 options of the file system: ``endpoint_url``, ``key``, ``secret``, ``anon``...).
-None of them is ever written into the store, a log or an error message: a
-:class:`StoreLocation` prints as its URL, without any ``user:password@`` part,
-and its options are left out of its ``repr``.
+Its S3 client gives up on an endpoint that does not answer within the bounds
+of :data:`xray_scale.io.urls.S3_CLIENT_CONFIG`; while a run writes, an
+endpoint gone away is a :class:`~xray_scale.errors.StoreUnreachableError` naming
+the store (:func:`reaching`), so the run stops with its unfinished batches
+``pending``, to be resumed. None of the credentials is ever written into the
+store, a log or an error message: a :class:`StoreLocation` prints as its URL,
+without any ``user:password@`` part, and its options are left out of its ``repr``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import StoreError
-from ..io.urls import is_url, redact
+from ..errors import StoreError, StoreUnreachableError, UnreachableError
+from ..io.urls import client_options, is_unreachable, is_url, redact
 
-__all__ = ["StoreLocation", "describe_failure", "parse_storage_options", "store_location"]
+__all__ = [
+    "StoreLocation",
+    "describe_failure",
+    "parse_storage_options",
+    "reaching",
+    "store_location",
+]
 
 
 def describe_failure(error: BaseException) -> str:
@@ -39,15 +50,15 @@ def describe_failure(error: BaseException) -> str:
         return "access denied (check the credentials and the bucket's policy)"
     if isinstance(error, FileNotFoundError):
         return "not found (no such bucket or prefix)"
-    if any(word in name for word in ("Connect", "Timeout", "ClientOSError")) or isinstance(
-        error, ConnectionError
-    ):
+    if is_unreachable(error):
         return f"the server cannot be reached ({name})"
     return name
 
 
-def parse_storage_options(pairs: list[str] | None) -> dict:
+def parse_storage_options(pairs: list[str] | Mapping | None) -> dict:
     """``["KEY=VALUE", ...]`` as fsspec storage options; a value that is JSON is parsed.
+
+    A mapping is returned as a dict, unchanged.
 
     Examples
     --------
@@ -59,6 +70,8 @@ def parse_storage_options(pairs: list[str] | None) -> dict:
     StoreError
         For an item without ``=`` (the item is not repeated: it may be a secret).
     """
+    if isinstance(pairs, Mapping):
+        return dict(pairs)
     options = {}
     for number, pair in enumerate(pairs or (), start=1):
         key, sep, value = pair.partition("=")
@@ -114,7 +127,7 @@ class StoreLocation:
         import fsspec.core
 
         try:
-            return fsspec.core.url_to_fs(self.url, **json.loads(self.options))
+            return fsspec.core.url_to_fs(self.url, **self.client_options())
         except (ImportError, ValueError, TypeError) as error:
             raise StoreError(f"cannot open the store {self}: {error}") from None
 
@@ -126,10 +139,37 @@ class StoreLocation:
 
         try:
             return FsspecStore.from_url(
-                self.url, storage_options=json.loads(self.options), read_only=read_only
+                self.url, storage_options=self.client_options(), read_only=read_only
             )
         except (ImportError, ValueError, TypeError) as error:
             raise StoreError(f"cannot open the store {self}: {error}") from None
+
+    def client_options(self) -> dict:
+        """The options its file system is opened with: ours, then the S3 client's bounds."""
+        return client_options(self.url.split("://", 1)[0], json.loads(self.options))
+
+
+@contextlib.contextmanager
+def reaching(store: StoreLocation | str | os.PathLike):
+    """Report a URL store's endpoint gone away in this block as one error naming the store.
+
+    Any error of the storage client that says the server could not be
+    reached becomes a :class:`~xray_scale.errors.StoreUnreachableError` (an
+    ``OSError``: the run stops with exit 3, and the same command resumes);
+    an input's own :class:`~xray_scale.errors.UnreachableError` and every
+    other error pass unchanged, and so does everything about a local store.
+    """
+    try:
+        yield
+    except UnreachableError:
+        raise
+    except Exception as error:
+        if isinstance(store, StoreLocation) and not store.is_local and is_unreachable(error):
+            raise StoreUnreachableError(
+                f"cannot reach the store {store}: the server cannot be reached "
+                f"({type(error).__name__})"
+            ) from None
+        raise
 
 
 def store_location(
@@ -137,22 +177,18 @@ def store_location(
 ) -> StoreLocation:
     """The :class:`StoreLocation` of ``--out`` (a path or a URL) and its storage options.
 
-    ``options`` is a mapping, or ``KEY=VALUE`` strings (:func:`parse_storage_options`).
+    ``options`` is a mapping, or ``KEY=VALUE`` strings (:func:`parse_storage_options`);
+    a local folder takes none (the options are for the run's URLs).
 
     Raises
     ------
     StoreError
-        If storage options are given for a local path.
+        If an item of ``options`` is not ``KEY=VALUE``.
     """
     if isinstance(out, StoreLocation):
         return out
     text = os.fspath(out)
-    if isinstance(options, list):
-        options = parse_storage_options(options)
     if is_url(text):
-        return StoreLocation(text.rstrip("/"), json.dumps(dict(options or {}), sort_keys=True))
-    if options:
-        raise StoreError(
-            f"--storage-option applies to a store at a URL (s3://...), not to the folder {text}"
-        )
+        options = parse_storage_options(options)
+        return StoreLocation(text.rstrip("/"), json.dumps(options, sort_keys=True))
     return StoreLocation(os.path.abspath(text))
