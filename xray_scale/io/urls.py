@@ -18,10 +18,11 @@ written into the store, a log or an error message: a message names the URL,
 without any ``user:password@`` part it may hold, and the kind of failure.
 
 An S3 client gives up on an endpoint that does not answer within bounds
-(:data:`S3_CLIENT_CONFIG`: 5 s to connect, 30 s to answer, 3 attempts), not
-after botocore's defaults of minutes; ``--storage-option
-config_kwargs='{...}'`` overrides any of them, and ``AWS_MAX_ATTEMPTS`` or
-``AWS_RETRY_MODE`` in the environment leave the retries to botocore.
+(:data:`S3_CLIENT_CONFIG`: 5 s to connect, 10 s to answer, 2 attempts, and
+:data:`S3_TRIES` of s3fs's own tries of a request that timed out), not after
+the clients' defaults of many minutes; ``--storage-option
+config_kwargs='{...}'`` overrides any of botocore's, and ``AWS_MAX_ATTEMPTS``
+or ``AWS_RETRY_MODE`` in the environment leave the retries to botocore.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ from ..errors import InputError, UnreachableError, UrlError
 
 __all__ = [
     "S3_CLIENT_CONFIG",
+    "S3_TRIES",
     "UrlError",
     "UrlOptions",
+    "bounded",
     "client_options",
     "is_unreachable",
     "is_url",
@@ -58,15 +61,21 @@ _GLOB_CHARS = set("*?[")
 
 S3_CLIENT_CONFIG = {
     "connect_timeout": 5,
-    "read_timeout": 30,
-    "retries": {"max_attempts": 3, "mode": "standard"},
+    "read_timeout": 10,
+    "retries": {"max_attempts": 2, "mode": "standard"},
 }
 """botocore settings of every S3 client we open, unless the options or environment set them.
 
 botocore's own defaults (60 s to connect, 60 s to answer, and retries)
-leave a run waiting minutes on an endpoint that went away; with these, an
-endpoint that refuses connections is given up within seconds and one that
-accepts them but never answers within about two minutes.
+leave a run waiting many minutes on an endpoint that went away; with
+these, an endpoint that refuses connections is given up within seconds.
+"""
+
+S3_TRIES = 2
+"""Tries s3fs makes of a request that timed out (its default: 5), each with botocore's attempts.
+
+So a server that accepts connections but never answers is given up after
+about ``S3_TRIES * 2 attempts * 10 s``, not s3fs's 5 tries of botocore's.
 """
 
 _OPTIONS: ContextVar[dict | None] = ContextVar("xray_scale_url_options", default=None)
@@ -91,6 +100,13 @@ def client_options(protocol: str, options: Mapping | None = None) -> dict:
         del defaults["retries"]  # the user set botocore's retries where botocore reads them
     options["config_kwargs"] = {**defaults, **options.get("config_kwargs", {})}
     return options
+
+
+def bounded(filesystem):
+    """``filesystem``, making at most :data:`S3_TRIES` tries of a request if it is s3fs's."""
+    if getattr(filesystem, "retries", 0) > S3_TRIES and "s3" in filesystem.protocol:
+        filesystem.retries = S3_TRIES
+    return filesystem
 
 
 @contextlib.contextmanager
@@ -218,9 +234,10 @@ def url_filesystem(url: str):
     import fsspec.core
 
     try:
-        return fsspec.core.url_to_fs(url, **_open_options(url))
+        filesystem, path = fsspec.core.url_to_fs(url, **_open_options(url))
     except (ImportError, ValueError, TypeError) as error:
         raise InputError(f"cannot open {redact(url)}: {error}") from None
+    return bounded(filesystem), path
 
 
 def _is_png(path: str) -> bool:
@@ -274,6 +291,12 @@ def list_url_inputs(url: str) -> list[str]:
 def _read(url: str) -> bytes:
     import fsspec
 
+    links = url.split("::")
+    if len(links) == 1:
+        filesystem, path = url_filesystem(url)
+        return filesystem.cat_file(path)
+    for link in links[1:]:  # the clients fsspec.open reuses (fsspec caches them): bounded
+        url_filesystem(link)
     with fsspec.open(url, "rb", **_open_options(url)) as file:
         return file.read()
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StoreError, StoreUnreachableError, UnreachableError
-from ..io.urls import client_options, is_unreachable, is_url, redact
+from ..io.urls import bounded, client_options, is_unreachable, is_url, redact
 
 __all__ = [
     "StoreLocation",
@@ -127,9 +127,10 @@ class StoreLocation:
         import fsspec.core
 
         try:
-            return fsspec.core.url_to_fs(self.url, **self.client_options())
+            filesystem, path = fsspec.core.url_to_fs(self.url, **self.client_options())
         except (ImportError, ValueError, TypeError) as error:
             raise StoreError(f"cannot open the store {self}: {error}") from None
+        return bounded(filesystem), path
 
     def zarr_store(self, *, read_only: bool = False):
         """What ``zarr.open_group`` takes: the path, or a ``FsspecStore`` for a URL."""
@@ -138,11 +139,13 @@ class StoreLocation:
         from zarr.storage import FsspecStore
 
         try:
-            return FsspecStore.from_url(
+            store = FsspecStore.from_url(
                 self.url, storage_options=self.client_options(), read_only=read_only
             )
         except (ImportError, ValueError, TypeError) as error:
             raise StoreError(f"cannot open the store {self}: {error}") from None
+        bounded(store.fs)
+        return store
 
     def client_options(self) -> dict:
         """The options its file system is opened with: ours, then the S3 client's bounds."""
