@@ -411,3 +411,23 @@ def test_plan_measures_a_sample_read_from_a_bucket_and_from_a_zip_in_it(
         printed = capsys.readouterr().out
         assert "images: 12" in printed and "measured on 4 of them" in printed, printed
         assert "filters/sobel" in printed and "img/s here" in printed
+
+
+def test_input_options_give_the_inputs_their_own_endpoint(
+    no_aws_environment, phantom_folder, tmp_path
+):
+    s3 = no_aws_environment
+    for path in sorted(phantom_folder.iterdir())[:4]:
+        s3["client"].put_object(Bucket="cxr", Key=f"own/{path.name}", Body=path.read_bytes())
+    nowhere = flags(s3, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    run = {"engine": "scipy", "workers": 1, "batch_size": 4}
+    summary = xray_scale.run(
+        ["s3://cxr/own/"],
+        tmp_path / "local.zarr",
+        storage_options=nowhere,  # for the store only (a folder): never used
+        input_options=flags(s3, s3["endpoint"]),
+        **run,
+    )
+    assert (summary.ok, summary.failed) == (4, 0)
+    with pytest.raises(xray_scale.InputError, match=r"^cannot list s3://cxr/own/: the server"):
+        xray_scale.run(["s3://cxr/own/"], tmp_path / "no.zarr", storage_options=nowhere, **run)
