@@ -72,6 +72,7 @@ from .cluster import (
     connect,
     prepare_workers,
     require_dask_cuda,
+    worker_modules,
 )
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
@@ -554,7 +555,9 @@ def run(
             store_gone = False
             try:
                 if scheduler in ("distributed", "cuda") or address is not None:
-                    with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
+                    cuda = scheduler == "cuda"
+                    preload = worker_modules(engine)
+                    with connect(address, workers=workers, cuda=cuda, preload=preload) as client:
                         check_workers_see(
                             client, store=out, inputs=_spot_checks(paths), options=carried
                         )
