@@ -35,6 +35,8 @@ __all__ = [
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+"""What a glob keeps besides PNGs: archives, which the caller opens."""
 
 
 def is_url(text: str) -> bool:
@@ -121,7 +123,9 @@ def list_url_inputs(url: str) -> list[str]:
     Returns
     -------
     list of str
-        Full URLs (``s3://bucket/key.png``, or chained ones for zip members).
+        Full URLs (``s3://bucket/key.png``, or chained ones for zip members);
+        a glob also keeps the archives it matches (``.tar``, ``.tar.gz``,
+        ``.tgz``, ``.zip``), for the caller to open.
 
     Raises
     ------
@@ -135,7 +139,11 @@ def list_url_inputs(url: str) -> list[str]:
         if url.lower().endswith(".zip") and filesystem.isfile(path):
             found = _zip_members(url)
         elif _GLOB_CHARS & set(path):
-            found = [filesystem.unstrip_protocol(p) for p in filesystem.glob(path) if _is_png(p)]
+            found = [
+                filesystem.unstrip_protocol(p)
+                for p in filesystem.glob(path)
+                if _is_png(p) or p.lower().endswith(_ARCHIVE_SUFFIXES)
+            ]
         elif _is_png(path) and filesystem.isfile(path):
             found = [url]
         else:
@@ -198,3 +206,48 @@ def url_exists(url: str) -> bool:
         return bool(filesystem.isfile(path))
     except Exception:  # unreachable, denied or unknown: not there for this purpose
         return False
+
+
+def url_identity(url: str) -> tuple[int, str]:
+    """``(size, version)`` of the object at ``url``: its byte count and its ETag.
+
+    The version changes whenever the object is replaced (an ETag, or the
+    modification time where a server gives no ETag), so what was computed
+    from the object can be checked against it before use.
+
+    Raises
+    ------
+    UnreachableError
+        If the server cannot be reached.
+    UrlError
+        If the object cannot be found or read, naming the URL without
+        credentials, and why.
+    """
+    try:
+        filesystem, path = _filesystem(url)
+        filesystem.invalidate_cache(path)  # a listing made earlier may hold an older ETag
+        info = filesystem.info(path)
+    except InputError:
+        raise
+    except Exception as error:  # each client has its own errors; say which URL, not how
+        kind = UnreachableError if _unreachable(error) else UrlError
+        raise kind(f"cannot read {redact(url)}: {_describe(error)}") from None
+    version = info.get("ETag") or info.get("etag") or info.get("LastModified") or info.get("mtime")
+    return int(info["size"]), str(version or "").strip('"')
+
+
+def open_url(url: str, *, block_size: int):
+    """A seekable binary file object on the object at ``url``, read by range requests.
+
+    Each read past what was fetched asks for ``block_size`` bytes more (a
+    read-ahead cache). s3fs's files ask for each range only if the object
+    still has the ETag it had when opened, so an object replaced meanwhile
+    fails the read instead of mixing two versions.
+    """
+    filesystem, path = _filesystem(url)
+    return filesystem.open(path, "rb", block_size=block_size, cache_type="readahead")
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether a client's error says the server could not be reached (or answered too late)."""
+    return _unreachable(error)
