@@ -236,16 +236,22 @@ def url_identity(url: str) -> tuple[int, str]:
     return int(info["size"]), str(version or "").strip('"')
 
 
-def open_url(url: str, *, block_size: int):
+def open_url(url: str, *, block_size: int, blocks: int = 1):
     """A seekable binary file object on the object at ``url``, read by range requests.
 
-    Each read past what was fetched asks for ``block_size`` bytes more (a
-    read-ahead cache). s3fs's files ask for each range only if the object
-    still has the ETag it had when opened, so an object replaced meanwhile
-    fails the read instead of mixing two versions.
+    With ``blocks`` 1, each read past what was fetched asks for ``block_size``
+    bytes more (read-ahead); with more, the last ``blocks`` blocks of
+    ``block_size`` are kept, so that a reader stepping back a little (as a
+    gzip indexer does) does not fetch them again. s3fs's files ask for each
+    range only if the object still has the ETag it had when opened, so an
+    object replaced meanwhile fails the read instead of mixing two versions.
     """
     filesystem, path = _filesystem(url)
-    return filesystem.open(path, "rb", block_size=block_size, cache_type="readahead")
+    if blocks > 1:
+        cache = {"cache_type": "blockcache", "cache_options": {"maxblocks": blocks}}
+    else:
+        cache = {"cache_type": "readahead"}
+    return filesystem.open(path, "rb", block_size=block_size, **cache)
 
 
 def is_unreachable(error: BaseException) -> bool:
