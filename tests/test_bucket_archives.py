@@ -18,6 +18,7 @@ from xray_scale.io import archives
 from xray_scale.io.archive_index import INDEX_SUFFIX
 from xray_scale.io.sources import discover_inputs
 from xray_scale.render import render_store
+from xray_scale.run.plan import plan_run
 from xray_scale.store.encoding import read_index
 
 OPTIONS = {"workers": 2, "batch_size": 4, "engine": "scipy"}
@@ -90,6 +91,10 @@ def test_tarballs_in_a_bucket_equal_the_folder_run_and_are_indexed_once(
     assert (one.ok, one.failed) == (1, 0)
     report = render_store(again, tmp_path / "figures", names=[NAMES[2], NAMES[9]])
     assert len(report.grids) == 2
+    estimate = plan_run(
+        ["s3://nih/images_00*"], workers=1, sample=2, config={"run": {"batch_size": 2}}
+    )
+    assert (estimate.images, estimate.sampled) == (12, 2)
     assert SECRET not in capsys.readouterr().err
 
 
