@@ -181,3 +181,54 @@ def test_a_cut_tarball_in_a_bucket_keeps_what_came_before_and_counts_the_rest(
     assert (summary.ok, summary.failed) == (kept, 1 + lost)
     assert "s3://nih/images_004.tar.gz is damaged" in caplog.text
     assert f"{lost} listed image names are in no input" in caplog.text
+
+
+def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
+    phantom_folder, tmp_path, monkeypatch
+):
+    """A server of our own holding a .tar.gz, stopped after the first batch, then started again."""
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    from xray_scale.errors import UnreachableError
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    fsspec.filesystem("s3").clear_instance_cache()
+    bucket = fsspec.filesystem("s3", skip_instance_cache=True)
+    bucket.mkdir("outage")
+    files = {}
+    for k, path in enumerate(sorted(phantom_folder.iterdir())):
+        if k % 4 == 0:  # past any read-ahead: each batch asks the server again
+            files[f"images/filler_{k}.bin"] = os.urandom(3 << 20)
+        files[f"images/{path.name}"] = path.read_bytes()
+    bucket.pipe("outage/images_001.tar.gz", make_tar(tmp_path / "a.tar.gz", files).read_bytes())
+    options = {"workers": 1, "batch_size": 4, "engine": "scipy"}
+    out, inputs = tmp_path / "s3.zarr", ["s3://outage/images_001.tar.gz"]
+
+    def stop_after_the_first_batch(record):
+        server.stop()
+
+    with pytest.raises(UnreachableError, match=r"s3://outage/images_001.tar.gz.*cannot be reached"):
+        xray_scale.run(inputs, out, on_batch=stop_after_the_first_batch, **options)
+    status = list(read_index(zarr.open_group(out, mode="r"), "status"))
+    assert (status.count("ok"), status.count("pending")) == (4, 8)  # one batch, then the outage
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()  # moto keeps its buckets in this process: the same data is back
+    try:
+        fsspec.filesystem("s3").clear_instance_cache()
+        summary = xray_scale.run(inputs, out, **options)
+        assert (summary.processed, summary.ok, summary.failed) == (8, 12, 0)
+        assert xray_scale.run([phantom_folder], tmp_path / "f.zarr", **options).ok == 12
+        assert_stores_equal(tmp_path / "f.zarr", out, besides=("index/path",))
+    finally:
+        server.stop()
