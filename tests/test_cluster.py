@@ -152,7 +152,7 @@ def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
 
 
 def test_local_workers_are_ready_before_the_first_task():
-    from xray_scale.run.cluster import connect, prepare_workers
+    from xray_scale.run.cluster import connect, prepare_workers, worker_modules
 
     def state():  # on the worker
         import resource
@@ -161,20 +161,24 @@ def test_local_workers_are_ready_before_the_first_task():
         import numpy as np
 
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(20):  # an image-sized map, allocated, written and freed, as in a run
-            np.ones((1024, 1024), np.float32)[::7] = 2
+        for _ in range(50):  # a batch-sized block, allocated, written and freed, as in a run
+            np.ones((1024, 2048), np.float32)[::7] = 2
         return {
             "imported": "xray_scale.analysis.batch" in sys.modules,
             "profiler": dask.config.get("distributed.worker.profile.enabled"),
             "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before,
         }
 
-    with connect(None, workers=1) as client:
+    def preloaded():  # on the worker: what it was born with (a spawned one has none of ours)
+        return "xray_scale.analysis.batch" in sys.modules
+
+    with connect(None, workers=1, preload=worker_modules("opencv")) as client:
+        assert list(client.run(preloaded).values()) == [True]
         prepare_workers(client, engine="opencv", local=True)
         (answer,) = client.run(state).values()
     assert answer["imported"] and answer["profiler"] is False
-    # Reused from the heap: ~1,000 page faults for the first buffer, few after. distributed's
-    # own setting (MALLOC_TRIM_THRESHOLD_) made each a fresh mmap: measured 10,280 faults.
+    # Reused from the heap: ~450 page faults in all. distributed's own setting
+    # (MALLOC_TRIM_THRESHOLD_) made each a fresh mmap: measured 25,800 faults, every time.
     assert answer["faults"] < 5_000
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +15,10 @@ from conftest import make_bad_inputs
 import xray_scale
 from xray_scale.analysis.stats import STAT_FIELDS
 from xray_scale.cli import main
-from xray_scale.store.encoding import read_index
+from xray_scale.store.encoding import encode_text, read_index
 from xray_scale.store.export import export_table
+from xray_scale.store.qc import QC_COLUMNS
+from xray_scale.store.query import RowQuery
 
 
 @pytest.fixture
@@ -49,3 +55,42 @@ def test_histogram_columns_on_request(store, tmp_path):
 def test_unknown_suffix_is_one_line(store, tmp_path, capsys):
     assert main(["export", str(store), "--to", str(tmp_path / "stats.xlsx")]) == 2
     assert "must end in .parquet or .csv" in capsys.readouterr().err
+
+
+def test_parquet_without_a_selection_equals_the_pandas_path_and_imports_no_pandas(store, tmp_path):
+    fast = tmp_path / "fast.parquet"
+    code = (
+        "import sys\nfrom xray_scale.cli import main\n"
+        f"assert main(['export', {str(store)!r}, '--to', {str(fast)!r}, '--histogram']) == 0\n"
+        "print('pandas' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    # A condition true of every row sends the same table through pandas.
+    through_pandas = tmp_path / "pandas.parquet"
+    query = RowQuery(where="image >= 0")
+    export_table(store, through_pandas, histogram=True, query=query)
+    fast_table, pandas_table = pd.read_parquet(fast), pd.read_parquet(through_pandas)
+    group = zarr.open_group(store, mode="r")
+    index_columns = len(list(group["index"].array_keys()))
+    assert fast_table.shape == (21, 1 + index_columns + len(STAT_FIELDS) + len(QC_COLUMNS) + 256)
+    assert fast_table["qc_framed"].dtype == bool
+    pd.testing.assert_frame_equal(fast_table, pandas_table)
+
+
+def test_an_old_store_of_variable_length_strings_exports_its_strings(tmp_path):
+    old = Path(__file__).parent / "data" / "store-55e04d4" / "complete"
+    destination = tmp_path / "old.parquet"
+    export_table(old, destination)
+    table = pd.read_parquet(destination)
+    group = zarr.open_group(old, mode="r")
+    for name in ("path", "status", "error", "patient_id"):
+        assert table[name].tolist() == list(read_index(group, name)), name
+
+
+def test_a_file_name_that_is_not_utf8_is_exported_with_a_replacement_character(tmp_path):
+    from xray_scale.store.export import _string_column
+
+    rows = encode_text(["a.png", "caf\udce9.png", "", "z"])
+    assert _string_column(rows).to_pylist() == ["a.png", "caf\ufffd.png", "", "z"]

@@ -38,6 +38,7 @@ __all__ = [
     "EngineError",
     "engine_filters",
     "engine_masks",
+    "engine_module",
     "get_engine",
     "resolve_decoder",
     "resolve_engine",
@@ -59,11 +60,16 @@ DECODERS = ("cpu", "gpu", "auto")
 """Values accepted for ``decoder``: where the PNGs are decoded."""
 
 
+def engine_module(engine: str) -> str:
+    """The module holding a concrete engine's ``ENGINE`` (``"xray_scale.engines.opencv"``)."""
+    return _MODULES[engine]
+
+
 @cache
 def _load(engine: str) -> Engine:
     """The engine's object, once it is known to run here (a GPU engine checks its device)."""
     try:
-        module = importlib.import_module(_MODULES[engine])
+        module = importlib.import_module(engine_module(engine))
         module.ENGINE.check_usable()
     except (ImportError, RuntimeError) as error:
         raise EngineError(f"the {engine} engine cannot run: {error}") from None

@@ -73,6 +73,7 @@ from .cluster import (
     connect,
     prepare_workers,
     require_dask_cuda,
+    worker_modules,
 )
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
@@ -531,7 +532,9 @@ def run(
     started, began = utc_now(), time.perf_counter()
     try:
         if scheduler in ("distributed", "cuda") or address is not None:
-            with connect(address, workers=workers, cuda=scheduler == "cuda") as client:
+            cuda = scheduler == "cuda"
+            preload = worker_modules(engine)
+            with connect(address, workers=workers, cuda=cuda, preload=preload) as client:
                 check_workers_see(client, store=out, inputs=_spot_checks(paths))
                 archives = {source_file(p) for p in paths if is_url(p)}
                 indexes = portable_indexes(sorted(archives))

@@ -36,6 +36,7 @@ __all__ = [
     "encode_text",
     "read_index",
     "stored_values",
+    "text_rows",
 ]
 
 STATUS_CODES = (STATUS_PENDING, STATUS_OK, STATUS_FAILED)
@@ -134,6 +135,19 @@ def stored_values(array: zarr.Array, values) -> np.ndarray:
         codes = list(array.attrs["codes"])
         return np.array([codes.index(str(v)) for v in values], dtype=np.uint8)
     return np.array(list(values), dtype=object)
+
+
+def text_rows(group: zarr.Group, name: str) -> np.ndarray | None:
+    """``index/<name>`` as NUL-padded UTF-8 rows: a text array's own, or the status names.
+
+    None for an array that is neither (numbers, or strings of an older store).
+    """
+    array = group[f"index/{name}"]
+    if _is_text(array):
+        return array[...]
+    if _is_codes(array):
+        return encode_text(array.attrs["codes"])[array[...]]
+    return None
 
 
 def read_index(group: zarr.Group, name: str, indices=None) -> np.ndarray:
