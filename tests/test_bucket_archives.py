@@ -40,6 +40,8 @@ def nih_bucket(s3, phantom_folder, tmp_path):  # noqa: F811 - the fixture import
     files = {name: (phantom_folder / name).read_bytes() for name in NAMES}
     first = make_tar(tmp_path / "a.tar.gz", {f"images/{n}": files[n] for n in NAMES[:7]})
     second = make_tar(tmp_path / "b.tar", {f"images/{n}": files[n] for n in NAMES[7:]}, mode="w")
+    if s3.exists("nih"):  # moto keeps its buckets for the whole process: start empty
+        s3.rm("nih", recursive=True)
     s3.makedirs("nih", exist_ok=True)
     s3.pipe("nih/images_001.tar.gz", first.read_bytes())
     s3.pipe("nih/images_002.tar", second.read_bytes())
@@ -205,20 +207,22 @@ def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
         monkeypatch.setenv(name, value)
     fsspec.filesystem("s3").clear_instance_cache()
     bucket = fsspec.filesystem("s3", skip_instance_cache=True)
-    bucket.mkdir("outage")
+    bucket.mkdir("outage-tar")
     files = {}
     for k, path in enumerate(sorted(phantom_folder.iterdir())):
         if k % 4 == 0:  # past any read-ahead: each batch asks the server again
             files[f"images/filler_{k}.bin"] = os.urandom(3 << 20)
         files[f"images/{path.name}"] = path.read_bytes()
-    bucket.pipe("outage/images_001.tar.gz", make_tar(tmp_path / "a.tar.gz", files).read_bytes())
+    bucket.pipe("outage-tar/images_001.tar.gz", make_tar(tmp_path / "a.tar.gz", files).read_bytes())
     options = {"workers": 1, "batch_size": 4, "engine": "scipy"}
-    out, inputs = tmp_path / "s3.zarr", ["s3://outage/images_001.tar.gz"]
+    out, inputs = tmp_path / "s3.zarr", ["s3://outage-tar/images_001.tar.gz"]
 
     def stop_after_the_first_batch(record):
         server.stop()
 
-    with pytest.raises(UnreachableError, match=r"s3://outage/images_001.tar.gz.*cannot be reached"):
+    with pytest.raises(
+        UnreachableError, match=r"s3://outage-tar/images_001.tar.gz.*cannot be reached"
+    ):
         xray_scale.run(inputs, out, on_batch=stop_after_the_first_batch, **options)
     status = list(read_index(zarr.open_group(out, mode="r"), "status"))
     assert (status.count("ok"), status.count("pending")) == (4, 8)  # one batch, then the outage
