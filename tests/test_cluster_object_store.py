@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
-from conftest import assert_stores_equal
+from conftest import assert_stores_equal, make_tar
 from test_cluster import dask_command, stop_processes, wait_for
-from test_object_store import s3, s3_server, url_store  # noqa: F401 - fixtures
+from test_object_store import keys, s3, s3_server, url_store  # noqa: F401 - fixtures
 
 import xray_scale
 from xray_scale.errors import StoreError
@@ -24,7 +27,10 @@ def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported abov
     """A scheduler and two workers, each in an empty folder of its own, S3 settings in their env.
 
     The workers see nothing of the driver's files: their working folders are empty and
-    elsewhere, and what they get is the graph (phantom inputs, the store's URL).
+    elsewhere, each has a cache folder of its own, and what they get is the graph (phantom
+    or URL inputs, the store's URL) and what the driver ships them. Yields the scheduler's
+    address, a function starting the workers (it returns their processes) and the
+    environment a driver process needs.
     """
     processes = []
 
@@ -57,37 +63,31 @@ def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported abov
     }
     without_s3 = {**with_s3, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
 
-    def workers(broken: bool = False) -> None:
+    def workers(broken: bool = False) -> list[subprocess.Popen]:
+        started = []
         for k in range(2):
             env = without_s3 if broken and k == 1 else with_s3
-            start(
-                ["worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
-                + ["--host", "127.0.0.1", "--name", f"worker-{k}"],
-                f"worker-{k}",
-                env,
+            env = {**env, "XDG_CACHE_HOME": str(tmp_path / f"worker-{k}-cache")}
+            started.append(
+                start(
+                    ["worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
+                    + ["--host", "127.0.0.1", "--name", f"worker-{k}"],
+                    f"worker-{k}",
+                    env,
+                )
             )
         from distributed import Client
 
         with Client(address, timeout="20s") as client:
             wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
+        return started
 
-    yield address, workers
+    yield address, workers, with_s3
     stop_processes(processes)
 
 
-def test_workers_with_no_shared_disk_write_the_same_store(bare_cluster, s3, tmp_path):  # noqa: F811
-    address, start_workers = bare_cluster
-    start_workers()
-    inputs = ["synth:18x64"]
-    summary = xray_scale.run(inputs, "s3://cxr/cluster.zarr", batch_size=3, address=address)
-    assert (summary.ok, summary.failed) == (18, 0)
-    xray_scale.run(inputs, tmp_path / "threads.zarr", batch_size=3, workers=2)
-    assert_stores_equal(url_store("s3://cxr/cluster.zarr"), tmp_path / "threads.zarr")
-    assert sorted(p.name for p in (tmp_path / "worker-0").iterdir()) == []  # nothing written
-
-
 def test_a_worker_that_cannot_reach_the_store_is_named_with_the_url(bare_cluster, s3):  # noqa: F811
-    address, start_workers = bare_cluster
+    address, start_workers, _ = bare_cluster
     start_workers(broken=True)
     with pytest.raises(StoreError) as caught:
         xray_scale.run(["synth:6x64"], "s3://cxr/unseen.zarr", batch_size=3, address=address)
@@ -103,7 +103,7 @@ def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_clust
     from xray_scale.run.cluster import check_workers_see
     from xray_scale.store.location import store_location
 
-    address, start_workers = bare_cluster
+    address, start_workers, _ = bare_cluster
     start_workers()
     xray_scale.run(["synth:3x64"], "s3://cxr/seen.zarr", batch_size=3)
     s3["client"].put_object(Bucket="cxr", Key="in/00000001_000.png", Body=b"png bytes")
@@ -119,22 +119,72 @@ def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_clust
     assert s3["secret"] not in message
 
 
-def test_url_inputs_and_a_url_store_need_no_shared_disk(bare_cluster, s3, tmp_path):  # noqa: F811
-    address, start_workers = bare_cluster
-    start_workers()
+def test_url_inputs_need_no_shared_disk_and_a_killed_worker_loses_nothing(
+    bare_cluster,
+    s3,  # noqa: F811
+    tmp_path,
+):
+    """PNGs and NIH's .tar.gz in the bucket, the store in the bucket, one worker SIGKILLed."""
+    address, start_workers, _ = bare_cluster
+    workers = start_workers()
     folder = tmp_path / "images"
-    written = write_phantoms(folder, patients=2, follow_ups=5, shape=(64, 64))
-    for path in written:
+    written = write_phantoms(folder, patients=2, follow_ups=6, shape=(64, 64))
+    for path in written[:5]:
         s3["client"].put_object(Bucket="cxr", Key=f"dump/{path.name}", Body=path.read_bytes())
-    summary = xray_scale.run(
-        ["s3://cxr/dump/"], "s3://cxr/from-urls.zarr", batch_size=3, address=address
-    )
-    assert (summary.ok, summary.failed) == (10, 0)
-    xray_scale.run([folder], tmp_path / "local.zarr", batch_size=3, workers=2)
-    assert_stores_equal(
-        url_store("s3://cxr/from-urls.zarr"), tmp_path / "local.zarr", besides=("index/path",)
-    )
-    paths = read_index(xray_scale.open_store("s3://cxr/from-urls.zarr"), "path")
-    assert [p.rsplit("/", 1)[1] for p in paths] == sorted(p.name for p in written)
-    assert all(p.startswith("s3://cxr/dump/") for p in paths)
+    members = {f"images/{p.name}": p.read_bytes() for p in written[5:]}
+    archive = make_tar(tmp_path / "a.tar.gz", members)
+    s3["client"].put_object(Bucket="cxr", Key="nih/images_001.tar.gz", Body=archive.read_bytes())
+    killed = []
+
+    def kill_one_worker(report):
+        if not killed:
+            workers[0].send_signal(signal.SIGKILL)
+            killed.append(report.start)
+
+    url, inputs = "s3://cxr/survivor.zarr", ["s3://cxr/dump/", "s3://cxr/nih/images_001.tar.gz"]
+    summary = xray_scale.run(inputs, url, batch_size=2, address=address, on_batch=kill_one_worker)
+    assert killed and workers[0].wait(timeout=30) == -signal.SIGKILL
+    assert (summary.ok, summary.failed) == (12, 0)
+    xray_scale.run([folder], tmp_path / "threads.zarr", batch_size=2, workers=2)
+    assert_stores_equal(url_store(url), tmp_path / "threads.zarr", besides=("index/path",))
+    assert list(read_index(xray_scale.open_store(url), "path")) == [
+        f"s3://cxr/dump/{p.name}" for p in written[:5]
+    ] + [f"s3://cxr/nih/images_001.tar.gz::images/{p.name}" for p in written[5:]]
+    # the driver shipped the archive's index: no worker read the archive whole to build one
+    assert not (tmp_path / "worker-1-cache").exists()
+    assert list((tmp_path / "worker-0").iterdir()) == list((tmp_path / "worker-1").iterdir()) == []
+
+
+def test_a_driver_killed_mid_run_then_run_again_leaves_the_same_store(
+    bare_cluster,
+    s3,  # noqa: F811
+    tmp_path,
+):
+    """The CLI against the cluster, SIGKILLed once some batches are done, then run again."""
+    address, start_workers, env = bare_cluster
+    start_workers()
+    url, inputs = "s3://cxr/driver.zarr", "synth:16x64"
+    command = [sys.executable, "-m", "xray_scale.cli", "run", inputs, "-o", url]
+    command += ["--batch-size", "2", "--engine", "scipy", "--address", address, "-q"]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while driver.poll() is None and time.monotonic() < deadline:
+            shards = [k for k in keys(s3, "driver.zarr/filters/") if "/c/" in k]
+            if shards:  # some batches are done
+                driver.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.1)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert driver.returncode == -signal.SIGKILL, driver.stderr.read()
+    group = xray_scale.open_store(url)
+    assert "pending" in set(read_index(group, "status"))  # not taken for a finished run
+    assert group.attrs["xray_scale"].get("runs", []) == []
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert set(read_index(xray_scale.open_store(url), "status")) == {"ok"}
+    xray_scale.run([inputs], tmp_path / "threads.zarr", batch_size=2, workers=2, engine="scipy")
+    assert_stores_equal(url_store(url), tmp_path / "threads.zarr")
     assert list((tmp_path / "worker-0").iterdir()) == list((tmp_path / "worker-1").iterdir()) == []

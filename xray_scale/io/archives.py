@@ -13,6 +13,19 @@ Random access: each archive is indexed once (:mod:`.archive_index`: a zip's
 own directory, a tar's headers, a ``.tar.gz``'s gzip seek points saved beside
 it), so a member is read without decompressing the archive from its start.
 
+Archives at URLs. A ``.tar`` or ``.tar.gz`` in a bucket
+(``s3://bucket/images_001.tar.gz``) is read in place the same way: its
+members are named ``s3://bucket/images_001.tar.gz::images/00000001_000.png``
+and read by range requests (about 2 MiB of compressed data per member of a
+``.tar.gz``, the member itself of a ``.tar``), never by downloading the
+archive. A read asks for its range only if the object still has the ETag its
+index was built from, so an archive replaced in the bucket during a run fails
+that read, which is retried once on the new version with its new index. A
+server that cannot be reached raises
+:class:`~xray_scale.errors.UnreachableError` (the batch stays pending), not a
+member's failure. A zip in a bucket is read through fsspec's chained URLs
+(:mod:`.urls`).
+
 Threads and processes. Each process opens an archive once, on its first member
 (a process started by fork forgets the parent's handles), and keeps a pool of
 read handles per archive: a thread takes an idle handle or opens one, so that
@@ -38,14 +51,24 @@ import threading
 import zipfile
 from collections import OrderedDict
 
-from ..errors import ArchiveError, MemberError
-from .archive_index import ArchiveIndex, load_index, open_gzip, open_zip
+from ..errors import ArchiveError, MemberError, UnreachableError
+from .archive_index import (
+    URL_READ_AHEAD,
+    ArchiveIndex,
+    archive_kind,
+    install_indexes,
+    load_index,
+    open_gzip,
+    open_zip,
+)
+from .urls import is_unreachable, is_url, open_url, redact
 
 __all__ = [
     "ARCHIVE_SEPARATOR",
     "HANDLES_PER_ARCHIVE",
     "ArchiveError",
     "MemberError",
+    "adopt_indexes",
     "archive_kind",
     "file_name",
     "is_archive",
@@ -62,21 +85,7 @@ ARCHIVE_SEPARATOR = "::"
 HANDLES_PER_ARCHIVE = 4
 """Read handles one process opens on one archive at most (threads beyond wait)."""
 
-_KINDS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar", "tar"), (".zip", "zip"))
-
 logger = logging.getLogger(__name__)
-
-
-def archive_kind(path: str | os.PathLike) -> str | None:
-    """``"tar"``, ``"tar.gz"`` or ``"zip"`` from a file name's ending (any case), else None.
-
-    Examples
-    --------
-    >>> [archive_kind(p) for p in ("a/images_001.tar.gz", "x.TGZ", "k.zip", "b.tar", "c.png")]
-    ['tar.gz', 'tar.gz', 'zip', 'tar', None]
-    """
-    name = os.fspath(path).lower()
-    return next((kind for suffix, kind in _KINDS if name.endswith(suffix)), None)
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -206,14 +215,25 @@ def list_members(archive: str | os.PathLike) -> list[str]:
         If the archive cannot be read at all (not an archive, a zip without
         its table of contents, unreadable).
     """
-    path = os.path.abspath(archive)
+    text = os.fspath(archive)
+    path = text if is_url(text) else os.path.abspath(text)
     kind = archive_kind(path)
     if kind is None:
-        raise ArchiveError(f"{path!r} is not a .tar, .tar.gz, .tgz or .zip archive")
-    index = load_index(path, kind)
+        raise ArchiveError(f"{_shown(path)} is not a .tar, .tar.gz, .tgz or .zip archive")
+    try:
+        index = load_index(path, kind)
+    except UnreachableError as error:  # before the run: an input that cannot be listed
+        raise ArchiveError(str(error)) from None
+    if is_url(path):
+        _forget_if_changed(path, index)
     if index.cut:
-        _warn_damage(path, index)
+        _warn_damage(_shown(path), index)
     return sorted(member_path(path, name) for name in index.members)
+
+
+def _shown(archive: str) -> str:
+    """An archive as messages name it: a path quoted, a URL without credentials."""
+    return redact(archive) if is_url(archive) else repr(archive)
 
 
 # ------------------------------------------------------------------ reading
@@ -245,6 +265,8 @@ class _Open:
         try:
             if self.kind == "zip":
                 return open_zip(self.archive)
+            if self.kind == "tar" and is_url(self.archive):
+                return open_url(self.archive, block_size=URL_READ_AHEAD)
             if self.kind == "tar":
                 return open(self.archive, "rb")
             return open_gzip(
@@ -277,12 +299,22 @@ class _Open:
         try:
             if self.kind == "zip":
                 return handle.read(member)
+            if self.kind == "tar" and is_url(self.archive):
+                handle.seek(offset)
+                return handle.read(size)
             if self.kind == "tar":
                 return os.pread(handle.fileno(), size, offset)
             return handle.pread(size, offset)
         except zipfile.BadZipFile as error:
             raise MemberError(f"corrupt in the archive: {error}") from None
         except (OSError, EOFError, ValueError) as error:
+            if is_url(self.archive) and is_unreachable(error):
+                raise UnreachableError(
+                    f"cannot read {redact(self.archive)}: the server cannot be reached "
+                    f"({type(error).__name__})"
+                ) from None
+            if is_url(self.archive) and isinstance(error, OSError):
+                raise _Replaced() from None  # replaced since it was opened: the caller reopens
             raise MemberError(f"cannot read it from the archive: {error}") from None
         finally:
             self._give_back(handle)
@@ -294,6 +326,10 @@ class _Open:
                 handle.close()
             self._count -= len(self._idle)
             self._idle.clear()
+
+
+class _Replaced(Exception):
+    """A read of an archive at a URL failed: it may have been replaced since it was opened."""
 
 
 _OPENED: OrderedDict[str, _Open] = OrderedDict()
@@ -312,22 +348,64 @@ def _forget_opened() -> None:
 os.register_at_fork(after_in_child=_forget_opened)
 
 
+def _forget(archive: str, opened: _Open | None = None) -> None:
+    """Drop this process's :class:`_Open` of ``archive`` (only if it is ``opened``, if given)."""
+    with _OPENED_LOCK:
+        current = _OPENED.get(archive)
+        if current is None or (opened is not None and current is not opened):
+            return
+        del _OPENED[archive]
+    current.close()
+
+
+def _forget_if_changed(archive: str, index: ArchiveIndex) -> None:
+    """Drop the :class:`_Open` of a URL archive whose index is not ``index`` (it was replaced)."""
+    with _OPENED_LOCK:
+        opened = _OPENED.get(archive)
+    if opened is not None and opened.index.identity != index.identity:
+        _forget(archive, opened)
+
+
+def adopt_indexes(indexes: dict[str, bytes]) -> None:
+    """On a worker: keep the indexes the driver shipped, and reopen archives at URLs.
+
+    Called as each run starts, so that a worker kept from an earlier run
+    reads each URL archive anew, with the index of its current version.
+    """
+    install_indexes(indexes)
+    with _OPENED_LOCK:
+        urls = [archive for archive in _OPENED if is_url(archive)]
+    for archive in urls:
+        _forget(archive)
+
+
 def _opened(archive: str) -> _Open:
     """This process's :class:`_Open` of ``archive``, opened on first use or once it changed.
 
-    The archive's size and modification time are compared with its index's
-    on every use (one ``stat``), so an archive replaced in place is read anew.
+    A file's size and modification time are compared with its index's on
+    every use (one ``stat``), so an archive replaced in place is read anew. An
+    archive at a URL is checked when it is opened; a read of a replaced one
+    fails its ETag condition and :func:`read_member` opens it again.
     """
-    try:
-        stat = os.stat(archive)
-    except OSError as error:
-        raise ArchiveError(f"cannot read archive {archive!r}: {error.strerror or error}") from None
-    with _OPENED_LOCK:
-        opened = _OPENED.get(archive)
-        if opened is not None:
-            _OPENED.move_to_end(archive)
-            if (opened.index.size, opened.index.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+    if is_url(archive):
+        with _OPENED_LOCK:
+            opened = _OPENED.get(archive)
+            if opened is not None:
+                _OPENED.move_to_end(archive)
                 return opened
+    else:
+        try:
+            stat = os.stat(archive)
+        except OSError as error:
+            raise ArchiveError(
+                f"cannot read archive {archive!r}: {error.strerror or error}"
+            ) from None
+        with _OPENED_LOCK:
+            opened = _OPENED.get(archive)
+            if opened is not None:
+                _OPENED.move_to_end(archive)
+                if (opened.index.size, opened.index.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                    return opened
     fresh = _Open(archive)
     with _OPENED_LOCK:
         current = _OPENED.get(archive)
@@ -343,11 +421,11 @@ def _opened(archive: str) -> _Open:
 def member_exists(path: str) -> bool:
     """Whether ``ARCHIVE::MEMBER`` names a member its archive holds (the archive readable)."""
     parts = split_member_path(path)
-    if parts is None or not os.path.isfile(parts[0]):
+    if parts is None or not (is_url(parts[0]) or os.path.isfile(parts[0])):
         return False
     try:
         return parts[1] in _opened(parts[0]).index.members
-    except ArchiveError:
+    except (ArchiveError, UnreachableError):
         return False
 
 
@@ -372,13 +450,20 @@ def read_member(path: str) -> bytes:
         If the member is not in the archive, is cut by the archive's damage,
         fails its CRC-32 (zip) or cannot be read; or if the archive itself
         cannot be opened.
+    UnreachableError
+        If the archive is at a URL whose server cannot be reached.
     """
     parts = split_member_path(path)
     if parts is None:
         raise MemberError(f"{path!r} is not an ARCHIVE::MEMBER name")
     archive, member = parts
-    try:
-        opened = _opened(archive)
-    except ArchiveError as error:
-        raise MemberError(str(error)) from None
-    return opened.read(member)
+    for _ in range(2):
+        try:
+            opened = _opened(archive)
+        except ArchiveError as error:
+            raise MemberError(str(error)) from None
+        try:
+            return opened.read(member)
+        except _Replaced:
+            _forget(archive, opened)  # then opened again: a new version gets its new index
+    raise MemberError(f"cannot read it from {redact(archive)}: it changes while it is read")

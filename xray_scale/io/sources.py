@@ -1,8 +1,9 @@
 """Find the input PNGs: directories, globs, archives and ``.txt`` lists, in a stable order.
 
 An archive (``.tar``, ``.tar.gz``, ``.tgz``, ``.zip``; named, matched by a glob
-or listed) stands for its ``*.png`` members, named ``ARCHIVE::MEMBER``
-(:mod:`xray_scale.io.archives`); such a name is an input too. A ``.txt`` of
+or listed; a file or an object at a URL) stands for its ``*.png`` members,
+named ``ARCHIVE::MEMBER`` (:mod:`xray_scale.io.archives`; a zip at a URL by
+fsspec's chained URL instead); such a name is an input too. A ``.txt`` of
 bare image names is a name list (:mod:`xray_scale.io.namelists`): it selects,
 from the other inputs, the images it names.
 
@@ -24,7 +25,14 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .archives import file_name, is_archive, list_members, member_exists, split_member_path
+from .archives import (
+    archive_kind,
+    file_name,
+    is_archive,
+    list_members,
+    member_exists,
+    split_member_path,
+)
 from .namelists import absent_path, names_in, read_name_list, select_by_names
 from .urls import is_url, list_url_inputs, read_url_input, redact
 
@@ -295,9 +303,29 @@ def _select_names(paths: set[str], name_lists: dict[str, list[str]]) -> set[str]
     return {*selected, *(absent_path(origin[name], name) for name in missing)}
 
 
+def _url_archives(found: list[str]) -> list[str]:
+    """URL inputs found by a glob or a list, each archive among them standing for its members."""
+    expanded = []
+    for url in found:
+        if archive_kind(url) == "zip":
+            expanded.extend(list_url_inputs(url))
+        elif is_archive(url) and is_url(url):
+            expanded.extend(list_members(url))
+        else:
+            expanded.append(url)
+    return expanded
+
+
 def _member_input(text: str) -> list[str]:
     """An ``ARCHIVE::MEMBER`` input, checked: its archive exists and holds the member."""
     archive, member = split_member_path(text)
+    if is_url(archive) and archive_kind(archive) == "zip":
+        raise InputError(
+            f"a member of a zip at a URL is named by fsspec's chained URL: write "
+            f"zip://{member}::{redact(archive)}"
+        )
+    if is_url(archive) and not member_exists(text):
+        raise InputError(f"archive {redact(archive)} does not hold member {member!r}")
     if not member_exists(text):
         where = "does not hold" if os.path.isfile(archive) else "does not exist, so it lacks"
         raise InputError(f"archive {archive!r} {where} member {member!r}")
@@ -361,8 +389,15 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
                 continue
             if not found:
                 raise InputError(f"list {redact(text)} holds no paths")
+            found = _url_archives(found)
+        elif is_url(text) and split_member_path(text) is not None:
+            found = _member_input(text)
+        elif is_url(text) and archive_kind(text) in ("tar", "tar.gz"):
+            found = list_members(text)
+            if not found:
+                raise InputError(f"archive {redact(text)} holds no *.png member")
         elif is_url(text):
-            found = list_url_inputs(text)
+            found = _url_archives(list_url_inputs(text))
         elif split_member_path(text) is not None and not path.exists():
             found = _member_input(text)
         elif path.is_dir() and not _is_png_name(text):

@@ -48,16 +48,20 @@ __all__ = [
     "is_unreachable",
     "is_url",
     "list_url_inputs",
+    "open_url",
     "read_url",
     "read_url_input",
     "redact",
     "url_exists",
     "url_filesystem",
+    "url_identity",
     "url_options",
 ]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+"""What a glob keeps besides PNGs: archives, which the caller opens."""
 
 S3_CLIENT_CONFIG = {
     "connect_timeout": 5,
@@ -262,7 +266,9 @@ def list_url_inputs(url: str) -> list[str]:
     Returns
     -------
     list of str
-        Full URLs (``s3://bucket/key.png``, or chained ones for zip members).
+        Full URLs (``s3://bucket/key.png``, or chained ones for zip members);
+        a glob also keeps the archives it matches (``.tar``, ``.tar.gz``,
+        ``.tgz``, ``.zip``), for the caller to open.
 
     Raises
     ------
@@ -276,7 +282,11 @@ def list_url_inputs(url: str) -> list[str]:
         if url.lower().endswith(".zip") and filesystem.isfile(path):
             found = _zip_members(url)
         elif _GLOB_CHARS & set(path):
-            found = [filesystem.unstrip_protocol(p) for p in filesystem.glob(path) if _is_png(p)]
+            found = [
+                filesystem.unstrip_protocol(p)
+                for p in filesystem.glob(path)
+                if _is_png(p) or p.lower().endswith(_ARCHIVE_SUFFIXES)
+            ]
         elif _is_png(path) and filesystem.isfile(path):
             found = [url]
         else:
@@ -345,3 +355,49 @@ def url_exists(url: str) -> bool:
         return bool(filesystem.isfile(path))
     except Exception:  # unreachable, denied or unknown: not there for this purpose
         return False
+
+
+def url_identity(url: str) -> tuple[int, str]:
+    """``(size, version)`` of the object at ``url``: its byte count and its ETag.
+
+    The version changes whenever the object is replaced (an ETag, or the
+    modification time where a server gives no ETag), so what was computed
+    from the object can be checked against it before use.
+
+    Raises
+    ------
+    UnreachableError
+        If the server cannot be reached.
+    UrlError
+        If the object cannot be found or read, naming the URL without
+        credentials, and why.
+    """
+    try:
+        filesystem, path = url_filesystem(url)
+        filesystem.invalidate_cache(path)  # a listing made earlier may hold an older ETag
+        info = filesystem.info(path)
+    except InputError:
+        raise
+    except Exception as error:  # each client has its own errors; say which URL, not how
+        kind = UnreachableError if is_unreachable(error) else UrlError
+        raise kind(f"cannot read {redact(url)}: {_describe(error)}") from None
+    version = info.get("ETag") or info.get("etag") or info.get("LastModified") or info.get("mtime")
+    return int(info["size"]), str(version or "").strip('"')
+
+
+def open_url(url: str, *, block_size: int, blocks: int = 1):
+    """A seekable binary file object on the object at ``url``, read by range requests.
+
+    With ``blocks`` 1, each read past what was fetched asks for ``block_size``
+    bytes more (read-ahead); with more, the last ``blocks`` blocks of
+    ``block_size`` are kept, so that a reader stepping back a little (as a
+    gzip indexer does) does not fetch them again. s3fs's files ask for each
+    range only if the object still has the ETag it had when opened, so an
+    object replaced meanwhile fails the read instead of mixing two versions.
+    """
+    filesystem, path = url_filesystem(url)
+    if blocks > 1:
+        cache = {"cache_type": "blockcache", "cache_options": {"maxblocks": blocks}}
+    else:
+        cache = {"cache_type": "readahead"}
+    return filesystem.open(path, "rb", block_size=block_size, **cache)

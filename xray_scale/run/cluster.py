@@ -164,7 +164,9 @@ def connect(
         yield client
 
 
-def prepare_workers(client, *, engine: str, local: bool) -> None:
+def prepare_workers(
+    client, *, engine: str, local: bool, indexes: dict[str, bytes] | None = None
+) -> None:
     """Make every worker, present or joining later, ready for batch tasks before any is sent.
 
     Each imports the batch code and loads ``engine`` (seconds of imports that
@@ -183,18 +185,27 @@ def prepare_workers(client, *, engine: str, local: bool) -> None:
         The run's concrete engine.
     local : bool
         Whether the cluster is one this run started (its workers are ours to tune).
+    indexes : dict, optional
+        The saved indexes of the run's archives at URLs
+        (:func:`xray_scale.io.archive_index.portable_indexes`): each worker
+        keeps them, so that none reads a whole archive to index it again.
     """
     client.register_worker_callbacks(
-        setup=functools.partial(_prepare_worker, engine=engine, tune_allocator=local)
+        setup=functools.partial(
+            _prepare_worker, engine=engine, tune_allocator=local, indexes=indexes or {}
+        )
     )
 
 
-def _prepare_worker(*, engine: str, tune_allocator: bool) -> None:
-    """On a worker: the allocator policy, then the imports of :func:`prepare_workers`."""
+def _prepare_worker(*, engine: str, tune_allocator: bool, indexes: dict[str, bytes]) -> None:
+    """On a worker: the allocator policy, the archive indexes, then the imports."""
     if tune_allocator:
         from ..allocator import tune_malloc
 
         tune_malloc()
+    from ..io.archives import adopt_indexes
+
+    adopt_indexes(indexes)
     from ..analysis import batch  # noqa: F401  the batch code, imported before the first task
     from ..engines.registry import get_engine
 

@@ -40,6 +40,7 @@ from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnreachableError
+from ..io.archive_index import portable_indexes
 from ..io.archives import file_name, source_file
 from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
 from ..io.manifest import (
@@ -561,7 +562,10 @@ def run(
                         check_workers_see(
                             client, store=out, inputs=_spot_checks(paths), options=carried
                         )
-                        prepare_workers(client, engine=engine, local=address is None)
+                        archives = {source_file(p) for p in paths if is_url(p)}
+                        indexes = portable_indexes(sorted(archives))
+                        local = address is None
+                        prepare_workers(client, engine=engine, local=local, indexes=indexes)
                         began = time.perf_counter()
                         compute_on_cluster(client, graph, on_record)
                 else:

@@ -152,9 +152,9 @@ def _exists(path: str) -> bool:
     """Whether an input is there to retry: a phantom, a file, a member, or a URL's object."""
     if parse_synthetic(path) is not None or os.path.exists(path):
         return True
-    if is_url(path):
-        return url_exists(path)
-    return split_member_path(path) is not None and member_exists(path)
+    if split_member_path(path) is not None:  # a member of an archive, on disk or at a URL
+        return member_exists(path)
+    return is_url(path) and url_exists(path)
 
 
 def image_array_depth(array: zarr.Array) -> int:
