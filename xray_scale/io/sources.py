@@ -304,10 +304,16 @@ def _select_names(paths: set[str], name_lists: dict[str, list[str]]) -> set[str]
 
 
 def _url_archives(found: list[str]) -> list[str]:
-    """URL inputs found by a glob or a list, each archive among them standing for its members."""
+    """URL inputs found by a glob or a list, each archive among them standing for its members.
+
+    A zip member's chained URL (``zip://x.png::s3://bucket/k.zip``) ends as its
+    zip does, but is a member already: kept as it is.
+    """
     expanded = []
     for url in found:
-        if archive_kind(url) == "zip":
+        if "::" in url:
+            expanded.append(url)
+        elif archive_kind(url) == "zip":
             expanded.extend(list_url_inputs(url))
         elif is_archive(url) and is_url(url):
             expanded.extend(list_members(url))
