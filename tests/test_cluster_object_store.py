@@ -12,19 +12,28 @@ import time
 import pytest
 from conftest import assert_stores_equal, make_tar
 from test_cluster import dask_command, stop_processes, wait_for
-from test_object_store import keys, s3, s3_server, url_store  # noqa: F401 - fixtures
+from test_object_store import (  # noqa: F401 - fixtures
+    flags,
+    keys,
+    no_aws_environment,
+    s3,
+    s3_server,
+    url_store,
+)
 
 import xray_scale
 from xray_scale.errors import StoreError
 from xray_scale.io.synth import write_phantoms
 from xray_scale.store.encoding import read_index
+from xray_scale.store.location import store_location
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported above
-    """A scheduler and two workers, each in an empty folder of its own, S3 settings in their env.
+    """A scheduler and two workers, each in an empty folder of its own, S3 settings in their env
+    (or none: ``workers(s3_settings=False)``).
 
     The workers see nothing of the driver's files: their working folders are empty and
     elsewhere, each has a cache folder of its own, and what they get is the graph (phantom
@@ -63,10 +72,10 @@ def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported abov
     }
     without_s3 = {**with_s3, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
 
-    def workers(broken: bool = False) -> list[subprocess.Popen]:
+    def workers(broken: bool = False, s3_settings: bool = True) -> list[subprocess.Popen]:
         started = []
         for k in range(2):
-            env = without_s3 if broken and k == 1 else with_s3
+            env = without_s3 if broken and k == 1 else with_s3 if s3_settings else base
             env = {**env, "XDG_CACHE_HOME": str(tmp_path / f"worker-{k}-cache")}
             started.append(
                 start(
@@ -188,3 +197,34 @@ def test_a_driver_killed_mid_run_then_run_again_leaves_the_same_store(
     xray_scale.run([inputs], tmp_path / "threads.zarr", batch_size=2, workers=2, engine="scipy")
     assert_stores_equal(url_store(url), tmp_path / "threads.zarr")
     assert list((tmp_path / "worker-0").iterdir()) == list((tmp_path / "worker-1").iterdir()) == []
+
+
+def test_workers_without_any_s3_setting_use_the_options_given_to_the_run(
+    bare_cluster,
+    no_aws_environment,  # noqa: F811
+    tmp_path,
+):
+    """No AWS_* variable on the workers nor the driver: --storage-option alone reaches them.
+
+    The endpoint and keys travel with the tasks, and none of them lands in the store.
+    """
+    server = no_aws_environment
+    address, start_workers, _ = bare_cluster
+    start_workers(s3_settings=False)
+    folder = tmp_path / "images"
+    written = write_phantoms(folder, patients=2, follow_ups=3, shape=(64, 64))
+    for path in written:
+        body = path.read_bytes()
+        server["client"].put_object(Bucket="cxr", Key=f"options/{path.name}", Body=body)
+    url, options = "s3://cxr/options.zarr", flags(server, server["endpoint"])
+    summary = xray_scale.run(
+        ["s3://cxr/options/"], url, batch_size=2, address=address, storage_options=options
+    )
+    assert (summary.ok, summary.failed) == (6, 0)
+    xray_scale.run([folder], tmp_path / "threads.zarr", batch_size=2, workers=2)
+    store = store_location(url, options).zarr_store(read_only=True)
+    assert_stores_equal(store, tmp_path / "threads.zarr", besides=("index/path",))
+    for key in keys(server, "options.zarr/"):
+        if key.endswith("zarr.json"):
+            body = server["client"].get_object(Bucket="cxr", Key=key)["Body"].read().decode()
+            assert server["secret"] not in body and server["key"] not in body, key
