@@ -34,7 +34,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tarfile
@@ -42,16 +41,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from moto_server import start_server
+
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
 RESULTS = Path(__file__).resolve().parent / "results"
 BUCKET = "bench"
-SERVER = """
-import sys, time
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-time.sleep(3600)  # stops by itself if the benchmark dies without stopping it
-"""
 
 
 def payloads() -> list[bytes]:
@@ -81,29 +75,6 @@ def build_archive(path: Path, gigabytes: float) -> dict:
             total += len(payload)
             k += 1
     return {"members": len(names), "png_bytes": total, "tar_gz_bytes": path.stat().st_size}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    sys.exit("moto's server did not start")
 
 
 def child(step: str, source: str, local: str, names: list[str]) -> dict:

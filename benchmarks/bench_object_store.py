@@ -32,15 +32,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from moto_server import start_server
 from records import save_record
 
 import xray_scale
@@ -52,13 +50,6 @@ from xray_scale.store.create import create_store
 from xray_scale.store.location import StoreLocation
 
 FULL_DUMP = Path(__file__).resolve().parents[1] / "configs" / "full-dump.toml"
-SERVER = """
-import sys, time
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-time.sleep(3600)
-"""
 
 
 class ObstoreLocation(StoreLocation):
@@ -71,25 +62,6 @@ class ObstoreLocation(StoreLocation):
         endpoint = os.environ["AWS_ENDPOINT_URL"]
         backend = from_url(self.url, client_options={"allow_http": endpoint.startswith("http:")})
         return ObjectStore(backend, read_only=read_only)
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("moto's server did not start")
 
 
 def batch_data(spec: BatchSpec, start: int, size: int):
