@@ -150,7 +150,7 @@ def test_group_ids_are_the_smallest_member_and_skip_invalid_images():
     hashes = np.array([9, 4, 9, 4, 9, 1], dtype=np.uint64)
     valid = np.array([True, True, False, True, True, True])
     np.testing.assert_array_equal(group_duplicates(hashes, valid), [0, 1, -1, 1, 0, -1])
-    signatures = np.random.default_rng(1).normal(size=(6, 1024))
+    signatures = np.random.default_rng(1).integers(-127, 128, size=(6, 1024), dtype=np.int8)
     signatures[3] = signatures[1]
     groups = group_near_duplicates(hashes, signatures, valid)
     np.testing.assert_array_equal(groups, [-1, 1, -1, 1, -1, -1])  # 0 and 4: other detail
@@ -158,10 +158,13 @@ def test_group_ids_are_the_smallest_member_and_skip_invalid_images():
 
 def test_near_duplicate_groups_join_transitively():
     rng = np.random.default_rng(2)
-    base = rng.normal(size=1024)
-    chain = np.stack([base, base + 0.2 * rng.normal(size=1024), rng.normal(size=1024)])
-    chain = np.concatenate([chain, [chain[1] + 0.2 * rng.normal(size=1024)]])
+    base = 40 * rng.normal(size=1024)
+    chain = np.stack([base, base + 8 * rng.normal(size=1024), 40 * rng.normal(size=1024)])
+    chain = np.concatenate([chain, [chain[1] + 8 * rng.normal(size=1024)]])
+    chain = np.clip(np.rint(chain), -127, 127).astype(np.int8)
     hashes = np.zeros(4, dtype=np.uint64)
+    correlation = np.corrcoef(chain.astype(float))
+    assert correlation[0, 3] < 0.97 <= min(correlation[0, 1], correlation[1, 3])  # a real chain
     groups = group_near_duplicates(hashes, chain, min_correlation=0.97)
     np.testing.assert_array_equal(groups, [0, 0, -1, 0])
 

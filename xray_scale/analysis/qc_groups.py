@@ -8,36 +8,58 @@ without a copy.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["group_duplicates", "group_near_duplicates", "hamming_distance", "outlier_scores"]
+__all__ = [
+    "NEAR_DUPLICATE_WINDOW",
+    "group_duplicates",
+    "group_near_duplicates",
+    "hamming_distance",
+    "outlier_scores",
+]
 
 
-class _UnionFind:
-    """Disjoint sets of ``0..n-1`` whose representative is the smallest member."""
+def _roots(parent: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """The representative of each of ``items``."""
+    _compress(parent)
+    return parent[items]
 
-    def __init__(self, count: int):
-        self.parent = np.arange(count)
 
-    def find(self, item: int) -> int:
-        root = item
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[item] != root:  # path compression
-            self.parent[item], item = root, self.parent[item]
-        return int(root)
+def _compress(parent: np.ndarray) -> None:
+    """Point every item straight at its representative, in place.
 
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+    Pointer doubling: each round halves every path, so a chain of ``n`` takes
+    ``log2(n)`` rounds.
+    """
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            return
+        parent[:] = grand
 
-    def groups(self) -> np.ndarray:
-        """Each item's group id: its set's smallest member, -1 for a set of one."""
-        roots = np.array([self.find(i) for i in range(self.parent.size)], dtype=np.int64)
-        sizes = np.bincount(roots, minlength=roots.size)
-        roots[sizes[roots] < 2] = -1
-        return roots
+
+def _union(parent: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
+    """Join the sets of each pair ``(first[k], second[k])``; a set's representative is its minimum.
+
+    Vectorised union-find: each round hooks the larger root of every pair that
+    still differs onto the smaller one (``np.minimum.at``), until no pair
+    differs; a few rounds, even for long chains or stars.
+    """
+    while first.size:
+        a, b = _roots(parent, first), _roots(parent, second)
+        differ = a != b
+        first, second, a, b = first[differ], second[differ], a[differ], b[differ]
+        np.minimum.at(parent, np.maximum(a, b), np.minimum(a, b))
+    _compress(parent)
+
+
+def _set_ids(parent: np.ndarray) -> np.ndarray:
+    """Each item's set id: its set's smallest member, -1 for a set of one."""
+    _compress(parent)
+    sizes = np.bincount(parent, minlength=parent.size)
+    return np.where(sizes[parent] > 1, parent, -1)
 
 
 def _valid_mask(count: int, valid: np.ndarray | None) -> np.ndarray:
@@ -95,53 +117,89 @@ def hamming_distance(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
     return np.bitwise_count(xor)
 
 
-def _candidate_pairs(hashes: np.ndarray, max_distance: int, block: int) -> np.ndarray:
-    """All pairs ``i < j`` of hashes within ``max_distance`` bits, as an (n, 2) array.
+NEAR_DUPLICATE_WINDOW = 8
+"""Neighbours each image is compared with in each band's order (the cap per image)."""
 
-    Each block of rows is compared with the rows from its own first one on, in
-    contiguous buffers allocated once: fresh temporaries for every block cost
-    more in page faults than the comparisons, and ``np.nonzero`` of a 2-D array
-    is ~40 times slower than ``np.flatnonzero`` of a flat one.
+
+def _bands(max_distance: int) -> list[tuple[int, int]]:
+    """``max_distance + 1`` bit ranges ``[start, stop)`` that tile the 64 bits.
+
+    Two hashes within ``max_distance`` bits agree exactly on at least one of
+    them (pigeonhole).
     """
-    count = hashes.size
-    xor = np.empty(block * count, dtype=np.uint64)
-    bits = np.empty(block * count, dtype=np.uint8)
-    near = np.empty(block * count, dtype=bool)
-    pairs = []
-    for start in range(0, count, block):
-        rows = hashes[start : start + block, None]
-        width = count - start
-        size = rows.shape[0] * width
-        x = xor[:size].reshape(-1, width)
-        np.bitwise_xor(rows, hashes[None, start:], out=x)
-        np.bitwise_count(xor[:size], out=bits[:size])
-        np.less_equal(bits[:size], max_distance, out=near[:size])
-        found = np.flatnonzero(near[:size])
-        i, j = np.divmod(found, width)
-        keep = j > i  # the upper triangle: each pair once, no self-pairs
-        pairs.append(np.stack([i[keep] + start, j[keep] + start], axis=1))
-    return np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
+    count = max_distance + 1
+    edges = [64 * k // count for k in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def _correlations(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """Correlation of the two signatures of each pair (0 where one is flat).
+def _band_order(hashes: np.ndarray, stop: int) -> np.ndarray:
+    """The images sorted by their hash rotated so that bit ``stop - 1`` leads.
 
-    ``chunk`` pairs at a time, in float32, so memory stays ~``chunk x 8`` kB
-    whatever the number of images.
+    A band ``[start, stop)`` then holds the most significant bits: images that
+    agree on it are contiguous, ordered by the bits after it.
     """
-    out = np.empty(len(pairs), dtype=np.float32)
-    for start in range(0, len(pairs), chunk):
-        i, j = pairs[start : start + chunk].T
-        a = signatures[i].astype(np.float32)
-        b = signatures[j].astype(np.float32)
-        a -= a.mean(axis=1, keepdims=True)
-        b -= b.mean(axis=1, keepdims=True)
-        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-        dots = np.einsum("ij,ij->i", a, b)
-        out[start : start + chunk] = np.divide(
-            dots, norms, out=np.zeros_like(dots), where=norms > 0
-        )
-    return out
+    turn = np.uint64((64 - stop) % 64)
+    rotated = (hashes << turn) | (hashes >> np.uint64(64 - int(turn))) if turn else hashes
+    return np.argsort(rotated, kind="stable")
+
+
+def _window_pairs(
+    hashes: np.ndarray, order: np.ndarray, window: int, max_distance: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, ``i < j``, at most ``window`` apart in ``order``, close in hash."""
+    firsts, seconds = [], []
+    for step in range(1, min(window, order.size - 1) + 1):
+        a, b = order[:-step], order[step:]
+        near = hamming_distance(hashes[a], hashes[b]) <= max_distance
+        a, b = a[near], b[near]
+        firsts.append(np.minimum(a, b))
+        seconds.append(np.maximum(a, b))
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in the sorted array ``sorted_keys``."""
+    at = np.searchsorted(sorted_keys, keys)
+    found = np.zeros(keys.size, dtype=bool)
+    inside = at < sorted_keys.size
+    found[inside] = sorted_keys[at[inside]] == keys[inside]
+    return found
+
+
+class _Signatures:
+    """Exact correlations of int8 signature rows.
+
+    Dot products, sums and sums of squares of int8 rows are exact integers
+    (int16 products, int32 sums: 1,024 x 128**2 < 2**31), so the covariance
+    and the variances are exact whatever the summation order; one float64
+    division and square root follow. The same bits on every CPU.
+    """
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+        self.sums = np.empty(rows.shape[0], dtype=np.int64)
+        squares = np.empty(rows.shape[0], dtype=np.int64)
+        for start in range(0, rows.shape[0], 4096):  # int32 is exact: 1024 x 127**2 < 2**31
+            wide = rows[start : start + 4096].astype(np.int32)
+            self.sums[start : start + 4096] = wide.sum(axis=1)
+            squares[start : start + 4096] = (wide * wide).sum(axis=1)
+        self.spreads = rows.shape[1] * squares - self.sums * self.sums
+
+    def correlations(self, first: np.ndarray, second: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """Pearson correlation of rows ``first[k]`` and ``second[k]`` (0 where one is flat)."""
+        out = np.zeros(first.size, dtype=np.float64)
+        width = self.rows.shape[1]
+        for start in range(0, first.size, chunk):
+            i, j = first[start : start + chunk], second[start : start + chunk]
+            products = self.rows[i].astype(np.int16) * self.rows[j]
+            dots = products.sum(axis=1, dtype=np.int32).astype(np.int64)
+            covariance = width * dots - self.sums[i] * self.sums[j]
+            spread = self.spreads[i].astype(np.float64) * self.spreads[j].astype(np.float64)
+            flat = spread == 0
+            out[start : start + chunk] = np.where(
+                flat, 0.0, covariance / np.sqrt(np.where(flat, 1.0, spread))
+            )
+        return out
 
 
 def group_near_duplicates(
@@ -151,30 +209,42 @@ def group_near_duplicates(
     *,
     max_distance: int = 10,
     min_correlation: float = 0.97,
-    block: int = 64,
+    window: int = NEAR_DUPLICATE_WINDOW,
 ) -> np.ndarray:
     """Group copies of one film: close perceptual hashes and correlated detail.
 
-    Every pair of valid images whose :func:`perceptual_hash` values differ in
-    at most ``max_distance`` bits is a candidate (all pairs compared, ``block``
-    rows at a time); a candidate whose :func:`signature` values correlate at
-    ``min_correlation`` or more is a near-duplicate pair. Pairs are joined
-    transitively (union-find). Exact copies are near duplicates too.
+    Candidates come from ``max_distance + 1`` bands of the 64-bit
+    :func:`perceptual_hash` (two hashes within ``max_distance`` bits agree
+    exactly on at least one band). For each band the valid images are sorted
+    by their hash with that band leading, and each image is compared with the
+    ``window`` images after it: a pair within ``max_distance`` bits whose
+    :func:`signature` values correlate at ``min_correlation`` or more is a
+    near-duplicate pair, joined at once (union-find, transitively); a pair
+    already in one group, or already compared in an earlier band, is not
+    compared again. Exact copies are near duplicates too.
+
+    The work is at most ``(max_distance + 1) x window`` comparisons per image,
+    and memory a few arrays of one entry per image, whatever the images look
+    like: a run of identical images joins in the first band. The cap costs
+    recall only where more than ``window`` images share a band's bits and sort
+    between two copies; transitivity recovers most of those (one near copy in
+    the window links the group), and copies, which differ in a few bits, agree
+    on most bands.
 
     Parameters
     ----------
     hashes : ndarray
         One perceptual hash per image (uint64).
     signatures : ndarray
-        One signature per image, shape ``(N, 1024)``.
+        One int8 signature per image, shape ``(N, 1024)``.
     valid : ndarray of bool, optional
         Only these images take part; the others get -1.
     max_distance : int
-        Largest Hamming distance of a candidate pair.
+        Largest Hamming distance of a candidate pair (0..63).
     min_correlation : float
         Smallest correlation of the signatures of a near-duplicate pair.
-    block : int
-        Rows of hashes compared at once (memory ~``9 x block x N`` bytes: 64 MB for the dump).
+    window : int
+        Neighbours compared per image in each band's order (>= 1).
 
     Returns
     -------
@@ -184,8 +254,9 @@ def group_near_duplicates(
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> film, other = rng.normal(size=1024), rng.normal(size=1024)
-    >>> signatures = np.stack([film, other, film + 0.01 * rng.normal(size=1024)])
+    >>> film, other = rng.integers(-127, 128, size=(2, 1024))
+    >>> noisy = np.clip(film + rng.integers(-3, 4, size=1024), -127, 127)
+    >>> signatures = np.stack([film, other, noisy]).astype(np.int8)
     >>> group_near_duplicates(np.array([0, 1, 3], dtype=np.uint64), signatures)
     array([ 0, -1,  0])
     """
@@ -196,18 +267,35 @@ def group_near_duplicates(
         raise ValueError(
             f"signatures must be one row per hash ({hashes.size}), got {signatures.shape}"
         )
+    if signatures.dtype != np.int8:
+        raise TypeError(f"signatures must be int8 (qc.signature), got {signatures.dtype}")
+    if not 0 <= max_distance <= 63:
+        raise ValueError(f"max_distance must be in 0..63, got {max_distance}")
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
     groups = np.full(hashes.size, -1, dtype=np.int64)
     members = np.flatnonzero(valid)
     if members.size < 2:
         return groups
-    pairs = _candidate_pairs(hashes[members], max_distance, block)
-    pairs = pairs[_correlations(signatures[members], pairs) >= min_correlation]
-    sets = _UnionFind(members.size)
-    for i, j in pairs.tolist():
-        sets.union(i, j)
-    local = sets.groups()
-    grouped = local >= 0
-    groups[members[grouped]] = members[local[grouped]]
+    local = hashes[members]
+    rows = _Signatures(signatures[members])
+    parent = np.arange(members.size)
+    compared = np.zeros(0, dtype=np.int64)  # keys i * n + j (i < j) of the pairs compared so far
+    for _, stop in _bands(max_distance):
+        first, second = _window_pairs(local, _band_order(local, stop), window, max_distance)
+        keys = first * members.size + second
+        by_key = np.argsort(keys)  # sorted look-ups and merges: cache-friendly, linear
+        first, second, keys = first[by_key], second[by_key], keys[by_key]
+        fresh = ~_contains(compared, keys)
+        first, second, keys = first[fresh], second[fresh], keys[fresh]
+        apart = _roots(parent, first) != _roots(parent, second)
+        first, second = first[apart], second[apart]
+        alike = rows.correlations(first, second) >= min_correlation
+        _union(parent, first[alike], second[alike])
+        compared = np.sort(np.concatenate([compared, keys]), kind="stable")  # two sorted runs
+    ids = _set_ids(parent)
+    grouped = ids >= 0
+    groups[members[grouped]] = members[ids[grouped]]
     return groups
 
 
@@ -251,8 +339,8 @@ def outlier_scores(stats: dict[str, np.ndarray], valid: np.ndarray | None = None
         centre = np.median(x[finite])
         deviation = np.abs(x - centre)
         mad = np.median(deviation[finite])
-        if mad == 0:
-            mad = 0.8453 * deviation[finite].mean()  # the mean AD on the MAD's scale
+        if mad == 0:  # the mean AD on the MAD's scale (fsum: the same bits in any order)
+            mad = 0.8453 * math.fsum(deviation[finite]) / int(finite.sum())
         if mad == 0:
             continue
         z = 0.6745 * deviation / mad
