@@ -81,6 +81,8 @@ def test_store_layout_shards_are_batches(phantom_folder, tmp_path):
     assert {"numpy", "scipy", "zarr", "dask", "python"} <= set(attrs["libraries"])
     assert attrs["inputs"] == [str(phantom_folder)]
     assert len(attrs["runs"]) == 1 and attrs["runs"][0]["processed"] == 12
+    run = attrs["runs"][0]  # the end-of-run phase (QC over the whole run) is timed on its own
+    assert 0 < run["end_of_run_s"] <= run["elapsed_s"]
 
 
 def test_all_zero_shards_are_written_without_a_scan_for_emptiness(phantom_folder, tmp_path):

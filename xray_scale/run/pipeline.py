@@ -576,6 +576,7 @@ def run(
             finally:
                 if not store_gone:  # what finished is kept, also on Ctrl-C or a failing task
                     records.flush()
+            finishing = time.perf_counter()  # the end-of-run phase: what sees the whole run
             if spec.qc is not None:
                 finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
             elapsed = time.perf_counter() - began
@@ -586,6 +587,7 @@ def run(
                     "finished": utc_now(),
                     "processed": processed,
                     "elapsed_s": round(elapsed, 3),
+                    "end_of_run_s": round(time.perf_counter() - finishing, 3),
                     "scheduler": "distributed" if address else scheduler,
                     "decoder": decoder,
                     "address": address,
