@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from xray_scale.analysis.qc import image_qc
-from xray_scale.analysis.qc_groups import _Signatures, group_near_duplicates, hamming_distance
+from xray_scale.analysis.qc_groups import _SignatureRows, group_near_duplicates, hamming_distance
 
 CALIBRATION = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CALIBRATION = CALIBRATION / "chestxray8-calibration"
@@ -53,7 +54,7 @@ def _jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
 
 
 @needs_calibration
-def test_real_films_and_their_copies_group_as_all_pairs_do():
+def test_real_films_and_their_copies_group_as_all_pairs_do(tmp_path):
     rng = np.random.default_rng(0)
     films = [np.asarray(Image.open(p)) for p in sorted(CALIBRATION.glob("*.png"))[:100]]
     films = [f if f.ndim == 2 else f[..., 0] for f in films]
@@ -67,6 +68,12 @@ def test_real_films_and_their_copies_group_as_all_pairs_do():
 
     expected = all_pairs_groups(hashes, signatures)
     np.testing.assert_array_equal(group_near_duplicates(hashes, signatures), expected)
+    # read from a store 7 rows at a time: the same groups
+    stored = zarr.create_array(
+        tmp_path / "s.zarr", shape=signatures.shape, dtype="int8", chunks=(16, 1024)
+    )
+    stored[:] = signatures
+    np.testing.assert_array_equal(group_near_duplicates(hashes, stored, block=7), expected)
     # the copies were found: each copied film heads a group of itself and its three copies
     for n, k in enumerate(range(0, 100, 5)):
         assert (expected[[k, 100 + 3 * n, 101 + 3 * n, 102 + 3 * n]] == k).all(), k
@@ -91,16 +98,17 @@ def test_look_alikes_that_are_not_copies_stay_apart_and_copies_among_them_are_fo
     signatures = rng.integers(-127, 128, (count, 1024), dtype=np.int8)
     signatures[4321] = signatures[17]  # one real copy among the look-alikes
     hashes[4321] = hashes[17] ^ np.uint64(1 << 40)
-    groups = group_near_duplicates(hashes, signatures)
-    assert groups[17] == groups[4321] == 17
-    assert np.count_nonzero(groups >= 0) == 2
+    for block in (16384, 100):  # one block of rows, and many
+        groups = group_near_duplicates(hashes, signatures, block=block)
+        assert groups[17] == groups[4321] == 17
+        assert np.count_nonzero(groups >= 0) == 2
 
 
 def test_correlations_are_exact():
     rows = np.random.default_rng(3).integers(-128, 128, (50, 1024), dtype=np.int8)
     rows[7] = 5  # flat: correlation 0
     first, second = np.triu_indices(50, k=1)
-    computed = _Signatures(rows).correlations(first, second)
+    computed = _SignatureRows(rows, block=64).correlations(first, second)
     reference = np.array(
         [
             0.0 if 7 in (i, j) else np.corrcoef(rows[i].astype(float), rows[j].astype(float))[0, 1]

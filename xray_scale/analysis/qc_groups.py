@@ -143,18 +143,19 @@ def _band_order(hashes: np.ndarray, stop: int) -> np.ndarray:
     return np.argsort(rotated, kind="stable")
 
 
-def _window_pairs(
+def _window_keys(
     hashes: np.ndarray, order: np.ndarray, window: int, max_distance: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``(i, j)``, ``i < j``, at most ``window`` apart in ``order``, close in hash."""
-    firsts, seconds = [], []
-    for step in range(1, min(window, order.size - 1) + 1):
+) -> np.ndarray:
+    """Sorted keys ``i * n + j`` (``i < j``) of the pairs at most ``window`` apart in ``order``
+    and within ``max_distance`` bits; each pair once (one per pair of positions)."""
+    count = hashes.size
+    keys = []
+    for step in range(1, min(window, count - 1) + 1):
         a, b = order[:-step], order[step:]
         near = hamming_distance(hashes[a], hashes[b]) <= max_distance
         a, b = a[near], b[near]
-        firsts.append(np.minimum(a, b))
-        seconds.append(np.maximum(a, b))
-    return np.concatenate(firsts), np.concatenate(seconds)
+        keys.append(np.minimum(a, b) * count + np.maximum(a, b))
+    return np.sort(np.concatenate(keys))
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -166,77 +167,149 @@ def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return found
 
 
-class _Signatures:
-    """Exact correlations of int8 signature rows.
+def _candidates(hashes: np.ndarray, max_distance: int, window: int) -> np.ndarray:
+    """Every pair the band orders put forward, once: sorted keys ``i * n + j``, ``i < j``.
+
+    For each band, the pairs at most ``window`` apart in its order and within
+    ``max_distance`` bits; a pair already put forward by an earlier band is
+    dropped. At most ``(max_distance + 1) x window`` pairs per image.
+    """
+    candidates = np.zeros(0, dtype=np.int64)
+    for _, stop in _bands(max_distance):
+        keys = _window_keys(hashes, _band_order(hashes, stop), window, max_distance)
+        keys = keys[~_contains(candidates, keys)]
+        candidates = np.sort(np.concatenate([candidates, keys]), kind="stable")  # two sorted runs
+    return candidates
+
+
+class _SignatureRows:
+    """Exact correlations of int8 signature rows, read ``block`` rows at a time.
 
     Dot products, sums and sums of squares of int8 rows are exact integers
     (int16 products, int32 sums: 1,024 x 128**2 < 2**31), so the covariance
     and the variances are exact whatever the summation order; one float64
     division and square root follow. The same bits on every CPU.
+
+    ``signatures`` is anything sliced by rows into int8 arrays: an ndarray, or
+    the store's ``qc/signature`` read as it goes, so that at most two blocks of
+    rows are in memory, however many images the run has.
     """
 
-    def __init__(self, rows: np.ndarray):
-        self.rows = rows
-        self.sums = np.empty(rows.shape[0], dtype=np.int64)
-        squares = np.empty(rows.shape[0], dtype=np.int64)
-        for start in range(0, rows.shape[0], 4096):  # int32 is exact: 1024 x 127**2 < 2**31
-            wide = rows[start : start + 4096].astype(np.int32)
-            self.sums[start : start + 4096] = wide.sum(axis=1)
-            squares[start : start + 4096] = (wide * wide).sum(axis=1)
-        self.spreads = rows.shape[1] * squares - self.sums * self.sums
+    def __init__(self, signatures, block: int):
+        self.signatures, self.block = signatures, block
+        count, self.width = signatures.shape
+        self.sums = np.empty(count, dtype=np.int64)
+        squares = np.empty(count, dtype=np.int64)
+        for start in range(0, count, block):
+            rows = np.asarray(signatures[start : start + block])
+            for at in range(0, rows.shape[0], 1024):  # 4 MB of int32 at a time
+                wide = rows[at : at + 1024].astype(np.int32)
+                where = slice(start + at, start + at + wide.shape[0])
+                self.sums[where] = wide.sum(axis=1)
+                squares[where] = (wide * wide).sum(axis=1)
+        self.spreads = self.width * squares - self.sums * self.sums
+        self._loaded: dict[int, np.ndarray] = {}
+
+    def _rows(self, index: int, keep: int) -> np.ndarray:
+        """Block ``index``; of those read before, only block ``keep`` stays in memory."""
+        if index not in self._loaded:
+            self._loaded = {k: v for k, v in self._loaded.items() if k == keep}
+            start = index * self.block
+            self._loaded[index] = np.asarray(self.signatures[start : start + self.block])
+        return self._loaded[index]
 
     def correlations(self, first: np.ndarray, second: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """Pearson correlation of rows ``first[k]`` and ``second[k]`` (0 where one is flat)."""
+        """Pearson correlation of rows ``first[k]`` and ``second[k]`` (0 where one is flat).
+
+        Every ``first`` lies in one block and every ``second`` in one block.
+        """
+        one, other = first[0] // self.block, second[0] // self.block
+        rows_one, rows_other = self._rows(one, keep=other), self._rows(other, keep=one)
+        local_one, local_other = first - one * self.block, second - other * self.block
         out = np.zeros(first.size, dtype=np.float64)
-        width = self.rows.shape[1]
         for start in range(0, first.size, chunk):
-            i, j = first[start : start + chunk], second[start : start + chunk]
-            products = self.rows[i].astype(np.int16) * self.rows[j]
+            part = slice(start, start + chunk)
+            products = rows_one[local_one[part]].astype(np.int16) * rows_other[local_other[part]]
             dots = products.sum(axis=1, dtype=np.int32).astype(np.int64)
-            covariance = width * dots - self.sums[i] * self.sums[j]
+            i, j = first[part], second[part]
+            covariance = self.width * dots - self.sums[i] * self.sums[j]
             spread = self.spreads[i].astype(np.float64) * self.spreads[j].astype(np.float64)
             flat = spread == 0
-            out[start : start + chunk] = np.where(
-                flat, 0.0, covariance / np.sqrt(np.where(flat, 1.0, spread))
-            )
+            out[part] = np.where(flat, 0.0, covariance / np.sqrt(np.where(flat, 1.0, spread)))
         return out
+
+
+def _join_alike(
+    parent: np.ndarray,
+    members: np.ndarray,
+    keys: np.ndarray,
+    rows: _SignatureRows,
+    min_correlation: float,
+) -> None:
+    """Join the candidate pairs whose signatures correlate, block of rows by block of rows.
+
+    ``keys`` are sorted ``i * n + j`` over the ``n`` members (``i < j``), so the
+    pairs of one block of first images are contiguous; within it they are
+    visited by the block of the second image, each pair of blocks once.
+    """
+    count, block = members.size, rows.block
+    for start_row in range(0, int(members[-1]) + 1, block):
+        low, high = np.searchsorted(members, [start_row, start_row + block])
+        start, stop = np.searchsorted(keys, [low * count, high * count])
+        if start == stop:
+            continue
+        first, second = np.divmod(keys[start:stop], count)
+        first, second = members[first], members[second]  # image indices, still first < second
+        by_block = np.argsort(second // block, kind="stable")
+        first, second = first[by_block], second[by_block]
+        bounds = np.flatnonzero(np.diff(second // block)) + 1
+        for i, j in zip(np.split(first, bounds), np.split(second, bounds), strict=True):
+            apart = _roots(parent, i) != _roots(parent, j)
+            i, j = i[apart], j[apart]
+            if i.size:
+                alike = rows.correlations(i, j) >= min_correlation
+                _union(parent, i[alike], j[alike])
 
 
 def group_near_duplicates(
     hashes: np.ndarray,
-    signatures: np.ndarray,
+    signatures,
     valid: np.ndarray | None = None,
     *,
     max_distance: int = 10,
     min_correlation: float = 0.97,
     window: int = NEAR_DUPLICATE_WINDOW,
+    block: int = 4096,
 ) -> np.ndarray:
     """Group copies of one film: close perceptual hashes and correlated detail.
 
     Candidates come from ``max_distance + 1`` bands of the 64-bit
     :func:`perceptual_hash` (two hashes within ``max_distance`` bits agree
     exactly on at least one band). For each band the valid images are sorted
-    by their hash with that band leading, and each image is compared with the
-    ``window`` images after it: a pair within ``max_distance`` bits whose
-    :func:`signature` values correlate at ``min_correlation`` or more is a
-    near-duplicate pair, joined at once (union-find, transitively); a pair
-    already in one group, or already compared in an earlier band, is not
-    compared again. Exact copies are near duplicates too.
+    by their hash with that band leading, and each image is paired with the
+    ``window`` images after it; a pair within ``max_distance`` bits is a
+    candidate (once, whichever bands put it forward). Candidates are then
+    compared block of rows by block of rows: a pair whose :func:`signature`
+    values correlate at ``min_correlation`` or more is a near-duplicate pair,
+    joined at once (union-find, transitively), and a pair already in one group
+    is not compared. Exact copies are near duplicates too.
 
-    The work is at most ``(max_distance + 1) x window`` comparisons per image,
-    and memory a few arrays of one entry per image, whatever the images look
-    like: a run of identical images joins in the first band. The cap costs
-    recall only where more than ``window`` images share a band's bits and sort
-    between two copies; transitivity recovers most of those (one near copy in
-    the window links the group), and copies, which differ in a few bits, agree
-    on most bands.
+    The work is at most ``(max_distance + 1) x window`` candidates per image,
+    and memory a few arrays of one entry per image, the candidates' keys
+    (8 bytes each) and two blocks of ``block`` signature rows, whatever the
+    images look like. The cap costs recall only where more than ``window``
+    images share a band's bits and sort between two copies in every band the
+    copies share; transitivity recovers most of those (one near copy in a
+    window links the group), and copies, which differ in a few bits, agree on
+    most bands.
 
     Parameters
     ----------
     hashes : ndarray
         One perceptual hash per image (uint64).
-    signatures : ndarray
-        One int8 signature per image, shape ``(N, 1024)``.
+    signatures : array-like
+        One int8 signature per image, shape ``(N, 1024)``: an ndarray, or any
+        array read by row slices (the store's ``qc/signature``).
     valid : ndarray of bool, optional
         Only these images take part; the others get -1.
     max_distance : int
@@ -244,7 +317,9 @@ def group_near_duplicates(
     min_correlation : float
         Smallest correlation of the signatures of a near-duplicate pair.
     window : int
-        Neighbours compared per image in each band's order (>= 1).
+        Neighbours paired with each image in each band's order (>= 1).
+    block : int
+        Signature rows read at a time (1 kB each).
 
     Returns
     -------
@@ -261,9 +336,8 @@ def group_near_duplicates(
     array([ 0, -1,  0])
     """
     hashes = np.asarray(hashes, dtype=np.uint64)
-    signatures = np.asarray(signatures)
     valid = _valid_mask(hashes.size, valid)
-    if signatures.ndim != 2 or signatures.shape[0] != hashes.size:
+    if len(signatures.shape) != 2 or signatures.shape[0] != hashes.size:
         raise ValueError(
             f"signatures must be one row per hash ({hashes.size}), got {signatures.shape}"
         )
@@ -271,32 +345,14 @@ def group_near_duplicates(
         raise TypeError(f"signatures must be int8 (qc.signature), got {signatures.dtype}")
     if not 0 <= max_distance <= 63:
         raise ValueError(f"max_distance must be in 0..63, got {max_distance}")
-    if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
-    groups = np.full(hashes.size, -1, dtype=np.int64)
+    if window < 1 or block < 1:
+        raise ValueError(f"window and block must be at least 1, got {window} and {block}")
     members = np.flatnonzero(valid)
-    if members.size < 2:
-        return groups
-    local = hashes[members]
-    rows = _Signatures(signatures[members])
-    parent = np.arange(members.size)
-    compared = np.zeros(0, dtype=np.int64)  # keys i * n + j (i < j) of the pairs compared so far
-    for _, stop in _bands(max_distance):
-        first, second = _window_pairs(local, _band_order(local, stop), window, max_distance)
-        keys = first * members.size + second
-        by_key = np.argsort(keys)  # sorted look-ups and merges: cache-friendly, linear
-        first, second, keys = first[by_key], second[by_key], keys[by_key]
-        fresh = ~_contains(compared, keys)
-        first, second, keys = first[fresh], second[fresh], keys[fresh]
-        apart = _roots(parent, first) != _roots(parent, second)
-        first, second = first[apart], second[apart]
-        alike = rows.correlations(first, second) >= min_correlation
-        _union(parent, first[alike], second[alike])
-        compared = np.sort(np.concatenate([compared, keys]), kind="stable")  # two sorted runs
-    ids = _set_ids(parent)
-    grouped = ids >= 0
-    groups[members[grouped]] = members[ids[grouped]]
-    return groups
+    parent = np.arange(hashes.size)
+    if members.size >= 2:
+        keys = _candidates(hashes[members], max_distance, window)
+        _join_alike(parent, members, keys, _SignatureRows(signatures, block), min_correlation)
+    return _set_ids(parent)  # an image not valid was never paired: alone, -1
 
 
 def outlier_scores(stats: dict[str, np.ndarray], valid: np.ndarray | None = None) -> np.ndarray:

@@ -98,7 +98,7 @@ def finish_qc(group: zarr.Group, config: QCConfig) -> bool:
     qc["duplicate_group"][:] = group_duplicates(qc["pixel_hash"][:], ok)
     qc["near_duplicate_group"][:] = group_near_duplicates(
         qc["perceptual_hash"][:],
-        qc["signature"][:],
+        qc["signature"],  # read a block of rows at a time, never whole
         ok,
         max_distance=config.near_duplicate_distance,
         min_correlation=config.near_duplicate_correlation,
