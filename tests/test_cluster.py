@@ -121,6 +121,7 @@ def images(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.cluster
 def test_cluster_run_equals_a_threaded_run(cluster, images, tmp_path):
     address, _ = cluster
     threaded = xray_scale.run([images], tmp_path / "threads.zarr", batch_size=3, workers=2)
@@ -130,6 +131,7 @@ def test_cluster_run_equals_a_threaded_run(cluster, images, tmp_path):
     assert_stores_equal(tmp_path / "cluster.zarr", tmp_path / "threads.zarr")  # QC included
 
 
+@pytest.mark.cluster
 def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(
     cluster, images, tmp_path, gate_folder
 ):
@@ -162,6 +164,7 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(
     assert_stores_equal(tmp_path / "survivor.zarr", tmp_path / "clean.zarr")
 
 
+@pytest.mark.cluster
 def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
     xray_scale.run([images], tmp_path / "threads.zarr", batch_size=4, workers=2, limit=8)
     xray_scale.run(
@@ -170,6 +173,7 @@ def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
     assert_stores_equal(tmp_path / "local.zarr", tmp_path / "threads.zarr")
 
 
+@pytest.mark.cluster
 def test_local_workers_are_ready_before_the_first_task():
     from xray_scale.run.cluster import connect, prepare_workers, worker_modules
 

@@ -26,7 +26,7 @@ from xray_scale.run import gate
 from xray_scale.store.encoding import read_index
 from xray_scale.store.location import store_location
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.s3]
 
 
 @pytest.fixture

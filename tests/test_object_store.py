@@ -27,6 +27,8 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 boto3 = pytest.importorskip("boto3", reason="boto3 (with moto) is not installed")
 
+pytestmark = [pytest.mark.s3, pytest.mark.slow]  # a real server: seconds per test
+
 INPUTS = ["synth:12x48"]
 RUN = {"engine": "scipy", "workers": 2, "batch_size": 4}
 SERVER = """
