@@ -59,6 +59,15 @@ RECORDED = 3
 third, so no fourth is started."""
 
 
+SIGINT_AT_ITS_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""Runs the command after it as a terminal's Ctrl-C finds it: SIGINT at its default. A test
+session started in the background (``pytest ... &``) has SIGINT ignored, every process it
+starts inherits that, and Python then leaves it ignored: the run would never see the signal."""
+
+
 def start_and_stop_midway(
     images: Path, out: Path, stop: signal.Signals, gate_folder: Path
 ) -> subprocess.CompletedProcess:
@@ -73,7 +82,7 @@ def start_and_stop_midway(
     """
     gate.hold(gate_folder, gate.BATCH_RECORDED, after=RECORDED - 1)
     process = subprocess.Popen(
-        command(images, out),
+        [sys.executable, "-c", SIGINT_AT_ITS_DEFAULT, *command(images, out)],
         env=gated_environment(gate_folder),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
