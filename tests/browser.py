@@ -94,15 +94,18 @@ class _DevTools:
         raise TimeoutError(f"no {method} within {timeout} s")
 
 
-def _page_socket(profile: Path, process: subprocess.Popen, timeout: float = 30.0) -> str:
-    """The DevTools WebSocket URL of the browser's first page."""
+def _page_socket(profile: Path, process: subprocess.Popen, timeout: float = 180.0) -> str:
+    """The DevTools WebSocket URL of the browser's first page, once it is up (a server start:
+    polled, with a limit far above the few seconds it takes on a loaded machine)."""
     import urllib.request
 
     port_file = profile / "DevToolsActivePort"
     deadline = time.monotonic() + timeout
     while not port_file.exists() or not port_file.read_text().strip():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("chromium did not start its DevTools server")
+        if process.poll() is not None:
+            raise RuntimeError(f"chromium exited ({process.returncode}) before its DevTools server")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"chromium did not start its DevTools server in {timeout:.0f} s")
         time.sleep(0.1)
     port = int(port_file.read_text().split()[0])
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
@@ -122,7 +125,7 @@ def _load(tools: _DevTools, page: Path, screenshot: Path, width: int, height: in
         mobile=False,
     )
     tools.call("Page.navigate", url=page.resolve().as_uri())
-    tools.wait_for("Page.loadEventFired", timeout=60)
+    tools.wait_for("Page.loadEventFired", timeout=180)
     found = tools.call("Runtime.evaluate", expression=_BROKEN_IMAGES, returnByValue=True)
     count = tools.call("Runtime.evaluate", expression="document.images.length", returnByValue=True)
     title = tools.call("Runtime.evaluate", expression="document.title", returnByValue=True)

@@ -66,6 +66,25 @@ def png_with_header(width: int, height: int, *, bit_depth: int = 8, colour_type:
 
 
 @pytest.fixture
+def gate_folder(tmp_path: Path) -> Path:
+    """The folder of a progress gate (:mod:`xray_scale.run.gate`), empty: nothing held yet.
+
+    A run started with ``{gate.ENV: str(gate_folder)}`` in its environment leaves a
+    ticket at each checkpoint; a test holds and waits on those, never on the clock.
+    """
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    return folder
+
+
+def gated_environment(folder: Path) -> dict[str, str]:
+    """This process's environment with the progress gate at ``folder`` turned on."""
+    from xray_scale.run import gate
+
+    return {**os.environ, gate.ENV: str(folder)}
+
+
+@pytest.fixture
 def phantom_folder(tmp_path: Path) -> Path:
     """Twelve structured 64x64 uint8 PNGs, two patients, ChestX-ray8 names."""
     folder = tmp_path / "images"

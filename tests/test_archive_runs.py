@@ -102,6 +102,7 @@ def test_archives_mixed_with_a_folder_and_members_given_back(dump, tmp_path):
         xray_scale.run([f"{dump['nih'] / 'images_001.tar.gz'}::images/99999999_000.png"], again)
 
 
+@pytest.mark.slow
 def test_worker_processes_read_members(dump, tmp_path):
     out = tmp_path / "processes.zarr"
     summary = xray_scale.run([dump["kaggle"]], out, scheduler="processes", **OPTIONS)
@@ -207,6 +208,7 @@ def test_name_list_selects_from_archives_and_a_missing_name_fails(dump, tmp_path
         xray_scale.run([test_list], tmp_path / "alone.zarr", **OPTIONS)
 
 
+@pytest.mark.slow
 def test_render_plan_and_the_changed_source_note_on_members(dump, tmp_path):
     files = {f"images/{n}": dump["files"][n] for n in NAMES[:6]}
     archive = make_tar(tmp_path / "images_001.tar.gz", files)

@@ -34,6 +34,7 @@ def source(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_every_item_is_measured_for_every_engine_and_config(source):
     configs = [
         BenchConfig("default", load_config(None)),
@@ -111,6 +112,7 @@ def test_statistics_only_config_has_no_write_stage(source):
     assert result.efficiency["opencv stats"]["vs_slowest_stage"] > 0
 
 
+@pytest.mark.slow
 def test_bench_command_prints_the_table_and_writes_the_record(source, tmp_path, capsys):
     record = tmp_path / "records" / "bench.json"
     code = main(
@@ -163,6 +165,7 @@ def test_prepare_images_repeats_the_source_and_refuses_an_empty_folder(source, t
         prepare_images(tmp_path / "empty", 2, tmp_path / "more")
 
 
+@pytest.mark.slow
 def test_format_table_lists_every_item_with_its_ratio(source):
     result = run_bench(
         source=source,
@@ -183,6 +186,8 @@ def test_the_bench_looks_for_the_real_sample_where_the_tests_do():
     assert BENCH_SAMPLE == REAL_SAMPLE
 
 
+@pytest.mark.cluster
+@pytest.mark.slow
 def test_a_scheduler_runs_beside_threads_and_its_ratio_is_printed(source):
     result = run_bench(
         source=source,

@@ -21,6 +21,8 @@ from xray_scale.render import render_store
 from xray_scale.run.plan import plan_run
 from xray_scale.store.encoding import read_index
 
+pytestmark = pytest.mark.s3  # moto's S3 server, every test
+
 OPTIONS = {"workers": 2, "batch_size": 4, "engine": "scipy"}
 NAMES = [f"{21 + k // 6:08d}_{k % 6:03d}.png" for k in range(12)]
 
@@ -66,6 +68,7 @@ def indexing_messages(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("indexing ")]
 
 
+@pytest.mark.slow
 def test_tarballs_in_a_bucket_equal_the_folder_run_and_are_indexed_once(
     nih_bucket, tmp_path, own_cache, caplog, capsys
 ):
@@ -185,6 +188,7 @@ def test_a_cut_tarball_in_a_bucket_keeps_what_came_before_and_counts_the_rest(
     assert f"{lost} listed image names are in no input" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
     phantom_folder, tmp_path, monkeypatch
 ):

@@ -143,6 +143,7 @@ def test_installed_executable_runs_as_a_subprocess(phantom_folder, tmp_path):
     assert missing.stderr.count("\n") == 1 and "is not a zarr store" in missing.stderr
 
 
+@pytest.mark.slow
 def test_demo_generates_processes_and_reports(tmp_path):
     done = subprocess.run(
         [executable(), "demo", "--out", str(tmp_path / "demo"), "--size", "128", "-q"],
@@ -161,6 +162,7 @@ def test_demo_generates_processes_and_reports(tmp_path):
     assert Image.open(gif).n_frames == 6
 
 
+@pytest.mark.slow
 def test_demo_rerun_with_other_options_holds_only_the_new_phantoms(tmp_path, capsys):
     demo = ["demo", "--out", str(tmp_path / "d"), "-q"]
     assert main([*demo, "--size", "96", "--patients", "2", "--follow-ups", "3"]) == 0

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import zarr
-from conftest import assert_stores_equal
+from conftest import assert_stores_equal, gated_environment
 
 import xray_scale
 from xray_scale.errors import ConfigError, StoreError
 from xray_scale.io.synth import write_phantoms
+from xray_scale.run import gate
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +29,15 @@ def dask_command() -> str:
     return str(script)
 
 
-def wait_for(condition, what: str, timeout: float = 60.0):
+def wait_for(condition, what: str, timeout: float = 180.0):
+    """Wait for a server to come up: ``condition()`` true, polled; a limit far above its start."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.1)
-    raise TimeoutError(f"gave up waiting for {what}")
+    raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s (see the logs)")
 
 
 def stop_processes(processes: list[tuple[subprocess.Popen, object]]) -> None:
@@ -51,8 +53,11 @@ def stop_processes(processes: list[tuple[subprocess.Popen, object]]) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    """A scheduler on a random port and two single-threaded workers, as subprocesses."""
+def cluster(tmp_path, gate_folder):
+    """A scheduler on a random port and two single-threaded workers, as subprocesses.
+
+    The workers pass the progress gate at ``gate_folder`` (:mod:`xray_scale.run.gate`).
+    """
     scheduler_file = tmp_path / "scheduler.json"
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -60,7 +65,9 @@ def cluster(tmp_path):
 
     def start(arguments: list[str], name: str) -> subprocess.Popen:
         log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen([dask_command(), *arguments], stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [dask_command(), *arguments], stdout=log, stderr=log, env=gated_environment(gate_folder)
+        )
         processes.append((process, log))
         return process
 
@@ -102,6 +109,8 @@ def cluster(tmp_path):
     with Client(address, timeout="20s") as client:
         wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
     yield address, workers
+    for held in gate_folder.glob("hold-*"):  # a test that failed holding a batch
+        held.unlink()
     stop_processes(processes)
 
 
@@ -112,6 +121,7 @@ def images(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.cluster
 def test_cluster_run_equals_a_threaded_run(cluster, images, tmp_path):
     address, _ = cluster
     threaded = xray_scale.run([images], tmp_path / "threads.zarr", batch_size=3, workers=2)
@@ -121,28 +131,40 @@ def test_cluster_run_equals_a_threaded_run(cluster, images, tmp_path):
     assert_stores_equal(tmp_path / "cluster.zarr", tmp_path / "threads.zarr")  # QC included
 
 
-def test_a_worker_killed_mid_run_loses_nothing(cluster, images, tmp_path):
+@pytest.mark.cluster
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(
+    cluster, images, tmp_path, gate_folder
+):
+    """Worker 0 is SIGKILLed while it runs a batch: that batch runs again on worker 1."""
     address, workers = cluster
     clean = xray_scale.run([images], tmp_path / "clean.zarr", batch_size=2, workers=2)
+    gate.hold(gate_folder, gate.BATCH_START, after=1)
     killed = []
 
-    def kill_one_worker(report):
-        if not killed:
-            workers[0].send_signal(signal.SIGKILL)
-            killed.append(report.start)
+    def kill_worker_0_in_its_batch(record):
+        if killed:
+            return
+        # the first batch is done; each (one-thread) worker holds the next one it started
+        owners = gate.wait_for(gate_folder, gate.BATCH_START, 3)
+        assert sorted(owners[1:]) == sorted(worker.pid for worker in workers), owners
+        workers[0].send_signal(signal.SIGKILL)
+        killed.append(workers[0].wait(timeout=60))
+        gate.release(gate_folder, gate.BATCH_START)
 
     summary = xray_scale.run(
         [images],
         tmp_path / "survivor.zarr",
         batch_size=2,
         address=address,
-        on_batch=kill_one_worker,
+        on_batch=kill_worker_0_in_its_batch,
     )
-    assert killed and workers[0].wait(timeout=30) == -signal.SIGKILL
+    assert killed == [-signal.SIGKILL]
+    assert len(gate.tickets(gate_folder, gate.BATCH_START)) > 12  # its batch started again
     assert summary.ok == clean.ok == 24 and summary.failed == 0
     assert_stores_equal(tmp_path / "survivor.zarr", tmp_path / "clean.zarr")
 
 
+@pytest.mark.cluster
 def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
     xray_scale.run([images], tmp_path / "threads.zarr", batch_size=4, workers=2, limit=8)
     xray_scale.run(
@@ -151,6 +173,7 @@ def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
     assert_stores_equal(tmp_path / "local.zarr", tmp_path / "threads.zarr")
 
 
+@pytest.mark.cluster
 def test_local_workers_are_ready_before_the_first_task():
     from xray_scale.run.cluster import connect, prepare_workers, worker_modules
 

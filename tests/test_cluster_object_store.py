@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import assert_stores_equal, make_tar
+from conftest import assert_stores_equal, gated_environment, make_tar
 from test_cluster import dask_command, stop_processes, wait_for
 from test_object_store import (  # noqa: F401 - fixtures
     flags,
@@ -24,16 +22,17 @@ from test_object_store import (  # noqa: F401 - fixtures
 import xray_scale
 from xray_scale.errors import StoreError
 from xray_scale.io.synth import write_phantoms
+from xray_scale.run import gate
 from xray_scale.store.encoding import read_index
 from xray_scale.store.location import store_location
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.s3]
 
 
 @pytest.fixture
-def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported above
+def bare_cluster(tmp_path, s3_server, gate_folder):  # noqa: F811 - the fixture imported above
     """A scheduler and two workers, each in an empty folder of its own, S3 settings in their env
-    (or none: ``workers(s3_settings=False)``).
+    (or none: ``workers(s3_settings=False)``), the progress gate at ``gate_folder`` on.
 
     The workers see nothing of the driver's files: their working folders are empty and
     elsewhere, each has a cache folder of its own, and what they get is the graph (phantom
@@ -54,7 +53,7 @@ def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported abov
         return process
 
     scheduler_file = tmp_path / "scheduler.json"
-    base = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    base = {k: v for k, v in gated_environment(gate_folder).items() if not k.startswith("AWS_")}
     start(
         ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
         + ["--scheduler-file", str(scheduler_file)],
@@ -92,6 +91,8 @@ def bare_cluster(tmp_path, s3_server):  # noqa: F811 - the fixture imported abov
         return started
 
     yield address, workers, with_s3
+    for held in gate_folder.glob("hold-*"):  # a test that failed holding a batch
+        held.unlink()
     stop_processes(processes)
 
 
@@ -132,8 +133,10 @@ def test_url_inputs_need_no_shared_disk_and_a_killed_worker_loses_nothing(
     bare_cluster,
     s3,  # noqa: F811
     tmp_path,
+    gate_folder,
 ):
-    """PNGs and NIH's .tar.gz in the bucket, the store in the bucket, one worker SIGKILLed."""
+    """PNGs and NIH's .tar.gz in the bucket, the store in the bucket, one worker SIGKILLed
+    in the middle of a batch."""
     address, start_workers, _ = bare_cluster
     workers = start_workers()
     folder = tmp_path / "images"
@@ -143,16 +146,25 @@ def test_url_inputs_need_no_shared_disk_and_a_killed_worker_loses_nothing(
     members = {f"images/{p.name}": p.read_bytes() for p in written[5:]}
     archive = make_tar(tmp_path / "a.tar.gz", members)
     s3["client"].put_object(Bucket="cxr", Key="nih/images_001.tar.gz", Body=archive.read_bytes())
+    gate.hold(gate_folder, gate.BATCH_START, after=1)
     killed = []
 
-    def kill_one_worker(report):
-        if not killed:
-            workers[0].send_signal(signal.SIGKILL)
-            killed.append(report.start)
+    def kill_worker_0_in_its_batch(record):
+        if killed:
+            return
+        # the first batch is done; each (one-thread) worker holds the next one it started
+        owners = gate.wait_for(gate_folder, gate.BATCH_START, 3)
+        assert sorted(owners[1:]) == sorted(worker.pid for worker in workers), owners
+        workers[0].send_signal(signal.SIGKILL)
+        killed.append(workers[0].wait(timeout=60))
+        gate.release(gate_folder, gate.BATCH_START)
 
     url, inputs = "s3://cxr/survivor.zarr", ["s3://cxr/dump/", "s3://cxr/nih/images_001.tar.gz"]
-    summary = xray_scale.run(inputs, url, batch_size=2, address=address, on_batch=kill_one_worker)
-    assert killed and workers[0].wait(timeout=30) == -signal.SIGKILL
+    summary = xray_scale.run(
+        inputs, url, batch_size=2, address=address, on_batch=kill_worker_0_in_its_batch
+    )
+    assert killed == [-signal.SIGKILL]
+    assert len(gate.tickets(gate_folder, gate.BATCH_START)) > 6  # its batch started again
     assert (summary.ok, summary.failed) == (12, 0)
     xray_scale.run([folder], tmp_path / "threads.zarr", batch_size=2, workers=2)
     assert_stores_equal(url_store(url), tmp_path / "threads.zarr", besides=("index/path",))
@@ -168,28 +180,28 @@ def test_a_driver_killed_mid_run_then_run_again_leaves_the_same_store(
     bare_cluster,
     s3,  # noqa: F811
     tmp_path,
+    gate_folder,
 ):
-    """The CLI against the cluster, SIGKILLed once some batches are done, then run again."""
+    """The CLI against the cluster, SIGKILLed once 2 of its 8 batches are in the store, then run
+    again."""
     address, start_workers, env = bare_cluster
     start_workers()
     url, inputs = "s3://cxr/driver.zarr", "synth:16x64"
     command = [sys.executable, "-m", "xray_scale.cli", "run", inputs, "-o", url]
     command += ["--batch-size", "2", "--engine", "scipy", "--address", address, "-q"]
+    gate.hold(gate_folder, gate.BATCH_START, after=2)
     driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while driver.poll() is None and time.monotonic() < deadline:
-            shards = [k for k in keys(s3, "driver.zarr/filters/") if "/c/" in k]
-            if shards:  # some batches are done
-                driver.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.1)
+        gate.wait_for(gate_folder, gate.BATCH_RECORDED, 2, process=driver)
+        driver.kill()
     finally:
         driver.kill()
         driver.wait()
+        gate.release(gate_folder, gate.BATCH_START)  # the workers finish what they held, unrecorded
     assert driver.returncode == -signal.SIGKILL, driver.stderr.read()
     group = xray_scale.open_store(url)
-    assert "pending" in set(read_index(group, "status"))  # not taken for a finished run
+    status = list(read_index(group, "status"))
+    assert (status.count("ok"), status.count("pending")) == (4, 12)
     assert group.attrs["xray_scale"].get("runs", []) == []
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr

@@ -31,7 +31,12 @@ def _why_no_gpu() -> str | None:
 
 
 NO_GPU = _why_no_gpu()
-needs_gpu = pytest.mark.skipif(NO_GPU is not None, reason=f"no usable GPU: {NO_GPU}")
+
+
+def needs_gpu(test):
+    """A test on a real GPU: marked ``gpu``, and skipped without one, saying why."""
+    skip = pytest.mark.skipif(NO_GPU is not None, reason=f"no usable GPU: {NO_GPU}")
+    return pytest.mark.gpu(skip(test))
 
 
 @pytest.mark.skipif(NO_GPU is None, reason="a GPU is usable here: the refusal cannot be tested")
@@ -111,6 +116,7 @@ def test_gpu_run_matches_the_scipy_run(phantom_folder, tmp_path):
         assert np.abs(result - expected).max() <= 1e-4 * np.ptp(expected), name
 
 
+@pytest.mark.cluster
 @needs_gpu
 @pytest.mark.skipif(
     importlib.util.find_spec("dask_cuda") is None, reason="dask-cuda is not installed here"

@@ -47,6 +47,7 @@ def partial_download(tmp_path_factory):
     return store
 
 
+@pytest.mark.slow
 def test_info_groups_the_failures_by_reason_in_a_screen(partial_download, capsys):
     assert main(["info", str(partial_download)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -58,6 +59,7 @@ def test_info_groups_the_failures_by_reason_in_a_screen(partial_download, capsys
     assert f"  every failure: xray-scale info {partial_download} --failures" in lines
 
 
+@pytest.mark.slow
 def test_failures_lists_every_one(partial_download, capsys, tmp_path):
     assert main(["info", str(partial_download), "--failures"]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("failed: ")]
@@ -74,6 +76,7 @@ def test_failures_lists_every_one(partial_download, capsys, tmp_path):
     assert len(rows) == 39_804 and rows[0].endswith(f"{listed_name(1)}\t{NOT_IN_INPUTS}")
 
 
+@pytest.mark.slow
 def test_json_keeps_everything(partial_download, capsys):
     assert main(["info", str(partial_download), "--json"]) == 0
     details = json.loads(capsys.readouterr().out)
@@ -97,6 +100,7 @@ def test_reasons_are_counted_apart_and_most_frequent_first():
     ]
 
 
+@pytest.mark.slow
 def test_describe_store_counts_match_the_status_array(partial_download):
     details = describe_store(partial_download)
     assert details["ok"] + details["failed"] + details["pending"] == details["total"] == 40_000

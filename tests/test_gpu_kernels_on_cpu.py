@@ -23,9 +23,10 @@ from xray_scale.io.png_chunks import CRC_PIECE, X2N, check_crcs, walk_png
 from xray_scale.io.png_kernels import SOURCE, crc_table
 from xray_scale.io.png_unfilter import ADLER_PIECE
 
-pytestmark = pytest.mark.skipif(
-    COMPILER is None, reason="no g++ to compile the kernels for the CPU"
-)
+pytestmark = [
+    pytest.mark.slow,  # g++ builds the kernels first: seconds
+    pytest.mark.skipif(COMPILER is None, reason="no g++ to compile the kernels for the CPU"),
+]
 
 
 @pytest.fixture(scope="module")

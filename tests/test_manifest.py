@@ -188,6 +188,7 @@ def _bytes_under(folder) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
+@pytest.mark.slow
 def test_a_partial_download_writes_nothing_for_the_images_it_lacks(tmp_path):
     """40,000 listed, 9 present, the default config: 9 images' work and about their store."""
     images = tmp_path / "images"

@@ -8,17 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import tempfile
 
 import numpy as np
 import pytest
 import zarr
-from conftest import assert_stores_equal, make_zip
+from conftest import assert_stores_equal, gated_environment, make_zip
 from tcp_proxy import TcpProxy
 
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import UnreachableError
+from xray_scale.run import gate
 from xray_scale.store.encoding import read_index
 from xray_scale.store.location import StoreLocation, parse_storage_options, store_location
 
@@ -26,14 +27,17 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 boto3 = pytest.importorskip("boto3", reason="boto3 (with moto) is not installed")
 
+pytestmark = [pytest.mark.s3, pytest.mark.slow]  # a real server: seconds per test
+
 INPUTS = ["synth:12x48"]
 RUN = {"engine": "scipy", "workers": 2, "batch_size": 4}
 SERVER = """
-import sys, time
+import sys
 from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-time.sleep(900)  # stops by itself if the test session dies without stopping it
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()  # returns once it listens
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # serves until the test session closes this pipe, or dies
 """
 
 
@@ -46,23 +50,23 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's S3 server checking credentials: an IAM user's key, and a bucket ``cxr``."""
-    port = free_port()
     # the first 4 requests (the user, its key, its policy, the bucket) need no credentials
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed with the server
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port)],
+        [sys.executable, "-c", SERVER],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
-    endpoint = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        port = server.stdout.readline().strip()  # its port, once it listens
+        if not port.isdigit():
+            log.seek(0)
+            raise RuntimeError(f"moto's S3 server did not start: {log.read()[-2000:]}")
+        endpoint = f"http://127.0.0.1:{port}"
         anyone = {"endpoint_url": endpoint, "region_name": "us-east-1"}
         iam = boto3.client("iam", aws_access_key_id="x", aws_secret_access_key="x", **anyone)
         iam.create_user(UserName="xray")
@@ -84,6 +88,7 @@ def s3_server():
     finally:
         server.kill()
         server.wait()
+        log.close()
 
 
 @pytest.fixture
@@ -213,35 +218,27 @@ def test_bad_store_urls_exit_2_naming_the_url_and_never_a_credential(s3, case):
         assert credential not in done.stderr + done.stdout
 
 
-def test_a_run_killed_midway_resumes_to_the_same_store(s3, tmp_path):
+def test_a_run_killed_midway_resumes_to_the_same_store(s3, tmp_path, gate_folder):
     url = "s3://cxr/killed.zarr"
     command = ["run", "synth:48x96", "-o", url, "--engine", "scipy", "--batch-size", "4"]
+    gate.hold(gate_folder, gate.BATCH_START, after=2)  # 2 of the 12 batches, then the kill
     process = subprocess.Popen(
         [sys.executable, "-m", "xray_scale.cli", *command, "--workers", "1", "-q"],
+        env=gated_environment(gate_folder),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    done_at_kill = 0
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.3)
-            try:
-                group = zarr.open_group(url_store(url), mode="r")
-                status = read_index(group, "status")
-            except Exception:  # not created yet
-                continue
-            done_at_kill = int((status != "pending").sum())
-            if done_at_kill >= 8:
-                process.send_signal(signal.SIGKILL)
-                break
+        gate.wait_for(gate_folder, gate.BATCH_RECORDED, 2, process=process)
+        process.kill()
     finally:
         process.kill()
         process.wait()
+        gate.release(gate_folder, gate.BATCH_START)
     assert process.returncode == -signal.SIGKILL, process.stderr.read()
     status = read_index(zarr.open_group(url_store(url), mode="r"), "status")
     pending = int((status == "pending").sum())
-    assert 0 < pending < 48
+    assert pending == 48 - 2 * 4
     resumed = cli(*command, "--workers", "2", "-q")
     assert resumed.returncode == 0, resumed.stderr
     again = xray_scale.run(["synth:48x96"], url, engine="scipy", batch_size=4)

@@ -33,6 +33,7 @@ def _predictions(results) -> dict[str, np.ndarray]:
     return predicted
 
 
+@pytest.mark.slow
 def test_each_flag_precision_and_recall_on_the_labelled_set(labelled):
     cases, results = labelled
     predicted = _predictions(results)
@@ -65,6 +66,7 @@ def test_each_flag_precision_and_recall_on_the_labelled_set(labelled):
         assert precision >= MIN_SCORE and recall >= MIN_SCORE, (label, precision, recall)
 
 
+@pytest.mark.slow
 def test_frame_fraction_measures_the_injected_frame(labelled):
     cases, results = labelled
     for case, result in zip(cases, results, strict=True):

@@ -37,6 +37,7 @@ def run_store(labelled_cases, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_run_stores_the_flags_of_the_pure_functions(labelled_cases, run_store):
     group = zarr.open_group(run_store, mode="r")
     by_path = {str(p): k for k, p in enumerate(read_index(group, "path"))}
@@ -56,6 +57,7 @@ def test_a_run_stores_the_flags_of_the_pure_functions(labelled_cases, run_store)
     np.testing.assert_allclose(group["qc/outlier_score"][:], outlier_scores(stats, ok))
 
 
+@pytest.mark.slow
 def test_the_runs_flags_meet_the_precision_and_recall_target(labelled_cases, run_store):
     table = store_table(run_store).set_index("path")
     for flag in QC_FLAGS:
@@ -68,6 +70,7 @@ def test_the_runs_flags_meet_the_precision_and_recall_target(labelled_cases, run
     assert precision_recall(truth, duplicate)[:2] == (1.0, 1.0)
 
 
+@pytest.mark.slow
 def test_export_has_the_qc_columns(run_store):
     table = store_table(run_store)
     expected = [f"qc_{f}" for f in QC_FLAGS] + [
@@ -80,6 +83,7 @@ def test_export_has_the_qc_columns(run_store):
     assert table["qc_duplicate_group"].dtype == np.int64
 
 
+@pytest.mark.slow
 def test_info_prints_the_count_per_flag(run_store, capsys):
     assert main(["info", str(run_store)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("qc: "))

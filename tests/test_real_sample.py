@@ -61,6 +61,7 @@ def default_store(tmp_path_factory):
     return zarr.open_group(out, mode="r")
 
 
+@pytest.mark.slow
 def test_compat_tutorial_is_bit_for_bit_for_all_images_and_outputs(compat_store):
     for index, name in enumerate(REAL_NAMES):
         expected = tutorial_outputs(iio.imread(REAL_SAMPLE / name))
@@ -75,6 +76,7 @@ def test_compat_tutorial_is_bit_for_bit_for_all_images_and_outputs(compat_store)
     assert dtypes["masks/mask_binary"] == "int64"
 
 
+@pytest.mark.slow
 def test_default_float32_matches_scipy_float64_within_1e_4_of_the_range(default_store):
     for index, name in enumerate(REAL_NAMES):
         image = iio.imread(REAL_SAMPLE / name).astype(np.float64)

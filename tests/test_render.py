@@ -238,6 +238,7 @@ def test_filters_the_store_did_not_keep_are_recomputed(laplace_store):
     np.testing.assert_array_equal(figure.axes[3].images[0].get_array(), sobel(original))
 
 
+@pytest.mark.slow
 def test_a_missing_source_file_leaves_its_panels_out_with_a_note(tmp_path):
     make_store(tmp_path / "images", tmp_path / "s.zarr", config=LAPLACE_ONLY)
     (tmp_path / "images" / "00000011_002.png").unlink()
@@ -350,6 +351,7 @@ def test_failures_are_grouped_by_reason(store):
     assert failure_reason("x" * 80).endswith("...") and len(failure_reason("x" * 80)) == 48
 
 
+@pytest.mark.slow
 def test_render_store_writes_everything_and_reports_progress(store, tmp_path):
     path, _ = store
     calls = []
@@ -387,6 +389,7 @@ def test_render_store_writes_everything_and_reports_progress(store, tmp_path):
 # -- command line ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_render_prints_the_written_paths(store, tmp_path, capsys):
     path, _ = store
     out = tmp_path / "figures"
@@ -449,6 +452,7 @@ def test_cli_render_errors_are_one_line(store, tmp_path, capsys, arguments, mess
     assert len(error.splitlines()) == 1 and "Traceback" not in error
 
 
+@pytest.mark.slow
 def test_cli_panels_sizes_and_gif_beside(store, tmp_path, capsys):
     path, _ = store
     out = tmp_path / "chosen"

@@ -62,6 +62,7 @@ def qc_store(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_page_parses_and_every_link_is_a_file(qc_store, tmp_path):
     result = write_report(qc_store, tmp_path / "report")
     assert result.page == tmp_path / "report" / "index.html"
@@ -108,6 +109,7 @@ def test_a_store_without_qc_says_so(tmp_path):
     assert "no QC in this store" in " ".join(_parse(result.page).text)
 
 
+@pytest.mark.slow
 def test_report_command_prints_the_page(qc_store, tmp_path, capsys):
     code = main(["report", str(qc_store), "--out", str(tmp_path / "r"), "--gallery", "2"])
     assert code == 0
@@ -120,6 +122,8 @@ def test_bad_caps_are_refused(qc_store, tmp_path):
         write_report(qc_store, tmp_path, gallery=-1)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_page_in_headless_chromium(qc_store, tmp_path):
     reason = why_no_browser()
     if reason:
@@ -135,6 +139,8 @@ def test_page_in_headless_chromium(qc_store, tmp_path):
     assert width > 1300 and height > 1500  # the whole page, galleries included
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path):
     reason = why_no_browser()
     if reason:

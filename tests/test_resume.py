@@ -8,16 +8,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
-from conftest import assert_stores_equal, structured_image, write_png
+from conftest import assert_stores_equal, gated_environment, structured_image, write_png
 
 import xray_scale
 from xray_scale.io.synth import write_phantoms
+from xray_scale.run import gate
 from xray_scale.store.encoding import read_index
 
 pytestmark = pytest.mark.slow
@@ -54,54 +54,120 @@ def images_and_clean_store(tmp_path_factory):
     return images, clean
 
 
+RECORDED = 3
+"""Batches (of 32) in the store when the run is stopped: the driver is held as it records the
+third, so no fourth is started."""
+
+
+SIGINT_AT_ITS_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""Runs the command after it as a terminal's Ctrl-C finds it: SIGINT at its default. A test
+session started in the background (``pytest ... &``) has SIGINT ignored, every process it
+starts inherits that, and Python then leaves it ignored: the run would never see the signal."""
+
+
 def start_and_stop_midway(
-    images: Path, out: Path, stop: signal.Signals
+    images: Path, out: Path, stop: signal.Signals, gate_folder: Path
 ) -> subprocess.CompletedProcess:
-    """Start a run, wait until some (not all) batches are done, send ``stop``."""
+    """Start a run, send ``stop`` once 3 of its batches are in the store and no other runs.
+
+    The run's driver is held (:mod:`xray_scale.run.gate`) just after it wrote the
+    third batch's statuses; with one worker, the fourth batch is only started when
+    the driver goes on. So the run is midway, 6 of 64 images ok, however fast the
+    machine. The driver waits in the gate's polling loop, where a SIGINT is
+    handled at once (in a blocking wait on a queue, one arriving just before the
+    wait begins is handled only when the wait ends: when the next batch is done).
+    """
+    gate.hold(gate_folder, gate.BATCH_RECORDED, after=RECORDED - 1)
     process = subprocess.Popen(
-        command(images, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", SIGINT_AT_ITS_DEFAULT, *command(images, out)],
+        env=gated_environment(gate_folder),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            status = read_index(zarr.open_group(out, mode="r"), "status")
-            done = int((status != "pending").sum())
-        except (FileNotFoundError, KeyError, ValueError):
-            done = 0
-        if done >= 6:
-            process.send_signal(stop)
-            break
-        time.sleep(0.02)
-    stdout, stderr = process.communicate(timeout=120)
-    assert 6 <= done < 64, f"the run was not stopped midway ({done} of 64 done)"
+    try:
+        gate.wait_for(gate_folder, gate.BATCH_RECORDED, RECORDED, process=process)
+        process.send_signal(stop)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def test_sigkill_then_resume_gives_the_clean_store(images_and_clean_store, tmp_path):
+def assert_stopped_midway(out: Path) -> None:
+    """The three batches recorded are ok, every other image is pending."""
+    status = read_index(zarr.open_group(out, mode="r"), "status")
+    batches = [tuple(batch) for batch in status.reshape(32, 2)]
+    assert batches.count(("ok", "ok")) == RECORDED
+    assert batches.count(("pending", "pending")) == 32 - RECORDED
+
+
+def test_sigkill_then_resume_gives_the_clean_store(images_and_clean_store, tmp_path, gate_folder):
     images, clean = images_and_clean_store
     out = tmp_path / "killed.zarr"
-    killed = start_and_stop_midway(images, out, signal.SIGKILL)
+    killed = start_and_stop_midway(images, out, signal.SIGKILL, gate_folder)
     assert killed.returncode == -signal.SIGKILL
-    status = read_index(zarr.open_group(out, mode="r"), "status")
-    assert (status == "pending").any()
+    assert_stopped_midway(out)
     resumed = subprocess.run(command(images, out), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert_stores_equal(out, clean)
 
 
-def test_sigint_stops_cleanly_says_how_to_resume_and_resumes(images_and_clean_store, tmp_path):
+def test_sigint_stops_cleanly_says_how_to_resume_and_resumes(
+    images_and_clean_store, tmp_path, gate_folder
+):
     images, clean = images_and_clean_store
     out = tmp_path / "interrupted.zarr"
-    interrupted = start_and_stop_midway(images, out, signal.SIGINT)
-    assert interrupted.returncode == 130
+    interrupted = start_and_stop_midway(images, out, signal.SIGINT, gate_folder)
+    assert interrupted.returncode == 130, interrupted.stderr
     assert "interrupted; finished batches are kept, re-run the same command to resume" in (
         interrupted.stderr
     )
     assert "Traceback" not in interrupted.stderr
+    assert_stopped_midway(out)
     resumed = subprocess.run(command(images, out), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert_stores_equal(out, clean)
+
+
+def test_kill_9_in_the_end_of_run_phase_then_the_same_command_completes_the_store(
+    tmp_path, gate_folder
+):
+    """Every batch recorded, the run SIGKILLed as its end-of-run work (QC groups, scores) begins."""
+    run = ["run", "synth:12x96", "--batch-size", "2", "--workers", "1", "--engine", "scipy", "-q"]
+    out, clean = tmp_path / "killed.zarr", tmp_path / "clean.zarr"
+    xray_scale.run(["synth:12x96"], clean, batch_size=2, workers=1, engine="scipy")
+    script = str(Path(sys.executable).parent / "xray-scale")
+    gate.hold(gate_folder, gate.END_OF_RUN)
+    process = subprocess.Popen(
+        [script, *run, "-o", str(out)],
+        env=gated_environment(gate_folder),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        gate.wait_for(gate_folder, gate.END_OF_RUN, 1, process=process)
+        process.kill()
+        process.wait()
+    finally:
+        process.kill()
+        gate.release(gate_folder, gate.END_OF_RUN)
+    assert process.wait() == -signal.SIGKILL, process.stderr.read()
+    group = zarr.open_group(out, mode="r")
+    assert list(read_index(group, "status")) == ["ok"] * 12  # every batch was recorded
+    assert np.isnan(group["qc/outlier_score"][:]).all()  # ... and the run's end never came
+    assert group.attrs["xray_scale"].get("runs", []) == []
+    again = subprocess.run(
+        [script, *run, "-o", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    assert_stores_equal(out, clean)
+    assert len(zarr.open_group(out, mode="r").attrs["xray_scale"]["runs"]) == 1
 
 
 @pytest.fixture

@@ -61,6 +61,7 @@ def test_is_url_and_redact():
     assert redact(f"https://me:{SECRET}@127.0.0.1/x.png") == "https://127.0.0.1/x.png"
 
 
+@pytest.mark.s3
 def test_bucket_prefix_glob_and_one_object(s3, phantoms):
     s3.mkdir("cxr")
     for name, data in phantoms.items():
@@ -73,6 +74,7 @@ def test_bucket_prefix_glob_and_one_object(s3, phantoms):
     assert [read_url(u) for u in expected] == [phantoms[n] for n in sorted(phantoms)]
 
 
+@pytest.mark.s3
 def test_zip_in_a_bucket_read_by_member(s3, phantoms, tmp_path):
     local = tmp_path / "k.zip"
     with zipfile.ZipFile(local, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -85,6 +87,7 @@ def test_zip_in_a_bucket_read_by_member(s3, phantoms, tmp_path):
     assert read_url(urls[2]) == phantoms[sorted(phantoms)[2]]
 
 
+@pytest.mark.s3
 def test_errors_name_the_url_never_the_secret(s3, s3_endpoint, monkeypatch):
     with pytest.raises(InputError, match=r"^cannot list s3://missing-bucket/: not found") as info:
         list_url_inputs("s3://missing-bucket/")
@@ -149,6 +152,8 @@ def bucket_of_phantoms(s3, phantom_folder):
     return phantom_folder
 
 
+@pytest.mark.s3
+@pytest.mark.slow
 def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path, s3):
     options = {"workers": 2, "batch_size": 4, "engine": "scipy"}
     assert xray_scale.run([bucket_of_phantoms], tmp_path / "folder.zarr", **options).ok == 12
@@ -166,6 +171,7 @@ def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path,
     assert (estimate.images, estimate.sampled) == (11, 2)
 
 
+@pytest.mark.s3
 def test_a_missing_bucket_is_exit_2_naming_the_url_and_no_secret(s3, tmp_path, capsys):
     assert main(["run", "s3://no-such-bucket/images/", "-o", str(tmp_path / "o.zarr")]) == 2
     printed = capsys.readouterr()
@@ -173,6 +179,7 @@ def test_a_missing_bucket_is_exit_2_naming_the_url_and_no_secret(s3, tmp_path, c
     assert SECRET not in printed.err + printed.out
 
 
+@pytest.mark.s3
 def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
     phantom_folder, tmp_path, monkeypatch
 ):
@@ -214,6 +221,7 @@ def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
         server.stop()
 
 
+@pytest.mark.s3
 def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3, tmp_path, capsys):
     names = sorted(p.name for p in bucket_of_phantoms.iterdir())
     options = {"workers": 2, "batch_size": 4, "engine": "scipy"}

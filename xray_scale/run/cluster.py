@@ -24,6 +24,7 @@ __all__ = [
     "connect",
     "prepare_workers",
     "require_dask_cuda",
+    "spot_checks",
     "worker_modules",
 ]
 
@@ -255,6 +256,20 @@ def _store_problem(store: StoreLocation) -> str | None:
     except StoreError as error:
         return str(error)
     return None
+
+
+def spot_checks(paths: list[str]) -> list[str]:
+    """A few input files to check on every worker: first, middle and last (an archive for a member).
+
+    Phantoms and name-list entries no input holds are not files: not checked.
+    """
+    from ..io.archives import source_file
+    from ..io.namelists import is_absent
+    from ..io.sources import parse_synthetic
+
+    picked = (paths[0], paths[len(paths) // 2], paths[-1])
+    files = [source_file(p) for p in picked if parse_synthetic(p) is None and not is_absent(p)]
+    return sorted(set(files))
 
 
 def check_workers_see(

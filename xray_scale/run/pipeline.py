@@ -12,7 +12,8 @@ still hold a ``pending`` image.
 
 The graph is a plain dict, one task per batch and no dependencies: 14,015
 tasks for the full dump, built in well under a second, and handed to a local
-scheduler a few hundred at a time (:data:`BATCHES_PER_CALL`).
+scheduler a few hundred at a time (:data:`BATCHES_PER_CALL`). Tests stop a run
+at a known point through the checkpoints it passes (:mod:`xray_scale.run.gate`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from ..store.encoding import read_index
 from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
 from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
 from ..store.qc import finish_qc, has_qc
+from . import gate
 from .cluster import (
     SCHEDULERS,
     check_workers_see,
@@ -73,6 +75,7 @@ from .cluster import (
     connect,
     prepare_workers,
     require_dask_cuda,
+    spot_checks,
     worker_modules,
 )
 
@@ -219,16 +222,6 @@ def _describe_input(item: str | os.PathLike) -> str:
     if is_url(text):
         return redact(text)
     return text if text.startswith(SYNTHETIC_PREFIX) else os.path.abspath(text)
-
-
-def _spot_checks(paths: list[str]) -> list[str]:
-    """A few input files to check on every worker: first, middle and last (an archive for a member).
-
-    Phantoms and name-list entries no input holds are not files: not checked.
-    """
-    picked = (paths[0], paths[len(paths) // 2], paths[-1])
-    files = [source_file(p) for p in picked if parse_synthetic(p) is None and not is_absent(p)]
-    return sorted(set(files))
 
 
 def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[str]:
@@ -533,10 +526,12 @@ def run(
             skipped = sum(k // batch * batch not in scheduled for k in absent) if fresh else 0
             on_start(len(paths) - skipped, len(paths) - skipped - todo)
         writer = StoreWriter(out.url if out.is_local else out, run_metadata.fingerprint)
-        task = functools.partial(process_batch, spec=spec, writer=writer)
+        batch_task = functools.partial(process_batch, spec=spec, writer=writer)
+        task = gate.gated(gate.BATCH_START, batch_task)  # a test can count and hold them
         carried = UrlOptions(json.dumps(inputs_options, sort_keys=True))  # to each worker
         graph = {("batch", s): (carried, task, paths[s : s + batch], s) for s in starts}
-        records = RecordWriter(group)
+        # with the gate on, a test waits for statuses in the store: none waits in memory
+        records = RecordWriter(group, interval_s=0.0) if gate.enabled() else RecordWriter(group)
         processed = 0
 
         def on_record(record: BatchRecord) -> None:
@@ -548,6 +543,7 @@ def run(
             processed += sum(error not in not_read for error in record.error)
             with reaching(out):
                 records.add(record)
+            gate.checkpoint(gate.BATCH_RECORDED)
             if on_batch is not None:
                 on_batch(record)
 
@@ -560,7 +556,7 @@ def run(
                     preload = worker_modules(engine)
                     with connect(address, workers=workers, cuda=cuda, preload=preload) as client:
                         check_workers_see(
-                            client, store=out, inputs=_spot_checks(paths), options=carried
+                            client, store=out, inputs=spot_checks(paths), options=carried
                         )
                         archives = {source_file(p) for p in paths if is_url(p)}
                         indexes = portable_indexes(sorted(archives))
@@ -576,6 +572,7 @@ def run(
             finally:
                 if not store_gone:  # what finished is kept, also on Ctrl-C or a failing task
                     records.flush()
+            gate.checkpoint(gate.END_OF_RUN)
             finishing = time.perf_counter()  # the end-of-run phase: what sees the whole run
             if spec.qc is not None:
                 finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run

@@ -209,6 +209,8 @@ class RecordWriter:
     interval_s : float
         Longest time a record waits in memory; a process killed in between
         loses at most these statuses, and resuming redoes their batches.
+        0 writes every record as it is added (a run with the progress gate
+        of :mod:`xray_scale.run.gate` on).
     """
 
     def __init__(self, group: zarr.Group, *, interval_s: float = 2.0):
