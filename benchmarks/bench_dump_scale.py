@@ -105,9 +105,7 @@ def main() -> None:
     )
     print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
     load = os.getloadavg()[0]
-    save_record(
-        "dump_scale", {"runs": runs, "ratios": ratios, "checks": checks, "load_1min": load}
-    )
+    save_record("dump_scale", {"runs": runs, "ratios": ratios, "checks": checks, "load_1min": load})
 
 
 if __name__ == "__main__":
