@@ -44,7 +44,7 @@ def cache_path(
     Examples
     --------
     >>> cache_path("c", fingerprint="f", source="previews", where=0, indices=np.arange(3)).name
-    'previews-0-e0b6eb1fd70d5436.npy'
+    'previews-0-5b85c00cf06b7184.npy'
     """
     key = json.dumps([fingerprint, source, where, np.asarray(indices, np.int64).tolist()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
