@@ -226,3 +226,56 @@ def labelled_cases(tmp_path_factory):
     from qc_cases import write_cases
 
     return write_cases(tmp_path_factory.mktemp("qc_cases"))
+
+
+MANIFEST_HEADER = (
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
+)
+FINDINGS = [  # NIH's Finding Labels of the labelled store's 10 images, in store order
+    "Effusion|Mass",
+    "No Finding",
+    "Cardiomegaly",
+    "Cardiomegaly|Effusion",
+    "No Finding",
+    "Mass",
+    "Effusion",
+    "No Finding",
+    "Hernia",  # 00000042_003.png: listed, not in the inputs (failed)
+    "Cardiomegaly|Effusion|Mass",
+]
+
+
+@pytest.fixture(scope="session")
+def labelled_store(tmp_path_factory) -> Path:
+    """A store of a run with a manifest: findings, full-resolution maps beside 16x16 previews.
+
+    10 images of 64x64 in batches of 4 (three ``previews`` chunks): patients 41 and 42,
+    ``FINDINGS`` in order, views PA/AP alternating; ``00000042_003.png`` is listed but
+    absent, so it is ``failed``. Read-only: copy it to change it.
+    """
+    import xray_scale
+
+    root = tmp_path_factory.mktemp("labelled")
+    names = [f"{41 + k // 5:08d}_{k % 5:03d}.png" for k in range(10)]
+    rows = []
+    for k, (name, findings) in enumerate(zip(names, FINDINGS, strict=True)):
+        if k != 8:
+            write_png(root / "images" / name, structured_image(40 + k))
+        rows.append(
+            f"{name},{findings},{k % 5},{41 + k // 5},{50 + k},F,{'PA' if k % 2 else 'AP'},"
+            "2500,2048,0.143,0.143\n"
+        )
+    manifest = root / "Data_Entry_2017.csv"
+    manifest.write_text(MANIFEST_HEADER + "".join(rows))
+    store = root / "labelled.zarr"
+    summary = xray_scale.run(
+        [root / "images"],
+        store,
+        manifest=manifest,
+        config={"run": {"batch_size": 4}, "store": {"preview_size": 16}},
+        engine="scipy",
+        workers=1,
+    )
+    assert (summary.ok, summary.failed) == (9, 1)
+    return store

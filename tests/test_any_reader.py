@@ -1,6 +1,10 @@
-"""Any zarr v3 reader opens every array of a store: tensorstore reads what zarr-python reads."""
+"""Any zarr v3 reader opens every array of a store: tensorstore reads what zarr-python reads,
+and xarray opens every group, each dimension name having one size across the store."""
 
 from __future__ import annotations
+
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,12 +20,13 @@ from xray_scale.store.encoding import (
     stored_values,
 )
 
-tensorstore = pytest.importorskip("tensorstore", reason="tensorstore is in the test extra")
+ROOT = Path(__file__).resolve().parents[1]
 
 LONG = "/".join(["a-folder-name-longer-than-any-fixed-width-would-have-guessed"] * 5)
 
 
 def open_with_tensorstore(store, name):
+    tensorstore = pytest.importorskip("tensorstore", reason="tensorstore is in the test extra")
     spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(store / name)}}
     return tensorstore.open(spec, read=True).result().read().result()
 
@@ -73,6 +78,8 @@ def test_a_longer_value_widens_a_text_array_instead_of_truncating_it(tmp_path):
     long = "x" * 50 + " ünïcode"
     array[1:3] = stored_values(array, ["short", long])
     assert array.shape == (4, len(long.encode()))
+    reopened = zarr.open_group(tmp_path / "t.zarr", mode="r")["index/error"]
+    assert reopened.metadata.dimension_names == ("image", "error_bytes")  # the name stays
     assert list(read_index(group, "error")) == ["", "short", long, ""]
     assert text_of(open_with_tensorstore(tmp_path / "t.zarr", "index/error")) == [
         "",
@@ -80,3 +87,47 @@ def test_a_longer_value_widens_a_text_array_instead_of_truncating_it(tmp_path):
         long,
         "",
     ]
+
+
+@pytest.fixture(params=["default", "full-dump", "compat-tutorial", "manifest"])
+def any_kind_of_store(request, tmp_path):
+    """A store of each kind a run makes (the manifest one: previews beside full-resolution maps)."""
+    if request.param == "manifest":
+        return request.getfixturevalue("labelled_store")
+    out = tmp_path / f"{request.param}.zarr"
+    options = {
+        "default": {},
+        "full-dump": {"config": ROOT / "configs" / "full-dump.toml"},
+        "compat-tutorial": {"compat": "tutorial"},
+    }[request.param]
+    xray_scale.run(["synth:6x64"], out, workers=1, batch_size=4, **options)
+    return out
+
+
+def test_every_array_names_its_dimensions_each_name_with_one_size(any_kind_of_store):
+    group = zarr.open_group(any_kind_of_store, mode="r")
+    sizes: dict[str, set[int]] = {}
+    for name in array_paths(group):
+        dims = group[name].metadata.dimension_names
+        assert dims is not None and len(dims) == group[name].ndim, name
+        assert dims[0] == "image", name
+        for dim, size in zip(dims, group[name].shape, strict=True):
+            sizes.setdefault(dim, set()).add(size)
+    assert {dim: len(found) for dim, found in sizes.items() if len(found) > 1} == {}
+    assert {"image", "histogram_bin", "path_bytes", "error_bytes"} <= set(sizes)
+
+
+def test_xarray_opens_every_group_with_zarr_pythons_values(any_kind_of_store):
+    xr = pytest.importorskip("xarray")
+    group = zarr.open_group(any_kind_of_store, mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback, no guess: consolidated=False says it
+        tree = xr.open_datatree(any_kind_of_store, engine="zarr", consolidated=False)
+    names = array_paths(group)
+    opened = [f"{node.path}/{name}".lstrip("/") for node in tree.subtree for name in node.data_vars]
+    assert sorted(opened) == sorted(names)
+    for name in names:
+        ours, theirs = group[name][...], tree[name].values
+        assert theirs.dtype == ours.dtype and theirs.shape == ours.shape, name
+        assert np.array_equal(theirs, ours, equal_nan=ours.dtype.kind == "f"), name
+        assert tree[name].dims == group[name].metadata.dimension_names, name

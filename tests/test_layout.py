@@ -185,3 +185,18 @@ def test_every_error_has_the_one_root_and_keeps_its_builtin():
     assert issubclass(errors.SelectionError, ValueError)
     assert issubclass(errors.StoreError, RuntimeError)
     assert xray_scale.StoreError is errors.StoreError
+
+
+def test_the_readers_need_none_of_the_processing():
+    processing = ("analysis", "run", "render", "engines", "filters", "bench", "cli")
+    found = {
+        module: sorted(
+            name
+            for name in imported_names(module, path)
+            if name.startswith(tuple(f"xray_scale.{part}" for part in processing))
+        )
+        for module, path in modules().items()
+        if module.startswith("xray_scale.read")
+    }
+    assert set(found) >= {"xray_scale.read.tree", "xray_scale.read.images"}
+    assert {module: names for module, names in found.items() if names} == {}

@@ -3,7 +3,8 @@
 Each notebook is executed in memory (the file in the repository is never written) by a
 ``python3`` kernel that runs this interpreter, with ``notebooks/`` as its working directory.
 Running them needs ``nbclient``, ``nbformat`` and ``ipykernel`` (and ``pandas`` for
-``dataset.ipynb``); without them those tests skip and say what to install.
+``dataset.ipynb``, ``xarray`` for ``reading.ipynb``); without them those tests skip and say
+what to install.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOK_NAMES = ("tutorial.ipynb", "dataset.ipynb")
+NOTEBOOK_NAMES = ("tutorial.ipynb", "dataset.ipynb", "reading.ipynb")
 HAS_REAL_SAMPLE = all((REAL_SAMPLE / name).is_file() for name in REAL_NAMES)
 
 
@@ -197,3 +198,24 @@ def test_dataset_notebook_runs(python3_kernel: str, tmp_path: Path) -> None:
     assert "Done in" in text
     assert _count(notebook, "text/html") >= 3  # the DataFrames
     assert _count(notebook, "image/png") >= 6  # two grids, a histogram, three summaries, a map
+
+
+@pytest.mark.slow
+def test_reading_notebook_runs(python3_kernel: str, tmp_path: Path) -> None:
+    _require("nbclient", "nbformat", "ipykernel", "xarray")
+
+    notebook = _execute("reading.ipynb", python3_kernel, tmp_path)
+
+    _check_clean_run(notebook)
+    text = _text(notebook)
+    assert "20 images: 20 ok, 0 failed" in text
+    assert "image: ['90000001_000.png', '90000001_001.png', '90000001_002.png'] ..." in text
+    assert "findings: ['Cardiomegaly', 'Effusion', 'Mass', 'No Finding']" in text
+    assert "previews are lazy: True" in text and "Effusion images: 12" in text
+    assert "mean intensity, Cardiomegaly:" in text and "view_position" in text
+    assert "ImageDataset(" in text and "13 images" in text
+    assert "labels: ('Cardiomegaly', 'Effusion', 'Mass')" in text
+    assert "batch: (8, 64, 64) uint8 | labels: (8, 3) float32" in text
+    assert "Done in" in text
+    assert _count(notebook, "text/html") >= 1  # the tree
+    assert _count(notebook, "image/png") >= 1  # the previews of one image

@@ -10,7 +10,18 @@ import pytest
 
 import xray_scale
 
-HEAVY = ("scipy", "dask.array", "zarr", "cv2", "matplotlib", "pandas", "distributed", "pydantic")
+HEAVY = (
+    "scipy",
+    "dask.array",
+    "zarr",
+    "cv2",
+    "matplotlib",
+    "pandas",
+    "distributed",
+    "pydantic",
+    "xarray",
+    "torch",
+)
 
 
 def _imported_after(code: str) -> list[str]:
@@ -37,6 +48,11 @@ def _imported_after(code: str) -> list[str]:
 )
 def test_the_command_line_imports_nothing_heavy(code):
     assert _imported_after(code) == []
+
+
+def test_the_readers_import_xarray_when_called_and_never_torch():
+    code = "import xray_scale; xray_scale.open_dataset; xray_scale.ImageDataset"
+    assert not {"xarray", "torch"} & set(_imported_after(code))
 
 
 def test_the_heavy_modules_are_detected_when_imported():

@@ -3,6 +3,8 @@
 The public API: :func:`run` processes PNG inputs into a zarr v3 store,
 :func:`open_images` stacks PNGs lazily into a dask array, :data:`FILTERS` is
 the filter registry and :func:`load_config` reads a run configuration.
+:func:`open_dataset` opens a store as an ``xarray.DataTree``, and
+:class:`ImageDataset` serves its images to a training loop.
 
 Each public name is imported when first used (a module ``__getattr__``), so
 ``import xray_scale`` and the ``xray-scale`` command start without loading
@@ -22,6 +24,7 @@ del globals()["run"]
 
 _PUBLIC = {
     "FILTERS": "xray_scale.filters",
+    "ImageDataset": "xray_scale.read.images",
     "MASKS": "xray_scale.filters",
     "Config": "xray_scale.config",
     "ConfigError": "xray_scale.errors",
@@ -35,6 +38,7 @@ _PUBLIC = {
     "decode_image": "xray_scale.io.decode",
     "discover_inputs": "xray_scale.io.sources",
     "load_config": "xray_scale.config",
+    "open_dataset": "xray_scale.read.tree",
     "open_images": "xray_scale.io.decode",
     "open_store": "xray_scale.store.access",
     "run": "xray_scale.run.pipeline",

@@ -39,6 +39,7 @@ from .layout import (
     STATE_KEY,
     STATUS_FAILED,
     STATUS_PENDING,
+    dimension_names,
     split_map_name,
 )
 from .location import StoreLocation, describe_failure, store_location
@@ -285,7 +286,7 @@ def _build_store(
             shards=(batch, height, width),
             compressors=_compressors(name, config),
             fill_value=0,
-            dimension_names=("image", "y", "x"),
+            dimension_names=dimension_names(name),
         )
     if preview_maps:
         # One chunk per batch holding every preview of its images: one write per
@@ -298,15 +299,25 @@ def _build_store(
             # zstd-1: 12 % larger than zstd-3 on real previews, at half its time
             compressors=ZstdCodec(level=1),
             fill_value=0,
-            dimension_names=("image", "map", "y", "x"),
+            dimension_names=dimension_names("previews"),
             attributes={"maps": list(preview_maps)},
         )
     for field in STAT_FIELDS:
         group.create_array(
-            f"stats/{field}", shape=(count,), dtype="float64", chunks=records, fill_value=np.nan
+            f"stats/{field}",
+            shape=(count,),
+            dtype="float64",
+            chunks=records,
+            fill_value=np.nan,
+            dimension_names=dimension_names(f"stats/{field}"),
         )
     group.create_array(
-        "stats/histogram", shape=(count, 256), dtype="int64", chunks=histograms, fill_value=0
+        "stats/histogram",
+        shape=(count, 256),
+        dtype="int64",
+        chunks=histograms,
+        fill_value=0,
+        dimension_names=dimension_names("stats/histogram"),
     )
     names = [parse_image_name(p) for p in paths]
     create_status_array(group, "index/status", count=count, chunk=records[0])
@@ -318,15 +329,19 @@ def _build_store(
     create_text_array(
         group, "index/error", values=None, count=count, chunk=records[0], width=ERROR_WIDTH
     )
-    group.create_array(
-        "index/bit_depth", shape=(count,), dtype="uint8", chunks=records, fill_value=0
-    )
-    group.create_array(
-        "index/follow_up", shape=(count,), dtype="int16", chunks=records, fill_value=-1
-    )
-    group.create_array(
-        "index/checksum", shape=(count,), dtype="uint32", chunks=records, fill_value=0
-    )
+    for name, dtype, fill in (
+        ("index/bit_depth", "uint8", 0),
+        ("index/follow_up", "int16", -1),
+        ("index/checksum", "uint32", 0),
+    ):
+        group.create_array(
+            name,
+            shape=(count,),
+            dtype=dtype,
+            chunks=records,
+            fill_value=fill,
+            dimension_names=dimension_names(name),
+        )
     if qc:
         create_qc_arrays(group, count, records=records[0], rows=histograms[0])
     for name, values in (columns or {}).items():
@@ -339,6 +354,7 @@ def _build_store(
             dtype=values.dtype,
             chunks=records,
             fill_value=np.nan if values.dtype.kind == "f" else -1,
+            dimension_names=dimension_names(f"index/{name}"),
         )
         group[f"index/{name}"][:] = values
     if failed:

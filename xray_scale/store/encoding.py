@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
-from .layout import STATUS_FAILED, STATUS_OK, STATUS_PENDING
+from .layout import STATUS_FAILED, STATUS_OK, STATUS_PENDING, dimension_names
 
 __all__ = [
     "STATUS_CODES",
@@ -89,7 +89,9 @@ def create_text_array(
     """Create text array ``name`` of ``count`` rows, ``values`` written if given.
 
     The width is the longest of ``values`` (and at least ``width``); each
-    chunk holds ``chunk`` rows of that width.
+    chunk holds ``chunk`` rows of that width. Its dimensions are ``image`` and
+    ``<name>_bytes`` (:func:`~xray_scale.store.layout.dimension_names`); a
+    longer value widening it later (:func:`stored_values`) keeps them.
     """
     rows = encode_text(values) if values is not None else None
     width = max(width, rows.shape[1] if rows is not None else 1)
@@ -99,7 +101,7 @@ def create_text_array(
         dtype="uint8",
         chunks=(chunk, max(width, _MIN_CHUNK_WIDTH)),
         fill_value=0,
-        dimension_names=("image", "byte"),
+        dimension_names=dimension_names(name, text=True),
         attributes={"encoding": TEXT_ENCODING},
     )
     if rows is not None and count:
@@ -115,7 +117,7 @@ def create_status_array(group: zarr.Group, name: str, *, count: int, chunk: int)
         dtype="uint8",
         chunks=(chunk,),
         fill_value=STATUS_CODES.index(STATUS_PENDING),
-        dimension_names=("image",),
+        dimension_names=dimension_names(name),
         attributes={"codes": list(STATUS_CODES)},
     )
 

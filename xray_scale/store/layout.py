@@ -24,6 +24,15 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
       qc/*                   per-image QC flags, hashes, groups and outlier scores, when
                              the run computes QC (:mod:`xray_scale.store.qc`)
 
+Every array names its dimensions (zarr v3 ``dimension_names``), and a name
+has one size across the whole store, so xarray opens every group
+(``xr.open_datatree(store, engine="zarr")``): ``image`` is ``N`` everywhere,
+``y`` and ``x`` the full resolution, ``map``, ``preview_y`` and ``preview_x``
+the previews', ``histogram_bin`` the 256 bins, ``signature_value`` the 1024
+values of a QC signature, and each text array's width its own ``<name>_bytes``
+(``path_bytes``...), which stays its name when a longer value widens it
+(:func:`dimension_names`).
+
 A text array is UTF-8 bytes, NUL-padded to its width ``w``, and statuses are
 codes, so that any zarr v3 reader opens every array (see
 :mod:`xray_scale.store.encoding`, which reads stores of both this and the older
@@ -44,6 +53,7 @@ from __future__ import annotations
 
 __all__ = [
     "ATTRS_KEY",
+    "IMAGE_DIM",
     "FILTER_GROUP",
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
@@ -59,6 +69,7 @@ __all__ = [
     "STATE_COMPLETE",
     "STATE_CREATING",
     "STATE_KEY",
+    "dimension_names",
     "map_name",
     "split_map_name",
 ]
@@ -101,6 +112,47 @@ QC_RECORD_FIELDS: tuple[str, ...] = (
     "signature",
 )
 """The ``qc/*`` arrays written with each batch's records, in store order."""
+
+
+IMAGE_DIM = "image"
+"""The dimension along which every array of a store holds its ``N`` images."""
+_DIMENSIONS = {
+    "map": (IMAGE_DIM, "y", "x"),
+    "previews": (IMAGE_DIM, "map", "preview_y", "preview_x"),
+    "stats/histogram": (IMAGE_DIM, "histogram_bin"),
+    "qc/signature": (IMAGE_DIM, "signature_value"),
+}
+
+
+def dimension_names(name: str, *, text: bool = False) -> tuple[str, ...]:
+    """The zarr ``dimension_names`` of the store's array ``name``.
+
+    Each name has one size across the store: xarray refuses a group in which
+    a name has two (and a tree in which a group's sizes differ from its
+    parent's).
+
+    Parameters
+    ----------
+    name : str
+        The array's path in the store (``"filters/sobel"``, ``"index/path"``).
+    text : bool
+        Whether it is a text array ``(N, width)``: its width is named
+        ``<name>_bytes`` after the array's own name.
+
+    Examples
+    --------
+    >>> dimension_names("masks/mask_binary")
+    ('image', 'y', 'x')
+    >>> dimension_names("index/path", text=True)
+    ('image', 'path_bytes')
+    >>> dimension_names("stats/mean")
+    ('image',)
+    """
+    if text:
+        return (IMAGE_DIM, f"{name.rpartition('/')[2]}_bytes")
+    if name.partition("/")[0] in (FILTER_GROUP, MASK_GROUP):
+        return _DIMENSIONS["map"]
+    return _DIMENSIONS.get(name, (IMAGE_DIM,))
 
 
 def map_name(group: str, name: str) -> str:

@@ -26,7 +26,14 @@ import numpy as np
 import zarr
 
 from .encoding import read_index
-from .layout import QC_FLAGS, SIGNATURE_SIZE, STAT_FIELDS, STATUS_OK, STATUS_PENDING
+from .layout import (
+    QC_FLAGS,
+    SIGNATURE_SIZE,
+    STAT_FIELDS,
+    STATUS_OK,
+    STATUS_PENDING,
+    dimension_names,
+)
 
 if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
     from ..analysis.qc import QCConfig
@@ -61,7 +68,12 @@ def create_qc_arrays(group: zarr.Group, count: int, *, records: int, rows: int) 
     """
     for name, (dtype, fill) in _DTYPES.items():
         group.create_array(
-            f"{QC_GROUP}/{name}", shape=(count,), dtype=dtype, chunks=(records,), fill_value=fill
+            f"{QC_GROUP}/{name}",
+            shape=(count,),
+            dtype=dtype,
+            chunks=(records,),
+            fill_value=fill,
+            dimension_names=dimension_names(f"{QC_GROUP}/{name}"),
         )
     group.create_array(
         f"{QC_GROUP}/signature",
@@ -69,6 +81,7 @@ def create_qc_arrays(group: zarr.Group, count: int, *, records: int, rows: int) 
         dtype="int8",
         chunks=(rows, SIGNATURE_SIZE),
         fill_value=0,
+        dimension_names=dimension_names(f"{QC_GROUP}/signature"),
     )
 
 
