@@ -65,7 +65,7 @@ from ..store.create import create_store
 from ..store.encoding import read_index
 from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
 from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
-from ..store.qc import finish_qc, has_qc
+from ..store.qc import finish_qc, stored_qc
 from .cluster import (
     SCHEDULERS,
     check_workers_see,
@@ -509,8 +509,8 @@ def run(
         spec = BatchSpec.for_run(
             config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
         )
-        if existing is not None and not has_qc(existing):  # made before QC, or without it
-            spec = dataclasses.replace(spec, qc=None)
+        if existing is not None:  # the QC its store keeps: none, or an older pixel hash
+            spec = stored_qc(existing, spec)
         group = _open_or_create(
             out,
             paths=paths,

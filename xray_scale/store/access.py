@@ -263,7 +263,8 @@ class RecordWriter:
             if "index/checksum" in self._group:  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
             if has_qc(self._group):  # stores made before QC, or without it, have none
-                for name in QC_RECORD_FIELDS:
+                stored = set(self._group[QC_GROUP].array_keys())  # older ones: fewer
+                for name in (name for name in QC_RECORD_FIELDS if name in stored):
                     self._write(f"{QC_GROUP}/{name}", lambda r, n=name: _qc_values(r, n))
             self._write_text("index/status", lambda r: r.status)
             self._pending = []
