@@ -53,12 +53,23 @@ def fingerprinted_config(spec: BatchSpec) -> dict:
 
     So a store made before QC existed (its config has no ``[qc]``) is still
     the same run, and resumes (without QC); and a store made with QC resumes
-    only with the same QC thresholds.
+    only with the same QC thresholds. A ``[qc]`` key added since stores were
+    first made with QC (:data:`_LATER_QC_KEYS`) is left out at its default, so
+    those stores resume too.
     """
     config = spec.config.to_dict()
     if spec.qc is None:
         del config["qc"]
+    else:
+        defaults = dataclasses.asdict(type(spec.qc)())
+        for key in _LATER_QC_KEYS:
+            if config["qc"].get(key) == defaults[key]:
+                del config["qc"][key]
     return config
+
+
+_LATER_QC_KEYS = ("outlier_threshold",)
+"""``[qc]`` keys that stores made before them lack (issue 24 added ``outlier_threshold``)."""
 
 
 def run_fingerprint(
