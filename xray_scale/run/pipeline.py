@@ -64,7 +64,7 @@ from ..store.access import (
 from ..store.create import create_store
 from ..store.encoding import read_index
 from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
-from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
+from ..store.metadata import RunMetadata, compared_configs, run_fingerprint, utc_now
 from ..store.qc import finish_qc, stored_qc
 from .cluster import (
     SCHEDULERS,
@@ -250,8 +250,8 @@ def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[s
     ):
         if getattr(stored, name) != now:
             found.append(f"{name} {getattr(stored, name)} in the store, {now} now")
-    stored = _flatten(stored.config or {})
-    current = _flatten(json.loads(json.dumps(fingerprinted_config(spec))))  # as stored: lists
+    stored, current = compared_configs(stored.config or {}, spec)
+    stored, current = _flatten(stored), _flatten(json.loads(json.dumps(current)))  # JSON: lists
     for key in sorted(stored.keys() | current.keys()):
         if stored.get(key) != current.get(key):
             found.append(f"config {key} {stored.get(key)!r} in the store, {current.get(key)!r} now")
