@@ -18,6 +18,7 @@ from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicate
 from xray_scale.analysis.records import BatchSpec
 from xray_scale.cli import main
 from xray_scale.config import load_config
+from xray_scale.errors import StoreError
 from xray_scale.io.synth import phantom
 from xray_scale.render.page import write_report
 from xray_scale.store.encoding import read_index
@@ -171,3 +172,14 @@ def test_new_qc_keys_at_their_defaults_leave_the_fingerprint_as_it_was():
     spec = BatchSpec.for_run(other, shape=(64, 64), bit_depth=8, compat=None, engine="scipy")
     assert fingerprinted_config(spec)["qc"]["outlier_threshold"] == 5.0
     assert spec.pixel_hash == "crc32c"
+
+
+def test_a_pixel_hash_this_version_does_not_compute_is_refused_on_resume(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(phantom(1, 0, shape=(64, 64))).save(folder / "a.png")
+    store = tmp_path / "run.zarr"
+    xray_scale.run([folder], store, workers=1)
+    zarr.open_group(store, mode="r+")["qc/pixel_hash"].attrs.put({"hash": "blake3"})
+    with pytest.raises(StoreError, match="qc/pixel_hash is 'blake3'.*resume it with the version"):
+        xray_scale.run([folder], store, workers=1)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import zarr
 
+from ..errors import StoreError
 from .encoding import read_index
 from .layout import (
     QC_FEATURES,
@@ -129,6 +130,11 @@ def stored_qc(group: zarr.Group, spec):
     if not has_qc(group):
         return dataclasses.replace(spec, qc=None)
     kind = group[f"{QC_GROUP}/pixel_hash"].attrs.get("hash", "sha1")
+    if kind not in (PIXEL_HASH, "sha1"):
+        raise StoreError(
+            f"this store's qc/pixel_hash is {kind!r}, which this version of xray-scale does not "
+            "compute; resume it with the version that made it, or pass --overwrite"
+        )
     return dataclasses.replace(spec, pixel_hash=kind)
 
 
