@@ -69,6 +69,10 @@ def test_every_item_is_measured_for_every_engine_and_config(source):
     )
     assert all(0 < r < 10 for r in [*result.qc_time_ratio.values(), *result.qc_cpu_ratio.values()])
     assert "qc_time_ratio" in result.record() and "qc_cpu_ratio" in result.record()
+    assert [len(pairs) for pairs in result.qc_rounds.values()] == [2, 2]  # every round's pair
+    assert result.qc_time_ratio["scipy default"] == np.median(
+        [wall for wall, _ in result.qc_rounds["scipy default"]]
+    )
     assert all(rate > 0 for rate in result.rates.values())
     assert set(result.efficiency) == {
         f"{e} {c}" for e in ("scipy", "opencv") for c in ("default", "previews")

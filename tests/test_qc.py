@@ -7,10 +7,11 @@ import pytest
 from PIL import Image
 from qc_cases import LABELS, precision_recall
 
-from xray_scale.analysis.qc import QC_FLAGS, QCConfig, find_frame, image_qc
+from xray_scale.analysis.qc import QC_FLAGS, QCConfig, find_frame, image_qc, pixel_hash
 from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
+from xray_scale.analysis.stats import histogram256
 from xray_scale.config import ConfigError, load_config
-from xray_scale.io.decode import DecodedImage, unpad
+from xray_scale.io.decode import DecodedImage, decode_image, unpad
 from xray_scale.io.synth import phantom
 
 MIN_SCORE = 0.95
@@ -182,3 +183,34 @@ def test_outlier_scores_are_robust_z_scores():
     assert scores[5] == pytest.approx(0.6745 * abs(20 - median) / mad)
     assert scores[:5].max() < 3.5 < scores[5]
     assert np.isnan(scores[6])
+
+
+def test_pixel_hash_groups_identical_pixels_however_encoded_and_only_them(tmp_path):
+    film = phantom(7, 0, shape=(256, 256))
+    swapped = film.copy()  # two pixels of other values swapped: the same histogram
+    (y0, x0), (y1, x1) = np.argwhere(film != film[128, 128])[0], (128, 128)
+    swapped[y0, x0], swapped[y1, x1] = film[y1, x1], film[y0, x0]
+    files = {"fast": (film, {"compress_level": 1}), "small": (film, {"compress_level": 9})}
+    files["text"] = (film, {"pnginfo": _with_text("Comment", "a copy")})
+    files["swapped"] = (swapped, {})
+    decoded = {}
+    for name, (pixels, options) in files.items():
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png", **options)
+        decoded[name] = decode_image(tmp_path / f"{name}.png", shape=(256, 256))
+    checksums = {image.checksum for image in decoded.values()}
+    assert len(checksums) == 4  # the file checksum tells no two of these files apart as copies
+    hashes = {name: pixel_hash(image.pixels) for name, image in decoded.items()}
+    assert hashes["fast"] == hashes["small"] == hashes["text"] != hashes["swapped"]
+    assert np.array_equal(histogram256(swapped), histogram256(film))
+    order = np.array([hashes[name] for name in files], dtype=np.uint64)
+    np.testing.assert_array_equal(group_duplicates(order), [0, 0, 0, -1])
+    sha1 = [pixel_hash(image.pixels, kind="sha1") for image in decoded.values()]
+    assert sha1[0] == sha1[1] == sha1[2] != sha1[3] and sha1[0] != hashes["fast"]
+
+
+def _with_text(key: str, value: str):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(key, value)
+    return info

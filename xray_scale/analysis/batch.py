@@ -187,7 +187,7 @@ def _batch_qc(
     ok = [status == STATUS_OK for status in record.status]
     images = [unpad(block[k], decoded[k]) if ok[k] else None for k in range(len(ok))]
     histograms = [record.histogram[k] if spec.compat is None else None for k in range(len(ok))]
-    return batch_qc(images, histograms, config=spec.qc)
+    return batch_qc(images, histograms, config=spec.qc, hash_kind=spec.pixel_hash)
 
 
 def _analyse_images(

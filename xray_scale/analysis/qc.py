@@ -1,12 +1,13 @@
 """Dataset quality control: the images a study must look at before it trusts them.
 
-Pure NumPy functions of one image (no I/O), then run-level functions over the
-per-image results. Per image, :func:`image_qc` looks only at cheap things: the
-image's border rows and columns (for a frame), its 256-bin histogram (the one
-the run's statistics already count) and a 32 x 32 downscale by block means (for
-the display polarity and the perceptual hash). It costs about 2 ms on a
-1024 x 1024 image. The run-level functions group exact and near duplicates by
-the stored hashes and score outliers from the stored statistics.
+Pure NumPy functions of one image (no I/O). Per image, :func:`image_qc` looks
+only at cheap things: the image's border rows and columns (for a frame), its
+256-bin histogram (the one the run's statistics already count), a 32 x 32
+block-sum downscale (for the display polarity, the perceptual hash and the
+detail signature), every 8th row (for the fine detail) and one CRC-32C of the
+pixels. It costs about 0.6 ms on a 1024 x 1024 film. The run-level functions
+(:mod:`.qc_groups`, :mod:`.outliers`) group exact and near duplicates by the
+stored hashes and score outliers from the stored features.
 
 The flags and their rules (thresholds in :class:`QCConfig`):
 
@@ -17,16 +18,16 @@ The flags and their rules (thresholds in :class:`QCConfig`):
 - ``low_contrast``: not blank, and that span is at most ``low_contrast_range``.
 - ``saturated``: more than ``saturated_fraction`` of the content's pixels are at
   the dtype's maximum (clipped white).
-- ``inverted``: the content's central band (mediastinum, spine) is darker than
-  its two lung bands by more than ``inverted_margin`` of the content's span; a
-  chest film shown as a negative (normal display: the mediastinum is brighter).
-- ``duplicate_group``: images with identical pixels (same shape, dtype and
-  values) share a group.
+- ``inverted``: not blank, and the content's layout correlates with the layout
+  of an ordinary frontal chest film (:func:`.qc_features.chest_correlation`)
+  below ``-inverted_margin``: a chest film shown as a negative.
+- ``duplicate_group``: images with identical pixels share a group (equal
+  :func:`pixel_hash`).
 - ``near_duplicate_group``: images whose perceptual hashes differ in at most
   ``near_duplicate_distance`` of 64 bits and whose detail signatures correlate
   at ``near_duplicate_correlation`` or more share a group (linked transitively).
-- ``outlier_score``: the largest robust z-score (median and MAD over the run's
-  ok images) of any of the image's statistics.
+- ``outlier``: the image's robust distance from the run's typical image over
+  a few features (:mod:`.outliers`) is above ``outlier_threshold``.
 """
 
 from __future__ import annotations
@@ -35,16 +36,19 @@ import hashlib
 from dataclasses import dataclass
 
 import cv2
+import google_crc32c
 import numpy as np
 import scipy.fft
 
 from ..store.layout import QC_FLAGS, QC_RECORD_FIELDS, SIGNATURE_SIZE
+from .qc_features import block_sums, chest_correlation, concentration, fine_detail
 from .stats import histogram256
 
 __all__ = [
     "QC_FLAGS",
     "QC_RECORD_FIELDS",
     "SIGNATURE_SIZE",
+    "PIXEL_HASHES",
     "QCConfig",
     "ImageQC",
     "batch_qc",
@@ -55,12 +59,14 @@ __all__ = [
     "signature",
 ]
 
-_SMALL = 32
-"""Side of the downscale the polarity rule and the perceptual hash read."""
 _DETAIL_SIGMA = 2.0
 """Blur (in downscale pixels) removed from the downscale to leave its detail (:func:`signature`)."""
 _HASH_SIDE = 8
 """The perceptual hash keeps the ``8 x 8`` lowest frequencies of the downscale's DCT: 64 bits."""
+PIXEL_HASHES = ("crc32c", "sha1")
+"""What :func:`pixel_hash` digests: ``"crc32c"``, the CRC-32C of the pixels with their
+histogram (the default); ``"sha1"``, the pixels themselves (stores made before
+``qc/outlier`` existed keep it, so that their duplicate groups stay right when resumed)."""
 
 
 @dataclass(frozen=True)
@@ -85,13 +91,16 @@ class QCConfig:
         ``saturated`` when more than this fraction of the content is at the dtype's
         maximum (0..1).
     inverted_margin : float
-        ``inverted`` when the central band is darker than the lung bands by more
-        than this fraction of the content's span (0..1).
+        ``inverted`` when the content's correlation with the layout of a frontal
+        chest film is below minus this (0..1).
     near_duplicate_distance : int
         Largest Hamming distance (of 64 bits) between the perceptual hashes of
         two near duplicates (0..32).
     near_duplicate_correlation : float
         Smallest correlation of the detail signatures of two near duplicates (0..1).
+    outlier_threshold : float
+        ``outlier`` when the image's robust distance from the run's typical image
+        (``qc/outlier_score``, :mod:`xray_scale.analysis.outliers`) is above this (> 0).
     """
 
     enabled: bool = True
@@ -103,6 +112,7 @@ class QCConfig:
     inverted_margin: float = 0.05
     near_duplicate_distance: int = 10
     near_duplicate_correlation: float = 0.97
+    outlier_threshold: float = 3.5
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -127,6 +137,9 @@ class QCConfig:
                 f"qc.low_contrast_range must be >= qc.blank_range ({self.blank_range}), "
                 f"got {self.low_contrast_range}"
             )
+        threshold = self.outlier_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
+            raise ValueError(f"qc.outlier_threshold must be a number > 0, got {threshold!r}")
         distance = self.near_duplicate_distance
         if isinstance(distance, bool) or not isinstance(distance, int) or not 0 <= distance <= 32:
             raise ValueError(
@@ -144,8 +157,11 @@ class ImageQC:
         The flags (rules in the module docstring).
     frame_fraction : float
         Fraction of the area the detected frame covers (0 for none or a blank image).
+    concentration, chest_correlation, fine_detail : float
+        The outlier features (:mod:`.qc_features`): of the whole image's
+        histogram, of its content's layout and of its content's finest detail.
     pixel_hash : int
-        64 bits of the SHA-1 of the shape, dtype and pixels: equal for identical images.
+        64 bits identifying the pixels (:func:`pixel_hash`): equal for identical images.
     perceptual_hash : int
         64-bit DCT hash of the content's downscale (:func:`perceptual_hash`).
     signature : ndarray
@@ -158,17 +174,12 @@ class ImageQC:
     low_contrast: bool
     saturated: bool
     frame_fraction: float
+    concentration: float
+    chest_correlation: float
+    fine_detail: float
     pixel_hash: int
     perceptual_hash: int
     signature: np.ndarray
-
-
-def _run_length(kinds: np.ndarray) -> int:
-    """How many leading entries share the first one's nonzero kind (0 when it is 0)."""
-    if kinds.size == 0 or kinds[0] == 0:
-        return 0
-    different = np.flatnonzero(kinds != kinds[0])
-    return int(different[0]) if different.size else int(kinds.size)
 
 
 def _kinds(low: np.ndarray, high: np.ndarray, dark: float, bright: float) -> np.ndarray:
@@ -179,7 +190,31 @@ def _kinds(low: np.ndarray, high: np.ndarray, dark: float, bright: float) -> np.
     return kinds
 
 
-def find_frame(pixels: np.ndarray, *, tolerance: float = 0.04) -> tuple[slice, slice]:
+def _uniform_run(lines: np.ndarray, dark: float, bright: float) -> int:
+    """How many leading rows of ``lines`` share the first row's uniform kind (0 when it has none).
+
+    The first row alone, then chunks of growing size (16, 32, 64, ...) until
+    a row differs: an image without a frame, or with a thin one, costs a few
+    rows, not the whole image.
+    """
+    first = lines[0]
+    kind = _kinds(np.array([first.min()]), np.array([first.max()]), dark, bright)[0]
+    if kind == 0:
+        return 0
+    done, step = 1, 16
+    while done < lines.shape[0]:
+        chunk = lines[done : done + step]
+        kinds = _kinds(chunk.min(axis=1), chunk.max(axis=1), dark, bright)
+        different = np.flatnonzero(kinds != kind)
+        if different.size:
+            return done + int(different[0])
+        done, step = done + kinds.size, step * 2
+    return int(lines.shape[0])
+
+
+def find_frame(
+    pixels: np.ndarray, *, tolerance: float = 0.04, extremes: tuple[float, float] | None = None
+) -> tuple[slice, slice]:
     """Where the content is, inside a uniform black or white frame.
 
     From each edge, rows (columns) are peeled while they are uniform within
@@ -195,6 +230,8 @@ def find_frame(pixels: np.ndarray, *, tolerance: float = 0.04) -> tuple[slice, s
         2-D uint8 or uint16 image.
     tolerance : float
         Fraction of the image's range.
+    extremes : (float, float), optional
+        The image's minimum and maximum when already known (from its histogram).
 
     Returns
     -------
@@ -209,7 +246,7 @@ def find_frame(pixels: np.ndarray, *, tolerance: float = 0.04) -> tuple[slice, s
     (slice(2, 8, None), slice(3, 9, None))
     """
     top_level = float(np.iinfo(pixels.dtype).max)
-    low, high, _, _ = cv2.minMaxLoc(pixels)
+    low, high = extremes if extremes is not None else cv2.minMaxLoc(pixels)[:2]
     margin = tolerance * (high - low)
     dark = low + margin if low <= top_level / 2 else -1.0
     bright = high - margin if high >= top_level / 2 else top_level + 1.0
@@ -221,12 +258,11 @@ def find_frame(pixels: np.ndarray, *, tolerance: float = 0.04) -> tuple[slice, s
         inner = pixels[top:bottom, left:right]
         if inner.size == 0:
             break
-        rows = _kinds(inner.min(axis=1), inner.max(axis=1), dark, bright)
-        cols = _kinds(inner.min(axis=0), inner.max(axis=0), dark, bright)
-        cut_top = _run_length(rows)
-        cut_bottom = _run_length(rows[::-1]) if cut_top < rows.size else 0
-        cut_left = _run_length(cols)
-        cut_right = _run_length(cols[::-1]) if cut_left < cols.size else 0
+        height, width = inner.shape
+        cut_top = _uniform_run(inner, dark, bright)
+        cut_bottom = _uniform_run(inner[::-1], dark, bright) if cut_top < height else 0
+        cut_left = _uniform_run(inner.T, dark, bright)
+        cut_right = _uniform_run(inner.T[::-1], dark, bright) if cut_left < width else 0
         if not (cut_top or cut_bottom or cut_left or cut_right):
             break
         top, bottom = top + cut_top, bottom - cut_bottom
@@ -264,38 +300,43 @@ def _content_histogram(
     return counts
 
 
-def pixel_hash(pixels: np.ndarray) -> int:
-    """64 bits of the SHA-1 of an image's shape, dtype and pixels, as an unsigned int.
+def pixel_hash(
+    pixels: np.ndarray, histogram: np.ndarray | None = None, *, kind: str = "crc32c"
+) -> int:
+    """64 bits identifying an image's pixels, as an unsigned int: equal for identical images.
+
+    ``kind="crc32c"`` (the default): the SHA-1 of the shape, the dtype, the
+    CRC-32C of the pixels (``google_crc32c``, in hardware: ~0.04 ms for a
+    1024 x 1024 film, where the SHA-1 of the pixels takes ~0.55 ms) and their
+    256-bin histogram (the run counts it anyway). Identical pixels, however
+    encoded, give equal hashes. Different pixels give equal hashes only when
+    their histograms are equal and their CRCs collide: a CRC-32C changes with
+    every change of up to 32 consecutive bits and with any other change except
+    by a chance of 2**-32, and two different films practically never have
+    equal histograms. ``kind="sha1"``: the SHA-1 of the shape, dtype and pixels
+    (the hash of stores made before ``qc/outlier`` existed).
 
     Examples
     --------
     >>> a = np.arange(6, dtype=np.uint8).reshape(2, 3)
     >>> pixel_hash(a) == pixel_hash(a.copy()), pixel_hash(a) == pixel_hash(a.reshape(3, 2))
     (True, False)
+    >>> pixel_hash(a) == pixel_hash(a, kind="sha1")
+    False
     """
     digest = hashlib.sha1(f"{pixels.shape}{pixels.dtype.str}".encode())
-    digest.update(np.ascontiguousarray(pixels).data)
+    contiguous = np.ascontiguousarray(pixels)
+    if kind == "crc32c":
+        counts = histogram256(pixels) if histogram is None else histogram
+        frozen = contiguous.view()  # google_crc32c reads read-only buffers only
+        frozen.flags.writeable = False
+        digest.update(google_crc32c.value(frozen).to_bytes(4, "little"))
+        digest.update(np.asarray(counts, dtype="<i8").tobytes())
+    elif kind == "sha1":
+        digest.update(contiguous.data)
+    else:
+        raise ValueError(f"kind must be one of {PIXEL_HASHES}, got {kind!r}")
     return int.from_bytes(digest.digest()[:8], "little")
-
-
-def _downscale(content: np.ndarray) -> np.ndarray:
-    """The ``32 x 32`` block-mean downscale of the content, float64.
-
-    A uint8 image whose sides are multiples of 32 (a whole 1024 x 1024 film):
-    exact block means from two sums (~0.3 ms); otherwise OpenCV's area resize
-    (~0.6 ms and more; rounded to the dtype, half a level at most from the means).
-    """
-    height, width = content.shape
-    down, across = height // _SMALL, width // _SMALL
-    if content.dtype == np.uint8 and height % _SMALL == 0 and width % _SMALL == 0:
-        # down <= 257 rows of at most 255 each fit uint16
-        rows = np.add.reduce(content.reshape(_SMALL, down, width), axis=1, dtype=np.uint16)
-        sums = rows.reshape(_SMALL, _SMALL, across).sum(axis=2, dtype=np.float64)
-        return sums / (down * across)
-    if height < _SMALL or width < _SMALL:  # tiny: grow first
-        content = cv2.resize(content, (_SMALL, _SMALL), interpolation=cv2.INTER_NEAREST)
-    small = cv2.resize(content, (_SMALL, _SMALL), interpolation=cv2.INTER_AREA)
-    return small.astype(np.float64)
 
 
 def perceptual_hash(small: np.ndarray) -> int:
@@ -343,19 +384,14 @@ def signature(small: np.ndarray) -> np.ndarray:
     return np.rint(detail.ravel() * (127.0 / largest)).astype(np.int8)
 
 
-def _polarity(small: np.ndarray) -> float:
-    """Central band minus lung bands, as a fraction of the downscale's span."""
-    rows = slice(_SMALL // 4, 3 * _SMALL // 4)  # the chest's middle half, top to bottom
-    centre = small[rows, 13:19].mean()
-    lungs = np.concatenate([small[rows, 4:10].ravel(), small[rows, 22:28].ravel()]).mean()
-    low, high = np.percentile(small, [1, 99])
-    return float((centre - lungs) / (high - low)) if high > low else 0.0
-
-
 def image_qc(
-    pixels: np.ndarray, histogram: np.ndarray | None = None, *, config: QCConfig | None = None
+    pixels: np.ndarray,
+    histogram: np.ndarray | None = None,
+    *,
+    config: QCConfig | None = None,
+    hash_kind: str = "crc32c",
 ) -> ImageQC:
-    """The QC flags and hashes of one image.
+    """The QC flags, hashes and outlier features of one image.
 
     Parameters
     ----------
@@ -367,6 +403,8 @@ def image_qc(
         it anyway); computed when not given.
     config : QCConfig, optional
         Thresholds; the defaults when not given.
+    hash_kind : {"crc32c", "sha1"}
+        What :func:`pixel_hash` digests.
 
     Returns
     -------
@@ -375,8 +413,8 @@ def image_qc(
     Examples
     --------
     >>> qc = image_qc(np.full((64, 64), 7, dtype=np.uint8))
-    >>> qc.blank, qc.framed, qc.low_contrast
-    (True, False, False)
+    >>> qc.blank, qc.framed, qc.low_contrast, qc.concentration
+    (True, False, False, 1.0)
     """
     config = config or QCConfig()
     pixels = np.asarray(pixels)
@@ -387,13 +425,24 @@ def image_qc(
         )
     if histogram is None:
         histogram = histogram256(pixels)
-    exact = pixel_hash(pixels)
-    rows, cols = find_frame(pixels, tolerance=config.frame_tolerance)
+    exact = pixel_hash(pixels, histogram, kind=hash_kind)
+    extremes = None
+    if pixels.dtype == np.uint8:  # one bin per level: the histogram knows the extremes
+        present = np.flatnonzero(histogram)
+        extremes = (float(present[0]), float(present[-1]))
+    rows, cols = find_frame(pixels, tolerance=config.frame_tolerance, extremes=extremes)
     inner = (rows.stop - rows.start) * (cols.stop - cols.start)
     if inner == 0:  # uniform: nothing but "frame"; a blank image, not a framed one
-        small = _downscale(pixels)
+        sums, count = block_sums(pixels)
+        small = sums / count
         return ImageQC(
-            False, False, True, False, False, 0.0, exact, perceptual_hash(small), signature(small)
+            *(False, False, True, False, False, 0.0),
+            concentration=concentration(histogram),
+            chest_correlation=0.0,
+            fine_detail=fine_detail(pixels),
+            pixel_hash=exact,
+            perceptual_hash=perceptual_hash(small),
+            signature=signature(small),
         )
     frame_fraction = 1.0 - inner / pixels.size
     framed = frame_fraction > config.frame_fraction
@@ -408,14 +457,19 @@ def image_qc(
         at_top = int(counts[255])
     else:
         at_top = int(np.count_nonzero(content == np.iinfo(pixels.dtype).max))
-    small = _downscale(content)
+    sums, count = block_sums(content)
+    small = sums / count
+    layout = chest_correlation(sums)
     return ImageQC(
         framed=bool(framed),
-        inverted=bool(not blank and _polarity(small) < -config.inverted_margin),
+        inverted=bool(not blank and layout < -config.inverted_margin),
         blank=bool(blank),
         low_contrast=bool(not blank and span <= config.low_contrast_range),
         saturated=bool(not blank and at_top > config.saturated_fraction * content.size),
         frame_fraction=float(frame_fraction),
+        concentration=concentration(histogram),
+        chest_correlation=layout,
+        fine_detail=fine_detail(content),
         pixel_hash=exact,
         perceptual_hash=perceptual_hash(small),
         signature=signature(small),
@@ -427,6 +481,7 @@ def batch_qc(
     histograms: list[np.ndarray | None],
     *,
     config: QCConfig,
+    hash_kind: str = "crc32c",
 ) -> dict[str, np.ndarray]:
     """The QC of a batch, one array per :data:`QC_RECORD_FIELDS` entry.
 
@@ -437,12 +492,14 @@ def batch_qc(
     histograms : list of ndarray or None
         Each image's 256-bin histogram, None to count it here.
     config : QCConfig
+    hash_kind : {"crc32c", "sha1"}
+        What :func:`pixel_hash` digests (``"sha1"`` for a store made before ``qc/outlier``).
 
     Returns
     -------
     dict
         ``{field: (K,) array}`` (``signature``: ``(K, 1024)``); a failed image
-        has every flag False, ``frame_fraction`` NaN and zero hashes.
+        has every flag False, the measurements NaN and zero hashes.
 
     Examples
     --------
@@ -452,14 +509,15 @@ def batch_qc(
     """
     count = len(images)
     out: dict[str, np.ndarray] = {flag: np.zeros(count, dtype=bool) for flag in QC_FLAGS}
-    out["frame_fraction"] = np.full(count, np.nan)
+    for name in ("frame_fraction", "concentration", "chest_correlation", "fine_detail"):
+        out[name] = np.full(count, np.nan)
     out["pixel_hash"] = np.zeros(count, dtype=np.uint64)
     out["perceptual_hash"] = np.zeros(count, dtype=np.uint64)
     out["signature"] = np.zeros((count, SIGNATURE_SIZE), dtype=np.int8)
     for k, pixels in enumerate(images):
         if pixels is None:
             continue
-        result = image_qc(pixels, histograms[k], config=config)
+        result = image_qc(pixels, histograms[k], config=config, hash_kind=hash_kind)
         for name in QC_RECORD_FIELDS:
             out[name][k] = getattr(result, name)
     return out

@@ -1,9 +1,10 @@
-"""Run-level QC: duplicate and near-duplicate groups, outlier scores.
+"""Run-level QC: duplicate and near-duplicate groups, and the old outlier score.
 
 From the per-image results of :mod:`xray_scale.analysis.qc` kept for a whole run (the
 hashes, signatures and statistics), once every image is processed. Group ids
 are deterministic: the smallest image index of the group, -1 for an image
-without a copy.
+without a copy. The outlier score of new stores is :mod:`.outliers`'; this
+module's :func:`outlier_scores` is the rule of stores made before ``qc/outlier``.
 """
 
 from __future__ import annotations
@@ -356,7 +357,8 @@ def group_near_duplicates(
 
 
 def outlier_scores(stats: dict[str, np.ndarray], valid: np.ndarray | None = None) -> np.ndarray:
-    """The largest robust z-score of each image's statistics over the run.
+    """The largest robust z-score of each image's statistics over the run (stores made before
+    ``qc/outlier``; it flags 41 % of ordinary 8-bit films, whose min, max and p99 saturate).
 
     For each statistic, ``z = 0.6745 * (x - median) / MAD`` over the valid
     images (MAD: the median absolute deviation; where it is 0, the mean

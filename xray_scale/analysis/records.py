@@ -51,6 +51,10 @@ class BatchSpec:
         Where the PNGs are decoded: by :meth:`decode` on the CPU, or onto the
         engine's GPU by the engine's ``decode_batch`` (``--decoder gpu``). It
         changes no output, so it is not part of the run's fingerprint.
+    pixel_hash : {"crc32c", "sha1"}
+        What ``qc/pixel_hash`` digests (:func:`xray_scale.analysis.qc.pixel_hash`):
+        ``"sha1"`` when resuming a store made before ``qc/outlier`` existed
+        (:func:`xray_scale.store.qc.stored_qc`), so its duplicates still group.
     """
 
     shape: tuple[int, int]
@@ -63,6 +67,7 @@ class BatchSpec:
     engine: str
     qc: QCConfig | None = None
     decoder: str = "cpu"
+    pixel_hash: str = "crc32c"
 
     @classmethod
     def for_run(

@@ -158,6 +158,8 @@ class BenchResult:
         ``{"<engine> <config>": run time with QC / run time without}``, the median
         over rounds of each round's pair (wall time, and the process's CPU time),
         for a config with QC on and the first engine.
+    qc_rounds : dict
+        ``{"<engine> <config>": [[wall ratio, CPU ratio], ...]}``: every round's pair.
     dask_image_differences : dict
         ``{"laplace_gaussian" | "ggm" | "sobel": {"max_abs", "relative_to_range"}}``.
     bytes_per_image : dict
@@ -180,6 +182,7 @@ class BenchResult:
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
     qc_time_ratio: dict[str, float] = field(default_factory=dict)
     qc_cpu_ratio: dict[str, float] = field(default_factory=dict)
+    qc_rounds: dict[str, list[list[float]]] = field(default_factory=dict)
     dask_image_differences: dict[str, dict[str, float]] = field(default_factory=dict)
     bytes_per_image: dict[str, float] = field(default_factory=dict)
     schedulers: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -200,6 +203,7 @@ class BenchResult:
             "efficiency": self.efficiency,
             "qc_time_ratio": self.qc_time_ratio,
             "qc_cpu_ratio": self.qc_cpu_ratio,
+            "qc_rounds": self.qc_rounds,
             "dask_image_differences": self.dask_image_differences,
             "store_bytes_per_image": self.bytes_per_image,
             "schedulers": self.schedulers,
@@ -355,6 +359,7 @@ def run_bench(
     schedulers = ["threads", *(s for s in dict.fromkeys(schedulers or []) if s != "threads")]
     result = BenchResult()
     rates = result.rates
+    load_start = _load_average()  # other work on the machine: compare ratios, not rates
     qc_pairs: dict[str, list[tuple[float, float]]] = {}  # per round: (wall, CPU) on / off
     windows: dict[str, list[float]] = {}  # each run's processing-only rate, by item
     starts: dict[str, list[float]] = {}  # each run's seconds before its processing
@@ -456,6 +461,7 @@ def run_bench(
     for key, pairs in qc_pairs.items():
         result.qc_time_ratio[key] = float(np.median([wall for wall, _ in pairs]))
         result.qc_cpu_ratio[key] = float(np.median([cpu for _, cpu in pairs]))
+        result.qc_rounds[key] = [[float(wall), float(cpu)] for wall, cpu in pairs]
     result.facts = {
         "benchmark": "xray-scale bench",
         "machine": platform.node(),
@@ -475,8 +481,18 @@ def run_bench(
         "tutorial_images": tutorial_images,
         "dask_image_images": min(images, dask_image_images),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_average_start": load_start,
+        "load_average_end": _load_average(),
     }
     return result
+
+
+def _load_average() -> list[float] | None:
+    """The machine's 1, 5 and 15-minute load averages (None where the OS has none)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _run_item(engine: str, label: str, scheduler: str) -> str:
@@ -507,6 +523,9 @@ def format_table(result: BenchResult) -> str:
             f"  QC: {key}, run with QC / without (median of rounds): time {ratio:.3f}, "
             f"CPU {result.qc_cpu_ratio[key]:.3f}"
         )
+        walls = [wall for wall, _ in result.qc_rounds.get(key, [])]
+        if walls:
+            lines.append(f"      rounds' wall time ratios {min(walls):.3f} to {max(walls):.3f}")
     for label, size in result.bytes_per_image.items():
         lines.append(f"  {label}: {size / 1e6:.2f} MB of image arrays per image written")
     if result.schedulers:

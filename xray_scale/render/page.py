@@ -243,6 +243,9 @@ def _flag_section(page: _Page, ok, gallery: int) -> str:
         f'<li><a href="#qc-{flag}">{flag}</a>: <b>{int(table[f"qc_{flag}"][ok].sum())}</b></li>'
         for flag in QC_FLAGS
     )
+    if "qc_outlier" in table.columns:
+        outliers = int(table["qc_outlier"][ok].sum())
+        summary += f'<li><a href="#qc-outliers">outliers</a>: <b>{outliers}</b></li>'
     parts.append(f"<ul>{summary}</ul>")
     columns = ["image", "path", "qc_frame_fraction", "mean", "median", "p01", "p99"]
     for flag in QC_FLAGS:
@@ -260,13 +263,21 @@ def _flag_section(page: _Page, ok, gallery: int) -> str:
         )
     scored = table[ok].sort_values("qc_outlier_score", ascending=False, kind="stable")
     link = page.csv("outliers", scored[["image", "path", "qc_outlier_score", *columns[3:]]])
+    if "qc_outlier" not in table.columns:  # made before qc/outlier: scores, no flags
+        parts.append(
+            '<h3 id="qc-outliers">Outliers</h3><p>no qc/outlier in this store (it was made '
+            f'before it existed); <a href="{link}">every ok image by score (CSV)</a></p>'
+        )
+        return "".join(parts) + "</section>"
+    flagged = scored[scored["qc_outlier"].astype(bool)]
     tiles = "".join(
         page.figure(f"score {score:.1f}", i)
-        for i, score in zip(scored.index[:gallery], scored["qc_outlier_score"], strict=False)
+        for i, score in zip(flagged.index[:gallery], flagged["qc_outlier_score"], strict=False)
     )
     parts.append(
-        f'<h3 id="qc-outliers">Outliers: the {min(gallery, len(scored))} highest scores</h3>'
-        f'<p><a href="{link}">every ok image by score (CSV)</a></p>'
+        f'<h3 id="qc-outliers">Outliers: {len(flagged)} images</h3>'
+        f"<p>showing {min(gallery, len(flagged))}, highest score first; "
+        f'<a href="{link}">every ok image by score (CSV)</a></p>'
         f'<div class="gallery">{tiles}</div>'
     )
     return "".join(parts) + "</section>"

@@ -65,8 +65,8 @@ from ..store.access import (
 from ..store.create import create_store
 from ..store.encoding import read_index
 from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
-from ..store.metadata import RunMetadata, fingerprinted_config, run_fingerprint, utc_now
-from ..store.qc import finish_qc, has_qc
+from ..store.metadata import RunMetadata, compared_configs, run_fingerprint, utc_now
+from ..store.qc import finish_qc, stored_qc
 from . import gate
 from .cluster import (
     SCHEDULERS,
@@ -243,8 +243,8 @@ def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[s
     ):
         if getattr(stored, name) != now:
             found.append(f"{name} {getattr(stored, name)} in the store, {now} now")
-    stored = _flatten(stored.config or {})
-    current = _flatten(json.loads(json.dumps(fingerprinted_config(spec))))  # as stored: lists
+    stored, current = compared_configs(stored.config or {}, spec)
+    stored, current = _flatten(stored), _flatten(json.loads(json.dumps(current)))  # JSON: lists
     for key in sorted(stored.keys() | current.keys()):
         if stored.get(key) != current.get(key):
             found.append(f"config {key} {stored.get(key)!r} in the store, {current.get(key)!r} now")
@@ -502,8 +502,8 @@ def run(
         spec = BatchSpec.for_run(
             config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
         )
-        if existing is not None and not has_qc(existing):  # made before QC, or without it
-            spec = dataclasses.replace(spec, qc=None)
+        if existing is not None:  # the QC its store keeps: none, or an older pixel hash
+            spec = stored_qc(existing, spec)
         group = _open_or_create(
             out,
             paths=paths,

@@ -218,6 +218,9 @@ class RecordWriter:
         self._interval = interval_s
         self._pending: list[BatchRecord] = []
         self._last_flush = time.monotonic()
+        self._arrays: dict[str, zarr.Array] = {}  # numeric arrays, opened once (~0.3 ms each)
+        self._chunks: dict[str, tuple[int, np.ndarray]] = {}  # each one's last chunk written
+        self._qc_names: list[str] | None = None  # the QC arrays this store has
 
     def add(self, record: BatchRecord) -> None:
         """Buffer one batch's records; flush if the interval has passed."""
@@ -226,7 +229,16 @@ class RecordWriter:
             self.flush()
 
     def _write(self, name: str, values_of: Callable[[BatchRecord], np.ndarray]) -> None:
-        self._write_into(self._group[name], values_of)
+        if name not in self._arrays:  # text arrays may be widened, so only these are kept
+            self._arrays[name] = self._group[name]
+        self._write_into(self._arrays[name], values_of, keep=name)
+
+    def _stored_qc(self) -> list[str]:
+        """The ``qc/*`` record arrays of the store: none without QC, fewer in older stores."""
+        if self._qc_names is None:
+            stored = set(self._group[QC_GROUP].array_keys()) if has_qc(self._group) else set()
+            self._qc_names = [name for name in QC_RECORD_FIELDS if name in stored]
+        return self._qc_names
 
     def _write_text(self, name: str, values_of: Callable[[BatchRecord], list]) -> None:
         """Write a text or status array in the encoding its store uses (see :mod:`.encoding`)."""
@@ -238,8 +250,17 @@ class RecordWriter:
         self._write_into(array, lambda r: stored[first[id(r)] : first[id(r)] + r.size])
 
     def _write_into(
-        self, array: zarr.Array, values_of: Callable[[BatchRecord], np.ndarray]
+        self,
+        array: zarr.Array,
+        values_of: Callable[[BatchRecord], np.ndarray],
+        *,
+        keep: str | None = None,
     ) -> None:
+        """Each chunk the records touch: read, updated, written whole.
+
+        With ``keep``, the last chunk written is kept, and not read again by the
+        next flush into it: this writer is the only one of these arrays.
+        """
         chunk = array.chunks[0]
         by_chunk: dict[int, list[BatchRecord]] = {}
         for record in self._pending:
@@ -247,11 +268,14 @@ class RecordWriter:
         for number, records in by_chunk.items():
             low = number * chunk
             high = min(low + chunk, array.shape[0])
-            region = array[low:high]
+            kept = self._chunks.get(keep) if keep else None
+            region = kept[1] if kept and kept[0] == number else array[low:high]
             for record in records:
                 offset = record.start - low
                 region[offset : offset + record.size] = values_of(record)
             array[low:high] = region
+            if keep:
+                self._chunks[keep] = (number, region)
 
     def flush(self) -> None:
         """Write every buffered record now, statuses last."""
@@ -264,9 +288,8 @@ class RecordWriter:
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
             if "index/checksum" in self._group:  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
-            if has_qc(self._group):  # stores made before QC, or without it, have none
-                for name in QC_RECORD_FIELDS:
-                    self._write(f"{QC_GROUP}/{name}", lambda r, n=name: _qc_values(r, n))
+            for name in self._stored_qc():  # stores made before QC, or without it, have none
+                self._write(f"{QC_GROUP}/{name}", lambda r, n=name: _qc_values(r, n))
             self._write_text("index/status", lambda r: r.status)
             self._pending = []
         self._last_flush = time.monotonic()

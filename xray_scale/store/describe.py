@@ -146,9 +146,13 @@ def qc_summary(counts: dict | None) -> str:
     if counts is None:
         return "qc: no QC in this store (made before QC existed, or with qc.enabled = false)"
     flags = ", ".join(f"{flag} {counts[flag]}" for flag in QC_FLAGS)
+    outliers = (
+        f"outliers (score > {counts['outlier_threshold']}) {counts['outliers']}"
+        if counts["outliers"] is not None
+        else "outliers: no qc/outlier (store made before it existed)"
+    )
     return (
         f"qc: {flags}; duplicates {counts['duplicate_images']} images in "
         f"{counts['duplicate_groups']} groups, near duplicates {counts['near_duplicate_images']} "
-        f"in {counts['near_duplicate_groups']}; outliers (score > "
-        f"{counts['outlier_threshold']}) {counts['outliers']}"
+        f"in {counts['near_duplicate_groups']}; {outliers}"
     )

@@ -116,8 +116,9 @@ def store_arrow_table(store: str | os.PathLike | zarr.Group, *, histogram: bool 
         columns[name] = _index_column(group, name)
     for field in STAT_FIELDS:
         columns[field] = _column(group[f"stats/{field}"][:])
-    if has_qc(group):
-        for name in QC_COLUMNS:
+    if has_qc(group):  # made before qc/outlier: without it and its features
+        stored = set(group[QC_GROUP].array_keys())
+        for name in (name for name in QC_COLUMNS if name in stored):
             columns[f"qc_{name}"] = _column(group[f"{QC_GROUP}/{name}"][:])
     if histogram:
         counts = np.asarray(group["stats/histogram"][:]).T
@@ -144,7 +145,9 @@ def store_table(store: str | os.PathLike | zarr.Group, *, histogram: bool = Fals
         when the run had one), then every ``stats/*`` field, then, for a store
         with QC, ``qc_framed``, ``qc_inverted``, ``qc_blank``, ``qc_low_contrast``,
         ``qc_saturated``, ``qc_frame_fraction``, ``qc_duplicate_group``,
-        ``qc_near_duplicate_group`` (-1: none) and ``qc_outlier_score``.
+        ``qc_near_duplicate_group`` (-1: none), ``qc_outlier_score``, ``qc_outlier``,
+        ``qc_concentration``, ``qc_chest_correlation`` and ``qc_fine_detail`` (the
+        last four absent from a store made before ``qc/outlier`` existed).
     """
     return store_arrow_table(store, histogram=histogram).to_pandas()
 

@@ -58,6 +58,7 @@ __all__ = [
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
     "MASK_GROUP",
+    "QC_FEATURES",
     "QC_FLAGS",
     "QC_RECORD_FIELDS",
     "RECORD_CHUNK",
@@ -104,9 +105,13 @@ QC_FLAGS: tuple[str, ...] = ("framed", "inverted", "blank", "low_contrast", "sat
 """The per-image QC flags, in store order (``qc/<name>``)."""
 SIGNATURE_SIZE = 32 * 32
 """Values in one image's QC detail signature (``qc/signature``): its 32 x 32 downscale."""
+QC_FEATURES: tuple[str, ...] = ("concentration", "chest_correlation", "fine_detail")
+"""The per-image measurements besides ``frame_fraction`` that the outlier score reads
+(``qc/<name>``; stores made before ``qc/outlier`` existed have none)."""
 QC_RECORD_FIELDS: tuple[str, ...] = (
     *QC_FLAGS,
     "frame_fraction",
+    *QC_FEATURES,
     "pixel_hash",
     "perceptual_hash",
     "signature",

@@ -7,6 +7,7 @@ whether a store may be resumed is computed here and nowhere else.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import hashlib
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysi
 
 __all__ = [
     "RunMetadata",
+    "compared_configs",
     "fingerprinted_config",
     "library_versions",
     "run_fingerprint",
@@ -53,11 +55,33 @@ def fingerprinted_config(spec: BatchSpec) -> dict:
 
     So a store made before QC existed (its config has no ``[qc]``) is still
     the same run, and resumes (without QC); and a store made with QC resumes
-    only with the same QC thresholds.
+    only with the same QC thresholds. A ``[qc]`` key added since stores were
+    first made with QC (:data:`_LATER_QC_KEYS`) is left out at its default, so
+    those stores resume too.
     """
     config = spec.config.to_dict()
     if spec.qc is None:
         del config["qc"]
+    return _without_later_defaults(config, spec)
+
+
+def compared_configs(stored: dict, spec: BatchSpec) -> tuple[dict, dict]:
+    """A store's config and this run's, as the fingerprint sees them: to name what differs."""
+    return _without_later_defaults(copy.deepcopy(stored), spec), fingerprinted_config(spec)
+
+
+_LATER_QC_KEYS = ("outlier_threshold",)
+"""``[qc]`` keys that stores made before them lack (issue 24 added ``outlier_threshold``)."""
+
+
+def _without_later_defaults(config: dict, spec: BatchSpec) -> dict:
+    """``config`` without the :data:`_LATER_QC_KEYS` at their defaults (changed in place)."""
+    qc = config.get("qc")
+    if isinstance(qc, dict):
+        defaults = dataclasses.asdict(type(spec.config.qc)())
+        for key in _LATER_QC_KEYS:
+            if key in qc and qc[key] == defaults[key]:
+                del qc[key]
     return config
 
 

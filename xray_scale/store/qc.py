@@ -4,29 +4,38 @@ Per image (``N``), when the run computes QC (``qc.enabled``, the default)::
 
     qc/framed, qc/inverted, qc/blank, qc/low_contrast, qc/saturated   (N,) bool
     qc/frame_fraction        (N,) float64  NaN where not ok
-    qc/pixel_hash            (N,) uint64   64 bits of the SHA-1 of the pixels
+    qc/concentration, qc/chest_correlation, qc/fine_detail
+                             (N,) float64  the outlier features, NaN where not ok
+    qc/pixel_hash            (N,) uint64   64 bits identifying the pixels (attrs: "hash")
     qc/perceptual_hash       (N,) uint64   64-bit DCT hash of the 32 x 32 downscale
     qc/signature             (N, 1024) int8  the downscale's detail
     qc/duplicate_group       (N,) int64    -1: no copy; else the group's smallest index
     qc/near_duplicate_group  (N,) int64    the same for near copies
     qc/outlier_score         (N,) float64  NaN until the run finishes
+    qc/outlier               (N,) bool     outlier_score > qc.outlier_threshold
 
-The first eight are written with each batch's records (by the pipeline's one
-record writer, before the statuses); the groups and the outlier scores are
-computed by :func:`finish_qc` from the stored hashes and statistics of all ok
-images once no image is pending, again on every completed resume. A store
+The first eleven are written with each batch's records (by the pipeline's one
+record writer, before the statuses); the groups, the outlier scores and flags
+are computed by :func:`finish_qc` from the stored hashes and features of all
+ok images once no image is pending, again on every completed resume. A store
 made before QC existed, or with ``qc.enabled = false``, has no ``qc/`` group.
+A store made before ``qc/outlier`` existed has no outlier features nor flags:
+it keeps the SHA-1 pixel hash and the old outlier score (the largest robust
+z-score of its statistics) when resumed, and info, export and the report say so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
 
+from ..errors import StoreError
 from .encoding import read_index
 from .layout import (
+    QC_FEATURES,
     QC_FLAGS,
     SIGNATURE_SIZE,
     STAT_FIELDS,
@@ -34,11 +43,21 @@ from .layout import (
     STATUS_PENDING,
     dimension_names,
 )
+from .metadata import RunMetadata
 
 if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
     from ..analysis.qc import QCConfig
 
-__all__ = ["QC_COLUMNS", "QC_GROUP", "create_qc_arrays", "finish_qc", "has_qc", "qc_counts"]
+__all__ = [
+    "QC_COLUMNS",
+    "QC_GROUP",
+    "create_qc_arrays",
+    "finish_qc",
+    "has_outlier_flags",
+    "has_qc",
+    "qc_counts",
+    "stored_qc",
+]
 
 QC_GROUP = "qc"
 QC_COLUMNS: tuple[str, ...] = (
@@ -47,16 +66,24 @@ QC_COLUMNS: tuple[str, ...] = (
     "duplicate_group",
     "near_duplicate_group",
     "outlier_score",
+    "outlier",
+    *QC_FEATURES,
 )
-"""The ``qc/*`` arrays a table of the store shows (``qc_<name>``); not the hashes."""
+"""The ``qc/*`` arrays a table of the store shows (``qc_<name>``); not the hashes.
+Stores made before ``qc/outlier`` existed lack it and the features."""
+PIXEL_HASH = "crc32c"
+"""The :func:`~xray_scale.analysis.qc.pixel_hash` kind of new stores, in ``qc/pixel_hash``'s
+attrs (``"hash"``); a store without it holds ``"sha1"``."""
 _DTYPES = {
     **{flag: ("bool", False) for flag in QC_FLAGS},
     "frame_fraction": ("float64", np.nan),
+    **{feature: ("float64", np.nan) for feature in QC_FEATURES},
     "pixel_hash": ("uint64", 0),
     "perceptual_hash": ("uint64", 0),
     "duplicate_group": ("int64", -1),
     "near_duplicate_group": ("int64", -1),
     "outlier_score": ("float64", np.nan),
+    "outlier": ("bool", False),
 }
 
 
@@ -74,6 +101,7 @@ def create_qc_arrays(group: zarr.Group, count: int, *, records: int, rows: int) 
             chunks=(records,),
             fill_value=fill,
             dimension_names=dimension_names(f"{QC_GROUP}/{name}"),
+            attributes={"hash": PIXEL_HASH} if name == "pixel_hash" else None,
         )
     group.create_array(
         f"{QC_GROUP}/signature",
@@ -90,6 +118,44 @@ def has_qc(group: zarr.Group) -> bool:
     return f"{QC_GROUP}/framed" in group
 
 
+def has_outlier_flags(group: zarr.Group) -> bool:
+    """Whether the store's QC has ``qc/outlier`` and its features (not made before them)."""
+    return f"{QC_GROUP}/outlier" in group
+
+
+def stored_qc(group: zarr.Group, spec):
+    """A resumed run's :class:`~xray_scale.analysis.records.BatchSpec`, with the QC its store keeps.
+
+    No QC for a store made without it (or before QC existed); for a store made
+    before ``qc/outlier`` existed, its SHA-1 pixel hash, so that the images of
+    this run group with those already stored.
+    """
+    if not has_qc(group):
+        return dataclasses.replace(spec, qc=None)
+    kind = group[f"{QC_GROUP}/pixel_hash"].attrs.get("hash", "sha1")
+    if kind not in (PIXEL_HASH, "sha1"):
+        raise StoreError(
+            f"this store's qc/pixel_hash is {kind!r}, which this version of xray-scale does not "
+            "compute; resume it with the version that made it, or pass --overwrite"
+        )
+    return dataclasses.replace(spec, pixel_hash=kind)
+
+
+def _score_outliers(group: zarr.Group, ok: np.ndarray, config: QCConfig) -> None:
+    """``qc/outlier_score`` and ``qc/outlier`` of the ok images (no features: the old score)."""
+    from ..analysis.outliers import OUTLIER_FEATURES, outlier_distance
+    from ..analysis.qc_groups import outlier_scores
+
+    qc = group[QC_GROUP]
+    if not has_outlier_flags(group):  # made before qc/outlier: the score it was made with
+        stats = {field: group[f"stats/{field}"][:] for field in STAT_FIELDS}
+        qc["outlier_score"][:] = outlier_scores(stats, ok)
+        return
+    scores = outlier_distance({name: qc[name][:] for name in OUTLIER_FEATURES}, ok)
+    qc["outlier_score"][:] = scores
+    qc["outlier"][:] = ok & (scores > config.outlier_threshold)
+
+
 def finish_qc(group: zarr.Group, config: QCConfig) -> bool:
     """Group duplicates and near duplicates and score outliers, over every ok image.
 
@@ -101,7 +167,7 @@ def finish_qc(group: zarr.Group, config: QCConfig) -> bool:
     bool
         Whether the groups and scores were written.
     """
-    from ..analysis.qc_groups import group_duplicates, group_near_duplicates, outlier_scores
+    from ..analysis.qc_groups import group_duplicates, group_near_duplicates
 
     status = read_index(group, "status")
     if (status == STATUS_PENDING).any():
@@ -116,20 +182,20 @@ def finish_qc(group: zarr.Group, config: QCConfig) -> bool:
         max_distance=config.near_duplicate_distance,
         min_correlation=config.near_duplicate_correlation,
     )
-    stats = {field: group[f"stats/{field}"][:] for field in STAT_FIELDS}
-    qc["outlier_score"][:] = outlier_scores(stats, ok)
+    _score_outliers(group, ok, config)  # issue 24: the robust distance and qc/outlier
     return True
 
 
-def qc_counts(group: zarr.Group, *, outlier_threshold: float = 3.5) -> dict | None:
+def qc_counts(group: zarr.Group) -> dict | None:
     """How many ok images each flag marks, the groups, and the outliers; None without QC.
 
     Returns
     -------
     dict or None
         ``{flag: count}`` for each flag, ``"duplicate_groups"`` and
-        ``"duplicate_images"`` (and the same for near duplicates), and
-        ``"outliers"``: ok images whose score is above ``outlier_threshold``.
+        ``"duplicate_images"`` (and the same for near duplicates), ``"outliers"``
+        (ok images in ``qc/outlier``) and ``"outlier_threshold"`` (the run's
+        ``qc.outlier_threshold``): both None in a store made before ``qc/outlier``.
     """
     if not has_qc(group):
         return None
@@ -140,7 +206,9 @@ def qc_counts(group: zarr.Group, *, outlier_threshold: float = 3.5) -> dict | No
         ids = qc[f"{kind}_group"][:][ok]
         counts[f"{kind}_groups"] = int(np.unique(ids[ids >= 0]).size)
         counts[f"{kind}_images"] = int(np.count_nonzero(ids >= 0))
-    scores = qc["outlier_score"][:][ok]
-    counts["outliers"] = int(np.count_nonzero(scores > outlier_threshold))
-    counts["outlier_threshold"] = outlier_threshold
+    counts["outliers"] = counts["outlier_threshold"] = None
+    if has_outlier_flags(group):
+        counts["outliers"] = int(np.count_nonzero(qc["outlier"][:][ok]))
+        stored = RunMetadata.from_group(group).config.get("qc", {})
+        counts["outlier_threshold"] = stored.get("outlier_threshold")
     return counts
