@@ -48,6 +48,12 @@ then kill the run", with ``XRAY_SCALE_GATE=gate`` in the run's environment::
     wait_for("gate", BATCH_RECORDED, 3, process=run_process)
     run_process.kill()
     release("gate", BATCH_START)
+
+To interrupt a run (SIGINT), hold its driver instead (``hold("gate", BATCH_RECORDED,
+after=2)``, then wait for 3 tickets): the driver then waits in this module's polling
+loop, where the signal is handled at once. Held in dask's blocking wait for a batch that
+the gate holds, a SIGINT that arrives just before the wait begins is handled only when
+that batch ends: never.
 """
 
 from __future__ import annotations
