@@ -1,0 +1,143 @@
+"""This checkout against an older commit: the same runs interleaved, by CPU time; stores compared.
+
+Usage::
+
+    python benchmarks/bench_against_commit.py 99c0b6d          # 100 calibration films, 2 configs
+    python benchmarks/bench_against_commit.py 99c0b6d --rounds 7 --source ../data/pngs
+
+A refactor promises "no behaviour change": the same stores, bit for bit, and the same
+speed. This checks both in one call. The older commit is checked out with ``git worktree``
+into a temporary folder and imported from there through ``PYTHONPATH`` (which comes
+before this virtualenv's editable install), so both sides run with the same packages.
+Each round runs ``xray-scale run SOURCE`` once per side and per config, old and new
+alternating (the side that goes first alternates too), each in a fresh process into a
+fresh store. The figure is the CPU time (user + system) of that process and its children,
+from ``wait4``: on this shared machine wall time moves with the neighbours, CPU time much
+less. Printed: the median CPU time of each side, the ratio new / old (target <= 1.05), and
+whether every array of the last round's two stores is equal, bit for bit, with the same
+dtype, shape and chunking. The run records (timings, versions, dates) differ by nature and are
+not compared. The record goes to benchmarks/results/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import zarr
+from records import save_record
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = [ROOT / "configs" / "tutorial.toml", ROOT / "configs" / "full-dump.toml"]
+CALIBRATION = ROOT.parent / "shared" / "data" / "chestxray8-calibration"
+TARGET_CPU_RATIO = 1.05
+
+
+def cpu_seconds(source_tree: Path, source: Path, config: Path, out: Path, workers: int) -> float:
+    """Run ``xray-scale run`` with the package imported from ``source_tree``; its CPU time."""
+    command = [
+        sys.executable, "-c", "from xray_scale.cli import console_script; console_script()",
+        "run", str(source), "--out", str(out), "--config", str(config),
+        "--workers", str(workers), "-q",
+    ]  # fmt: skip
+    environment = {**os.environ, "PYTHONPATH": str(source_tree)}
+    process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, cwd=source_tree)
+    _, status, usage = os.wait4(process.pid, 0)
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"the run from {source_tree} failed:\n{stderr}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def arrays(group: zarr.Group, prefix: str = "") -> dict[str, zarr.Array]:
+    """Every array under ``group``, by its path."""
+    found = {f"{prefix}{name}": array for name, array in group.arrays()}
+    for name, subgroup in group.groups():
+        found |= arrays(subgroup, f"{prefix}{name}/")
+    return found
+
+
+def array_differences(old: Path, new: Path) -> list[str]:
+    """Every array path whose values, dtype, shape or chunks differ between two stores."""
+    old_arrays = arrays(zarr.open_group(old, mode="r"))
+    new_arrays = arrays(zarr.open_group(new, mode="r"))
+    differences = [f"{name}: in one store only" for name in old_arrays.keys() ^ new_arrays.keys()]
+    for name in sorted(old_arrays.keys() & new_arrays.keys()):
+        a, b = old_arrays[name], new_arrays[name]
+        old_form, new_form = (a.dtype, a.shape, a.chunks), (b.dtype, b.shape, b.chunks)
+        if old_form != new_form:
+            differences.append(f"{name}: dtype, shape, chunks {old_form} vs {new_form}")
+        elif not np.array_equal(a[...], b[...], equal_nan=a.dtype.kind == "f"):
+            differences.append(f"{name}: values differ")
+    return differences
+
+
+def compare(config: Path, old_tree: Path, folder: Path, arguments) -> dict:
+    """CPU times of both sides over the rounds, the ratio, and the stores' differences."""
+    times = {"old": [], "new": []}
+    sides = [("old", old_tree), ("new", ROOT)]
+    for round_number in range(arguments.rounds):
+        for side, tree in sides if round_number % 2 == 0 else sides[::-1]:
+            out = folder / f"{side}-{config.stem}.zarr"
+            shutil.rmtree(out, ignore_errors=True)
+            source = arguments.source.resolve()
+            times[side].append(cpu_seconds(tree, source, config, out, arguments.workers))
+    ratio = statistics.median(times["new"]) / statistics.median(times["old"])
+    stores = [folder / f"{side}-{config.stem}.zarr" for side, _ in sides]
+    return {"cpu_s": times, "ratio": ratio, "differences": array_differences(*stores)}
+
+
+def report(config: Path, result: dict) -> None:
+    """One line: medians, ratio against the target, and whether the stores are identical."""
+    old, new = (statistics.median(result["cpu_s"][side]) for side in ("old", "new"))
+    verdict = "met" if result["ratio"] <= TARGET_CPU_RATIO else "NOT met"
+    differences = result["differences"]
+    stores = "bit-identical" if not differences else "DIFFER: " + "; ".join(differences)
+    print(
+        f"{config.stem}: CPU old {old:.2f} s, new {new:.2f} s (medians of "
+        f"{len(result['cpu_s']['old'])}), ratio {result['ratio']:.3f} "
+        f"(<= {TARGET_CPU_RATIO}: {verdict}); stores {stores}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("commit", help="the older commit (any git revision)")
+    parser.add_argument(
+        "--source", type=Path, default=CALIBRATION, help="PNG folder (default: calibration films)"
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    arguments = parser.parse_args()
+    if not arguments.source.is_dir():
+        raise SystemExit(f"{arguments.source} is not a folder of PNGs: pass --source")
+
+    git = ["git", "-C", str(ROOT), "worktree"]
+    with tempfile.TemporaryDirectory(prefix="bench-against-") as folder:
+        folder = Path(folder)
+        old_tree = folder / "old"
+        subprocess.run([*git, "add", "--detach", "-q", str(old_tree), arguments.commit], check=True)
+        try:
+            results = {}
+            for config in CONFIGS:
+                results[config.stem] = compare(config, old_tree, folder, arguments)
+                report(config, results[config.stem])
+        finally:
+            subprocess.run([*git, "remove", "--force", str(old_tree)], check=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    record = {"commit": arguments.commit, "source": str(arguments.source), "results": results}
+    save_record("against_commit", record)
+
+
+if __name__ == "__main__":
+    main()
