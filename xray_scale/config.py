@@ -29,7 +29,7 @@ STORE_COMPRESSORS = ("none", "zstd", "blosc-zstd", "blosc-lz4")
 
 _MAX_LEVELS = {"none": 22, "zstd": 22, "blosc-zstd": 9, "blosc-lz4": 9}
 
-SIZE_POLICIES = ("fail", "pad")
+SIZE_POLICIES = ("fail", "pad", "resize")
 DEFAULT_FILTERS = ("laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny")
 
 
@@ -46,7 +46,8 @@ class Config:
     bit_depth : int or None
         8 or 16; None means the first readable image's.
     size_policy : str
-        ``"fail"`` or ``"pad"`` for an image of another size.
+        ``"fail"``, ``"pad"`` or ``"resize"`` for an image of another size
+        (:mod:`xray_scale.io.resize`).
     max_pixels : int
         Headers with more pixels are refused before decoding.
     filters : tuple of str

@@ -170,6 +170,8 @@ class BatchRecord:
         Per image.
     bit_depth, checksum : list of int
         Per image (:attr:`xray_scale.io.decode.DecodedImage.checksum`).
+    original_size : list of (int, int)
+        Each image's own (height, width) before any resizing, (0, 0) when it failed.
     qc : dict or None
         ``{field: array}`` of :func:`xray_scale.analysis.qc.batch_qc` when the run
         computes QC, else None.
@@ -184,6 +186,7 @@ class BatchRecord:
     bit_depth: list[int]
     checksum: list[int]
     qc: dict[str, np.ndarray] | None = None
+    original_size: list[tuple[int, int]] | None = None
 
     @property
     def size(self) -> int:
@@ -213,4 +216,5 @@ def batch_record(
         mode=[image.mode for image in decoded],
         bit_depth=[image.bit_depth for image in decoded],
         checksum=[image.checksum for image in decoded],
+        original_size=[image.original_size or (0, 0) for image in decoded],
     )

@@ -55,6 +55,7 @@ from PIL import Image
 from ..errors import DecodeError, UnreachableError
 from .png_data import check_image_data_length
 from .reading import FILE_NOT_FOUND, open_png
+from .resize import resize_to_fit
 from .sources import parse_synthetic
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "crc32_in_pieces",
     "decode_batch",
     "decode_image",
+    "fit_to_run",
     "open_images",
     "parse_png_header",
     "read_png_header",
@@ -80,7 +82,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {0: "gray", 2: "RGB", 3: "palette", 4: "gray+alpha", 6: "RGBA"}
-_SIZE_POLICIES = ("fail", "pad")
+_SIZE_POLICIES = ("fail", "pad", "resize")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,11 @@ class DecodedImage:
     checksum : int
         CRC-32 of the file's chunk CRCs (it changes whenever the file's content
         does); 0 for a failed image or a generated phantom.
+    original_size : (int, int) or None
+        The image's own (height, width), before any resizing or padding; None
+        when it failed. With ``input.size_policy = "resize"`` an image of another
+        size was scaled (:mod:`xray_scale.io.resize`) and ``padded_from`` is the
+        size it was scaled to.
     """
 
     pixels: np.ndarray | None
@@ -122,6 +129,7 @@ class DecodedImage:
     error: str = ""
     padded_from: tuple[int, int] | None = None
     checksum: int = 0
+    original_size: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -265,18 +273,18 @@ def check_header(
     """Raise DecodeError, saying why, unless this run decodes an image with this header.
 
     :func:`check_supported`, then the size: the run's, or smaller with
-    ``size_policy = "pad"``.
+    ``size_policy = "pad"``, or any with ``size_policy = "resize"``.
     """
     check_supported(header, max_pixels=max_pixels)
     height, width = shape
     same = (header.height, header.width) == (height, width)
     fits = header.height <= height and header.width <= width
-    if not same and not (size_policy == "pad" and fits):
+    if not same and not (size_policy == "pad" and fits) and size_policy != "resize":
         hint = (
-            "set input.size_policy = 'pad' to pad smaller images"
+            "set input.size_policy = 'pad' to pad smaller images, or 'resize'"
             if fits
-            else "a larger image cannot be padded (if the run's size is wrong, set input.size "
-            f"= [{header.height}, {header.width}] or whatever the run's should be)"
+            else "a larger image cannot be padded: set input.size_policy = 'resize' (or, if "
+            f"the run's size is wrong, input.size = [{header.height}, {header.width}])"
         )
         raise DecodeError(
             f"image is {header.height}x{header.width} (height x width) but the run's size is "
@@ -396,9 +404,10 @@ def decode_image(
         The run's pixel dtype. A file with more bits per sample fails.
     max_pixels : int
         Refuse, before decoding, any header with more pixels than this.
-    size_policy : {"fail", "pad"}
-        What to do with an image of another size: fail it, or pad a smaller
-        one with zeros, centred (a larger one always fails).
+    size_policy : {"fail", "pad", "resize"}
+        What to do with an image of another size: fail it, pad a smaller one
+        with zeros, centred (a larger one then fails), or scale it to fit and
+        pad (:mod:`xray_scale.io.resize`).
 
     Returns
     -------
@@ -431,13 +440,28 @@ def decode_image(
         raise  # a bucket or server down: the batch stays pending and the run stops (exit 3)
     except OSError as error:  # a read failing after open (I/O error, file vanished)
         return DecodedImage(None, mode, bit_depth, f"cannot read the file: {error}")
-    padded_from = None
-    if pixels.shape != tuple(shape):
-        padded_from = pixels.shape
-        pixels = _pad_centred(pixels, shape)
+    original_size = pixels.shape
+    pixels, padded_from = fit_to_run(pixels, shape, size_policy)
     return DecodedImage(
-        pixels.astype(dtype, copy=False), mode, bit_depth, "", padded_from, checksum
+        pixels.astype(dtype, copy=False), mode, bit_depth, "", padded_from, checksum, original_size
     )
+
+
+def fit_to_run(
+    pixels: np.ndarray, shape: tuple[int, int], size_policy: str
+) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """An image's pixels at the run's shape, and its own region's size when padded.
+
+    With ``size_policy = "resize"`` an image of another size is first scaled
+    to fit (:func:`xray_scale.io.resize.resize_to_fit`); then a smaller image
+    is padded with zeros, centred. The caller has checked the size against the
+    policy (:func:`check_header`).
+    """
+    if size_policy == "resize" and pixels.shape != tuple(shape):
+        pixels = resize_to_fit(pixels, shape)
+    if pixels.shape == tuple(shape):
+        return pixels, None
+    return _pad_centred(pixels, shape), pixels.shape
 
 
 def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedImage:
@@ -454,11 +478,10 @@ def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedIm
     except DecodeError as error:
         return DecodedImage(None, "L", 8, str(error))
     pixels = phantom(patient_id, follow_up, shape=(size, size))
-    padded_from = None
-    if pixels.shape != tuple(shape):
-        padded_from = pixels.shape
-        pixels = _pad_centred(pixels, shape)
-    return DecodedImage(pixels.astype(dtype, copy=False), "L", 8, "", padded_from)
+    pixels, padded_from = fit_to_run(pixels, shape, size_policy)
+    return DecodedImage(
+        pixels.astype(dtype, copy=False), "L", 8, "", padded_from, original_size=(size, size)
+    )
 
 
 def decode_batch(

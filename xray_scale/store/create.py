@@ -32,6 +32,7 @@ from .layout import (
     ATTRS_KEY,
     HISTOGRAM_CHUNK,
     MASK_GROUP,
+    ORIGINAL_SIZE,
     RECORD_CHUNK,
     STAT_FIELDS,
     STATE_COMPLETE,
@@ -342,6 +343,16 @@ def _build_store(
             fill_value=fill,
             dimension_names=dimension_names(name),
         )
+    if config.size_policy == "resize":  # each image's own size, before it was resized
+        for name in ORIGINAL_SIZE:
+            group.create_array(
+                name,
+                shape=(count,),
+                dtype="int32",
+                chunks=records,
+                fill_value=0,
+                dimension_names=dimension_names(name),
+            )
     if qc:
         create_qc_arrays(group, count, records=records[0], rows=histograms[0])
     for name, values in (columns or {}).items():

@@ -19,6 +19,8 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
       index/bit_depth        (N,) uint8 bits per sample in the file (0: unreadable)
       index/checksum         (N,) uint32 CRC-32 of the file's chunk CRCs when processed
                              (0: failed, phantom, or a store older than this array)
+      index/original_height, original_width  (N,) int32 each image's own size before it
+                             was resized, with input.size_policy = "resize" only (0: failed)
       index/patient_id       (N, w) text  from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
       qc/*                   per-image QC flags, hashes, groups and outlier scores, when
@@ -58,6 +60,7 @@ __all__ = [
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
     "MASK_GROUP",
+    "ORIGINAL_SIZE",
     "QC_FEATURES",
     "QC_FLAGS",
     "QC_RECORD_FIELDS",
@@ -76,6 +79,8 @@ __all__ = [
 ]
 
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
+ORIGINAL_SIZE = ("index/original_height", "index/original_width")
+"""Each image's own size before it was resized: a run with ``input.size_policy = "resize"``."""
 ATTRS_KEY = "xray_scale"
 """The group attribute holding the run (:class:`xray_scale.store.metadata.RunMetadata`)."""
 STATE_KEY = "xray_scale_state"
