@@ -153,7 +153,7 @@ class DatasetMetadata:
         return out
 
     def labels(self, paths: Sequence[str]) -> np.ndarray:
-        """``(N, L)`` int8 label codes for ``paths``; an image without a row is all :data:`BLANK`."""
+        """``(N, L)`` int8 label codes of ``paths``; an image without a row: all :data:`BLANK`."""
         blank = np.full(len(self.label_names), BLANK, dtype=np.int8)
         keys = (dataset_key(self.dataset, p) for p in paths)
         return np.stack([self.label_codes.get(key, blank) for key in keys]).reshape(
@@ -166,7 +166,7 @@ def dataset_key(dataset: str, path: str) -> str:
 
     Examples
     --------
-    >>> dataset_key("chexpert", "/d/CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg")
+    >>> dataset_key("chexpert", "/d/CheXpert-v1.0/train/patient00001/study1/view1_frontal.jpg")
     'patient00001/study1/view1_frontal.jpg'
     >>> dataset_key("mimic-cxr-jpg", "s3://b/files/p10/p10000032/s50414267/02aa804e.jpg")
     '02aa804e.jpg'
