@@ -31,9 +31,9 @@ from png_writer import chunk, filtered_png, filtered_rows, png_from_stream
 import xray_scale
 from xray_scale.engines.registry import resolve_decoder
 from xray_scale.errors import EngineError
-from xray_scale.io import gpu_png
 from xray_scale.io.decode import decode_batch
-from xray_scale.io.synth import phantom
+from xray_scale.io.formats import png_gpu as gpu_png
+from xray_scale.io.phantoms import phantom
 
 
 def _skip_reason() -> str | None:

@@ -21,7 +21,7 @@ from png_writer import chunk, filtered_png
 
 from xray_scale.errors import DecodeError
 from xray_scale.io.decode import decode_image
-from xray_scale.io.png_chunks import (
+from xray_scale.io.formats.png_chunks import (
     check_crcs,
     crc32_by_pieces,
     crc32_shift,

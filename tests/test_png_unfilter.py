@@ -12,15 +12,15 @@ from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_imag
 from PIL import Image
 from png_writer import filtered_png, filtered_rows, png_from_stream
 
-from xray_scale.io.png_chunks import read_png, walk_png
-from xray_scale.io.png_unfilter import (
+from xray_scale.io.formats.png_chunks import read_png, walk_png
+from xray_scale.io.formats.png_unfilter import (
     FILTER_NAMES,
     adler32_by_pieces,
     inflate_batch,
     pixels_from_rows,
     unfilter,
 )
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 
 def reference_decode(files: list[bytes], *, shape, dtype=np.uint8, block_rows=1024):

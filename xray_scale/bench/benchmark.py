@@ -93,7 +93,7 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
     ``source`` None: 9 generated 1024 x 1024 phantoms (one patient's follow-ups).
     """
     if source is None:
-        from ..io.synth import write_phantoms
+        from ..io.phantoms import write_phantoms
 
         originals = write_phantoms(folder / "originals", patients=1, follow_ups=9)
     else:

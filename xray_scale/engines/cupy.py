@@ -13,7 +13,7 @@ across threads, and each stream keeps a thread's work in order. The real
 ``canny`` runs on the GPU with cuCIM when it is installed, else on the CPU.
 
 With ``--decoder gpu``, :func:`decode_batch` decodes the batch on the GPU
-instead (:mod:`xray_scale.io.gpu_png`: the CPU only reads the files and walks
+instead (:mod:`xray_scale.io.formats.png_gpu`: the CPU only reads the files and walks
 their chunks), on the thread's stream, and :func:`analyse_block` takes the
 decoded block where it already is: the pixels never visit the host.
 
@@ -40,8 +40,8 @@ from ..analysis.stack import ArrayBackend, analyse_stack, bank_stack, compute_st
 from ..errors import EngineError
 from ..filters import reference
 from ..filters import stack as stack_filters
-from ..io import gpu_png
 from ..io.decode import DecodedImage
+from ..io.formats import png_gpu as gpu_png
 from .base import Engine
 
 try:
@@ -202,7 +202,7 @@ def check_decoder() -> None:
 def decode_batch(paths: list[str], spec: BatchSpec):
     """Decode a batch's PNGs on the GPU, on this thread's stream: ``(device block, decoded)``.
 
-    See :func:`xray_scale.io.gpu_png.decode_batch_gpu`; every image gets the
+    See :func:`xray_scale.io.formats.png_gpu.decode_batch_gpu`; every image gets the
     CPU decoder's status and message. Should the GPU fail as a whole (out of
     memory, say), the batch is decoded on the CPU instead, with a warning.
     """

@@ -18,7 +18,7 @@ Grayscale rule (applied in this order, recorded per image as ``mode`` and
   run keeps its values.
 
 Bytes come from a file, or from an archive's member (``ARCHIVE::MEMBER``,
-read by random access, :mod:`xray_scale.io.archives`); a member that cannot
+read by random access, :mod:`xray_scale.io.sources.archives`); a member that cannot
 be read fails with the archive's reason, and what is read is checked as a
 file's bytes are. A name-list entry no input holds (``LIST::NAME``) fails as
 "not in the inputs".
@@ -53,9 +53,9 @@ from dask.tokenize import tokenize
 from PIL import Image
 
 from ..errors import DecodeError, UnreachableError
-from .png_data import check_image_data_length
-from .reading import FILE_NOT_FOUND, open_png
-from .sources import parse_synthetic
+from .formats.png import check_image_data_length
+from .sources.discover import parse_synthetic
+from .sources.reading import FILE_NOT_FOUND, open_png
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -441,7 +441,7 @@ def decode_image(
 
 
 def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedImage:
-    from .synth import phantom
+    from .phantoms import phantom
 
     size, patient_id, follow_up = parse_synthetic(path)
     try:

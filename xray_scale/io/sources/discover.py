@@ -2,16 +2,16 @@
 
 An archive (``.tar``, ``.tar.gz``, ``.tgz``, ``.zip``; named, matched by a glob
 or listed; a file or an object at a URL) stands for its ``*.png`` members,
-named ``ARCHIVE::MEMBER`` (:mod:`xray_scale.io.archives`; a zip at a URL by
+named ``ARCHIVE::MEMBER`` (:mod:`xray_scale.io.sources.archives`; a zip at a URL by
 fsspec's chained URL instead); such a name is an input too. A ``.txt`` of
-bare image names is a name list (:mod:`xray_scale.io.namelists`): it selects,
+bare image names is a name list (:mod:`xray_scale.io.sources.namelists`): it selects,
 from the other inputs, the images it names.
 
 Also parses ChestX-ray8's ``NNNNNNNN_NNN.png`` names into patient id and
 follow-up number, and expands the on-the-fly phantom source ``synth:COUNT``
 (or ``synth:COUNTxSIZE``) into virtual paths such as
 ``synth:1024/90000001_003.png``, which :mod:`xray_scale.io.decode` renders with
-:func:`xray_scale.io.synth.phantom` instead of reading a file: a dataset-sized run
+:func:`xray_scale.io.phantoms.phantom` instead of reading a file: a dataset-sized run
 without the dataset.
 """
 
@@ -24,7 +24,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import InputError
+from ...errors import InputError
 from .archives import (
     archive_kind,
     file_name,
@@ -358,7 +358,7 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         lines and ``#`` comments skipped, relative paths taken from the
         list's folder, a listed archive standing for its members, virtual
         phantom paths such as ``synth:64/90000001_000.png`` kept as they
-        are), a ``.txt`` name list (:mod:`xray_scale.io.namelists`: it keeps,
+        are), a ``.txt`` name list (:mod:`xray_scale.io.sources.namelists`: it keeps,
         of all the other inputs, the images it names), a single PNG file, or
         the phantom source ``synth:COUNT[xSIZE]``.
 

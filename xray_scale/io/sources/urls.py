@@ -36,7 +36,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import InputError, UnreachableError, UrlError
+from ...errors import InputError, UnreachableError, UrlError
 
 __all__ = [
     "S3_CLIENT_CONFIG",

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DecodeError, UnreachableError
-from .decode import (
+from ...errors import DecodeError, UnreachableError
+from ..decode import (
     DEFAULT_MAX_PIXELS,
     PngHeader,
     check_bit_depth,
@@ -34,7 +34,7 @@ from .decode import (
     crc32_in_pieces,
     parse_png_header,
 )
-from .reading import open_png
+from ..sources.reading import open_png
 
 __all__ = [
     "Chunk",

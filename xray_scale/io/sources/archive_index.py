@@ -60,7 +60,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ArchiveError, UnreachableError, UrlError
+from ...errors import ArchiveError, UnreachableError, UrlError
 from .urls import is_url, open_url, redact, url_identity
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from ..errors import DecodeError
+from ...errors import DecodeError
 
 __all__ = ["check_image_data_length", "image_data_size"]
 

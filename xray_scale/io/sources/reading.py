@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 
-from ..errors import DecodeError, MemberError, UnreachableError, UrlError
+from ...errors import DecodeError, MemberError, UnreachableError, UrlError
 from .archives import read_member, split_member_path
 from .namelists import NOT_IN_INPUTS, is_absent
 from .urls import is_url, read_url

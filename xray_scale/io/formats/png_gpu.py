@@ -1,20 +1,20 @@
 """PNG decoding on an NVIDIA GPU: the CPU walks the chunks, the GPU does the rest.
 
 For a batch of K files: the CPU reads each file and walks its chunks
-(:func:`xray_scale.io.png_chunks.walk_png`: no inflate, no unfilter), and packs
+(:func:`xray_scale.io.formats.png_chunks.walk_png`: no inflate, no unfilter), and packs
 every covered file's zlib stream, the data of its other chunks and the tables
 the kernels need into one page-locked buffer, copied to the GPU in one go.
 There, on the caller's CUDA stream:
 
 1. every chunk's CRC-32 is checked (``crc_pieces``: one thread per 1 KiB piece
    of a chunk, the pieces' CRCs shifted into place and XORed together; the
-   same arithmetic as :func:`xray_scale.io.png_chunks.crc32_by_pieces`);
+   same arithmetic as :func:`xray_scale.io.formats.png_chunks.crc32_by_pieces`);
 2. the zlib streams are inflated by nvCOMP's batched Deflate decoder (given
    each stream without its 2-byte header and 4-byte Adler-32);
 3. each inflated stream's Adler-32 is checked against the file's
-   (``adler_pieces``, as :func:`xray_scale.io.png_unfilter.adler32_by_pieces`);
+   (``adler_pieces``, as :func:`xray_scale.io.formats.png_unfilter.adler32_by_pieces`);
 4. the row filters are undone by a wavefront, one thread block per image
-   (``unfilter``, as :func:`xray_scale.io.png_unfilter.unfilter`), which writes
+   (``unfilter``, as :func:`xray_scale.io.formats.png_unfilter.unfilter`), which writes
    the pixels straight into the ``(K, H, W)`` output.
 
 A handful of bytes per image comes back (which chunk CRCs failed, whether the
@@ -43,12 +43,12 @@ from functools import cache
 
 import numpy as np
 
-from ..errors import DecodeError, EngineError
-from .decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, parse_png_header
+from ...errors import DecodeError, EngineError
+from ..decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, parse_png_header
+from ..sources.discover import parse_synthetic
 from .png_chunks import CRC_PIECE, X2N, PngLayout, read_png, walk_png
 from .png_kernels import SOURCE, crc_table
 from .png_unfilter import ADLER_PIECE
-from .sources import parse_synthetic
 
 __all__ = ["GpuDecoderUnavailable", "check_usable", "decode_batch_gpu"]
 
