@@ -40,8 +40,8 @@ from ..analysis.stack import ArrayBackend, analyse_stack, bank_stack, compute_st
 from ..errors import EngineError
 from ..filters import reference
 from ..filters import stack as stack_filters
+from ..io import gpu_decode
 from ..io.decode import DecodedImage
-from ..io.formats import png_gpu as gpu_png
 from .base import Engine
 
 try:
@@ -196,18 +196,18 @@ def analyse_block(
 def check_decoder() -> None:
     """Raise EngineError, saying why, unless the GPU decoder can run here (nvCOMP and all)."""
     check_usable()
-    gpu_png.check_usable()
+    gpu_decode.check_usable()
 
 
 def decode_batch(paths: list[str], spec: BatchSpec):
     """Decode a batch's PNGs on the GPU, on this thread's stream: ``(device block, decoded)``.
 
-    See :func:`xray_scale.io.formats.png_gpu.decode_batch_gpu`; every image gets the
+    See :func:`xray_scale.io.gpu_decode.decode_batch_gpu`; every image gets the
     CPU decoder's status and message. Should the GPU fail as a whole (out of
     memory, say), the batch is decoded on the CPU instead, with a warning.
     """
     try:
-        return gpu_png.decode_batch_gpu(
+        return gpu_decode.decode_batch_gpu(
             paths,
             shape=spec.shape,
             dtype=spec.pixel_dtype,

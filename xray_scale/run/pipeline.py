@@ -41,7 +41,7 @@ from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnreachableError
-from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
+from ..io.decode import FILE_NOT_FOUND, check_supported, read_image_header
 from ..io.sources.archive_index import portable_indexes
 from ..io.sources.archives import file_name, source_file
 from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
@@ -142,7 +142,7 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
         if sizes.total() == PROBED_HEADERS:
             break
         try:
-            header = read_png_header(path)
+            header = read_image_header(path)
             check_supported(header, max_pixels=config.max_pixels)
         except DecodeError as error:
             first_error = first_error or f"{path}: {error}"
