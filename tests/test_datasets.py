@@ -1,4 +1,4 @@
-"""Dataset metadata (xray_scale/io/datasets.py) from CSVs in the layouts the datasets publish."""
+"""Dataset metadata (io/sources/datasets.py) from CSVs in the layouts the datasets publish."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xray_scale.errors import InputError
-from xray_scale.io.datasets import (
+from xray_scale.io.sources.datasets import (
     BLANK,
     CHEXPERT_LABELS,
     NEGATIVE,

@@ -1,4 +1,4 @@
-"""DICOM decoding (xray_scale/io/dicom.py) on files pydicom and its encoders really wrote."""
+"""DICOM decoding (io/formats/dicom.py) on files pydicom and its encoders really wrote."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dicom_writer import IDENTIFYING, dicom_bytes  # noqa: E402
 from pydicom.uid import BasicTextSRStorage  # noqa: E402
 
 from xray_scale.errors import DecodeError  # noqa: E402
-from xray_scale.io.dicom import (  # noqa: E402
+from xray_scale.io.formats.dicom import (  # noqa: E402
     DICOM_TAGS,
     decode_dicom,
     is_dicom,

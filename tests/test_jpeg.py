@@ -1,4 +1,4 @@
-"""JPEG decoding (xray_scale/io/jpeg.py) against files libjpeg-turbo (Pillow) really wrote."""
+"""JPEG decoding (io/formats/jpeg.py) against files libjpeg-turbo (Pillow) really wrote."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import structured_image
 from PIL import Image
 
 from xray_scale.errors import DecodeError
-from xray_scale.io.jpeg import JPEG_MAGIC, decode_jpeg, parse_jpeg_header
+from xray_scale.io.formats.jpeg import JPEG_MAGIC, decode_jpeg, parse_jpeg_header
 
 MAX = 50_000_000
 

@@ -17,7 +17,7 @@ from typing import Any
 from .analysis.qc import QCConfig
 from .errors import ConfigError
 from .filters import FILTERS, MASKS
-from .io.decode import DEFAULT_MAX_PIXELS
+from .io.formats.image import DEFAULT_MAX_PIXELS
 
 __all__ = ["STORE_COMPRESSORS", "STORE_DTYPES", "Config", "ConfigError", "load_config"]
 

@@ -41,20 +41,20 @@ from ..analysis.records import BatchRecord, BatchSpec
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnreachableError
-from ..io.archive_index import portable_indexes
-from ..io.archives import file_name, source_file
-from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
-from ..io.manifest import (
+from ..io.decode import FILE_NOT_FOUND, check_supported, read_image_header
+from ..io.sources.archive_index import portable_indexes
+from ..io.sources.archives import file_name, source_file
+from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
+from ..io.sources.manifest import (
     NOT_IN_INPUTS,
     Manifest,
     manifest_columns,
     read_manifest,
     select_with_manifest,
 )
-from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
-from ..io.namelists import is_absent
-from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
-from ..io.urls import UrlOptions, is_url, redact, url_options
+from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
+from ..io.sources.namelists import is_absent
+from ..io.sources.urls import UrlOptions, is_url, redact, url_options
 from ..store.access import (
     RecordWriter,
     open_store,
@@ -142,7 +142,7 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
         if sizes.total() == PROBED_HEADERS:
             break
         try:
-            header = read_png_header(path)
+            header = read_image_header(path)
             check_supported(header, max_pixels=config.max_pixels)
         except DecodeError as error:
             first_error = first_error or f"{path}: {error}"
@@ -391,7 +391,7 @@ def run(
         fastest one installed. The engine used is recorded in the store.
     decoder : {"cpu", "gpu", "auto"}
         Where the PNGs are decoded. ``gpu`` (the cupy engine only, with CuPy
-        and nvCOMP): on the GPU (:mod:`xray_scale.io.gpu_png`), each batch
+        and nvCOMP): on the GPU (:mod:`xray_scale.io.formats.png_gpu`), each batch
         staying there for the filters; same statuses, messages and pixels as
         the CPU decoder. ``auto``: ``gpu`` where it can run, else ``cpu``.
         Each run's decoder is recorded in the store's ``runs`` entries.
@@ -416,7 +416,7 @@ def run(
         A ``Data_Entry_2017.csv``: only the images it lists are processed,
         its metadata goes into ``index/*``, and listed images missing from
         the inputs are recorded as failed when the store is made
-        (:data:`xray_scale.io.manifest.NOT_IN_INPUTS`): no task reads them and
+        (:data:`xray_scale.io.sources.manifest.NOT_IN_INPUTS`): no task reads them and
         no shard is written for a batch of them only.
     overwrite : bool
         Replace an existing store instead of resuming it (only a store written
@@ -430,7 +430,7 @@ def run(
         the inputs, lists and manifest unless ``input_options`` is given;
         on the workers too (they travel with the tasks). Never written into
         the store, a log or a message. An S3 client gives up on an endpoint
-        that does not answer within :data:`xray_scale.io.urls.S3_CLIENT_CONFIG`.
+        that does not answer within :data:`xray_scale.io.sources.urls.S3_CLIENT_CONFIG`.
     input_options : dict or list of str, optional
         The inputs' own options, instead of ``storage_options``, for inputs
         on another endpoint or with other credentials than the store.

@@ -35,19 +35,33 @@ all three give exactly the pixels of libjpeg-turbo's own grayscale output
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DecodeError
+from ...errors import DecodeError
 
-__all__ = ["JPEG_MAGIC", "JPEG_SUFFIXES", "JpegHeader", "decode_jpeg", "parse_jpeg_header"]
+__all__ = [
+    "HEADER_SIZE",
+    "JPEG_MAGIC",
+    "JPEG_SUFFIXES",
+    "JpegHeader",
+    "checksum",
+    "decode",
+    "decode_jpeg",
+    "parse_jpeg_header",
+]
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 """The first three bytes of every JPEG (SOI marker, then the next marker's 0xFF)."""
 
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 """File name suffixes of JPEG files (lower case)."""
+
+HEADER_SIZE = 65_536
+"""Leading bytes searched for the frame header: EXIF, ICC and other APPn segments come
+before it, each at most 64 KiB."""
 
 _SOF_MARKERS = {
     0xC0: "baseline",
@@ -98,6 +112,20 @@ class JpegHeader:
         """Pillow's name for the image's mode: ``"L"``, ``"RGB"`` or ``"CMYK"``."""
         return {1: "L", 3: "RGB", 4: "CMYK"}.get(self.components, f"{self.components}-channel")
 
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample (the frame's precision)."""
+        return self.precision
+
+    @property
+    def unsupported(self) -> str:
+        """Why no run decodes this JPEG, or ``""`` (:func:`check_jpeg_header` without a limit)."""
+        try:
+            check_jpeg_header(self, max_pixels=self.width * self.height)
+        except DecodeError as error:
+            return str(error)
+        return ""
+
 
 def parse_jpeg_header(data: bytes) -> JpegHeader:
     """Walk a JPEG's markers up to its frame header and read it.
@@ -132,6 +160,11 @@ def parse_jpeg_header(data: bytes) -> JpegHeader:
         while position < len(data) and data[position] == 0xFF:
             position += 1  # markers may be padded with any number of 0xFF bytes
         if position >= len(data):
+            if len(data) >= HEADER_SIZE:
+                raise DecodeError(
+                    f"JPEG frame header not in the first {HEADER_SIZE // 1024} KiB: its "
+                    "metadata segments are too long"
+                )
             raise DecodeError(
                 f"truncated JPEG: the file ends at byte {len(data)} before its frame header"
             )
@@ -218,12 +251,15 @@ def decode_jpeg(data: bytes, *, max_pixels: int) -> tuple[JpegHeader, np.ndarray
     DecodeError
         One line: why the file cannot be used (see the module docstring).
     """
-    import simplejpeg
-
     header = parse_jpeg_header(data)
     check_jpeg_header(header, max_pixels=max_pixels)
-    if not bytes(data[-2:]) == b"\xff\xd9":
-        raise DecodeError(f"truncated JPEG: no end-of-image marker (FF D9) after {len(data)} bytes")
+    checksum(data)
+    return header, _decode_gray(data, header)
+
+
+def _decode_gray(data: bytes, header: JpegHeader) -> np.ndarray:
+    import simplejpeg
+
     try:
         pixels = simplejpeg.decode_jpeg(
             data, colorspace="GRAY", fastdct=False, fastupsample=False, strict=True
@@ -238,4 +274,29 @@ def decode_jpeg(data: bytes, *, max_pixels: int) -> tuple[JpegHeader, np.ndarray
             f"corrupt JPEG: decoded {pixels.shape[0]}x{pixels.shape[1]}, the header says "
             f"{header.height}x{header.width}"
         )
-    return header, pixels
+    return pixels
+
+
+def checksum(data: bytes) -> int:
+    """Check that the file ends with its end-of-image marker; the CRC-32 of its bytes.
+
+    The format's ``checksum`` in the registry. A JPEG carries no checksum of
+    its own, so the whole file's CRC-32 is the ``index/checksum`` (it changes
+    whenever the file does).
+
+    Raises
+    ------
+    DecodeError
+        Truncated: no end-of-image marker (FF D9) at the end.
+    """
+    if bytes(data[-2:]) != b"\xff\xd9":
+        raise DecodeError(f"truncated JPEG: no end-of-image marker (FF D9) after {len(data)} bytes")
+    return zlib.crc32(data)
+
+
+def decode(data: bytes, header: JpegHeader) -> tuple[str, np.ndarray]:
+    """The format's ``decode`` in the registry: the file's mode and its gray pixels.
+
+    ``data`` has passed :func:`checksum` and ``header`` the run's checks.
+    """
+    return header.mode, _decode_gray(data, header)

@@ -56,18 +56,23 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import DecodeError
+from ...errors import DecodeError
 
 __all__ = [
+    "DICOM_MAGIC",
     "DICOM_SUFFIXES",
+    "HEADER_SIZE",
     "DICOM_TAGS",
     "VOI_CHOICES",
     "DicomHeader",
     "DicomImage",
+    "checksum",
+    "decode",
     "decode_dicom",
     "is_dicom",
     "read_dicom_header",
@@ -94,6 +99,15 @@ VOI_CHOICES = ("lut", "window", "none")
 """``input.dicom_voi``: prefer the file's VOI LUT, prefer its window, or apply neither."""
 
 _MAGIC_OFFSET = 128
+
+DICOM_MAGIC = bytes(_MAGIC_OFFSET) + b"DICM"
+"""How the registry recognises a DICOM Part 10 file: a preamble of zeros (what the standard
+asks for when the preamble is unused, and what every dataset here writes) and ``DICM``. A
+file whose preamble holds something else (a TIFF header, in DICOM-TIFF hybrids) is not
+recognised as DICOM."""
+
+HEADER_SIZE = 65_536
+"""Leading bytes from which the header (every element before the pixel data) is read."""
 
 
 def is_dicom(start: bytes) -> bool:
@@ -140,6 +154,20 @@ class DicomHeader:
     samples: int
     sop_class: str
     has_pixels: bool
+
+    @property
+    def bit_depth(self) -> int:
+        """16: every DICOM image is decoded to uint16, whatever its bits stored (8 to 16)."""
+        return 16
+
+    @property
+    def unsupported(self) -> str:
+        """Why no run decodes this file, or ``""`` (:func:`check_dicom_header` without a limit)."""
+        try:
+            check_dicom_header(self, max_pixels=max(1, self.width * self.height))
+        except DecodeError as error:
+            return str(error)
+        return ""
 
 
 @dataclass(frozen=True)
@@ -208,6 +236,9 @@ def _header(ds) -> DicomHeader:
 def read_dicom_header(data: bytes) -> DicomHeader:
     """Read a DICOM file's header (everything before its pixel data).
 
+    The format's ``read_header`` in the registry, given the file's first
+    :data:`HEADER_SIZE` bytes (or all of them).
+
     Parameters
     ----------
     data : bytes
@@ -216,9 +247,44 @@ def read_dicom_header(data: bytes) -> DicomHeader:
     Raises
     ------
     DecodeError
-        Empty, not DICOM, or unreadable.
+        Empty, not DICOM, unreadable, or a header longer than :data:`HEADER_SIZE`.
     """
-    return _header(_read(data, pixels=False))
+    header = _header(_read(data, pixels=False))
+    if not header.has_pixels and (b"\xe0\x7f\x10\x00" in data or b"\x7f\xe0\x00\x10" in data):
+        header = replace(header, has_pixels=True)  # reading stopped before its Pixel Data tag
+    if not header.height and len(data) >= HEADER_SIZE:
+        raise DecodeError(
+            f"DICOM image size not in the first {HEADER_SIZE // 1024} KiB: its header is "
+            "longer than xray-scale reads"
+        )
+    return header
+
+
+def checksum(data: bytes) -> int:
+    """The format's ``checksum`` in the registry: the CRC-32 of the file's bytes.
+
+    DICOM carries no checksum of its own; the pixel data's completeness is
+    checked when it is decoded.
+    """
+    if not is_dicom(data[:132]):
+        raise DecodeError("truncated DICOM: the file ends inside its preamble")
+    return zlib.crc32(data)
+
+
+def decode(data: bytes, header: DicomHeader, *, voi: str = "lut"):
+    """The format's ``decode`` in the registry: mode, pixels and the index's tags.
+
+    Returns
+    -------
+    mode : str
+        The file's photometric interpretation (``MONOCHROME1``, ``MONOCHROME2``).
+    pixels : ndarray
+        uint16, MONOCHROME2 (:func:`decode_dicom`).
+    tags : dict
+        :data:`DICOM_TAGS` as text.
+    """
+    image = decode_dicom(data, max_pixels=max(1, header.width * header.height), voi=voi)
+    return header.photometric, image.pixels, image.tags
 
 
 def check_dicom_header(header: DicomHeader, *, max_pixels: int) -> None:
