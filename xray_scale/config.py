@@ -30,6 +30,9 @@ STORE_COMPRESSORS = ("none", "zstd", "blosc-zstd", "blosc-lz4")
 _MAX_LEVELS = {"none": 22, "zstd": 22, "blosc-zstd": 9, "blosc-lz4": 9}
 
 SIZE_POLICIES = ("fail", "pad", "resize")
+DICOM_VOI = ("lut", "window", "none")
+"""``input.dicom_voi``: :data:`xray_scale.io.formats.dicom.VOI_CHOICES` (a test holds them equal;
+the config stays below the formats)."""
 DEFAULT_FILTERS = ("laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny")
 
 
@@ -50,6 +53,10 @@ class Config:
         (:mod:`xray_scale.io.resize`).
     max_pixels : int
         Headers with more pixels are refused before decoding.
+    dicom_voi : str
+        What a DICOM image's values go through after its modality LUT: ``"lut"``
+        (its VOI LUT, else its first window: the default), ``"window"`` (its
+        window first) or ``"none"`` (:mod:`xray_scale.io.formats.dicom`).
     filters : tuple of str
         Enabled filters, in output order.
     filter_params : dict
@@ -82,6 +89,7 @@ class Config:
     bit_depth: int | None = None
     size_policy: str = "fail"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    dicom_voi: str = "lut"
     filters: tuple[str, ...] = DEFAULT_FILTERS
     filter_params: dict[str, dict[str, float]] = field(
         default_factory=lambda: {name: spec.defaults() for name, spec in FILTERS.items()}
@@ -99,6 +107,10 @@ class Config:
         """Parameters of filter ``name``."""
         return self.filter_params[name]
 
+    def format_options(self) -> dict[str, dict]:
+        """``{format name: options}`` for :func:`xray_scale.io.decode.decode_image`."""
+        return {"dicom": {"voi": self.dicom_voi}}
+
     def to_dict(self) -> dict[str, Any]:
         """The configuration as nested plain data, in the TOML file's layout.
 
@@ -111,6 +123,7 @@ class Config:
                 "bit_depth": self.bit_depth or "auto",
                 "size_policy": self.size_policy,
                 "max_pixels": self.max_pixels,
+                "dicom_voi": self.dicom_voi,
             },
             "filters": {"enabled": list(self.filters), **self.filter_params},
             "masks": {"enabled": list(self.masks), "threshold": self.threshold},
@@ -204,7 +217,7 @@ def _parse(data: dict) -> Config:
     run = _table(data, "run")
     _check_keys(run, {"batch_size"}, "run")
     inputs = _table(data, "input")
-    _check_keys(inputs, {"size", "bit_depth", "size_policy", "max_pixels"}, "input")
+    _check_keys(inputs, {"size", "bit_depth", "size_policy", "max_pixels", "dicom_voi"}, "input")
     filters_table = _table(data, "filters")
     _check_keys(filters_table, {"enabled", *FILTERS}, "filters")
     masks = _table(data, "masks")
@@ -258,6 +271,7 @@ def _parse(data: dict) -> Config:
         max_pixels=_int(
             inputs.get("max_pixels", DEFAULT_MAX_PIXELS), "input.max_pixels", minimum=1
         ),
+        dicom_voi=_choice(inputs.get("dicom_voi", "lut"), "input.dicom_voi", DICOM_VOI),
         filters=_names(
             filters_table.get("enabled", list(DEFAULT_FILTERS)), "filters.enabled", FILTERS
         ),

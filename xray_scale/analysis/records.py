@@ -115,6 +115,7 @@ class BatchSpec:
             dtype=self.pixel_dtype,
             max_pixels=self.config.max_pixels,
             size_policy=self.config.size_policy,
+            format_options=self.config.format_options(),
         )
 
     def store_layout(self) -> dict:
@@ -172,6 +173,8 @@ class BatchRecord:
         Per image (:attr:`xray_scale.io.decode.DecodedImage.checksum`).
     original_size : list of (int, int)
         Each image's own (height, width) before any resizing, (0, 0) when it failed.
+    tags : list of dict or None
+        What each image's format read out for the index (a DICOM file's tags), or None.
     qc : dict or None
         ``{field: array}`` of :func:`xray_scale.analysis.qc.batch_qc` when the run
         computes QC, else None.
@@ -187,6 +190,7 @@ class BatchRecord:
     checksum: list[int]
     qc: dict[str, np.ndarray] | None = None
     original_size: list[tuple[int, int]] | None = None
+    tags: list[dict[str, str] | None] | None = None
 
     @property
     def size(self) -> int:
@@ -217,4 +221,5 @@ def batch_record(
         bit_depth=[image.bit_depth for image in decoded],
         checksum=[image.checksum for image in decoded],
         original_size=[image.original_size or (0, 0) for image in decoded],
+        tags=[image.tags for image in decoded],
     )

@@ -112,6 +112,7 @@ def decode_image(
     dtype: np.dtype | str = np.uint8,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     size_policy: str = "fail",
+    format_options: dict[str, dict] | None = None,
 ) -> DecodedImage:
     """Decode one image into a 2-D grayscale array of the run's shape and dtype.
 
@@ -131,6 +132,9 @@ def decode_image(
         What to do with an image of another size: fail it, pad a smaller one
         with zeros, centred (a larger one then fails), or scale it to fit and
         pad (:mod:`xray_scale.io.resize`).
+    format_options : dict, optional
+        ``{format name: {option: value}}`` handed to that format's decoder
+        (``{"dicom": {"voi": "window"}}``; :meth:`xray_scale.config.Config.format_options`).
 
     Returns
     -------
@@ -154,7 +158,8 @@ def decode_image(
             file.seek(0)
             data = file.read()
         checksum = image_format.checksum(data)
-        mode, pixels = image_format.decode(data, header)
+        options = (format_options or {}).get(image_format.name, {})
+        mode, pixels, *read_out = image_format.decode(data, header, **options)
     except DecodeError as error:  # a format's decode may say the mode it had read
         return DecodedImage(None, getattr(error, "mode", mode), bit_depth, str(error))
     except UnreachableError:
@@ -163,8 +168,16 @@ def decode_image(
         return DecodedImage(None, mode, bit_depth, f"cannot read the file: {error}")
     original_size = pixels.shape
     pixels, padded_from = fit_to_run(pixels, shape, size_policy)
+    tags = read_out[0] if read_out else None
     return DecodedImage(
-        pixels.astype(dtype, copy=False), mode, bit_depth, "", padded_from, checksum, original_size
+        pixels.astype(dtype, copy=False),
+        mode,
+        bit_depth,
+        "",
+        padded_from,
+        checksum,
+        original_size,
+        tags,
     )
 
 

@@ -151,7 +151,7 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
         depths[16 if header.bit_depth == 16 else 8] += 1
     if not sizes:
         raise InputError(
-            f"none of the {len(paths)} inputs has a usable PNG header "
+            f"none of the {len(paths)} inputs has a usable image header "
             f"(first problem: {first_error}); set input.size and input.bit_depth in the config "
             "to record them all as failed"
         )

@@ -29,6 +29,7 @@ from ..io.sources.discover import parse_synthetic
 from ..io.sources.urls import is_url, url_exists
 from .encoding import read_index, stored_values
 from .layout import (
+    DICOM_COLUMNS,
     INDEX_STRINGS,
     ORIGINAL_SIZE,
     QC_RECORD_FIELDS,
@@ -289,6 +290,9 @@ class RecordWriter:
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
             if "index/checksum" in self._group:  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
+            if DICOM_COLUMNS["PatientID"] in self._group:  # only runs with DICOM inputs
+                for tag, name in DICOM_COLUMNS.items():
+                    self._write_text(name, lambda r, t=tag: [(s or {}).get(t, "") for s in r.tags])
             if ORIGINAL_SIZE[0] in self._group:  # only runs with input.size_policy = "resize"
                 for axis, name in enumerate(ORIGINAL_SIZE):
                     self._write(

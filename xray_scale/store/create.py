@@ -26,10 +26,12 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from ..config import Config
 from ..errors import StoreError
+from ..io.formats.registry import DICOM, format_for_name
 from ..io.sources.discover import parse_image_name
 from .encoding import create_status_array, create_text_array, stored_values
 from .layout import (
     ATTRS_KEY,
+    DICOM_COLUMNS,
     HISTOGRAM_CHUNK,
     MASK_GROUP,
     ORIGINAL_SIZE,
@@ -343,6 +345,9 @@ def _build_store(
             fill_value=fill,
             dimension_names=dimension_names(name),
         )
+    if any(format_for_name(path) is DICOM for path in paths):  # its tags, as each is read
+        for name in DICOM_COLUMNS.values():
+            create_text_array(group, name, values=None, count=count, chunk=records[0])
     if config.size_policy == "resize":  # each image's own size, before it was resized
         for name in ORIGINAL_SIZE:
             group.create_array(

@@ -21,6 +21,7 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
                              (0: failed, phantom, or a store older than this array)
       index/original_height, original_width  (N,) int32 each image's own size before it
                              was resized, with input.size_policy = "resize" only (0: failed)
+      index/dicom_*          (N, w) text  the DICOM tags (DICOM_COLUMNS), when any input is DICOM
       index/patient_id       (N, w) text  from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
       qc/*                   per-image QC flags, hashes, groups and outlier scores, when
@@ -59,6 +60,7 @@ __all__ = [
     "FILTER_GROUP",
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
+    "DICOM_COLUMNS",
     "MASK_GROUP",
     "ORIGINAL_SIZE",
     "QC_FEATURES",
@@ -81,6 +83,18 @@ __all__ = [
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
 ORIGINAL_SIZE = ("index/original_height", "index/original_width")
 """Each image's own size before it was resized: a run with ``input.size_policy = "resize"``."""
+DICOM_COLUMNS = {
+    "PatientID": "index/dicom_patient_id",
+    "StudyInstanceUID": "index/dicom_study_uid",
+    "ViewPosition": "index/dicom_view_position",
+    "PatientSex": "index/dicom_patient_sex",
+    "PatientAge": "index/dicom_patient_age",
+    "Manufacturer": "index/dicom_manufacturer",
+    "BitsStored": "index/dicom_bits_stored",
+    "PhotometricInterpretation": "index/dicom_photometric",
+}
+"""The text arrays of the DICOM tags a run with DICOM inputs stores (""
+for an image that is not DICOM or failed), by tag."""
 ATTRS_KEY = "xray_scale"
 """The group attribute holding the run (:class:`xray_scale.store.metadata.RunMetadata`)."""
 STATE_KEY = "xray_scale_state"
