@@ -216,3 +216,54 @@ def test_bad_metadata_each_give_a_one_line_error(tmp_path, chexpert_csvs):
     not_utf8 = tmp_path / "latin1.csv"
     not_utf8.write_bytes(CHEXPERT_HEADER.encode() + b"\nx\xe9\n")
     assert "not UTF-8" in message(not_utf8)
+
+
+def test_a_chexpert_run_with_its_csvs_stores_ids_labels_and_codes(tmp_path, chexpert_csvs):
+    import io
+
+    import zarr
+    from conftest import structured_image
+    from PIL import Image
+
+    from xray_scale.cli import main
+    from xray_scale.store.encoding import read_index
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    for k, member in enumerate(
+        [
+            "train/patient00001/study1/view1_frontal.jpg",
+            "train/patient00002/study2/view1_frontal.jpg",
+            "train/patient00002/study2/view2_lateral.jpg",
+            "valid/patient64541/study1/view1_frontal.jpg",
+            "train/patient00003/study1/view1_frontal.jpg",  # in no CSV: blank metadata
+        ]
+    ):
+        (root / member).parent.mkdir(parents=True, exist_ok=True)
+        out = io.BytesIO()
+        Image.fromarray(structured_image(k, (48, 48))).save(out, "JPEG", quality=90)
+        (root / member).write_bytes(out.getvalue())
+    train, valid = chexpert_csvs
+    store = tmp_path / "chexpert.zarr"
+    argv = ["run", str(root), "--out", str(store), "--workers", "1"]
+    assert main([*argv, "--manifest", str(train), "--manifest", str(valid)]) == 0
+    group = zarr.open_group(store, mode="r")
+    paths = [p.rpartition("small/")[2] for p in read_index(group, "path")]
+    assert paths[:2] == [
+        "train/patient00001/study1/view1_frontal.jpg",
+        "train/patient00002/study2/view1_frontal.jpg",
+    ]
+    assert list(read_index(group, "patient_id")) == [
+        "patient00001",
+        "patient00002",
+        "patient00002",
+        "",
+        "patient64541",
+    ]
+    assert list(group["index/follow_up"][:]) == [1, 2, 2, -1, 1]
+    assert list(read_index(group, "labels"))[1] == "Cardiomegaly (uncertain)|Lung Opacity"
+    codes = group["index/label_codes"]
+    assert codes.attrs["names"] == list(CHEXPERT_LABELS)
+    assert codes.attrs["codes"]["uncertain"] == UNCERTAIN
+    assert codes[1, CHEXPERT_LABELS.index("Cardiomegaly")] == UNCERTAIN
+    assert (codes[3] == BLANK).all() and (codes[4] == NEGATIVE).all()
+    assert group.attrs["xray_scale"]["manifest"]["path"] == f"{train}, {valid}"

@@ -44,12 +44,12 @@ from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnre
 from ..io.decode import FILE_NOT_FOUND, check_supported, read_image_header
 from ..io.sources.archive_index import portable_indexes
 from ..io.sources.archives import file_name, source_file
+from ..io.sources.datasets import CODES, DatasetMetadata, read_metadata
 from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..io.sources.manifest import (
     NOT_IN_INPUTS,
     Manifest,
     manifest_columns,
-    read_manifest,
     select_with_manifest,
 )
 from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
@@ -285,7 +285,7 @@ def _open_or_create(
     spec: BatchSpec,
     bit_depth: int,
     inputs: list[str],
-    manifest: Manifest | None,
+    manifest: Manifest | DatasetMetadata | None,
     missing: list[str],
     absent: dict[int, str],
     existing: zarr.Group | None,
@@ -318,12 +318,20 @@ def _open_or_create(
         if manifest
         else None,
     )
+    dataset = manifest if isinstance(manifest, DatasetMetadata) else None
+    if dataset is not None:
+        columns = dataset.columns(paths)
+        labels = (dataset.label_names, dataset.labels(paths), CODES)
+    else:
+        columns = manifest_columns(manifest, paths) if manifest else None
+        labels = None
     return create_store(
         out,
         paths=paths,
         config=spec.config,
         metadata=run_metadata,
-        columns=manifest_columns(manifest, paths) if manifest else None,
+        columns=columns,
+        labels=labels,
         failed=absent,
         overwrite=overwrite,
         qc=spec.qc is not None,
@@ -360,7 +368,7 @@ def run(
     workers: int | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
-    manifest: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | list[str | os.PathLike] | None = None,
     overwrite: bool = False,
     retry_failed: bool = False,
     storage_options: dict | list[str] | None = None,
@@ -412,12 +420,18 @@ def run(
         Overrides ``run.batch_size`` of the config.
     limit : int, optional
         Process only the first ``limit`` inputs of the sorted list.
-    manifest : path, optional
+    manifest : path or list of paths, optional
         A ``Data_Entry_2017.csv``: only the images it lists are processed,
         its metadata goes into ``index/*``, and listed images missing from
         the inputs are recorded as failed when the store is made
         (:data:`xray_scale.io.sources.manifest.NOT_IN_INPUTS`): no task reads them and
-        no shard is written for a batch of them only.
+        no shard is written for a batch of them only. Or another dataset's
+        metadata files, recognised by their columns (CheXpert's ``train.csv``
+        and ``valid.csv``; MIMIC-CXR-JPG's metadata and chexpert CSVs;
+        PadChest's CSV, :mod:`xray_scale.io.sources.datasets`): they select
+        nothing, and give ``index/patient_id``, ``follow_up``, ``study_id``,
+        ``view_position``, ``patient_sex``, ``patient_age``, ``labels`` (text)
+        and ``index/label_codes`` (codes, with the label names).
     overwrite : bool
         Replace an existing store instead of resuming it (only a store written
         by xray-scale is ever deleted).
@@ -481,12 +495,14 @@ def run(
         paths = discover_inputs(inputs)
         parsed_manifest, missing = None, []
         if manifest is not None:
-            parsed_manifest = read_manifest(manifest)
-            paths, missing = select_with_manifest(paths, parsed_manifest)
+            parsed_manifest = read_metadata(manifest)
+            if isinstance(parsed_manifest, Manifest):
+                paths, missing = select_with_manifest(paths, parsed_manifest)
         paths = paths[:limit]
         absent = _absent(paths, missing)
         out = store_location(out, store_options)
-        if store_options and out.is_local and not any(map(is_url, [*paths, str(manifest)])):
+        manifests = [] if manifest is None else _as_list(manifest)
+        if store_options and out.is_local and not any(map(is_url, [*paths, *manifests])):
             raise ConfigError(
                 "--storage-option applies to URLs (s3://...), and neither the store nor any "
                 "input is one; leave it out"
@@ -594,3 +610,10 @@ def run(
                 }
             ).write(group)
         return summary
+
+
+def _as_list(manifest) -> list[str]:
+    """``--manifest``'s files as strings: one path, or several."""
+    if isinstance(manifest, str | os.PathLike):
+        return [os.fspath(manifest)]
+    return [os.fspath(path) for path in manifest]

@@ -22,6 +22,8 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
       index/original_height, original_width  (N,) int32 each image's own size before it
                              was resized, with input.size_policy = "resize" only (0: failed)
       index/dicom_*          (N, w) text  the DICOM tags (DICOM_COLUMNS), when any input is DICOM
+      index/label_codes      (N, L) int8  a dataset's labels (--manifest with CheXpert's,
+                             MIMIC-CXR-JPG's or PadChest's metadata), names in its attrs
       index/patient_id       (N, w) text  from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
       qc/*                   per-image QC flags, hashes, groups and outlier scores, when
@@ -61,6 +63,7 @@ __all__ = [
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
     "DICOM_COLUMNS",
+    "LABELS",
     "MASK_GROUP",
     "ORIGINAL_SIZE",
     "QC_FEATURES",
@@ -83,6 +86,9 @@ __all__ = [
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
 ORIGINAL_SIZE = ("index/original_height", "index/original_width")
 """Each image's own size before it was resized: a run with ``input.size_policy = "resize"``."""
+LABELS = "index/label_codes"
+"""A dataset's labels (``--manifest`` with its metadata): ``(N, L)`` int8 codes, the label
+names in ``attrs["names"]`` and the codes' meaning in ``attrs["codes"]``."""
 DICOM_COLUMNS = {
     "PatientID": "index/dicom_patient_id",
     "StudyInstanceUID": "index/dicom_study_uid",
@@ -145,6 +151,7 @@ _DIMENSIONS = {
     "previews": (IMAGE_DIM, "map", "preview_y", "preview_x"),
     "stats/histogram": (IMAGE_DIM, "histogram_bin"),
     "qc/signature": (IMAGE_DIM, "signature_value"),
+    LABELS: (IMAGE_DIM, "label"),
 }
 
 

@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
+from .manifest import Manifest, read_manifest
 
 __all__ = [
     "BLANK",
@@ -67,11 +68,15 @@ __all__ = [
     "DatasetMetadata",
     "dataset_key",
     "read_dataset_metadata",
+    "read_metadata",
     "recognise",
 ]
 
 POSITIVE, NEGATIVE, UNCERTAIN, BLANK = 1, 0, -1, -2
 """Codes of the label array: positive, negative, uncertain (CheXpert's -1), not mentioned."""
+
+CODES = {"positive": POSITIVE, "negative": NEGATIVE, "uncertain": UNCERTAIN, "blank": BLANK}
+"""Each code's meaning, as ``index/label_codes`` stores it in ``attrs["codes"]``."""
 
 CHEXPERT_LABELS = (
     "No Finding",
@@ -140,6 +145,11 @@ class DatasetMetadata:
     label_names: tuple[str, ...]
     label_codes: dict[str, np.ndarray] = field(repr=False)
     digest: str
+
+    @property
+    def path(self) -> str:
+        """The files, as a store's ``manifest`` record names them."""
+        return ", ".join(self.paths)
 
     def columns(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
         """``{name: (N,) array}`` of :data:`COLUMNS` for ``paths`` (missing: ``""`` or -1)."""
@@ -440,3 +450,31 @@ def read_dataset_metadata(paths: Sequence[str | os.PathLike]) -> DatasetMetadata
         rows, codes, names = _padchest(kinds["padchest"])
     shown = tuple(os.fspath(p) for p in paths)
     return DatasetMetadata(dataset, shown, rows, tuple(names), codes, digest.hexdigest())
+
+
+def read_metadata(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+) -> Manifest | DatasetMetadata:
+    """What ``--manifest`` gives: ChestX-ray8's ``Data_Entry_2017.csv`` or another dataset's files.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        One NIH file (which selects the images it lists,
+        :func:`xray_scale.io.sources.manifest.read_manifest`), or a dataset's
+        metadata files (:func:`read_dataset_metadata`: they annotate the
+        inputs and select nothing).
+
+    Raises
+    ------
+    InputError
+        As either reader does.
+    """
+    files = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    if len(files) == 1:
+        try:
+            return read_manifest(files[0])
+        except InputError as error:
+            if "no 'Image Index' column" not in str(error):
+                raise
+    return read_dataset_metadata(files)
