@@ -103,8 +103,10 @@ def test_chexpert_keeps_uncertain_distinct_and_takes_ids_from_the_path(chexpert_
 
 
 def test_mimic_metadata_and_labels_are_joined_on_each_dicom_ids_study(tmp_path):
-    metadata_csv = tmp_path / "mimic-cxr-2.0.0-metadata.csv"
-    metadata_csv.write_text(
+    import gzip
+
+    metadata_csv = tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz"  # as PhysioNet publishes it
+    metadata_text = (
         "dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,"
         "Columns,StudyDate,StudyTime,ProcedureCodeSequence_CodeMeaning,"
         "ViewCodeSequence_CodeMeaning,PatientOrientationCodeSequence_CodeMeaning\n"
@@ -117,6 +119,7 @@ def test_mimic_metadata_and_labels_are_joined_on_each_dicom_ids_study(tmp_path):
         "68b5c4b1-227d0485-9cc38c3f-7b84ab51-4b472714,10000032,53911762,CHEST (PORTABLE AP),AP,"
         "2705,2539,21800221,94843.0,CHEST (PORTABLE AP),antero-posterior,\n"
     )
+    metadata_csv.write_bytes(gzip.compress(metadata_text.encode()))
     names = sorted(CHEXPERT_LABELS)
     chexpert_csv = tmp_path / "mimic-cxr-2.0.0-chexpert.csv"
 

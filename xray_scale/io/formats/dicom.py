@@ -56,9 +56,9 @@ from __future__ import annotations
 
 import io
 import math
-import zlib
 from dataclasses import dataclass, field, replace
 
+import google_crc32c
 import numpy as np
 
 from ...errors import DecodeError
@@ -261,14 +261,14 @@ def read_dicom_header(data: bytes) -> DicomHeader:
 
 
 def checksum(data: bytes) -> int:
-    """The format's ``checksum`` in the registry: the CRC-32 of the file's bytes.
+    """The format's ``checksum`` in the registry: the CRC-32C of the file's bytes.
 
     DICOM carries no checksum of its own; the pixel data's completeness is
     checked when it is decoded.
     """
     if not is_dicom(data[:132]):
         raise DecodeError("truncated DICOM: the file ends inside its preamble")
-    return zlib.crc32(data)
+    return google_crc32c.value(bytes(data))
 
 
 def decode(data: bytes, header: DicomHeader, *, voi: str = "lut"):
@@ -368,6 +368,8 @@ def _modality(stored: np.ndarray, ds) -> tuple[np.ndarray, float, float]:
         (0 if intercept in (None, "") else intercept),
     )
     whole_slope, whole_intercept = _whole(slope), _whole(intercept)
+    if (whole_slope, whole_intercept) == (1, 0):  # no rescale (most radiographs): as stored
+        return stored, float(low), float(high)
     if whole_slope is not None and whole_intercept is not None:
         values = stored.astype(np.int64) * whole_slope + whole_intercept
     else:
@@ -463,15 +465,29 @@ def decode_dicom(data: bytes, *, max_pixels: int, voi: str = "lut") -> DicomImag
     values, low, high = _modality(stored, ds)
     values, top, applied = _voi(values, ds, voi, (low, high))
     if header.photometric == "MONOCHROME1":
-        values = top - values
+        values = _inverted(values, top)
+    tags = {name: _tag_text(ds.get(name)) for name in DICOM_TAGS}
+    return DicomImage(header, _as_uint16(values), tags, applied)
+
+
+def _inverted(values: np.ndarray, top: int) -> np.ndarray:
+    """``top - values``: in uint16 when every value is in ``0 .. top <= 65535``, exactly."""
+    if values.dtype in (np.uint8, np.uint16) and top <= 65535 and int(values.max()) <= top:
+        return np.subtract(np.uint16(top), values, dtype=np.uint16)
+    return top - values.astype(np.int64)
+
+
+def _as_uint16(values: np.ndarray) -> np.ndarray:
+    """The values as uint16, or DecodeError when any is outside ``0 .. 65535`` (none wraps)."""
+    if values.dtype in (np.uint8, np.uint16):
+        return values.astype(np.uint16, copy=False)
     smallest, largest = int(values.min()), int(values.max())
     if smallest < 0 or largest > 65535:
         raise DecodeError(
             f"DICOM values after the rescale span {smallest}..{largest}, outside 0..65535 "
             "(uint16); set input.dicom_voi = 'lut' or 'window' to apply the file's window"
         )
-    tags = {name: _tag_text(ds.get(name)) for name in DICOM_TAGS}
-    return DicomImage(header, values.astype(np.uint16), tags, applied)
+    return values.astype(np.uint16)
 
 
 def _tag_text(value) -> str:

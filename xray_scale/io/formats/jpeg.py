@@ -35,9 +35,9 @@ all three give exactly the pixels of libjpeg-turbo's own grayscale output
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 
+import google_crc32c
 import numpy as np
 
 from ...errors import DecodeError
@@ -278,10 +278,10 @@ def _decode_gray(data: bytes, header: JpegHeader) -> np.ndarray:
 
 
 def checksum(data: bytes) -> int:
-    """Check that the file ends with its end-of-image marker; the CRC-32 of its bytes.
+    """Check that the file ends with its end-of-image marker; the CRC-32C of its bytes.
 
     The format's ``checksum`` in the registry. A JPEG carries no checksum of
-    its own, so the whole file's CRC-32 is the ``index/checksum`` (it changes
+    its own, so the whole file's CRC-32C (in hardware) is the ``index/checksum`` (it changes
     whenever the file does).
 
     Raises
@@ -291,7 +291,7 @@ def checksum(data: bytes) -> int:
     """
     if bytes(data[-2:]) != b"\xff\xd9":
         raise DecodeError(f"truncated JPEG: no end-of-image marker (FF D9) after {len(data)} bytes")
-    return zlib.crc32(data)
+    return google_crc32c.value(bytes(data))
 
 
 def decode(data: bytes, header: JpegHeader) -> tuple[str, np.ndarray]:

@@ -14,8 +14,8 @@ CheXpert      ``train.csv``, ``valid.csv`` (``Path``,     its path from ``patien
               ``Sex``, ``Age``, ``Frontal/Lateral``,      ``patient00001/study1/view1_frontal.jpg``
               ``AP/PA`` and 14 labels of 1, 0, -1 or
               blank)
-MIMIC-CXR     ``mimic-cxr-2.0.0-metadata.csv`` (one row   the file name,
--JPG          per ``dicom_id``) joined with               ``<dicom_id>.jpg``
+MIMIC-CXR     ``mimic-cxr-2.0.0-metadata.csv`` (one row   the file name without its
+-JPG          per ``dicom_id``) joined with               suffix, ``<dicom_id>``
               ``mimic-cxr-2.0.0-chexpert.csv`` (one row
               per study) on the study of each dicom_id
 PadChest      ``PADCHEST_chest_x_ray_images_labels_       the file name, ``ImageID``
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import gzip
 import hashlib
 import os
 import re
@@ -179,13 +180,15 @@ def dataset_key(dataset: str, path: str) -> str:
     >>> dataset_key("chexpert", "/d/CheXpert-v1.0/train/patient00001/study1/view1_frontal.jpg")
     'patient00001/study1/view1_frontal.jpg'
     >>> dataset_key("mimic-cxr-jpg", "s3://b/files/p10/p10000032/s50414267/02aa804e.jpg")
-    '02aa804e.jpg'
+    '02aa804e'
     """
     text = os.fspath(path).replace("\\", "/")
     text = text.rpartition("::")[2] if "::" in text else text  # an archive's member
     if dataset == "chexpert":
         match = _CHEXPERT_PATH.search(text)
         return match[0] if match else text.rpartition("/")[2]
+    if dataset == "mimic-cxr-jpg":  # <dicom_id>.jpg, or .dcm in MIMIC-CXR's DICOM release
+        return text.rpartition("/")[2].rpartition(".")[0]
     return text.rpartition("/")[2]
 
 
@@ -193,8 +196,12 @@ def _read_csv(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]],
     shown = os.fspath(path)
     try:
         data = Path(path).read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read metadata {shown!r}: {error.strerror or error}") from None
+        if shown.lower().endswith(".gz"):  # MIMIC's and PadChest's CSVs are published gzipped
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as error:
+        raise InputError(
+            f"cannot read metadata {shown!r}: {getattr(error, 'strerror', None) or error}"
+        ) from None
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
@@ -343,7 +350,7 @@ def _mimic(metadata: list[tuple[str, list]], labels: list[tuple[str, list]]) -> 
     rows, codes = {}, {}
     blank = np.full(len(names), BLANK, dtype=np.int8)
     for record, study in images:
-        key = f"{record['dicom_id']}.jpg"
+        key = record["dicom_id"]
         code = study_codes.get(study, blank)
         codes[key] = code
         rows[key] = {
