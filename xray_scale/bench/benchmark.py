@@ -60,6 +60,7 @@ from ..config import Config, load_config
 from ..engines.registry import ENGINES, get_engine, resolve_engine
 from ..errors import DecodeError, EngineError, InputError
 from ..io.decode import decode_image, read_image_header
+from ..io.formats.registry import format_names, is_image_name
 from ..run.pipeline import run
 from ..store.metadata import library_versions
 from .baselines import dask_image_differences, dask_image_loop, tutorial_loop
@@ -98,10 +99,12 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
         originals = write_phantoms(folder / "originals", patients=1, follow_ups=9)
     else:
         originals = sorted(
-            p for p in Path(source).iterdir() if p.suffix.lower() == ".png" and p.is_file()
+            p for p in Path(source).iterdir() if is_image_name(p.name) and p.is_file()
         )
         if not originals:
-            raise InputError(f"no PNG files in {source}; give a folder of PNG images")
+            raise InputError(
+                f"no {format_names()} files in {source}; give a folder of {format_names()} images"
+            )
         _check_decodable(originals[:count])
     images = folder / "images"
     images.mkdir(parents=True)

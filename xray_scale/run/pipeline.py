@@ -42,6 +42,7 @@ from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnreachableError
 from ..io.decode import FILE_NOT_FOUND, check_supported, read_image_header
+from ..io.formats.registry import format_names
 from ..io.sources.archive_index import portable_indexes
 from ..io.sources.archives import file_name, source_file
 from ..io.sources.datasets import CODES, DatasetMetadata, read_metadata
@@ -151,7 +152,7 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
         depths[16 if header.bit_depth == 16 else 8] += 1
     if not sizes:
         raise InputError(
-            f"none of the {len(paths)} inputs has a usable image header "
+            f"none of the {len(paths)} inputs has a usable {format_names()} header "
             f"(first problem: {first_error}); set input.size and input.bit_depth in the config "
             "to record them all as failed"
         )

@@ -34,6 +34,7 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -172,11 +173,14 @@ def checksum(data: bytes) -> int:
     raise DecodeError(f"truncated PNG: no IEND chunk in {len(data)} bytes")
 
 
+_CHUNK_HEAD = struct.Struct(">I4s")
+
+
 def _has_chunk(data: bytes, wanted: bytes) -> bool:
     """Whether a chunk of type ``wanted`` comes before IEND (the chunks already checked)."""
-    position = 33
-    while position + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, position)
+    unpack, position, last = _CHUNK_HEAD.unpack_from, 33, len(data) - 8
+    while position <= last:
+        length, kind = unpack(data, position)
         if kind == wanted:
             return True
         if kind == b"IEND":
@@ -223,6 +227,22 @@ def decode(data: bytes, header: PngHeader) -> tuple[str, np.ndarray]:
         raise UndecodedPng(str(error), mode) from None
 
 
+@cache
+def _opencv():
+    """OpenCV, imported on the first decode (an import statement per call costs ~35 us)."""
+    import cv2
+
+    return cv2
+
+
+@cache
+def _pillow():
+    """Pillow's Image module, imported on the first decode that needs it."""
+    from PIL import Image
+
+    return Image
+
+
 def _to_grayscale(image) -> np.ndarray:
     if image.mode in ("L", "I;16"):
         return np.asarray(image)
@@ -240,8 +260,7 @@ def _decode_gray(data: bytes) -> np.ndarray | None:
     with the same values and with the GIL released. A file OpenCV cannot decode
     is then decoded by Pillow, whose error message ends up in ``index/error``.
     """
-    import cv2
-
+    cv2 = _opencv()
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.ndim != 2:
         return None
@@ -254,8 +273,7 @@ def _decode_with_pillow(data: bytes) -> tuple[str, np.ndarray]:
     The image data's length is checked first: Pillow fills what a stream that
     ends early leaves out with zeros.
     """
-    from PIL import Image
-
+    Image = _pillow()
     check_image_data_length(data)
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:

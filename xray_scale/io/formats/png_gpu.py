@@ -1,6 +1,7 @@
 """PNG decoding on an NVIDIA GPU: the CPU walks the chunks, the GPU does the rest.
 
-For a batch of K files: the CPU reads each file and walks its chunks
+For a batch of K files, read by the caller (:mod:`xray_scale.io.gpu_decode`): the
+CPU walks each file's chunks
 (:func:`xray_scale.io.formats.png_chunks.walk_png`: no inflate, no unfilter), and packs
 every covered file's zlib stream, the data of its other chunks and the tables
 the kernels need into one page-locked buffer, copied to the GPU in one go.

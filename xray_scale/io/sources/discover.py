@@ -49,7 +49,7 @@ __all__ = [
 SYNTHETIC_PREFIX = "synth:"
 SYNTHETIC_FIRST_PATIENT = 90000001
 SYNTHETIC_FOLLOW_UPS = 9
-_NAME = re.compile(r"^(\d{8})_(\d{3})\.png$", re.IGNORECASE)
+_NAME = re.compile(r"^(\d{8})_(\d{3})\.[^.]+$")
 _SYNTHETIC_SPEC = re.compile(r"^synth:(\d+)(?:x(\d+))?$")
 _SYNTHETIC_PATH = re.compile(r"^synth:(\d+)/(\d{8})_(\d{3})\.png$")
 _GLOB_CHARS = set("*?[")
@@ -69,7 +69,8 @@ def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
     -------
     patient_id : str
         The 8-digit id with leading zeros removed (``"11"``), or ``""`` when
-        the name is not ``NNNNNNNN_NNN.png``.
+        the name is not ``NNNNNNNN_NNN`` and a registered format's suffix
+        (``NNNNNNNN_NNN.png``).
     follow_up : int
         The follow-up number, or -1 when the name does not match.
 
@@ -80,8 +81,9 @@ def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
     >>> parse_image_name("scan.png")
     ('', -1)
     """
-    match = _NAME.match(file_name(os.fspath(path)))
-    if match is None:
+    name = file_name(os.fspath(path))
+    match = _NAME.match(name)
+    if match is None or not is_image_name(name):
         return "", -1
     return str(int(match.group(1))), int(match.group(2))
 
