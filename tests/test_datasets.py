@@ -270,3 +270,14 @@ def test_a_chexpert_run_with_its_csvs_stores_ids_labels_and_codes(tmp_path, chex
     assert codes[1, CHEXPERT_LABELS.index("Cardiomegaly")] == UNCERTAIN
     assert (codes[3] == BLANK).all() and (codes[4] == NEGATIVE).all()
     assert group.attrs["xray_scale"]["manifest"]["path"] == f"{train}, {valid}"
+    assert main(["export", str(store), "--to", str(tmp_path / "table.csv")]) == 0
+    import pandas as pd
+
+    import xray_scale
+
+    tree = xray_scale.open_dataset(store)  # the codes along "label", named
+    assert list(tree["label"].values) == list(CHEXPERT_LABELS)
+    assert int(tree["label_codes"].sel(label="Cardiomegaly")[1]) == UNCERTAIN
+    table = pd.read_csv(tmp_path / "table.csv", keep_default_na=False)
+    assert table["label_Cardiomegaly"].tolist() == [BLANK, UNCERTAIN, BLANK, BLANK, NEGATIVE]
+    assert table["study_id"].tolist() == ["study1", "study2", "study2", "", "study1"]
