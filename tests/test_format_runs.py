@@ -151,6 +151,9 @@ def test_no_identifying_tag_reaches_the_store_a_message_the_report_or_the_export
     assert main(["info", str(out)]) == 0
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
     assert main(["export", str(out), "--to", str(tmp_path / "table.csv")]) == 0
+    render = tmp_path / "render"
+    assert main(["render", str(out), "-o", str(render), "--sample", "2", "--no-gif", "-q"]) == 0
+    assert list(render.rglob("*.png"))  # the DICOM films decoded again and drawn
     seen = [capsys.readouterr().out, all_text(zarr.open_group(out, mode="r"))]
     seen += [p.read_text("utf-8", "replace") for p in (tmp_path / "report").rglob("*.html")]
     seen.append((tmp_path / "table.csv").read_text())
