@@ -144,6 +144,7 @@ def test_dicom_run_stores_monochrome2_uint16_the_tags_and_a_reason_per_bad_file(
     assert group["stats/mean"][3] == pytest.approx(stored[3].mean() + 10, rel=1e-12)  # rescaled
 
 
+@pytest.mark.slow
 def test_no_identifying_tag_reaches_the_store_a_message_the_report_or_the_export(tmp_path, capsys):
     folder, _, _ = dicom_folder(tmp_path)
     out = tmp_path / "out.zarr"
@@ -163,6 +164,7 @@ def test_no_identifying_tag_reaches_the_store_a_message_the_report_or_the_export
             assert value not in text and value.split("^")[0] not in text, value
 
 
+@pytest.mark.slow
 def test_dicoms_in_a_zip_equal_the_folder(tmp_path):
     folder, _, files = dicom_folder(tmp_path, bad=False)
     archive = make_zip(
