@@ -186,8 +186,8 @@ def test_jpegs_of_any_size_resized_into_one_run(tmp_path):
     config = {"input": {"size": [64, 64], "size_policy": "resize"}}
     assert xray_scale.run([folder], tmp_path / "out.zarr", config=config, workers=1).ok == 3
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
-    assert [int(v) for v in group["index/original_height"][:]] == [300, 240, 64]
-    assert [int(v) for v in group["index/original_width"][:]] == [240, 300, 64]
+    assert [int(v) for v in group["index/file_height"][:]] == [300, 240, 64]
+    assert [int(v) for v in group["index/file_width"][:]] == [240, 300, 64]
 
 
 # -- from a bucket (moto's S3 server on 127.0.0.1) ---------------------------------------------

@@ -63,8 +63,8 @@ def test_a_run_of_mixed_sizes_stores_statistics_of_the_resized_image_and_each_si
     assert (summary.ok, summary.failed) == (4, 0)
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
     assert list(read_index(group, "path")) == [str(p) for p in paths]
-    assert [int(h) for h in group["index/original_height"][:]] == [s[0] for s in sizes]
-    assert [int(w) for w in group["index/original_width"][:]] == [s[1] for s in sizes]
+    assert [int(h) for h in group["index/file_height"][:]] == [s[0] for s in sizes]
+    assert [int(w) for w in group["index/file_width"][:]] == [s[1] for s in sizes]
     assert load_config(overrides).size_policy == "resize"
     for k, film in enumerate(films):  # statistics of what the filters saw, padding excluded
         own = resize_to_fit(film, (64, 64))
@@ -77,4 +77,4 @@ def test_a_run_without_resize_has_no_original_size_arrays(tmp_path):
     write_png(tmp_path / "in" / "a.png", structured_image(1))
     xray_scale.run([tmp_path / "in"], tmp_path / "out.zarr", workers=1)
     group = zarr.open_group(tmp_path / "out.zarr", mode="r")
-    assert "index/original_height" not in group and "index/original_width" not in group
+    assert "index/file_height" not in group and "index/file_width" not in group

@@ -133,11 +133,7 @@ def run_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N inputs.")] = None,
     manifest: Annotated[
         list[str] | None,  # paths or URLs (a Path would fold s3:// into s3:/)
-        typer.Option(
-            help="Data_Entry_2017.csv: process the images it lists, keep its metadata. Or a "
-            "dataset's metadata (CheXpert, MIMIC-CXR-JPG, PadChest; repeat the option for "
-            "each file): keep it beside each image."
-        ),
+        typer.Option(help="Data_Entry_2017.csv (selects), or a dataset's metadata; repeatable."),
     ] = None,
     compat: Annotated[
         Compat | None, typer.Option(help="'tutorial': the tutorial's arrays bit for bit.")
@@ -220,9 +216,7 @@ def plan(
     config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
     engine: Annotated[Engine, typer.Option(help="Filter implementation.")] = Engine.auto,
     workers: Annotated[int | None, typer.Option(min=1, help="Threads (default: CPUs).")] = None,
-    manifest: Annotated[
-        list[str] | None, typer.Option(help="Data_Entry_2017.csv selection (or dataset metadata).")
-    ] = None,
+    manifest: Annotated[list[str] | None, typer.Option(help="As for run.")] = None,
     sample: Annotated[
         int | None, typer.Option(min=1, help="Images in the measured sample run.")
     ] = None,

@@ -9,8 +9,8 @@ mean of the input pixels it covers, the right filter for shrinking, with no
 aliasing), then padded with zeros, centred, to the run's shape. The padding is
 recorded as for ``size_policy = "pad"`` (``DecodedImage.padded_from``: the
 statistics and QC ignore it), and the image's own size is recorded too
-(``DecodedImage.original_size``, stored as ``index/original_height`` and
-``index/original_width``).
+(``DecodedImage.original_size``, stored as ``index/file_height`` and
+``index/file_width``).
 
 What this does to the filters: they run at the run's size, so a sigma of
 ``s`` run pixels is ``s / scale`` pixels of the original, ``scale`` being

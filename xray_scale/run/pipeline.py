@@ -45,14 +45,9 @@ from ..io.decode import FILE_NOT_FOUND, check_supported, read_image_header
 from ..io.formats.registry import format_names
 from ..io.sources.archive_index import portable_indexes
 from ..io.sources.archives import file_name, source_file
-from ..io.sources.datasets import CODES, DatasetMetadata, read_metadata
+from ..io.sources.datasets import DatasetMetadata, metadata_columns, metadata_files, read_metadata
 from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
-from ..io.sources.manifest import (
-    NOT_IN_INPUTS,
-    Manifest,
-    manifest_columns,
-    select_with_manifest,
-)
+from ..io.sources.manifest import NOT_IN_INPUTS, Manifest, select_with_manifest
 from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.sources.namelists import is_absent
 from ..io.sources.urls import UrlOptions, is_url, redact, url_options
@@ -319,13 +314,7 @@ def _open_or_create(
         if manifest
         else None,
     )
-    dataset = manifest if isinstance(manifest, DatasetMetadata) else None
-    if dataset is not None:
-        columns = dataset.columns(paths)
-        labels = (dataset.label_names, dataset.labels(paths), CODES)
-    else:
-        columns = manifest_columns(manifest, paths) if manifest else None
-        labels = None
+    columns, labels = metadata_columns(manifest, paths)
     return create_store(
         out,
         paths=paths,
@@ -426,13 +415,8 @@ def run(
         its metadata goes into ``index/*``, and listed images missing from
         the inputs are recorded as failed when the store is made
         (:data:`xray_scale.io.sources.manifest.NOT_IN_INPUTS`): no task reads them and
-        no shard is written for a batch of them only. Or another dataset's
-        metadata files, recognised by their columns (CheXpert's ``train.csv``
-        and ``valid.csv``; MIMIC-CXR-JPG's metadata and chexpert CSVs;
-        PadChest's CSV, :mod:`xray_scale.io.sources.datasets`): they select
-        nothing, and give ``index/patient_id``, ``follow_up``, ``study_id``,
-        ``view_position``, ``patient_sex``, ``patient_age``, ``labels`` (text)
-        and ``index/label_codes`` (codes, with the label names).
+        no shard is written for a batch of them only. Or a dataset's metadata
+        files, which select nothing (:mod:`xray_scale.io.sources.datasets`).
     overwrite : bool
         Replace an existing store instead of resuming it (only a store written
         by xray-scale is ever deleted).
@@ -502,7 +486,7 @@ def run(
         paths = paths[:limit]
         absent = _absent(paths, missing)
         out = store_location(out, store_options)
-        manifests = [] if manifest is None else _as_list(manifest)
+        manifests = metadata_files(manifest)
         if store_options and out.is_local and not any(map(is_url, [*paths, *manifests])):
             raise ConfigError(
                 "--storage-option applies to URLs (s3://...), and neither the store nor any "
@@ -611,10 +595,3 @@ def run(
                 }
             ).write(group)
         return summary
-
-
-def _as_list(manifest) -> list[str]:
-    """``--manifest``'s files as strings: one path, or several."""
-    if isinstance(manifest, str | os.PathLike):
-        return [os.fspath(manifest)]
-    return [os.fspath(path) for path in manifest]

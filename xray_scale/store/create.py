@@ -332,10 +332,9 @@ def _build_store(
         fill_value=0,
         dimension_names=dimension_names("stats/histogram"),
     )
-    columns = dict(columns or {})
+    columns = columns or {}
     names = [parse_image_name(p) for p in paths]
-    patient_ids = columns.pop("patient_id", None)
-    follow_ups = columns.pop("follow_up", None)
+    patient_ids, follow_ups = columns.get("patient_id"), columns.get("follow_up")
     create_status_array(group, "index/status", count=count, chunk=records[0])
     create_text_array(group, "index/path", values=paths, count=count, chunk=records[0])
     create_text_array(
@@ -391,6 +390,8 @@ def _build_store(
     if qc:
         create_qc_arrays(group, count, records=records[0], rows=histograms[0])
     for name, values in columns.items():
+        if name in ("patient_id", "follow_up"):  # a dataset's own ids: written above
+            continue
         if values.dtype == object:
             create_text_array(group, f"index/{name}", values=values, count=count, chunk=records[0])
             continue

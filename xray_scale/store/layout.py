@@ -19,7 +19,7 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
       index/bit_depth        (N,) uint8 bits per sample in the file (0: unreadable)
       index/checksum         (N,) uint32 CRC-32 of the file's chunk CRCs when processed
                              (0: failed, phantom, or a store older than this array)
-      index/original_height, original_width  (N,) int32 each image's own size before it
+      index/file_height, file_width  (N,) int32 each image's own size before it
                              was resized, with input.size_policy = "resize" only (0: failed)
       index/dicom_*          (N, w) text  the DICOM tags (DICOM_COLUMNS), when any input is DICOM
       index/label_codes      (N, L) int8  a dataset's labels (--manifest with CheXpert's,
@@ -84,7 +84,7 @@ __all__ = [
 ]
 
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
-ORIGINAL_SIZE = ("index/original_height", "index/original_width")
+ORIGINAL_SIZE = ("index/file_height", "index/file_width")
 """Each image's own size before it was resized: a run with ``input.size_policy = "resize"``."""
 LABELS = "index/label_codes"
 """A dataset's labels (``--manifest`` with its metadata): ``(N, L)`` int8 codes, the label

@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
-from .manifest import Manifest, read_manifest
+from .manifest import Manifest, manifest_columns, read_manifest
 
 __all__ = [
     "BLANK",
@@ -69,6 +69,8 @@ __all__ = [
     "DatasetMetadata",
     "dataset_key",
     "read_dataset_metadata",
+    "metadata_columns",
+    "metadata_files",
     "read_metadata",
     "recognise",
 ]
@@ -485,3 +487,30 @@ def read_metadata(
             if "no 'Image Index' column" not in str(error):
                 raise
     return read_dataset_metadata(files)
+
+
+def metadata_files(manifest) -> list[str]:
+    """``--manifest``'s files as strings: none, one path, or several."""
+    if manifest is None:
+        return []
+    if isinstance(manifest, str | os.PathLike):
+        return [os.fspath(manifest)]
+    return [os.fspath(path) for path in manifest]
+
+
+def metadata_columns(
+    metadata: Manifest | DatasetMetadata | None, paths: Sequence[str]
+) -> tuple[dict[str, np.ndarray] | None, tuple | None]:
+    """The index columns and labels a store gets from ``--manifest``'s metadata for ``paths``.
+
+    Returns
+    -------
+    columns : dict or None
+        ``{name: (N,) array}`` (:data:`COLUMNS` for a dataset, NIH's
+        :data:`~xray_scale.io.sources.manifest.MANIFEST_FIELDS`), None without metadata.
+    labels : (names, codes, meaning) or None
+        A dataset's label codes for ``index/label_codes``; None for NIH or none.
+    """
+    if isinstance(metadata, DatasetMetadata):
+        return metadata.columns(paths), (metadata.label_names, metadata.labels(paths), CODES)
+    return (manifest_columns(metadata, paths) if metadata else None), None
