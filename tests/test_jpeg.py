@@ -113,3 +113,17 @@ def test_twelve_bit_and_lossless_jpegs_are_refused_before_decoding():
     assert refused(frame(0xC1, 12)).startswith("12-bit JPEG is not supported")
     assert refused(frame(0xC3, 8)).startswith("lossless JPEG is not supported")
     assert refused(frame(0xC9, 8)).startswith("arithmetic sequential JPEG is not supported")
+
+
+def test_a_frame_header_past_the_first_64_kib_is_named_as_such():
+    from xray_scale.io.formats.jpeg import HEADER_SIZE
+
+    pixels = structured_image(6, shape=(32, 32))
+    data = jpeg_bytes(Image.fromarray(pixels), quality=90)
+    app2 = b"\xff\xe2" + struct.pack(">H", 65_000) + bytes(64_998)  # an ICC-sized segment
+    padded = data[:2] + app2 * 2 + data[2:]
+    with pytest.raises(DecodeError, match="frame header not in the first 64 KiB"):
+        parse_jpeg_header(padded[:HEADER_SIZE])
+    header, decoded = decode_jpeg(padded, max_pixels=MAX)  # the whole file: found
+    assert (header.height, header.width) == (32, 32)
+    assert np.array_equal(decoded, libjpeg_turbo_gray(data))
