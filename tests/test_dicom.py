@@ -158,3 +158,18 @@ def test_bad_dicoms_each_give_a_one_line_reason_naming_no_tag_value():
     mpeg2 = dicom_bytes(twelve_bit(9), syntax="1.2.840.10008.1.2.4.100", bits_stored=12)
     assert refused(mpeg2).startswith("unsupported DICOM transfer syntax: MPEG2 Main Profile")
     assert read_dicom_header(mpeg2).transfer_syntax.startswith("MPEG2")
+
+
+@pytest.mark.parametrize("function", ["LINEAR_EXACT", "SIGMOID"])
+def test_the_window_functions_of_the_standard(function):
+    stored = twelve_bit(11)
+    data = dicom_bytes(
+        stored, bits_stored=12, window=(2000, 1000), tags={"VOILUTFunction": function}
+    )
+    image = decode_dicom(data, max_pixels=MAX, voi="window")
+    x, top = stored.astype(float), 4095
+    if function == "LINEAR_EXACT":  # PS3.3 C.11.2.1.3.2
+        expected = np.clip((x - 2000) / 1000 + 0.5, 0, 1) * top
+    else:  # C.11.2.1.3.1
+        expected = top / (1 + np.exp(-4 * (x - 2000) / 1000))
+    assert np.array_equal(image.pixels, np.rint(expected).astype(np.uint16))
