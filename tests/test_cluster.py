@@ -17,7 +17,7 @@ from conftest import assert_stores_equal, gated_environment
 import xray_scale
 from xray_scale.errors import ConfigError, StoreError
 from xray_scale.io.synth import write_phantoms
-from xray_scale.run import gate
+from xray_scale.runner import gate
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def stop_processes(processes: list[tuple[subprocess.Popen, object]]) -> None:
 def cluster(tmp_path, gate_folder):
     """A scheduler on a random port and two single-threaded workers, as subprocesses.
 
-    The workers pass the progress gate at ``gate_folder`` (:mod:`xray_scale.run.gate`).
+    The workers pass the progress gate at ``gate_folder`` (:mod:`xray_scale.runner.gate`).
     """
     scheduler_file = tmp_path / "scheduler.json"
     logs = tmp_path / "logs"
@@ -175,7 +175,7 @@ def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
 
 @pytest.mark.cluster
 def test_local_workers_are_ready_before_the_first_task():
-    from xray_scale.run.cluster import connect, prepare_workers, worker_modules
+    from xray_scale.runner.cluster import connect, prepare_workers, worker_modules
 
     def state():  # on the worker
         import resource

@@ -169,9 +169,9 @@ def test_public_names_stay_importable(name):
     assert getattr(xray_scale, name) is not None
 
 
-def test_run_is_the_function_and_its_package_still_imports():
+def test_run_is_the_function_of_the_runner():
     assert inspect.isfunction(xray_scale.run)
-    pipeline = importlib.import_module("xray_scale.run.pipeline")
+    pipeline = importlib.import_module("xray_scale.runner.pipeline")
     assert pipeline.run is xray_scale.run
 
 
@@ -188,7 +188,7 @@ def test_every_error_has_the_one_root_and_keeps_its_builtin():
 
 
 def test_the_readers_need_none_of_the_processing():
-    processing = ("analysis", "run", "render", "engines", "filters", "bench", "cli")
+    processing = ("analysis", "runner", "render", "engines", "filters", "bench", "cli")
     found = {
         module: sorted(
             name

@@ -391,7 +391,7 @@ def test_local_runs_never_hold_more_than_one_call_of_results(monkeypatch):
     """dask keeps every requested result until its call returns: calls are bounded."""
     import weakref
 
-    from xray_scale.run import pipeline
+    from xray_scale.runner import pipeline
 
     graph = {("batch", k): (_make_result, k) for k in range(200)}
 

@@ -56,7 +56,7 @@ def test_the_readers_import_xarray_when_called_and_never_torch():
 
 
 def test_the_heavy_modules_are_detected_when_imported():
-    assert _imported_after("import xray_scale.run.pipeline") != []
+    assert _imported_after("import xray_scale.runner.pipeline") != []
 
 
 def test_every_public_name_is_still_there():

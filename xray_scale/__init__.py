@@ -14,14 +14,6 @@ imported eagerly.
 
 import importlib
 
-from . import run as _run_package  # noqa: F401  the subpackage first: see below
-
-# Importing the subpackage ``xray_scale.run`` bound the package attribute ``run``
-# to it; the public ``run`` is the function of ``xray_scale.run.pipeline``, found
-# by ``__getattr__`` below once this name is gone. The subpackage is imported
-# once, so nothing binds the attribute to it again.
-del globals()["run"]
-
 _PUBLIC = {
     "FILTERS": "xray_scale.filters",
     "ImageDataset": "xray_scale.read.images",
@@ -32,7 +24,7 @@ _PUBLIC = {
     "ENGINES": "xray_scale.engines.registry",
     "EngineError": "xray_scale.errors",
     "InputError": "xray_scale.errors",
-    "RunSummary": "xray_scale.run.pipeline",
+    "RunSummary": "xray_scale.runner.pipeline",
     "StoreError": "xray_scale.errors",
     "analyse_image": "xray_scale.analysis.image",
     "decode_image": "xray_scale.io.decode",
@@ -41,7 +33,7 @@ _PUBLIC = {
     "open_dataset": "xray_scale.read.tree",
     "open_images": "xray_scale.io.decode",
     "open_store": "xray_scale.store.access",
-    "run": "xray_scale.run.pipeline",
+    "run": "xray_scale.runner.pipeline",
 }
 """Each public name, and the module it is imported from on first use."""
 

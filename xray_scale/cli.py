@@ -26,10 +26,10 @@ from .allocator import tune_malloc
 from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
-from .run.cluster import SCHEDULERS
+from .runner.cluster import SCHEDULERS
 
 if TYPE_CHECKING:
-    from .run.pipeline import RunSummary
+    from .runner.pipeline import RunSummary
 
 # Every command imports what it needs when it runs: --help, --version and a
 # mistyped option must answer without loading zarr, dask, SciPy or OpenCV
@@ -79,7 +79,7 @@ Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
 def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) -> RunSummary:
-    from .run.pipeline import run
+    from .runner.pipeline import run
 
     bar = RunProgress(quiet=not progress)
     try:
@@ -227,7 +227,7 @@ def plan(
     Measured by running the first few inputs into a temporary store.
     """
     from .console import print_plan
-    from .run.plan import plan_run
+    from .runner.plan import plan_run
 
     estimate = plan_run(
         inputs,

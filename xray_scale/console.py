@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from .analysis.records import BatchRecord
-    from .run.pipeline import RunSummary
-    from .run.plan import Plan
+    from .runner.pipeline import RunSummary
+    from .runner.plan import Plan
 
 __all__ = [
     "REASONS_SHOWN",

@@ -60,7 +60,7 @@ from ..config import Config, load_config
 from ..engines.registry import ENGINES, get_engine, resolve_engine
 from ..errors import DecodeError, EngineError, InputError
 from ..io.decode import decode_image, read_png_header
-from ..run.pipeline import run
+from ..runner.pipeline import run
 from ..store.metadata import library_versions
 from .baselines import dask_image_differences, dask_image_loop, tutorial_loop
 from .stages import Stages
@@ -335,7 +335,7 @@ def run_bench(
     diff_images : int
         Images on which dask-image's results are compared with per-image filtering.
     schedulers : list of str, optional
-        Schedulers of the runs (:data:`xray_scale.run.cluster.SCHEDULERS`);
+        Schedulers of the runs (:data:`xray_scale.runner.cluster.SCHEDULERS`);
         ``threads`` always, the reference of :attr:`BenchResult.schedulers`.
         Their runs alternate within each round.
     log : callable

@@ -13,7 +13,7 @@ still hold a ``pending`` image.
 The graph is a plain dict, one task per batch and no dependencies: 14,015
 tasks for the full dump, built in well under a second, and handed to a local
 scheduler a few hundred at a time (:data:`BATCHES_PER_CALL`). Tests stop a run
-at a known point through the checkpoints it passes (:mod:`xray_scale.run.gate`).
+at a known point through the checkpoints it passes (:mod:`xray_scale.runner.gate`).
 """
 
 from __future__ import annotations
