@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-    from .analysis.records import BatchRecord
+    from .records import BatchRecord
     from .runner.pipeline import RunSummary
     from .runner.plan import Plan
 

@@ -421,11 +421,13 @@ def run_bench(
             blocks = stages.decoded(stages.spec(bench.config, engines[0]))
             for engine in engines:
                 spec = stages.spec(bench.config, engine)
-                on_device = get_engine(engine).bank_rate_on_device
-                if on_device is not None:
+                if get_engine(engine).analyses_batches:
                     enough = blocks[: -(-DEVICE_BATCH // bench.config.batch_size)]
                     batch = np.concatenate([block for _, block, _ in enough])[:DEVICE_BATCH]
-                    measured(f"bank-on-device {engine} {bench.label}", on_device(batch, spec))
+                    from ..analysis.stack import bank_rate_on_device
+
+                    rate = bank_rate_on_device(batch, spec, get_engine(engine))
+                    measured(f"bank-on-device {engine} {bench.label}", rate)
                 measured(f"compute {engine} {bench.label}", stages.compute(spec, blocks))
                 measured(f"decode+compute {engine} {bench.label}", stages.decode_and_compute(spec))
                 measured(f"decode+bank {engine} {bench.label}", stages.decode_and_bank(spec))

@@ -1,6 +1,6 @@
 """The run: inputs to a complete store, one fused dask task per batch.
 
-Each task (:func:`xray_scale.analysis.batch.process_batch`) decodes its K files once,
+Each task (:func:`xray_scale.runner.task.process_batch`) decodes its K files once,
 computes every filter, mask and statistic image by image, writes its own shard
 of every full-resolution array (and its chunk of ``previews``), and returns
 the batch's small per-image records (statistics, histogram, status,
@@ -35,9 +35,7 @@ import zarr
 from dask.callbacks import Callback
 
 from .. import __version__
-from ..analysis.batch import StoreWriter, process_batch
-from ..analysis.maps import check_compat
-from ..analysis.records import BatchRecord, BatchSpec
+from ..analysis.maps import batch_spec, check_compat
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnreachableError
@@ -55,6 +53,7 @@ from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.namelists import is_absent
 from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..io.urls import UrlOptions, is_url, redact, url_options
+from ..records import BatchRecord, BatchSpec
 from ..store.access import (
     RecordWriter,
     open_store,
@@ -66,7 +65,8 @@ from ..store.create import create_store
 from ..store.encoding import read_index
 from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
 from ..store.metadata import RunMetadata, compared_configs, run_fingerprint, utc_now
-from ..store.qc import finish_qc, stored_qc
+from ..store.qc import stored_qc
+from ..store.writer import StoreWriter
 from . import gate
 from .cluster import (
     SCHEDULERS,
@@ -78,6 +78,8 @@ from .cluster import (
     spot_checks,
     worker_modules,
 )
+from .finish import finish_qc
+from .task import process_batch
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
 
@@ -437,7 +439,7 @@ def run(
     on_start : callable, optional
         Called once as ``on_start(total_images, already_done)``.
     on_batch : callable, optional
-        Called with each finished batch's :class:`xray_scale.analysis.records.BatchRecord`.
+        Called with each finished batch's :class:`xray_scale.records.BatchRecord`.
 
     Returns
     -------
@@ -499,7 +501,7 @@ def run(
             shape, bit_depth = _probe_image_format(present, config)
         else:  # a resumed run keeps its store's format: repairing files must not change it
             shape, bit_depth = _stored_format(existing, config)
-        spec = BatchSpec.for_run(
+        spec = batch_spec(
             config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
         )
         if existing is not None:  # the QC its store keeps: none, or an older pixel hash

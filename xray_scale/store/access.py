@@ -43,7 +43,7 @@ from .metadata import RunMetadata
 from .qc import QC_GROUP, has_qc
 
 if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
-    from ..analysis.records import BatchRecord
+    from ..records import BatchRecord
 
 __all__ = [
     "RecordWriter",
