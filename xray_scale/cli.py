@@ -347,7 +347,9 @@ def export(
     from .store.location import store_location
     from .store.query import RowQuery
 
-    query = RowQuery(where, sample, seed, sort, descending, limit)
+    query = RowQuery(
+        where=where, sample=sample, seed=seed, sort=sort, descending=descending, limit=limit
+    )
     store = store_location(store, storage_option)
     written, rows = export_table(store, to, histogram=histogram, query=query)
     typer.echo(f"wrote {written} ({rows:,} rows)")
@@ -473,6 +475,7 @@ def render(
     from .io.urls import url_options
     from .render import DEFAULT_PANELS, FORMATS, parse_panel, render_store
     from .store.location import parse_storage_options, store_location
+    from .store.query import RowQuery
 
     for fmt in formats or ():
         if fmt.lower() not in FORMATS:
@@ -499,12 +502,14 @@ def render(
                 gif_beside=gif_beside,
                 names=tuple(names or ()),
                 patient=patient,
-                sample=sample,
-                seed=seed,
-                where=where,
-                sort=sort,
-                descending=descending,
-                limit=limit,
+                query=RowQuery(
+                    where=where,
+                    sample=sample,
+                    seed=seed,
+                    sort=sort,
+                    descending=descending,
+                    limit=limit,
+                ),
                 formats=tuple(formats or ("png",)),
                 dpi=dpi,
                 gif=gif,

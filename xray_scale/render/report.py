@@ -37,6 +37,7 @@ import zarr
 from ..store.access import open_store
 from ..store.encoding import read_index
 from ..store.location import StoreLocation, store_location
+from ..store.query import RowQuery
 from .figures import (
     check_formats,
     failures_figure,
@@ -105,12 +106,7 @@ def render_store(
     *,
     names: Sequence[str] = (),
     patient: str | int | None = None,
-    sample: int | None = None,
-    seed: int = 0,
-    where: str | None = None,
-    sort: str | None = None,
-    descending: bool = False,
-    limit: int | None = None,
+    query: RowQuery | None = None,
     formats: Sequence[str] = ("png",),
     dpi: float = 100,
     panels: Iterable[Panel | tuple[str, str, str]] = DEFAULT_PANELS,
@@ -132,8 +128,9 @@ def render_store(
         enclosing :func:`xray_scale.io.urls.url_options`.
     out_dir : path-like
         Folder for the figures (created); layout in the module docstring.
-    names, patient, sample, seed, where, sort, descending, limit
-        The selection, as for :func:`select_images`.
+    names, patient, query
+        The selection, as for :func:`select_images` (``query``: a
+        :class:`xray_scale.store.query.RowQuery`).
     formats : sequence of {"png", "svg", "pdf"}
         Formats of every figure (GIFs are GIFs).
     dpi : float
@@ -171,12 +168,7 @@ def render_store(
         group,
         names=names,
         patient=patient,
-        sample=sample,
-        seed=seed,
-        where=where,
-        sort=sort,
-        descending=descending,
-        limit=limit,
+        query=query,
     )
     out = Path(out_dir)
     report = RenderReport(store_location(store_path), out, selection.indices, selection.excluded)
