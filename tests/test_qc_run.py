@@ -20,7 +20,7 @@ from xray_scale.cli import main
 from xray_scale.config import load_config
 from xray_scale.errors import StoreError
 from xray_scale.io.synth import phantom
-from xray_scale.render.page import write_report
+from xray_scale.render.report import write_report
 from xray_scale.store.encoding import read_index
 from xray_scale.store.export import store_table
 from xray_scale.store.layout import QC_FEATURES

@@ -534,7 +534,7 @@ def report(
     gallery: Annotated[int, typer.Option(min=0, help="Thumbnails per QC flag and group.")] = 12,
 ) -> None:
     """One HTML page of a run, opened from the disk: failures, plots, QC, copies, GIFs."""
-    from .render.page import write_report
+    from .render.report import write_report
 
     result = write_report(store, out, gallery=gallery)
     print_notes(result.notes)
