@@ -279,6 +279,19 @@ def test_every_error_has_the_one_root_and_keeps_its_builtin():
     assert issubclass(errors.SelectionError, ValueError)
     assert issubclass(errors.StoreError, RuntimeError)
     assert xray_scale.StoreError is errors.StoreError
+    assert xray_scale.XrayScaleError is errors.XrayScaleError
+
+
+def test_the_command_line_catches_the_one_root():
+    source = (PACKAGE / "cli.py").read_text(encoding="utf-8")
+    caught = {
+        ast.unparse(handler.type)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef) and node.name == "main"
+        for handler in ast.walk(node)
+        if isinstance(handler, ast.ExceptHandler) and handler.type is not None
+    }
+    assert caught == {"typer.TyperException", "XrayScaleError", "OSError"}
 
 
 def test_the_readers_need_none_of_the_processing():

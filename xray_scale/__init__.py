@@ -4,7 +4,8 @@ The public API: :func:`run` processes PNG inputs into a zarr v3 store,
 :func:`open_images` stacks PNGs lazily into a dask array, :data:`FILTERS` is
 the filter registry and :func:`load_config` reads a run configuration.
 :func:`open_dataset` opens a store as an ``xarray.DataTree``, and
-:class:`ImageDataset` serves its images to a training loop.
+:class:`ImageDataset` serves its images to a training loop. Every error the
+package raises on purpose derives from :class:`XrayScaleError`.
 
 Each public name is imported when first used (a module ``__getattr__``), so
 ``import xray_scale`` and the ``xray-scale`` command start without loading
@@ -26,6 +27,7 @@ _PUBLIC = {
     "InputError": "xray_scale.errors",
     "RunSummary": "xray_scale.runner.pipeline",
     "StoreError": "xray_scale.errors",
+    "XrayScaleError": "xray_scale.errors",
     "analyse_image": "xray_scale.analysis.image",
     "decode_image": "xray_scale.io.decode",
     "discover_inputs": "xray_scale.io.sources",

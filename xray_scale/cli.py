@@ -25,7 +25,7 @@ import typer
 from .allocator import tune_malloc
 from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
-from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
+from .errors import ConfigError, EngineError, XrayScaleError
 from .runner.cluster import SCHEDULERS
 
 if TYPE_CHECKING:
@@ -389,34 +389,21 @@ def demo(
 
     Re-running it into the same folder replaces the phantoms and the store.
     """
-    import zarr
+    from .demo import STORE, demo_figures, write_demo_phantoms
 
-    from .io.synth import clear_phantoms, write_phantoms
-    from .render import render_gif, render_grid
-    from .store.describe import describe_store
-    from .store.encoding import read_index
-    from .store.layout import STATUS_OK
-
-    phantoms = out / "phantoms"
-    clear_phantoms(phantoms)
-    paths = write_phantoms(phantoms, patients=patients, follow_ups=follow_ups, shape=(size, size))
+    phantoms, paths = write_demo_phantoms(out, patients=patients, follow_ups=follow_ups, size=size)
     typer.echo(f"wrote {len(paths)} chest phantoms ({size}x{size}) to {phantoms}")
-    store = out / "demo.zarr"
+    store = out / STORE
     summary = _run_and_report([phantoms], store, progress=not quiet, summary=True, overwrite=True)
-    details = describe_store(store)
+    figures = demo_figures(store, out / "figures")
     typer.echo(
-        f"store: {store} (arrays: {', '.join(details['arrays'])}; stats/* and index/* per image)"
+        f"store: {store} (arrays: {', '.join(figures.arrays)}; stats/* and index/* per image)"
     )
-    group = zarr.open_group(store, mode="r")
-    ok = [index for index, status in enumerate(read_index(group, "status")) if status == STATUS_OK]
-    if not ok:
+    if figures.grid is None:
         typer.echo("comparison grid and follow-up GIF: none (no image is ok)")
         raise typer.Exit(_exit_code(summary))
-    grid, _ = render_grid(group, ok[0], out / "figures" / "comparison_grid", dpi=80)
-    patient = str(read_index(group, "patient_id", ok[0]))
-    gif = render_gif(group, patient, out / "figures" / f"patient_{patient}.gif")
-    typer.echo(f"comparison grid: {grid[0]}")
-    typer.echo(f"follow-up GIF: {gif.path or f'none ({gif.notes[-1]})'}")
+    typer.echo(f"comparison grid: {figures.grid}")
+    typer.echo(f"follow-up GIF: {figures.gif or f'none ({figures.gif_note})'}")
     typer.echo(f"inspect the store with: xray-scale info {store}")
     raise typer.Exit(_exit_code(summary))
 
@@ -582,7 +569,9 @@ def main(argv: list[str] | None = None) -> int:
         context = getattr(error, "ctx", None)
         command = f" {context.info_name}" if context is not None and context.parent else ""
         return _error(f"{error.format_message()} (see: xray-scale{command} --help)", EXIT_USAGE)
-    except (InputError, ConfigError, EngineError, SelectionError, StoreError) as error:
+    except XrayScaleError as error:  # every error the package raises on purpose
+        if isinstance(error, OSError):  # a URL unreadable while working: I/O, as below
+            return _error(f"{_describe_os_error(error)}; fix it and try again", EXIT_IO)
         return _error(str(error), EXIT_USAGE)
     except OSError as error:
         return _error(f"{_describe_os_error(error)}; fix it and try again", EXIT_IO)
