@@ -12,8 +12,15 @@ still hold a ``pending`` image.
 
 The graph is a plain dict, one task per batch and no dependencies: 14,015
 tasks for the full dump, built in well under a second, and handed to a local
-scheduler a few hundred at a time (:data:`BATCHES_PER_CALL`). Tests stop a run
-at a known point through the checkpoints it passes (:mod:`xray_scale.runner.gate`).
+scheduler a few hundred at a time (:data:`xray_scale.runner.execute.BATCHES_PER_CALL`).
+Tests stop a run at a known point through the checkpoints it passes
+(:mod:`xray_scale.runner.gate`).
+
+:func:`run` is a sequence of named steps: check the options; select the
+inputs and prepare the store (:mod:`.prepare`); build the graph of the batches
+still to do; execute it (:mod:`.execute`), each finished batch's records taken
+by one recorder in this process; then finish: the QC of the whole run
+(:mod:`.finish`), the summary, and the run's record in the store.
 """
 
 from __future__ import annotations
@@ -23,62 +30,29 @@ import functools
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import dask.multiprocessing
-import dask.threaded
-import numpy as np
 import zarr
-from dask.callbacks import Callback
 
-from .. import __version__
-from ..analysis.maps import batch_spec, check_compat
+from ..analysis.maps import check_compat
 from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
-from ..errors import ConfigError, DecodeError, InputError, StoreError, StoreUnreachableError
-from ..io.archive_index import portable_indexes
-from ..io.archives import file_name, source_file
-from ..io.decode import FILE_NOT_FOUND, check_supported, read_png_header
-from ..io.manifest import (
-    NOT_IN_INPUTS,
-    Manifest,
-    manifest_columns,
-    read_manifest,
-    select_with_manifest,
-)
+from ..errors import ConfigError
+from ..io.decode import FILE_NOT_FOUND
+from ..io.manifest import NOT_IN_INPUTS
 from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
-from ..io.namelists import is_absent
-from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
-from ..io.urls import UrlOptions, is_url, redact, url_options
+from ..io.urls import UrlOptions, is_url, url_options
 from ..records import BatchRecord, BatchSpec
-from ..store.access import (
-    RecordWriter,
-    open_store,
-    pending_batches,
-    read_status_summary,
-    store_exists,
-)
-from ..store.create import create_store
-from ..store.encoding import read_index
+from ..store.access import RecordWriter, pending_batches, read_status_summary
 from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
-from ..store.metadata import RunMetadata, compared_configs, run_fingerprint, utc_now
-from ..store.qc import stored_qc
+from ..store.metadata import RunMetadata, utc_now
 from ..store.writer import StoreWriter
 from . import gate
-from .cluster import (
-    SCHEDULERS,
-    check_workers_see,
-    compute_on_cluster,
-    connect,
-    prepare_workers,
-    require_dask_cuda,
-    spot_checks,
-    worker_modules,
-)
+from .cluster import SCHEDULERS, require_dask_cuda
+from .execute import execute
 from .finish import finish_qc
+from .prepare import SelectedInputs, check_no_input_inside, prepare_store, select_inputs
 from .task import process_batch
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
@@ -122,215 +96,148 @@ class RunSummary:
         return self.processed / self.elapsed_s if self.processed and self.elapsed_s else 0.0
 
 
-PROBED_HEADERS = 64
-"""Headers read to choose a run's size and bit depth when the config does not set them."""
-
-
-def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, int], int]:
-    """The run's (height, width) and bit depth: from config, else the inputs' most common.
-
-    The most common among the first :data:`PROBED_HEADERS` usable headers (read
-    in input order until there are that many), so that one odd file sorted first
-    (another size, 16-bit colour) fails alone instead of setting the format every
-    other image is measured against.
-    """
-    size, bit_depth = config.size, config.bit_depth
-    if size is not None and bit_depth is not None:
-        return size, bit_depth
-    sizes: Counter = Counter()
-    depths: Counter = Counter()
-    first_error = ""
-    for path in paths:
-        if sizes.total() == PROBED_HEADERS:
-            break
-        try:
-            header = read_png_header(path)
-            check_supported(header, max_pixels=config.max_pixels)
-        except DecodeError as error:
-            first_error = first_error or f"{path}: {error}"
-            continue
-        sizes[header.height, header.width] += 1
-        depths[16 if header.bit_depth == 16 else 8] += 1
-    if not sizes:
-        raise InputError(
-            f"none of the {len(paths)} inputs has a usable PNG header "
-            f"(first problem: {first_error}); set input.size and input.bit_depth in the config "
-            "to record them all as failed"
-        )
-    return size or sizes.most_common(1)[0][0], bit_depth or depths.most_common(1)[0][0]
-
-
-def _stored_format(group: zarr.Group, config: Config) -> tuple[tuple[int, int], int]:
-    """The size and bit depth of the store a run resumes (config values first)."""
-    stored = RunMetadata.from_group(group)
-    return tuple(config.size or stored.shape), config.bit_depth or stored.bit_depth
-
-
-def _check_no_input_inside(out: Path, paths: list[str]) -> None:
-    """Refuse an ``--overwrite`` that would delete some of the run's own inputs."""
-    if not out.is_dir():
-        return
-    inside = os.path.realpath(out) + os.sep
-    for path in paths:
-        if is_url(path) or parse_synthetic(path) is not None:
-            continue
-        if os.path.realpath(source_file(path)).startswith(inside):
-            raise StoreError(
-                f"--overwrite would delete inputs inside {out} (first: {path}); "
-                "move them out of it, or choose another --out"
-            )
-
-
-class _BatchCallback(Callback):
-    """Hands each finished batch to ``on_record`` in dask's scheduler loop (this process)."""
-
-    def __init__(self, on_record: Callable[[BatchRecord], None]):
-        super().__init__()
-        self._on_record = on_record
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        self._on_record(result)
-
-
-BATCHES_PER_CALL = 256
-"""Batches given to dask's local scheduler at a time (at least 64 per worker).
-
-dask keeps the result of every requested task until the call returns, and a
-batch's records take ~2.5 kB per image: 280 MB for the whole dump in one call.
-Calls of a few hundred batches keep that to a few MB and leave the workers
-idle only in each call's last round.
-"""
-
-
-def _compute_locally(
-    graph: dict, scheduler: str, workers: int, on_record: Callable[[BatchRecord], None]
-) -> None:
-    """Run the batch tasks on a local dask scheduler, a bounded number at a time."""
-    get = {"threads": dask.threaded.get, "processes": dask.multiprocessing.get}[scheduler]
-    keys = list(graph)
-    step = max(BATCHES_PER_CALL, 64 * workers)
-    with _BatchCallback(on_record):
-        for first in range(0, len(keys), step):
-            part = {key: graph[key] for key in keys[first : first + step]}
-            get(part, list(part), num_workers=workers)
-
-
-def _describe_input(item: str | os.PathLike) -> str:
-    """An input argument as recorded in the store: absolute, unless a phantom source or a URL.
-
-    A URL is recorded without any ``user:password@`` part.
-    """
-    text = os.fspath(item)
-    if is_url(text):
-        return redact(text)
-    return text if text.startswith(SYNTHETIC_PREFIX) else os.path.abspath(text)
-
-
-def _differences(group: zarr.Group, paths: list[str], spec: BatchSpec) -> list[str]:
-    """What differs between the run a store holds and this one, as short phrases."""
-    stored = RunMetadata.from_group(group)
-    found = []
-    stored_paths = group["index/path"]
-    if stored_paths.shape[0] != len(paths):
-        found.append(f"{stored_paths.shape[0]} inputs in the store, {len(paths)} now")
-    else:
-        changed = np.flatnonzero(read_index(group, "path") != np.array(paths, dtype=object))
-        if changed.size:
-            found.append(f"{changed.size} other input paths, the first {paths[changed[0]]}")
-    for name, now in (
-        ("engine", spec.engine),
-        ("compat", spec.compat),
-        ("image_shape", list(spec.shape)),
-        ("pixel_dtype", spec.pixel_dtype),
-    ):
-        if getattr(stored, name) != now:
-            found.append(f"{name} {getattr(stored, name)} in the store, {now} now")
-    stored, current = compared_configs(stored.config or {}, spec)
-    stored, current = _flatten(stored), _flatten(json.loads(json.dumps(current)))  # JSON: lists
-    for key in sorted(stored.keys() | current.keys()):
-        if stored.get(key) != current.get(key):
-            found.append(f"config {key} {stored.get(key)!r} in the store, {current.get(key)!r} now")
-    return found
-
-
-def _flatten(table: dict, prefix: str = "") -> dict:
-    """``{"store": {"compressor": "zstd"}}`` -> ``{"store.compressor": "zstd"}``."""
-    flat = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _absent(paths: list[str], missing: list[str]) -> dict[int, str]:
-    """``{index: error}`` of the images known not to exist before any is read.
-
-    A manifest's images that the inputs lack (named in ``missing``), and a
-    name list's names that no input holds (``LIST::NAME`` paths).
-    """
-    names = set(missing)
-    absent = {}
-    for k, path in enumerate(paths):
-        if is_absent(path):
-            absent[k] = NOT_IN_ANY_INPUT
-        elif names and file_name(path) in names:
-            absent[k] = NOT_IN_INPUTS
-    return absent
-
-
-def _open_or_create(
-    out: StoreLocation,
+def _checked_options(
+    config: Config | str | os.PathLike | dict | None,
     *,
-    paths: list[str],
+    batch_size: int | None,
+    scheduler: str,
+    workers: int | None,
+    limit: int | None,
+) -> Config:
+    """The run's configuration, loaded, with ``batch_size``; the numbers and scheduler checked.
+
+    Raises
+    ------
+    ConfigError
+        For a bad configuration, batch size, scheduler, worker count or limit.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
+        config = dataclasses.replace(config, batch_size=batch_size)
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+    if scheduler == "cuda":
+        require_dask_cuda()
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {limit}")
+    return config
+
+
+def _check_engine_runs_on(scheduler: str, engine: str) -> None:
+    """Refuse dask's worker processes for an engine that cannot run in them (a GPU's)."""
+    if scheduler == "processes" and not get_engine(engine).processes:
+        raise ConfigError(
+            f"the {engine} engine runs as threads of one process per GPU: use --scheduler "
+            "threads (one GPU) or --scheduler cuda (every GPU); dask's worker processes crash "
+            "in CUDA"
+        )
+
+
+def _check_storage_options_apply(
+    store_options: dict, out: StoreLocation, paths: list[str], manifest
+) -> None:
+    """Refuse storage options when neither the store, an input nor the manifest is a URL."""
+    if store_options and out.is_local and not any(map(is_url, [*paths, str(manifest)])):
+        raise ConfigError(
+            "--storage-option applies to URLs (s3://...), and neither the store nor any "
+            "input is one; leave it out"
+        )
+
+
+def _start_counts(
+    selected: SelectedInputs, starts: list[int], batch: int, *, fresh: bool
+) -> tuple[int, int]:
+    """``(total, already done)`` for ``on_start``: the images this run is about.
+
+    What was failed as the store was made, outside any task, is not this run's.
+    """
+    paths, absent = selected.paths, selected.absent
+    todo = sum(min(batch, len(paths) - start) for start in starts)
+    scheduled = set(starts)
+    skipped = sum(k // batch * batch not in scheduled for k in absent) if fresh else 0
+    return len(paths) - skipped, len(paths) - skipped - todo
+
+
+def _batch_graph(
+    paths: list[str], starts: list[int], spec: BatchSpec, writer: StoreWriter, carried: UrlOptions
+) -> dict:
+    """One task per batch still to do, without dependencies: a plain dict dask runs as it is."""
+    batch = spec.config.batch_size
+    batch_task = functools.partial(process_batch, spec=spec, writer=writer)
+    task = gate.gated(gate.BATCH_START, batch_task)  # a test can count and hold them
+    return {("batch", s): (carried, task, paths[s : s + batch], s) for s in starts}
+
+
+class _Recorder:
+    """Takes each finished batch in this process: its absent images' errors, then its records.
+
+    Attributes
+    ----------
+    processed : int
+        Images read and analysed so far (a file that was not there is not counted).
+    """
+
+    def __init__(
+        self,
+        records: RecordWriter,
+        absent: dict[int, str],
+        out: StoreLocation,
+        on_batch: Callable[[BatchRecord], None] | None,
+    ):
+        self.records, self.absent, self.out, self.on_batch = records, absent, out, on_batch
+        self.processed = 0
+
+    def __call__(self, record: BatchRecord) -> None:
+        for k in range(record.size):  # a batch holding present images read the absent too
+            if record.start + k in self.absent:
+                record.error[k] = self.absent[record.start + k]
+        not_read = (FILE_NOT_FOUND, NOT_IN_INPUTS, NOT_IN_ANY_INPUT)
+        self.processed += sum(error not in not_read for error in record.error)
+        with reaching(self.out):
+            self.records.add(record)
+        gate.checkpoint(gate.BATCH_RECORDED)
+        if self.on_batch is not None:
+            self.on_batch(record)
+
+
+def _finish(
+    group: zarr.Group,
+    out: StoreLocation,
     spec: BatchSpec,
-    bit_depth: int,
-    inputs: list[str],
-    manifest: Manifest | None,
-    missing: list[str],
-    absent: dict[int, str],
-    existing: zarr.Group | None,
-    overwrite: bool,
-) -> zarr.Group:
-    """``existing`` if it holds this very run (else StoreError), or a new store at ``out``."""
-    manifest_digest = manifest.digest if manifest else None
-    fingerprint = run_fingerprint(paths, spec, bit_depth=bit_depth, manifest_digest=manifest_digest)
-    if existing is not None:
-        if RunMetadata.from_group(existing).fingerprint != fingerprint:
-            differences = "; ".join(_differences(existing, paths, spec)) or (
-                "the store layout of another xray-scale version, or another manifest"
-            )
-            raise StoreError(
-                f"{out} holds a run with other inputs, another config or another store "
-                f"layout ({differences}); pass --overwrite to replace it, or choose another --out"
-            )
-        return existing
-    run_metadata = RunMetadata.for_run(
-        spec,
-        version=__version__,
-        fingerprint=fingerprint,
-        inputs=inputs,
-        manifest={
-            "path": manifest.path,
-            "listed": len(manifest.rows),
-            "missing": len(missing),
-            "missing_examples": missing[:20],
+    run_metadata: RunMetadata,
+    *,
+    processed: int,
+    started: str,
+    began: float,
+    details: dict,
+) -> RunSummary:
+    """The end of the run: the QC of the whole run, the summary, and this run's record.
+
+    ``details`` (scheduler, decoder, address, workers) go into the record as they are.
+    """
+    finishing = time.perf_counter()  # the end-of-run phase: what sees the whole run
+    if spec.qc is not None:
+        finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
+    elapsed = time.perf_counter() - began
+    summary = _summarise(group, out, processed, elapsed)
+    run_metadata.with_run(
+        {
+            "started": started,
+            "finished": utc_now(),
+            "processed": processed,
+            "elapsed_s": round(elapsed, 3),
+            "end_of_run_s": round(time.perf_counter() - finishing, 3),
+            **details,
+            "ok": summary.ok,
+            "failed": summary.failed,
         }
-        if manifest
-        else None,
-    )
-    return create_store(
-        out,
-        paths=paths,
-        config=spec.config,
-        metadata=run_metadata,
-        columns=manifest_columns(manifest, paths) if manifest else None,
-        failed=absent,
-        overwrite=overwrite,
-        qc=spec.qc is not None,
-        **spec.store_layout(),
-    )
+    ).write(group)
+    return summary
 
 
 def _summarise(group: zarr.Group, out: StoreLocation, processed: int, elapsed: float) -> RunSummary:
@@ -454,145 +361,69 @@ def run(
         away during the run: unfinished batches stay ``pending``, and the
         same call resumes.
     """
-    if not isinstance(config, Config):
-        config = load_config(config)
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
-        config = dataclasses.replace(config, batch_size=batch_size)
-    if scheduler not in SCHEDULERS:
-        raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
-    if scheduler == "cuda":
-        require_dask_cuda()
-    if workers is not None and workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    if limit is not None and limit < 1:
-        raise ConfigError(f"limit must be >= 1, got {limit}")
+    config = _checked_options(
+        config, batch_size=batch_size, scheduler=scheduler, workers=workers, limit=limit
+    )
     check_compat(compat)
     engine = resolve_engine(engine)
     decoder = resolve_decoder(decoder, engine, compat=compat)
-    if scheduler == "processes" and not get_engine(engine).processes:
-        raise ConfigError(
-            f"the {engine} engine runs as threads of one process per GPU: use --scheduler "
-            "threads (one GPU) or --scheduler cuda (every GPU); dask's worker processes crash "
-            "in CUDA"
-        )
+    _check_engine_runs_on(scheduler, engine)
     store_options = parse_storage_options(storage_options)
     inputs_options = parse_storage_options(input_options or store_options)
     with url_options(inputs_options):
-        paths = discover_inputs(inputs)
-        parsed_manifest, missing = None, []
-        if manifest is not None:
-            parsed_manifest = read_manifest(manifest)
-            paths, missing = select_with_manifest(paths, parsed_manifest)
-        paths = paths[:limit]
-        absent = _absent(paths, missing)
+        selected = select_inputs(inputs, manifest=manifest, limit=limit)
         out = store_location(out, store_options)
-        if store_options and out.is_local and not any(map(is_url, [*paths, str(manifest)])):
-            raise ConfigError(
-                "--storage-option applies to URLs (s3://...), and neither the store nor any "
-                "input is one; leave it out"
-            )
+        _check_storage_options_apply(store_options, out, selected.paths, manifest)
         if overwrite and out.is_local:
-            _check_no_input_inside(out.path, paths)
-        existing = None if overwrite or not store_exists(out) else open_store(out, mode="r+")
-        if existing is None:
-            present = [path for k, path in enumerate(paths) if k not in absent]
-            shape, bit_depth = _probe_image_format(present, config)
-        else:  # a resumed run keeps its store's format: repairing files must not change it
-            shape, bit_depth = _stored_format(existing, config)
-        spec = batch_spec(
-            config, shape=shape, bit_depth=bit_depth, compat=compat, engine=engine, decoder=decoder
-        )
-        if existing is not None:  # the QC its store keeps: none, or an older pixel hash
-            spec = stored_qc(existing, spec)
-        group = _open_or_create(
+            check_no_input_inside(out.path, selected.paths)
+        prepared = prepare_store(
             out,
-            paths=paths,
-            spec=spec,
-            bit_depth=bit_depth,
-            inputs=[_describe_input(i) for i in inputs],
-            manifest=parsed_manifest,
-            missing=missing,
-            absent=absent,
-            existing=existing,
+            selected,
+            config=config,
+            compat=compat,
+            engine=engine,
+            decoder=decoder,
+            inputs=inputs,
             overwrite=overwrite,
         )
+        group, spec = prepared.group, prepared.spec
         run_metadata = RunMetadata.from_group(group)
         starts = pending_batches(group, retry_failed=retry_failed)
-        batch = config.batch_size
-        todo = sum(min(batch, len(paths) - start) for start in starts)
-        if on_start:  # what was failed as the store was made, outside any task, is not this run's
-            scheduled = set(starts)
-            fresh = existing is None
-            skipped = sum(k // batch * batch not in scheduled for k in absent) if fresh else 0
-            on_start(len(paths) - skipped, len(paths) - skipped - todo)
-        writer = StoreWriter(out.url if out.is_local else out, run_metadata.fingerprint)
-        batch_task = functools.partial(process_batch, spec=spec, writer=writer)
-        task = gate.gated(gate.BATCH_START, batch_task)  # a test can count and hold them
+        if on_start:
+            on_start(*_start_counts(selected, starts, config.batch_size, fresh=prepared.created))
         carried = UrlOptions(json.dumps(inputs_options, sort_keys=True))  # to each worker
-        graph = {("batch", s): (carried, task, paths[s : s + batch], s) for s in starts}
+        writer = StoreWriter(out.url if out.is_local else out, run_metadata.fingerprint)
+        graph = _batch_graph(selected.paths, starts, spec, writer, carried)
         # with the gate on, a test waits for statuses in the store: none waits in memory
         records = RecordWriter(group, interval_s=0.0) if gate.enabled() else RecordWriter(group)
-        processed = 0
-
-        def on_record(record: BatchRecord) -> None:
-            nonlocal processed
-            for k in range(record.size):  # a batch holding present images read the absent too
-                if record.start + k in absent:
-                    record.error[k] = absent[record.start + k]
-            not_read = (FILE_NOT_FOUND, NOT_IN_INPUTS, NOT_IN_ANY_INPUT)
-            processed += sum(error not in not_read for error in record.error)
-            with reaching(out):
-                records.add(record)
-            gate.checkpoint(gate.BATCH_RECORDED)
-            if on_batch is not None:
-                on_batch(record)
-
-        started, began = utc_now(), time.perf_counter()
+        recorder = _Recorder(records, selected.absent, out, on_batch)
+        started = utc_now()
         with reaching(out):  # the store's endpoint gone away: an error naming it, exit 3
-            store_gone = False
-            try:
-                if scheduler in ("distributed", "cuda") or address is not None:
-                    cuda = scheduler == "cuda"
-                    preload = worker_modules(engine)
-                    with connect(address, workers=workers, cuda=cuda, preload=preload) as client:
-                        check_workers_see(
-                            client, store=out, inputs=spot_checks(paths), options=carried
-                        )
-                        archives = {source_file(p) for p in paths if is_url(p)}
-                        indexes = portable_indexes(sorted(archives))
-                        local = address is None
-                        prepare_workers(client, engine=engine, local=local, indexes=indexes)
-                        began = time.perf_counter()
-                        compute_on_cluster(client, graph, on_record)
-                else:
-                    _compute_locally(graph, scheduler, workers or os.cpu_count() or 1, on_record)
-            except StoreUnreachableError:
-                store_gone = True  # nothing can be written: the unwritten stay pending
-                raise
-            finally:
-                if not store_gone:  # what finished is kept, also on Ctrl-C or a failing task
-                    records.flush()
+            began = execute(
+                graph,
+                recorder,
+                records,
+                scheduler=scheduler,
+                address=address,
+                workers=workers,
+                engine=engine,
+                out=out,
+                paths=selected.paths,
+                carried=carried,
+            )
             gate.checkpoint(gate.END_OF_RUN)
-            finishing = time.perf_counter()  # the end-of-run phase: what sees the whole run
-            if spec.qc is not None:
-                finish_qc(group, spec.qc)  # the groups and outlier scores of the whole run
-            elapsed = time.perf_counter() - began
-            summary = _summarise(group, out, processed, elapsed)
-            run_metadata.with_run(
-                {
-                    "started": started,
-                    "finished": utc_now(),
-                    "processed": processed,
-                    "elapsed_s": round(elapsed, 3),
-                    "end_of_run_s": round(time.perf_counter() - finishing, 3),
+            return _finish(
+                group,
+                out,
+                spec,
+                run_metadata,
+                processed=recorder.processed,
+                started=started,
+                began=began,
+                details={
                     "scheduler": "distributed" if address else scheduler,
                     "decoder": decoder,
                     "address": address,
                     "workers": workers or os.cpu_count(),
-                    "ok": summary.ok,
-                    "failed": summary.failed,
-                }
-            ).write(group)
-        return summary
+                },
+            )
