@@ -131,7 +131,7 @@ by none of these.
 """
 LEAVES = {"records"}
 """Modules of shared types that any part imports; they import only :data:`BOTTOM`."""
-TOP = {"runner", "render", "bench", "cli", "console", "demo"}
+TOP = {"runner", "render", "bench", "cli", "cli_help", "console", "demo"}
 """What orchestrates and presents: it imports anything, and nothing in :data:`LAYERS` imports it."""
 BOTTOM = {"errors", "config", "filters", "io"}
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .allocator import tune_malloc
+from .cli_help import ClickHelpCommand
 from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, XrayScaleError
@@ -103,7 +104,7 @@ def _exit_code(summary: RunSummary) -> int:
     return EXIT_OK if summary.failed == 0 and summary.pending == 0 else EXIT_FAILED_IMAGES
 
 
-@app.command("run")
+@app.command("run", cls=ClickHelpCommand)
 def run_command(
     inputs: Annotated[
         list[str],
@@ -183,7 +184,7 @@ def run_command(
     raise typer.Exit(_exit_code(summary))
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def info(
     store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run', or its URL.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
@@ -210,7 +211,7 @@ def info(
     print_description(details, every_failure=failures, hint=f"xray-scale info {store} --failures")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def plan(
     inputs: Annotated[list[str], typer.Argument(help="The inputs 'run' would get.")],
     config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
@@ -241,7 +242,7 @@ def plan(
     print_plan(estimate)
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def bench(
     source: Annotated[
         Path | None,
@@ -322,7 +323,7 @@ def bench(
     typer.echo(f"record: {written}")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def export(
     store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run', or its URL.")],
     to: Annotated[Path, typer.Option("--to", help="Output file: stats.parquet or stats.csv.")],
@@ -355,7 +356,7 @@ def export(
     typer.echo(f"wrote {written} ({rows:,} rows)")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def synth(
     directory: Annotated[Path, typer.Argument(help="Folder to write the PNGs into.")],
     patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 1,
@@ -375,7 +376,7 @@ def synth(
     typer.echo(f"wrote {len(paths)} phantoms to {directory}")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for phantoms and store.")] = Path(
         "xray-scale-demo"
@@ -408,7 +409,7 @@ def demo(
     raise typer.Exit(_exit_code(summary))
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def render(
     store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run', or its URL.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")],
@@ -514,7 +515,7 @@ def render(
         typer.echo(path)
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def report(
     store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its files.")],
