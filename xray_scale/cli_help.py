@@ -11,10 +11,12 @@ until a command or its help runs, and it imports nothing heavy.
 
 from __future__ import annotations
 
-from typing import get_args, get_origin
+from typing import TYPE_CHECKING, get_args, get_origin
 
-import click
 from typer.core import TyperArgument, TyperCommand, TyperOption
+
+if TYPE_CHECKING:  # typer carries its own click: importing click itself costs start-up time
+    import click
 
 __all__ = ["ClickHelpCommand", "click_metavar"]
 
