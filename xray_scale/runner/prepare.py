@@ -22,9 +22,10 @@ from .. import __version__
 from ..analysis.maps import batch_spec
 from ..config import Config
 from ..errors import DecodeError, InputError, StoreError
-from ..io.sources.archives import file_name, source_file
 from ..io.decode import check_supported, read_image_header
 from ..io.formats.registry import format_names
+from ..io.sources.archives import file_name, source_file
+from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..io.sources.manifest import (
     NOT_IN_INPUTS,
     Manifest,
@@ -34,7 +35,6 @@ from ..io.sources.manifest import (
 )
 from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.sources.namelists import is_absent
-from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
 from ..io.sources.urls import is_url, redact
 from ..records import BatchSpec
 from ..store.access import open_store, store_exists

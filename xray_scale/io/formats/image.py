@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 
-
 class Header(Protocol):
     """What the decoder needs of any format's header (a format may say more)."""
 
