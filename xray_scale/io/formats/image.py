@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ...config import DEFAULT_MAX_PIXELS  # the one definition, with the config's other defaults
 from ...errors import DecodeError
 
 __all__ = [
@@ -26,9 +27,6 @@ __all__ = [
     "pad_centred",
     "unpad",
 ]
-
-DEFAULT_MAX_PIXELS = 50_000_000
-"""Largest header (width x height) decoded by default: 50 Mpx, ~7000 x 7000."""
 
 
 class Header(Protocol):

@@ -74,7 +74,7 @@ def worker_modules(engine: str) -> tuple[str, ...]:
     """The modules a worker imports before its first batch task: the batch code and the engine's."""
     from ..engines.registry import engine_module
 
-    return ("xray_scale.analysis.batch", engine_module(engine))
+    return ("xray_scale.runner.task", engine_module(engine))
 
 
 _FORKED_WORKERS = {"distributed.worker.multiprocessing-method": "forkserver"}
@@ -97,7 +97,7 @@ def _preload(modules: tuple[str, ...]) -> None:
 
     context = distributed.utils.get_mp_context()  # sets distributed's own list, once
     context.set_forkserver_preload(
-        list(dict.fromkeys(["distributed", "xray_scale.analysis.batch", *modules]))
+        list(dict.fromkeys(["distributed", "xray_scale.runner.task", *modules]))
     )
 
 
@@ -207,8 +207,8 @@ def _prepare_worker(*, engine: str, tune_allocator: bool, indexes: dict[str, byt
     from ..io.sources.archives import adopt_indexes
 
     adopt_indexes(indexes)
-    from ..analysis import batch  # noqa: F401  the batch code, imported before the first task
     from ..engines.registry import get_engine
+    from . import task  # noqa: F401  the batch code, imported before the first task
 
     get_engine(engine)
 
