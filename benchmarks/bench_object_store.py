@@ -112,7 +112,7 @@ def input_rates(scratch: Path, config, endpoint: str, options) -> dict:
     """img/s of the full-dump config reading ``--inputs`` phantoms from a folder and from S3."""
     import boto3
 
-    from xray_scale.io.synth import write_phantoms
+    from xray_scale.io.phantoms import write_phantoms
 
     count = options.inputs
     written = write_phantoms(scratch / "images", patients=-(-count // 8), follow_ups=8)

@@ -47,7 +47,7 @@ def build_store(path: Path, count: int) -> Path:
     """A finished-looking full-dump store of ``count`` images, built without decoding."""
     from xray_scale.analysis.maps import batch_spec
     from xray_scale.config import load_config
-    from xray_scale.io.manifest import MANIFEST_FIELDS
+    from xray_scale.io.sources.manifest import MANIFEST_FIELDS
     from xray_scale.store.create import create_store
     from xray_scale.store.encoding import stored_values
     from xray_scale.store.layout import STAT_FIELDS

@@ -16,7 +16,7 @@ from conftest import assert_stores_equal, gated_environment
 
 import xray_scale
 from xray_scale.errors import ConfigError, StoreError
-from xray_scale.io.synth import write_phantoms
+from xray_scale.io.phantoms import write_phantoms
 from xray_scale.runner import gate
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from test_object_store import (  # noqa: F401 - fixtures
 
 import xray_scale
 from xray_scale.errors import StoreError
-from xray_scale.io.synth import write_phantoms
+from xray_scale.io.phantoms import write_phantoms
 from xray_scale.runner import gate
 from xray_scale.store.encoding import read_index
 from xray_scale.store.location import store_location

@@ -283,7 +283,7 @@ def test_no_readable_image_is_a_clear_error(tmp_path):
 
 
 def test_phantom_source_runs_without_files(tmp_path):
-    from xray_scale.io.synth import phantom
+    from xray_scale.io.phantoms import phantom
 
     summary = xray_scale.run(["synth:10x96"], tmp_path / "out.zarr", workers=2, batch_size=4)
     assert summary.ok == 10

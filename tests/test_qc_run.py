@@ -19,7 +19,7 @@ from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicate
 from xray_scale.cli import main
 from xray_scale.config import load_config
 from xray_scale.errors import StoreError
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 from xray_scale.render.report import write_report
 from xray_scale.store.encoding import read_index
 from xray_scale.store.export import store_table

@@ -16,7 +16,7 @@ import zarr
 from conftest import assert_stores_equal, gated_environment, structured_image, write_png
 
 import xray_scale
-from xray_scale.io.synth import write_phantoms
+from xray_scale.io.phantoms import write_phantoms
 from xray_scale.runner import gate
 from xray_scale.store.encoding import read_index
 

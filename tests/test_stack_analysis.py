@@ -22,7 +22,7 @@ from xray_scale.analysis.stack import (
 )
 from xray_scale.analysis.stats import histogram256
 from xray_scale.engines.base import ArrayBackend, Engine
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
 CONFIGS = {

@@ -30,7 +30,7 @@ _PUBLIC = {
     "XrayScaleError": "xray_scale.errors",
     "analyse_image": "xray_scale.analysis.image",
     "decode_image": "xray_scale.io.decode",
-    "discover_inputs": "xray_scale.io.sources",
+    "discover_inputs": "xray_scale.io.sources.discover",
     "load_config": "xray_scale.config",
     "open_dataset": "xray_scale.read.tree",
     "open_images": "xray_scale.io.decode",

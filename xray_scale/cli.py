@@ -365,7 +365,7 @@ def synth(
     bit_depth: Annotated[int, typer.Option(help="8 or 16.")] = 8,
 ) -> None:
     """Write deterministic chest-like phantom PNGs (ChestX-ray8 naming)."""
-    from .io.synth import write_phantoms
+    from .io.phantoms import write_phantoms
 
     if bit_depth not in (8, 16):
         raise typer.BadParameter(f"must be 8 or 16, got {bit_depth}", param_hint="--bit-depth")
@@ -460,7 +460,7 @@ def render(
     Ok images by name, --patient, --where, --sample, --sort, --limit (in that order).
     Prints the files written, one per line.
     """
-    from .io.urls import url_options
+    from .io.sources.urls import url_options
     from .render import DEFAULT_PANELS, FORMATS, parse_panel, render_store
     from .store.location import parse_storage_options, store_location
     from .store.query import RowQuery

@@ -39,7 +39,7 @@ def write_demo_phantoms(
     (Path, list of Path)
         The phantoms' folder and the files written.
     """
-    from .io.synth import clear_phantoms, write_phantoms
+    from .io.phantoms import clear_phantoms, write_phantoms
 
     folder = Path(out) / PHANTOMS
     clear_phantoms(folder)

@@ -59,7 +59,8 @@ import numpy as np
 from ..config import Config, load_config
 from ..engines.registry import ENGINES, get_engine, resolve_engine
 from ..errors import DecodeError, EngineError, InputError
-from ..io.decode import decode_image, read_png_header
+from ..io.decode import decode_image, read_image_header
+from ..io.formats.registry import format_names, is_image_name
 from ..runner.pipeline import run
 from ..store.metadata import library_versions
 from .baselines import dask_image_differences, dask_image_loop, tutorial_loop
@@ -93,15 +94,17 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
     ``source`` None: 9 generated 1024 x 1024 phantoms (one patient's follow-ups).
     """
     if source is None:
-        from ..io.synth import write_phantoms
+        from ..io.phantoms import write_phantoms
 
         originals = write_phantoms(folder / "originals", patients=1, follow_ups=9)
     else:
         originals = sorted(
-            p for p in Path(source).iterdir() if p.suffix.lower() == ".png" and p.is_file()
+            p for p in Path(source).iterdir() if is_image_name(p.name) and p.is_file()
         )
         if not originals:
-            raise InputError(f"no PNG files in {source}; give a folder of PNG images")
+            raise InputError(
+                f"no {format_names()} files in {source}; give a folder of {format_names()} images"
+            )
         _check_decodable(originals[:count])
     images = folder / "images"
     images.mkdir(parents=True)
@@ -117,7 +120,7 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
 def _check_decodable(originals: list[Path]) -> None:
     """Raise InputError unless every file decodes at the first one's size and depth."""
     try:
-        header = read_png_header(originals[0])
+        header = read_image_header(originals[0])
     except DecodeError as error:
         raise InputError(
             f"{originals[0]}: {error}; the benchmark needs images that decode"

@@ -21,7 +21,7 @@ from ..analysis.maps import batch_spec
 from ..analysis.stack import bank_batch
 from ..config import Config
 from ..engines.registry import get_engine
-from ..io.decode import DecodedImage, read_png_header
+from ..io.decode import DecodedImage, read_image_header
 from ..records import BatchSpec
 from ..store.create import create_store
 from ..store.writer import StoreWriter
@@ -76,7 +76,7 @@ class Stages:
     """
 
     def __init__(self, paths: list[Path], workers: int):
-        header = read_png_header(paths[0])
+        header = read_image_header(paths[0])
         self.paths = [str(p) for p in paths]
         self.shape = (header.height, header.width)
         self.bit_depth = 16 if header.bit_depth == 16 else 8

@@ -14,7 +14,7 @@ across threads, and each stream keeps a thread's work in order. The real
 ``canny`` runs on the GPU with cuCIM when it is installed, else on the CPU.
 
 With ``--decoder gpu``, :func:`decode_batch` decodes the batch on the GPU
-instead (:mod:`xray_scale.io.gpu_png`: the CPU only reads the files and walks
+instead (:mod:`xray_scale.io.formats.png_gpu`: the CPU only reads the files and walks
 their chunks), on the thread's stream, and the analysis takes the
 decoded block where it already is: the pixels never visit the host.
 
@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import EngineError
 from ..filters import reference
 from ..filters import stack as stack_filters
-from ..io import gpu_png
+from ..io import gpu_decode
 from ..records import BatchSpec
 from .base import ArrayBackend, Engine
 
@@ -160,18 +160,18 @@ BACKEND = ArrayBackend(
 def check_decoder() -> None:
     """Raise EngineError, saying why, unless the GPU decoder can run here (nvCOMP and all)."""
     check_usable()
-    gpu_png.check_usable()
+    gpu_decode.check_usable()
 
 
 def decode_batch(paths: list[str], spec: BatchSpec):
     """Decode a batch's PNGs on the GPU, on this thread's stream: ``(device block, decoded)``.
 
-    See :func:`xray_scale.io.gpu_png.decode_batch_gpu`; every image gets the
+    See :func:`xray_scale.io.gpu_decode.decode_batch_gpu`; every image gets the
     CPU decoder's status and message. Should the GPU fail as a whole (out of
     memory, say), the batch is decoded on the CPU instead, with a warning.
     """
     try:
-        return gpu_png.decode_batch_gpu(
+        return gpu_decode.decode_batch_gpu(
             paths,
             shape=spec.shape,
             dtype=spec.pixel_dtype,

@@ -125,7 +125,7 @@ def render_store(
     store_path : path-like, str or StoreLocation
         A store written by :func:`xray_scale.run`: its folder or URL. Images
         whose inputs are URLs are read again with the options of the
-        enclosing :func:`xray_scale.io.urls.url_options`.
+        enclosing :func:`xray_scale.io.sources.urls.url_options`.
     out_dir : path-like
         Folder for the figures (created); layout in the module docstring.
     names, patient, query

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
-from ..io.urls import UrlOptions, is_url, redact, url_filesystem
+from ..io.sources.urls import UrlOptions, is_url, redact, url_filesystem
 from ..store.location import StoreLocation, describe_failure
 
 __all__ = [
@@ -188,7 +188,7 @@ def prepare_workers(
         Whether the cluster is one this run started (its workers are ours to tune).
     indexes : dict, optional
         The saved indexes of the run's archives at URLs
-        (:func:`xray_scale.io.archive_index.portable_indexes`): each worker
+        (:func:`xray_scale.io.sources.archive_index.portable_indexes`): each worker
         keeps them, so that none reads a whole archive to index it again.
     """
     client.register_worker_callbacks(
@@ -204,7 +204,7 @@ def _prepare_worker(*, engine: str, tune_allocator: bool, indexes: dict[str, byt
         from ..allocator import tune_malloc
 
         tune_malloc()
-    from ..io.archives import adopt_indexes
+    from ..io.sources.archives import adopt_indexes
 
     adopt_indexes(indexes)
     from ..engines.registry import get_engine
@@ -263,9 +263,9 @@ def spot_checks(paths: list[str]) -> list[str]:
 
     Phantoms and name-list entries no input holds are not files: not checked.
     """
-    from ..io.archives import source_file
-    from ..io.namelists import is_absent
-    from ..io.sources import parse_synthetic
+    from ..io.sources.archives import source_file
+    from ..io.sources.discover import parse_synthetic
+    from ..io.sources.namelists import is_absent
 
     picked = (paths[0], paths[len(paths) // 2], paths[-1])
     files = [source_file(p) for p in picked if parse_synthetic(p) is None and not is_absent(p)]

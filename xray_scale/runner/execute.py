@@ -17,9 +17,9 @@ import dask.threaded
 from dask.callbacks import Callback
 
 from ..errors import StoreUnreachableError
-from ..io.archive_index import portable_indexes
-from ..io.archives import source_file
-from ..io.urls import UrlOptions, is_url
+from ..io.sources.archive_index import portable_indexes
+from ..io.sources.archives import source_file
+from ..io.sources.urls import UrlOptions, is_url
 from ..records import BatchRecord
 from ..store.access import RecordWriter
 from ..store.location import StoreLocation

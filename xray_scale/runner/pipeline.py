@@ -40,9 +40,9 @@ from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError
 from ..io.decode import FILE_NOT_FOUND
-from ..io.manifest import NOT_IN_INPUTS
-from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
-from ..io.urls import UrlOptions, is_url, url_options
+from ..io.sources.manifest import NOT_IN_INPUTS
+from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
+from ..io.sources.urls import UrlOptions, is_url, url_options
 from ..records import BatchRecord, BatchSpec
 from ..store.access import RecordWriter, pending_batches, read_status_summary
 from ..store.location import StoreLocation, parse_storage_options, reaching, store_location
@@ -300,7 +300,7 @@ def run(
         fastest one installed. The engine used is recorded in the store.
     decoder : {"cpu", "gpu", "auto"}
         Where the PNGs are decoded. ``gpu`` (the cupy engine only, with CuPy
-        and nvCOMP): on the GPU (:mod:`xray_scale.io.gpu_png`), each batch
+        and nvCOMP): on the GPU (:mod:`xray_scale.io.formats.png_gpu`), each batch
         staying there for the filters; same statuses, messages and pixels as
         the CPU decoder. ``auto``: ``gpu`` where it can run, else ``cpu``.
         Each run's decoder is recorded in the store's ``runs`` entries.
@@ -325,7 +325,7 @@ def run(
         A ``Data_Entry_2017.csv``: only the images it lists are processed,
         its metadata goes into ``index/*``, and listed images missing from
         the inputs are recorded as failed when the store is made
-        (:data:`xray_scale.io.manifest.NOT_IN_INPUTS`): no task reads them and
+        (:data:`xray_scale.io.sources.manifest.NOT_IN_INPUTS`): no task reads them and
         no shard is written for a batch of them only.
     overwrite : bool
         Replace an existing store instead of resuming it (only a store written
@@ -339,7 +339,7 @@ def run(
         the inputs, lists and manifest unless ``input_options`` is given;
         on the workers too (they travel with the tasks). Never written into
         the store, a log or a message. An S3 client gives up on an endpoint
-        that does not answer within :data:`xray_scale.io.urls.S3_CLIENT_CONFIG`.
+        that does not answer within :data:`xray_scale.io.sources.urls.S3_CLIENT_CONFIG`.
     input_options : dict or list of str, optional
         The inputs' own options, instead of ``storage_options``, for inputs
         on another endpoint or with other credentials than the store.

@@ -22,19 +22,20 @@ from .. import __version__
 from ..analysis.maps import batch_spec
 from ..config import Config
 from ..errors import DecodeError, InputError, StoreError
-from ..io.archives import file_name, source_file
-from ..io.decode import check_supported, read_png_header
-from ..io.manifest import (
+from ..io.decode import check_supported, read_image_header
+from ..io.formats.registry import format_names
+from ..io.sources.archives import file_name, source_file
+from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
+from ..io.sources.manifest import (
     NOT_IN_INPUTS,
     Manifest,
     manifest_columns,
     read_manifest,
     select_with_manifest,
 )
-from ..io.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
-from ..io.namelists import is_absent
-from ..io.sources import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
-from ..io.urls import is_url, redact
+from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
+from ..io.sources.namelists import is_absent
+from ..io.sources.urls import is_url, redact
 from ..records import BatchSpec
 from ..store.access import open_store, store_exists
 from ..store.create import create_store
@@ -81,7 +82,7 @@ def select_inputs(
     """Discover the inputs, keep the manifest's (if any), then the first ``limit``.
 
     See :func:`xray_scale.io.sources.discover_inputs` and
-    :func:`xray_scale.io.manifest.select_with_manifest`.
+    :func:`xray_scale.io.sources.manifest.select_with_manifest`.
     """
     paths = discover_inputs(inputs)
     parsed_manifest, missing = None, []
@@ -182,7 +183,7 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
         if sizes.total() == PROBED_HEADERS:
             break
         try:
-            header = read_png_header(path)
+            header = read_image_header(path)
             check_supported(header, max_pixels=config.max_pixels)
         except DecodeError as error:
             first_error = first_error or f"{path}: {error}"
@@ -191,7 +192,7 @@ def _probe_image_format(paths: list[str], config: Config) -> tuple[tuple[int, in
         depths[16 if header.bit_depth == 16 else 8] += 1
     if not sizes:
         raise InputError(
-            f"none of the {len(paths)} inputs has a usable PNG header "
+            f"none of the {len(paths)} inputs has a usable {format_names()} header "
             f"(first problem: {first_error}); set input.size and input.bit_depth in the config "
             "to record them all as failed"
         )

@@ -24,9 +24,9 @@ import numpy as np
 import zarr
 
 from ..errors import StoreError
-from ..io.archives import member_exists, split_member_path
-from ..io.sources import parse_synthetic
-from ..io.urls import is_url, url_exists
+from ..io.sources.archives import member_exists, split_member_path
+from ..io.sources.discover import parse_synthetic
+from ..io.sources.urls import is_url, url_exists
 from .encoding import read_index, stored_values
 from .layout import (
     INDEX_STRINGS,
