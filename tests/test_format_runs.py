@@ -221,22 +221,26 @@ def s3(s3_endpoint, monkeypatch):
 @pytest.mark.s3
 @pytest.mark.slow
 def test_jpegs_and_dicoms_from_a_bucket_equal_the_folder_runs(s3, tmp_path):
-    s3.makedirs("cxr", exist_ok=True)
+    s3.makedirs("formats-test", exist_ok=True)  # moto keeps buckets per process: our own
     folder = tmp_path / "jpg"
     folder.mkdir()
     for name, data in jpeg_films(3).items():
         (folder / name).write_bytes(data)
-        s3.pipe(f"cxr/mimic/files/p10/{name}", data)
+        s3.pipe(f"formats-test/mimic/files/p10/{name}", data)
     dicoms, _, files = dicom_folder(tmp_path, bad=False)
     for name, data in files.items():
-        s3.pipe(f"cxr/vindr/{name}", data)
-    for local, url in ((folder, "s3://cxr/mimic/files/"), (dicoms, "s3://cxr/vindr/")):
+        s3.pipe(f"formats-test/vindr/{name}", data)
+    for local, url in (
+        (folder, "s3://formats-test/mimic/files/"),
+        (dicoms, "s3://formats-test/vindr/"),
+    ):
         here = xray_scale.run([local], tmp_path / "here.zarr", workers=1, overwrite=True)
         there = xray_scale.run([url], tmp_path / "there.zarr", workers=1, overwrite=True)
         assert here.ok == there.ok == len(list(local.iterdir())) and there.failed == 0
         a, b = (zarr.open_group(tmp_path / n, mode="r") for n in ("here.zarr", "there.zarr"))
         assert np.array_equal(a["stats/histogram"][:], b["stats/histogram"][:]), url
         assert np.array_equal(a["filters/laplace_gaussian"][:], b["filters/laplace_gaussian"][:])
+    s3.rm("formats-test", recursive=True)  # no bucket left for another module's server
 
 
 def test_a_jpeg_named_png_is_read_as_the_jpeg_it_is(tmp_path):
