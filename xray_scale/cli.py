@@ -8,6 +8,10 @@ Exit codes (every command):
 - 3: the run stopped on an I/O error (disk full, store unwritable); unfinished
   batches stay ``pending`` and re-running the same command resumes.
 - 130: interrupted (Ctrl-C); finished batches are kept, re-running resumes.
+
+one piece: every command's options and exit codes in one place, read as one page; the
+library code behind ``demo`` is due to leave it (issue 23), ``run``'s batch-job options
+already live in :mod:`xray_scale.cli_cluster`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from . import cli_cluster as hpc
 from .allocator import tune_malloc
 from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
@@ -127,6 +132,14 @@ def run_command(
     address: Annotated[
         str | None, typer.Option(help="tcp://HOST:PORT of a running dask.distributed scheduler.")
     ] = None,
+    cluster: hpc.ClusterSystem = None,
+    jobs: hpc.Jobs = 1,
+    cores: hpc.Cores = None,
+    memory: hpc.Memory = None,
+    queue: hpc.Queue = None,
+    walltime: hpc.Walltime = None,
+    account: hpc.Account = None,
+    job_extra: hpc.JobExtra = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Images per task and per zarr shard.")
     ] = None,
@@ -175,6 +188,16 @@ def run_command(
         decoder=decoder.value,
         scheduler=scheduler.value,
         address=address,
+        cluster=hpc.job_queue(
+            cluster,
+            jobs=jobs,
+            cores=cores,
+            memory=memory,
+            queue=queue,
+            walltime=walltime,
+            account=account,
+            job_extra=job_extra,
+        ),
         overwrite=overwrite,
         retry_failed=retry_failed,
         storage_options=storage_option,

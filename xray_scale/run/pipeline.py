@@ -10,10 +10,9 @@ larger than one batch is held per worker, and a batch is the unit of resume:
 re-running the same command on the same store redoes only the batches that
 still hold a ``pending`` image.
 
-The graph is a plain dict, one task per batch and no dependencies: 14,015
-tasks for the full dump, built in well under a second, and handed to a local
-scheduler a few hundred at a time (:data:`BATCHES_PER_CALL`). Tests stop a run
-at a known point through the checkpoints it passes (:mod:`xray_scale.run.gate`).
+The graph is a plain dict, one task per batch and no dependencies (14,015 for
+the full dump, built in well under a second), handed to a local scheduler a few
+hundred at a time (:data:`BATCHES_PER_CALL`) or to a cluster (:mod:`.cluster`).
 """
 
 from __future__ import annotations
@@ -78,6 +77,7 @@ from .cluster import (
     spot_checks,
     worker_modules,
 )
+from .jobqueue import JobQueue, require_job_queue
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
 
@@ -357,6 +357,7 @@ def run(
     decoder: str = "cpu",
     scheduler: str = "threads",
     address: str | None = None,
+    cluster: JobQueue | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
@@ -405,6 +406,8 @@ def run(
         ``tcp://host:port`` of a running dask.distributed scheduler; inputs
         and a store that are files must be at the same paths on every worker
         (URLs are opened by each worker itself, with the run's options).
+    cluster : JobQueue, optional
+        Workers in SLURM, PBS, SGE or LSF jobs (:mod:`xray_scale.run.jobqueue`).
     workers : int, optional
         Threads, processes or LocalCluster workers (default: the number of
         CPUs); ignored with ``address``.
@@ -462,6 +465,8 @@ def run(
         raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
     if scheduler == "cuda":
         require_dask_cuda()
+    if cluster is not None:  # recorded as the run's scheduler
+        scheduler = require_job_queue(cluster, address=address)
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if limit is not None and limit < 1:
@@ -551,10 +556,9 @@ def run(
         with reaching(out):  # the store's endpoint gone away: an error naming it, exit 3
             store_gone = False
             try:
-                if scheduler in ("distributed", "cuda") or address is not None:
-                    cuda = scheduler == "cuda"
-                    preload = worker_modules(engine)
-                    with connect(address, workers=workers, cuda=cuda, preload=preload) as client:
+                if scheduler not in ("threads", "processes") or address:
+                    options = {"cuda": scheduler == "cuda", "preload": worker_modules(engine)}
+                    with connect(address, workers=workers, job_queue=cluster, **options) as client:
                         check_workers_see(
                             client, store=out, inputs=spot_checks(paths), options=carried
                         )
