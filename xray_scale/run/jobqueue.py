@@ -19,7 +19,9 @@ import asyncio
 import importlib
 import logging
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,6 +98,21 @@ class JobQueue:
         return {key: value for key, value in given.items() if value is not None}
 
 
+def _import_dask_jobqueue():
+    """``dask_jobqueue``, imported without letting it take Ctrl-C away.
+
+    Its ``runner`` module, imported by its package, sets a SIGINT handler that
+    calls ``sys.exit()``: a Ctrl-C would then end the run with exit code 0, as if
+    it had finished, instead of cancelling the jobs and exiting with 130. The
+    handler in place before the import is put back.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    module = importlib.import_module("dask_jobqueue")
+    if threading.current_thread() is threading.main_thread() and before is not None:
+        signal.signal(signal.SIGINT, before)
+    return module
+
+
 def require_job_queue(spec: JobQueue, *, address: str | None = None) -> str:
     """Check that ``spec`` can run here; return the system's name (``"slurm"``...).
 
@@ -108,7 +125,7 @@ def require_job_queue(spec: JobQueue, *, address: str | None = None) -> str:
     if address is not None:
         raise ConfigError(f"--cluster {spec.system} starts its own scheduler: leave out --address")
     try:
-        importlib.import_module("dask_jobqueue")
+        _import_dask_jobqueue()
     except ImportError as error:
         raise ConfigError(
             f"--cluster {spec.system} needs dask-jobqueue ({error}): pip install 'xray-scale[hpc]'"
@@ -125,8 +142,8 @@ def require_job_queue(spec: JobQueue, *, address: str | None = None) -> str:
 def _new_cluster(spec: JobQueue):
     """The dask-jobqueue cluster (its scheduler running, no job submitted yet)."""
     import dask
-    import dask_jobqueue
 
+    dask_jobqueue = _import_dask_jobqueue()
     class_name, _, _ = JOB_QUEUES[spec.system]
     options = spec.cluster_options()
     configured = dask.config.get(f"jobqueue.{spec.system}.scheduler-options", {}) or {}
