@@ -99,6 +99,9 @@ def job_config(tmp_path):
         "    cores: 1\n"
         "    memory: 1GB\n"
     )
+    # imported first: a dask.config.set made before dask-jobqueue adds its defaults would
+    # take the whole "jobqueue" section away again as it ends
+    pytest.importorskip("dask_jobqueue")
     settings = {"jobqueue.slurm.interface": "lo", "jobqueue.slurm.log-directory": str(logs)}
     with dask.config.set(settings):
         yield config_dir, logs
