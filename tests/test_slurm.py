@@ -414,3 +414,40 @@ def test_every_daemon_stops_by_itself_at_the_end(tmp_path):
         ["sinfo"], env={**os.environ, **cluster.environment}, capture_output=True, timeout=60
     )
     assert done.returncode != 0  # no slurmctld answers any more
+
+
+@on_slurm
+def test_ctrl_c_while_the_jobs_wait_in_the_queue_cancels_them(
+    slurm, images_and_threaded_store, job_config, tmp_path
+):
+    """Jobs held in the queue (``--begin`` in an hour): SIGINT cancels them, exit 130."""
+    images, _ = images_and_threaded_store
+    config_dir, _ = job_config
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_AT_ITS_DEFAULT]
+        + run_command(images, tmp_path / "waiting.zarr", "--jobs", "2")
+        + ["--job-extra=--begin=now+1hour"],
+        env={**os.environ, "DASK_CONFIG": str(config_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pending = wait_until(
+            lambda: (
+                slurm.command("squeue", "--noheader", "--states=PENDING", "--format=%i").split()
+                if len(slurm.jobs()) == 2
+                else None
+            ),
+            "two pending jobs",
+            slurm,
+        )
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+        process.wait()
+    assert len(pending) == 2
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert slurm.jobs() == []  # pending jobs end at once when cancelled

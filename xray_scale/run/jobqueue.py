@@ -229,6 +229,33 @@ def _cancel(spec: JobQueue, cluster, job_ids: list[str]) -> None:
     logger.debug("%s %s: exit %s %s", command, " ".join(job_ids), done.returncode, done.stderr)
 
 
+WAIT_NOTICE_S = 120
+"""After this long without a worker, and as long again each time, the run says it is waiting."""
+
+
+def _wait_for_a_job(client, spec: JobQueue, keeper: JobKeeper) -> None:
+    """Wait, without a limit (a queue may be full for hours), for the first job's worker.
+
+    Says on stderr (a logging warning) every :data:`WAIT_NOTICE_S` that it is
+    still waiting, with the job ids, so that a job that failed at its start
+    (a wrong ``python``, a prologue that fails) is found in its log.
+    """
+    waited = 0
+    while True:
+        try:
+            client.wait_for_workers(1, timeout=WAIT_NOTICE_S)
+            return
+        except TimeoutError:  # distributed's WorkerStartTimeoutError is one
+            waited += WAIT_NOTICE_S
+            logger.warning(
+                "no %s job has started after %d s (jobs %s): still waiting; their logs are in "
+                "log-directory (jobqueue.yaml) or the folder of the run; Ctrl-C cancels them",
+                spec.system,
+                waited,
+                ", ".join(keeper.job_ids()) or "not yet submitted",
+            )
+
+
 @contextmanager
 def job_queue_client(spec: JobQueue) -> Iterator:
     """A ``distributed.Client`` on ``spec.jobs`` batch jobs, all cancelled when the block ends.
@@ -253,8 +280,7 @@ def job_queue_client(spec: JobQueue) -> Iterator:
     try:
         keeper.start()
         with Client(cluster) as client:
-            logger.info("waiting for the first of %d %s jobs to start", spec.jobs, spec.system)
-            client.wait_for_workers(1)
+            _wait_for_a_job(client, spec, keeper)
             yield client
     finally:
         keeper.stop()
