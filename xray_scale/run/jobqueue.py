@@ -167,7 +167,10 @@ class JobKeeper:
     name, and the cluster scaled back to ``jobs``, which submits a new one
     under a new name. (distributed's own clean-up of a lost worker, after
     ``distributed.deploy.lost-worker-timeout``, matches workers by name, and
-    so would close a replacement under the same name.)
+    so would close a replacement under the same name.) A job that ends before
+    its worker ever joined (cancelled while pending, failed at its start) is not
+    seen to end: the run waits for the others, and says so while none has
+    started (:func:`_wait_for_a_job`).
     """
 
     def __init__(self, cluster, jobs: int):
@@ -179,7 +182,6 @@ class JobKeeper:
         # still alive (a weak set) is closed, and dask-jobqueue's never are
         self.submitted: set[str] = set()
         self.joined: set[str] = set()
-        self.replaced = 0
         self._callback = PeriodicCallback(self.check, KEEPER_INTERVAL_MS)
 
     def start(self) -> None:
@@ -211,7 +213,6 @@ class JobKeeper:
                 cluster.workers.pop(name, None)
                 cluster.worker_spec.pop(name, None)
                 cluster._futures.add(asyncio.ensure_future(job.close()))  # cancel: harmless if gone
-                self.replaced += 1
         cluster.scale(jobs=self.jobs)
 
     def job_ids(self) -> list[str]:
@@ -220,7 +221,7 @@ class JobKeeper:
         return sorted(self.submitted | current)
 
 
-def _cancel(spec: JobQueue, cluster, job_ids: list[str]) -> None:
+def _cancel(cluster, job_ids: list[str]) -> None:
     """Run the queue's cancel command on ``job_ids``: jobs long gone are no error."""
     if not job_ids:
         return
@@ -288,4 +289,4 @@ def job_queue_client(spec: JobQueue) -> Iterator:
         try:
             cluster.close()
         finally:
-            _cancel(spec, cluster, sorted(set(job_ids) | set(keeper.job_ids())))
+            _cancel(cluster, sorted(set(job_ids) | set(keeper.job_ids())))
