@@ -4,7 +4,8 @@ The public API: :func:`run` processes PNG inputs into a zarr v3 store,
 :func:`open_images` stacks PNGs lazily into a dask array, :data:`FILTERS` is
 the filter registry and :func:`load_config` reads a run configuration.
 :func:`open_dataset` opens a store as an ``xarray.DataTree``, and
-:class:`ImageDataset` serves its images to a training loop.
+:class:`ImageDataset` serves its images to a training loop. ``run(..., cluster=JobQueue(...))``
+runs the workers as HPC batch jobs (SLURM, PBS, SGE, LSF).
 
 Each public name is imported when first used (a module ``__getattr__``), so
 ``import xray_scale`` and the ``xray-scale`` command start without loading
@@ -32,6 +33,7 @@ _PUBLIC = {
     "ENGINES": "xray_scale.engines.registry",
     "EngineError": "xray_scale.errors",
     "InputError": "xray_scale.errors",
+    "JobQueue": "xray_scale.run.jobqueue",
     "RunSummary": "xray_scale.run.pipeline",
     "StoreError": "xray_scale.errors",
     "analyse_image": "xray_scale.analysis.image",
