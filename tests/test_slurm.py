@@ -357,9 +357,10 @@ def test_a_job_killed_by_its_walltime_loses_nothing(
 def test_ctrl_c_leaves_no_job_in_squeue(
     slurm, images_and_threaded_store, job_config, tmp_path, gate_folder
 ):
-    """SIGINT while the driver is held: exit 130, and every job submitted is cancelled."""
+    """SIGINT while both jobs hold a batch: exit 130, and every job submitted is cancelled."""
     images, _ = images_and_threaded_store
     config_dir, _ = job_config
+    gate.hold(gate_folder, gate.BATCH_START, after=2)  # then each job's worker holds one
     gate.hold(gate_folder, gate.BATCH_RECORDED, after=1)  # the driver waits in the gate's loop
     process = subprocess.Popen(
         [sys.executable, "-c", SIGINT_AT_ITS_DEFAULT]
@@ -371,6 +372,7 @@ def test_ctrl_c_leaves_no_job_in_squeue(
     )
     try:
         gate.wait_for(gate_folder, gate.BATCH_RECORDED, 2, process=process, timeout=600)
+        owners = gate.wait_for(gate_folder, gate.BATCH_START, 4, process=process, timeout=600)
         submitted = slurm.jobs()
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=300)
@@ -380,7 +382,7 @@ def test_ctrl_c_leaves_no_job_in_squeue(
         process.wait()
     assert process.returncode == 130, stderr
     assert "interrupted; finished batches are kept" in stderr and "Traceback" not in stderr
-    assert submitted, "no job was running when the driver was interrupted"
+    assert len(submitted) == 2 and len(set(owners[2:])) == 2  # both jobs were mid-batch
     # scancel has run on every job before the driver exits; SLURM may still be ending them
     assert slurm.command("squeue", "--noheader", "--states=PENDING,RUNNING").strip() == ""
     wait_until(lambda: slurm.jobs() == [], "empty squeue", slurm)
