@@ -43,7 +43,7 @@ _ONE_RUN = r"""
 import json, sys, time
 import xray_scale
 from xray_scale.allocator import tune_malloc
-from xray_scale.run.jobqueue import JobQueue
+from xray_scale.runner.jobqueue import JobQueue
 tune_malloc()  # as the xray-scale executable does
 images, out, how = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 cluster = JobQueue("slurm", **how["slurm"]) if how.get("slurm") else None

@@ -69,7 +69,7 @@ def png_with_header(width: int, height: int, *, bit_depth: int = 8, colour_type:
 
 @pytest.fixture
 def gate_folder(tmp_path: Path) -> Path:
-    """The folder of a progress gate (:mod:`xray_scale.run.gate`), empty: nothing held yet.
+    """The folder of a progress gate (:mod:`xray_scale.runner.gate`), empty: nothing held yet.
 
     A run started with ``{gate.ENV: str(gate_folder)}`` in its environment leaves a
     ticket at each checkpoint; a test holds and waits on those, never on the clock.
@@ -81,7 +81,7 @@ def gate_folder(tmp_path: Path) -> Path:
 
 def gated_environment(folder: Path) -> dict[str, str]:
     """This process's environment with the progress gate at ``folder`` turned on."""
-    from xray_scale.run import gate
+    from xray_scale.runner import gate
 
     return {**os.environ, gate.ENV: str(folder)}
 

@@ -22,7 +22,7 @@ from xray_scale.cli import main
 from xray_scale.errors import InputError
 from xray_scale.io import archives
 from xray_scale.render import grid_figure, render_store
-from xray_scale.run.plan import plan_run
+from xray_scale.runner.plan import plan_run
 from xray_scale.store.encoding import read_index
 
 OPTIONS = {"workers": 2, "batch_size": 4, "engine": "scipy"}

@@ -18,7 +18,7 @@ from xray_scale.io import archives
 from xray_scale.io.archive_index import INDEX_SUFFIX
 from xray_scale.io.sources import discover_inputs
 from xray_scale.render import render_store
-from xray_scale.run.plan import plan_run
+from xray_scale.runner.plan import plan_run
 from xray_scale.store.encoding import read_index
 
 pytestmark = pytest.mark.s3  # moto's S3 server, every test

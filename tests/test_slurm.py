@@ -1,7 +1,7 @@
 """``--cluster slurm``: the workers as jobs of a real SLURM on 127.0.0.1 (tests/slurm_cluster.py).
 
 Every test that submits jobs synchronises on the run's progress gate
-(:mod:`xray_scale.run.gate`) and on what ``squeue`` lists, never on the clock.
+(:mod:`xray_scale.runner.gate`) and on what ``squeue`` lists, never on the clock.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from slurm_cluster import SlurmCluster, missing_binaries, start_slurm, stop_slur
 import xray_scale
 from xray_scale.errors import ConfigError
 from xray_scale.io.synth import write_phantoms
-from xray_scale.run import gate
-from xray_scale.run.jobqueue import JobQueue
+from xray_scale.runner import gate
+from xray_scale.runner.jobqueue import JobQueue
 
 
 def on_slurm(test):
@@ -189,7 +189,7 @@ def test_job_queue_options_map_to_each_systems_keywords():
 def test_every_system_gets_the_flags_in_its_job_script(system, expected):
     """PBS, SGE and LSF have no live test: their job scripts say what the flags asked for."""
     pytest.importorskip("dask_jobqueue")
-    from xray_scale.run.jobqueue import _new_cluster
+    from xray_scale.runner.jobqueue import _new_cluster
 
     spec = JobQueue(
         system, cores=2, memory="4GB", queue="short", walltime="00:20:00", account="lab"
@@ -212,7 +212,7 @@ def dataclasses_replace(spec: JobQueue, **changes) -> JobQueue:
 
 def test_cores_and_memory_neither_given_nor_configured_say_where_to_set_them():
     pytest.importorskip("dask_jobqueue")
-    from xray_scale.run.jobqueue import _new_cluster
+    from xray_scale.runner.jobqueue import _new_cluster
 
     with pytest.raises(ConfigError, match=r"pass --cores and --memory, or set them under"):
         _new_cluster(JobQueue("pbs"))

@@ -1,7 +1,7 @@
 """The ``xray-scale run`` options that run the workers as HPC batch jobs (``--cluster slurm``).
 
 Kept out of :mod:`xray_scale.cli`, which imports nothing heavy at start: these are
-typer option types and one constructor, and :mod:`xray_scale.run.jobqueue`
+typer option types and one constructor, and :mod:`xray_scale.runner.jobqueue`
 imports dask-jobqueue only when a run starts its jobs.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from .run.jobqueue import JobQueue
+    from .runner.jobqueue import JobQueue
 
 __all__ = [
     "Account",
@@ -42,8 +42,8 @@ ClusterSystem = Annotated[
     JobQueueSystem | None,
     typer.Option(
         "--cluster",
-        help="Run the workers as batch jobs: slurm | pbs | sge | lsf (pip install "
-        "'xray-scale[hpc]'). Every job is cancelled at the end, also on Ctrl-C.",
+        help="Run the workers as batch jobs (pip install 'xray-scale[hpc]'); job options "
+        "left out come from dask-jobqueue's jobqueue.yaml. Every job is cancelled at the end.",
     ),
 ]
 Jobs = Annotated[int, typer.Option(min=1, help="With --cluster: jobs kept running.")]
@@ -83,7 +83,7 @@ def job_queue(
     account: str | None,
     job_extra: list[str] | None,
 ) -> JobQueue | None:
-    """The run's :class:`~xray_scale.run.jobqueue.JobQueue`, or None without ``--cluster``.
+    """The run's :class:`~xray_scale.runner.jobqueue.JobQueue`, or None without ``--cluster``.
 
     Raises
     ------
@@ -108,7 +108,7 @@ def job_queue(
         if given or jobs != 1:
             raise ConfigError(f"{(given or ['--jobs'])[0]} applies to batch jobs: add --cluster")
         return None
-    from .run.jobqueue import JobQueue
+    from .runner.jobqueue import JobQueue
 
     return JobQueue(
         system.value,

@@ -60,7 +60,7 @@ from ..config import Config, load_config
 from ..engines.registry import ENGINES, get_engine, resolve_engine
 from ..errors import DecodeError, EngineError, InputError
 from ..io.decode import decode_image, read_png_header
-from ..run.pipeline import run
+from ..runner.pipeline import run
 from ..store.metadata import library_versions
 from .baselines import dask_image_differences, dask_image_loop, tutorial_loop
 from .stages import Stages
@@ -335,7 +335,7 @@ def run_bench(
     diff_images : int
         Images on which dask-image's results are compared with per-image filtering.
     schedulers : list of str, optional
-        Schedulers of the runs (:data:`xray_scale.run.cluster.SCHEDULERS`);
+        Schedulers of the runs (:data:`xray_scale.runner.cluster.SCHEDULERS`);
         ``threads`` always, the reference of :attr:`BenchResult.schedulers`.
         Their runs alternate within each round.
     log : callable
@@ -421,11 +421,13 @@ def run_bench(
             blocks = stages.decoded(stages.spec(bench.config, engines[0]))
             for engine in engines:
                 spec = stages.spec(bench.config, engine)
-                on_device = get_engine(engine).bank_rate_on_device
-                if on_device is not None:
+                if get_engine(engine).analyses_batches:
                     enough = blocks[: -(-DEVICE_BATCH // bench.config.batch_size)]
                     batch = np.concatenate([block for _, block, _ in enough])[:DEVICE_BATCH]
-                    measured(f"bank-on-device {engine} {bench.label}", on_device(batch, spec))
+                    from ..analysis.stack import bank_rate_on_device
+
+                    rate = bank_rate_on_device(batch, spec, get_engine(engine))
+                    measured(f"bank-on-device {engine} {bench.label}", rate)
                 measured(f"compute {engine} {bench.label}", stages.compute(spec, blocks))
                 measured(f"decode+compute {engine} {bench.label}", stages.decode_and_compute(spec))
                 measured(f"decode+bank {engine} {bench.label}", stages.decode_and_bank(spec))

@@ -52,6 +52,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.tokenize import tokenize
 from PIL import Image
 
+from ..config import DEFAULT_MAX_PIXELS
 from ..errors import DecodeError, UnreachableError
 from .png_data import check_image_data_length
 from .reading import FILE_NOT_FOUND, open_png
@@ -74,9 +75,6 @@ __all__ = [
     "read_png_header",
     "unpad",
 ]
-
-DEFAULT_MAX_PIXELS = 50_000_000
-"""Largest header (width x height) decoded by default: 50 Mpx, ~7000 x 7000."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {0: "gray", 2: "RGB", 3: "palette", 4: "gray+alpha", 6: "RGBA"}

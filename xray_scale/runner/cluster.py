@@ -75,7 +75,7 @@ def worker_modules(engine: str) -> tuple[str, ...]:
     """The modules a worker imports before its first batch task: the batch code and the engine's."""
     from ..engines.registry import engine_module
 
-    return ("xray_scale.analysis.batch", engine_module(engine))
+    return ("xray_scale.runner.task", engine_module(engine))
 
 
 _FORKED_WORKERS = {"distributed.worker.multiprocessing-method": "forkserver"}
@@ -98,7 +98,7 @@ def _preload(modules: tuple[str, ...]) -> None:
 
     context = distributed.utils.get_mp_context()  # sets distributed's own list, once
     context.set_forkserver_preload(
-        list(dict.fromkeys(["distributed", "xray_scale.analysis.batch", *modules]))
+        list(dict.fromkeys(["distributed", "xray_scale.runner.task", *modules]))
     )
 
 
@@ -129,7 +129,7 @@ def connect(
         forked (:func:`worker_modules`); nothing for a running scheduler's.
     job_queue : JobQueue, optional
         Run the workers as jobs of an HPC batch queue instead
-        (:func:`xray_scale.run.jobqueue.job_queue_client`): all cancelled at the end.
+        (:func:`xray_scale.runner.jobqueue.job_queue_client`): all cancelled at the end.
 
     Raises
     ------
@@ -137,7 +137,7 @@ def connect(
         If the scheduler cannot be reached (the message names the address).
     ConfigError
         If ``cuda`` is asked for and dask-cuda is not installed, or the job
-        queue cannot be used (:func:`xray_scale.run.jobqueue.require_job_queue`).
+        queue cannot be used (:func:`xray_scale.runner.jobqueue.require_job_queue`).
     """
     import dask
     from distributed import Client, LocalCluster
@@ -221,8 +221,8 @@ def _prepare_worker(*, engine: str, tune_allocator: bool, indexes: dict[str, byt
     from ..io.archives import adopt_indexes
 
     adopt_indexes(indexes)
-    from ..analysis import batch  # noqa: F401  the batch code, imported before the first task
     from ..engines.registry import get_engine
+    from . import task  # noqa: F401  the batch code, imported before the first task
 
     get_engine(engine)
 

@@ -7,7 +7,7 @@ the command line leaves out come from dask-jobqueue's own configuration
 
 A job that ends mid-run (its walltime reached, ``scancel``, a node lost) loses
 nothing: distributed gives the batches it held to other workers (a batch task
-rewrites exactly its own shard, see :mod:`xray_scale.run.cluster`), and
+rewrites exactly its own shard, see :mod:`xray_scale.runner.cluster`), and
 :class:`JobKeeper` submits a job in its place, so the run keeps ``jobs`` jobs
 until it ends. Every job submitted is cancelled when the run ends, also on an
 error or Ctrl-C.
