@@ -6,7 +6,7 @@ Usage::
     python benchmarks/bench_slurm.py --rounds 3 --images 624 --jobs 2
     SLURM_CONF=... python benchmarks/bench_slurm.py --existing --cores 8 --memory 16GB
 
-The inputs are 1024x1024 synthetic chest phantoms (``xray_scale.io.synth``, the
+The inputs are 1024x1024 synthetic chest phantoms (``xray_scale.io.phantoms``, the
 ChestX-ray8 size) written as PNG files once, outside the clock. Without
 ``--existing`` the benchmark starts the tests' one-node SLURM on 127.0.0.1
 (``tests/slurm_cluster.py``: munged, slurmctld and slurmd in a temporary folder) and
@@ -86,7 +86,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-slurm-"))
     images = work / "images"
-    from xray_scale.io.synth import write_phantoms
+    from xray_scale.io.phantoms import write_phantoms
 
     follow_ups = 8
     write_phantoms(
@@ -146,7 +146,7 @@ def main() -> None:
         "slurm",
         {
             "images": args.images,
-            "inputs": "1024x1024 synthetic phantoms (xray_scale.io.synth) as PNG files",
+            "inputs": "1024x1024 synthetic phantoms (xray_scale.io.phantoms) as PNG files",
             "jobs": args.jobs,
             "cores_per_job": args.cores,
             "threads": args.workers,

@@ -23,7 +23,7 @@ from slurm_cluster import SlurmCluster, missing_binaries, start_slurm, stop_slur
 
 import xray_scale
 from xray_scale.errors import ConfigError
-from xray_scale.io.synth import write_phantoms
+from xray_scale.io.phantoms import write_phantoms
 from xray_scale.runner import gate
 from xray_scale.runner.jobqueue import JobQueue
 
