@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytest_plugins = ["slurm_cluster"]  # the session's real SLURM (tests/test_slurm.py)
+
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
 REAL_NAMES = [f"00000011_{k:03d}.png" for k in range(9)]
 
