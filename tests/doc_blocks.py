@@ -63,7 +63,7 @@ def marked_blocks(path: Path, root: Path = ROOT) -> list[Block]:
     page = path.relative_to(root).as_posix()
     blocks = []
     for number, line in enumerate(lines):
-        found = MARKER.search(line)
+        found = MARKER.fullmatch(line.strip())  # alone on its line: not a mention in text
         if not found:
             continue
         where = f"{page}:{number + 1}"

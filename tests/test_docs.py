@@ -60,6 +60,12 @@ def test_markers_are_found_on_the_pages_that_have_runnable_blocks():
     assert all(marked_blocks(page) is not None for page in pages())
 
 
+def test_a_marker_mentioned_in_running_text_is_not_a_marker(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("Mark it with `<!-- docs-test: run -->` above the fence.\n", encoding="utf-8")
+    assert marked_blocks(page, root=tmp_path) == []
+
+
 def test_a_marker_with_a_typo_or_without_its_block_is_an_error(tmp_path):
     page = tmp_path / "page.md"
     for text in (
