@@ -92,5 +92,6 @@ def test_phantoms_give_the_same_bits_on_every_machine(tmp_path):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_real_films_give_the_same_bits_on_every_machine(tmp_path):
     check_machines([str(REAL_SAMPLE)], tmp_path)
