@@ -79,6 +79,14 @@ def test_a_marker_with_a_typo_or_without_its_block_is_an_error(tmp_path):
             marked_blocks(page, root=tmp_path)
 
 
+def test_the_api_page_names_every_filter_mask_and_engine_of_the_registries():
+    import xray_scale
+
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    for name in [*xray_scale.FILTERS, *xray_scale.MASKS, *xray_scale.ENGINES]:
+        assert f"`{name}`" in text, name
+
+
 READING = "## Reading the store"
 
 
