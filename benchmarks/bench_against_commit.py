@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_against_commit.py 99c0b6d          # 100 calibration films, 2 configs
     python benchmarks/bench_against_commit.py 99c0b6d --rounds 7 --source ../data/pngs
+    python benchmarks/bench_against_commit.py main --config default --config configs/tutorial.toml
 
 A refactor promises "no behaviour change": the same stores, bit for bit, and the same
 speed. This checks both in one call. The older commit is checked out with ``git worktree``
@@ -36,6 +37,8 @@ from records import save_record
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [ROOT / "configs" / "tutorial.toml", ROOT / "configs" / "full-dump.toml"]
+DEFAULT = Path("default")
+"""``--config default``: the run without ``--config``, the built-in configuration."""
 CALIBRATION = ROOT.parent / "shared" / "data" / "chestxray8-calibration"
 TARGET_CPU_RATIO = 1.05
 
@@ -44,7 +47,8 @@ def cpu_seconds(source_tree: Path, source: Path, config: Path, out: Path, worker
     """Run ``xray-scale run`` with the package imported from ``source_tree``; its CPU time."""
     command = [
         sys.executable, "-c", "from xray_scale.cli import console_script; console_script()",
-        "run", str(source), "--out", str(out), "--config", str(config),
+        "run", str(source), "--out", str(out),
+        *([] if config == DEFAULT else ["--config", str(config)]),
         "--workers", str(workers), "-q",
     ]  # fmt: skip
     environment = {**os.environ, "PYTHONPATH": str(source_tree)}
@@ -118,7 +122,14 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        help="config file, or 'default' for none (repeatable; default: tutorial and full-dump)",
+    )
     arguments = parser.parse_args()
+    configs = [c if c == DEFAULT else c.resolve() for c in arguments.config or CONFIGS]
     if not arguments.source.is_dir():
         raise SystemExit(f"{arguments.source} is not a folder of PNGs: pass --source")
 
@@ -129,7 +140,7 @@ def main() -> None:
         subprocess.run([*git, "add", "--detach", "-q", str(old_tree), arguments.commit], check=True)
         try:
             results = {}
-            for config in CONFIGS:
+            for config in configs:
                 results[config.stem] = compare(config, old_tree, folder, arguments)
                 report(config, results[config.stem])
         finally:

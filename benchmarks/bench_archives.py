@@ -25,7 +25,7 @@ Readers: ``ratarmountcore`` (``SQLiteIndexedTar``, its SQLite index holding both
 member table and the gzip seek points), ``indexed_gzip`` and ``rapidgzip`` (each a
 seekable gzip file whose seek points are exported, with the member table of ``tarfile``
 saved beside it; each library's default spacing and buffers), ``xray_scale`` (what the
-run uses: :mod:`xray_scale.io.archives`, indexed_gzip with its own buffer size), ``zipfile``
+run uses: :mod:`xray_scale.io.sources.archives`, indexed_gzip with its own buffer size), ``zipfile``
 on the ``.zip`` (its central directory is the index) and the extracted folder (the
 reference). The page cache is warm for every reader alike (the files were just
 written); the ratio to the folder is the figure to read. Peak RSS includes each
@@ -191,15 +191,15 @@ def open_rapidgzip(work: Path):
 
 
 def index_xray_scale(work: Path) -> list[Path]:
-    from xray_scale.io.archive_index import index_location
-    from xray_scale.io.archives import list_members
+    from xray_scale.io.sources.archive_index import index_location
+    from xray_scale.io.sources.archives import list_members
 
     list_members(work / "images.tar.gz")
     return [index_location(work / "images.tar.gz")]
 
 
 def open_xray_scale(work: Path):
-    from xray_scale.io.archives import member_path, read_member
+    from xray_scale.io.sources.archives import member_path, read_member
 
     archive = str(work / "images.tar.gz")
     read_member(member_path(archive, "images/00000001_000.png"))  # opens the archive
@@ -219,7 +219,7 @@ IMPORTS = {
     "ratarmountcore": "ratarmountcore.mountsource.formats.tar",
     "indexed_gzip": "indexed_gzip",
     "rapidgzip": "rapidgzip",
-    "xray_scale": "xray_scale.io.archives",
+    "xray_scale": "xray_scale.io.sources.archives",
 }
 
 
@@ -284,7 +284,7 @@ def build_run_inputs(work: Path, count: int) -> dict[str, Path]:
 
 def run_rates(work: Path, options) -> dict:
     """The full-dump config's rate from the folder, the ``.tar.gz`` and the ``.zip``, in rounds."""
-    from xray_scale.io.archives import list_members
+    from xray_scale.io.sources.archives import list_members
 
     inputs = build_run_inputs(work, options.run_images)
     for source in (inputs[".tar.gz"], inputs[".zip"]):
@@ -340,7 +340,7 @@ xray_scale.run(inputs, out, workers=workers, on_batch=first_batch)
 # Runs in a fresh interpreter: every archive's index built (or loaded), timed.
 _INDEX = r"""
 import json, sys, time
-from xray_scale.io.archives import list_members
+from xray_scale.io.sources.archives import list_members
 began = time.perf_counter()
 count = sum(len(list_members(path)) for path in json.loads(sys.argv[1]))
 print(json.dumps({"members": count, "seconds": time.perf_counter() - began}), flush=True)
@@ -366,7 +366,7 @@ def startup(work: Path, options) -> dict:
     phantoms, distinct names) against the same images as ``.tar.gz`` archives; the
     archives' indexes are built first, in a process of their own, and timed.
     """
-    from xray_scale.io.synth import write_phantoms
+    from xray_scale.io.phantoms import write_phantoms
 
     # 64 different images, so that gzip (a 32 KiB window) cannot fold repeats away
     originals = write_phantoms(work / "original", patients=8, follow_ups=8, shape=(64, 64))

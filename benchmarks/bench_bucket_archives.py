@@ -11,11 +11,11 @@ sample PNGs (distinct names, NIH's layout ``images/NNNNNNNN_NNN.png``, gzip leve
 bucket of a local S3 server (moto's server mode, in a process of its own on 127.0.0.1).
 Then, each in a fresh process, with the indexes in a fresh cache folder:
 
-- ``index``: :func:`xray_scale.io.archives.list_members` on the archive in the bucket
+- ``index``: :func:`xray_scale.io.sources.archives.list_members` on the archive in the bucket
   (one streaming pass by range requests, the index saved), and on the same archive on
   the local disk; seconds per GB of archive for each, and their ratio;
 - ``read``: a cold open (the saved index loaded) then ``--members`` random members read
-  with :func:`xray_scale.io.archives.read_member`, each checked against the local copy;
+  with :func:`xray_scale.io.sources.archives.read_member`, each checked against the local copy;
   milliseconds per member from the bucket and from the disk, and the bytes and requests
   asked of the server per member (from s3fs's own log of each range it fetches);
 - ``probe``: the server's own time for a one-byte range request on the archive.
@@ -53,7 +53,7 @@ def payloads() -> list[bytes]:
     sources = sorted(REAL_SAMPLE.glob("*.png"))
     if sources:
         return [path.read_bytes() for path in sources]
-    from xray_scale.io.synth import write_phantoms
+    from xray_scale.io.phantoms import write_phantoms
 
     with tempfile.TemporaryDirectory() as folder:
         written = write_phantoms(Path(folder), patients=1, follow_ups=9, shape=(1024, 1024))
@@ -81,7 +81,7 @@ def child(step: str, source: str, local: str, names: list[str]) -> dict:
     """One step in this fresh process: ``index`` or ``read`` of ``source``."""
     import logging
 
-    from xray_scale.io import archives
+    from xray_scale.io.sources import archives
 
     fetched: list[int] = []
 

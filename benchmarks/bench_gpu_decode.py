@@ -13,7 +13,7 @@ this one process, images/s of:
 - ``cpu decode ceiling``: the CPU decoder (OpenCV's libpng, every chunk CRC
   checked) over every file, batches of the config's size on as many threads
   as the node has cores: what no CPU-decoding pipeline can pass here;
-- ``gpu decode alone``: :func:`xray_scale.gpu_png.decode_batch_gpu` on 64 files
+- ``gpu decode alone``: :func:`xray_scale.io.gpu_decode.decode_batch_gpu` on 64 files
   already in host memory, pixels left on the GPU (best of 5 calls, one thread),
   after checking they equal the CPU decoder's pixels and records;
 - ``run opencv``, ``run cupy`` (CPU decode) and ``run cupy, gpu decoder``:
@@ -87,7 +87,7 @@ def _gpu_decode_alone(paths: list[Path], shape, dtype, repeats: int = 5) -> floa
     """Images/s of decode_batch_gpu on GPU_BATCH files in host memory; checks them first."""
     import cupy
 
-    from xray_scale.io.gpu_png import decode_batch_gpu
+    from xray_scale.io.gpu_decode import decode_batch_gpu
 
     batch = [str(p) for p in paths[:GPU_BATCH]]
     contents = [Path(p).read_bytes() for p in batch]
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     tune_malloc()  # as the xray-scale executable does
-    from xray_scale.io.gpu_png import GpuDecoderUnavailable, check_usable
+    from xray_scale.io.formats.png_gpu import GpuDecoderUnavailable, check_usable
 
     try:
         check_usable()  # before any copying

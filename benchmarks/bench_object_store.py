@@ -42,9 +42,10 @@ from moto_server import start_server
 from records import save_record
 
 import xray_scale
-from xray_scale.analysis.records import BatchRecord, BatchSpec
+from xray_scale.analysis.maps import batch_spec
 from xray_scale.analysis.stats import STAT_FIELDS
 from xray_scale.config import load_config
+from xray_scale.records import BatchRecord, BatchSpec
 from xray_scale.store.access import RecordWriter, write_maps
 from xray_scale.store.create import create_store
 from xray_scale.store.location import StoreLocation
@@ -111,7 +112,7 @@ def input_rates(scratch: Path, config, endpoint: str, options) -> dict:
     """img/s of the full-dump config reading ``--inputs`` phantoms from a folder and from S3."""
     import boto3
 
-    from xray_scale.io.synth import write_phantoms
+    from xray_scale.io.phantoms import write_phantoms
 
     count = options.inputs
     written = write_phantoms(scratch / "images", patients=-(-count // 8), follow_ups=8)
@@ -163,9 +164,7 @@ def main() -> None:
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
         config = load_config(FULL_DUMP)
-        spec = BatchSpec.for_run(
-            config, shape=(1024, 1024), bit_depth=8, compat=None, engine="scipy"
-        )
+        spec = batch_spec(config, shape=(1024, 1024), bit_depth=8, compat=None, engine="scipy")
         results: dict[str, list[dict]] = {"folder": [], "fsspec": [], "obstore": []}
         with tempfile.TemporaryDirectory() as scratch:
             for round_ in range(options.rounds):

@@ -93,7 +93,7 @@ print(json.dumps({
 def source_image(folder: Path) -> Path:
     if REAL_IMAGE.is_file():
         return REAL_IMAGE
-    from xray_scale.io.synth import write_phantoms
+    from xray_scale.io.phantoms import write_phantoms
 
     return write_phantoms(folder / "original", follow_ups=1)[0]
 

@@ -45,16 +45,16 @@ TARGETS = {"help": 0.4, "version": 0.4, "bad option": 0.4, "info": 2.0, "export"
 
 def build_store(path: Path, count: int) -> Path:
     """A finished-looking full-dump store of ``count`` images, built without decoding."""
-    from xray_scale.analysis.records import BatchSpec
+    from xray_scale.analysis.maps import batch_spec
     from xray_scale.config import load_config
-    from xray_scale.io.manifest import MANIFEST_FIELDS
+    from xray_scale.io.sources.manifest import MANIFEST_FIELDS
     from xray_scale.store.create import create_store
     from xray_scale.store.encoding import stored_values
     from xray_scale.store.layout import STAT_FIELDS
     from xray_scale.store.metadata import RunMetadata, utc_now
 
     config = load_config(ROOT / "configs" / "full-dump.toml")
-    spec = BatchSpec.for_run(config, shape=(1024, 1024), bit_depth=8, compat=None, engine="opencv")
+    spec = batch_spec(config, shape=(1024, 1024), bit_depth=8, compat=None, engine="opencv")
     names = [f"{k // 4 + 1:08d}_{k % 4:03d}.png" for k in range(count)]
     paths = [f"/data/chestxray8/images/{name}" for name in names]
     rng = np.random.default_rng(0)

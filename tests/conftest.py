@@ -118,7 +118,7 @@ def png_with_header(width: int, height: int, *, bit_depth: int = 8, colour_type:
 
 @pytest.fixture
 def gate_folder(tmp_path: Path) -> Path:
-    """The folder of a progress gate (:mod:`xray_scale.run.gate`), empty: nothing held yet.
+    """The folder of a progress gate (:mod:`xray_scale.runner.gate`), empty: nothing held yet.
 
     A run started with ``{gate.ENV: str(gate_folder)}`` in its environment leaves a
     ticket at each checkpoint; a test holds and waits on those, never on the clock.
@@ -130,7 +130,7 @@ def gate_folder(tmp_path: Path) -> Path:
 
 def gated_environment(folder: Path) -> dict[str, str]:
     """This process's environment with the progress gate at ``folder`` turned on."""
-    from xray_scale.run import gate
+    from xray_scale.runner import gate
 
     return {**os.environ, gate.ENV: str(folder)}
 
@@ -141,7 +141,7 @@ def fresh_archive_handles():
 
     Used by the archive tests through ``pytestmark = pytest.mark.usefixtures(...)``.
     """
-    from xray_scale.io import archives
+    from xray_scale.io.sources import archives
 
     archives._forget_opened()
     yield

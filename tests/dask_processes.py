@@ -53,7 +53,7 @@ def stop_processes(processes: list[tuple[subprocess.Popen, object]]) -> None:
 def dask_cluster(tmp_path, gate_folder):
     """A scheduler on a random port and two single-threaded workers, as subprocesses.
 
-    The workers pass the progress gate at ``gate_folder`` (:mod:`xray_scale.run.gate`). Yields
+    The workers pass the progress gate at ``gate_folder`` (:mod:`xray_scale.runner.gate`). Yields
     the scheduler's address and the two worker processes.
     """
     scheduler_file = tmp_path / "scheduler.json"

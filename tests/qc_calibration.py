@@ -7,7 +7,7 @@ copied into the repository). Each gets injected copies: an inversion
 ``255 / p75``: a quarter of it clipped white), black frames of 4, 8 (+-2
 noise) and 25 % of each side, white frames of 5 % (255) and 12 % (250 +- 2);
 and there is one blank image per film (a level + faint noise). Non-chest
-images: phantoms of :func:`xray_scale.io.synth.phantom` and photographs from
+images: phantoms of :func:`xray_scale.io.phantoms.phantom` and photographs from
 ``skimage.data``, resized to 1024 x 1024.
 
 Each image's truth is the flags it should get (:attr:`Injected.flags`): its
@@ -26,7 +26,7 @@ import numpy as np
 import skimage.data
 
 from xray_scale.io.decode import decode_image
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 CALIBRATION = Path(__file__).resolve().parents[2] / "shared" / "data" / "chestxray8-calibration"
 SHAPE = (1024, 1024)

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 REAL_SAMPLE = Path("/work/shared/data/chestxray8-sample")
 LABELS = ("framed", "inverted", "blank", "low_contrast", "saturated", "duplicate", "near_duplicate")

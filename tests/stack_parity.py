@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from xray_scale.analysis.batch import analyse_block
-from xray_scale.analysis.records import BatchSpec
-from xray_scale.analysis.stack import ArrayBackend, analyse_stack
+from xray_scale.analysis.maps import batch_spec
+from xray_scale.analysis.stack import analyse_stack
 from xray_scale.config import load_config
+from xray_scale.engines.base import ArrayBackend
 from xray_scale.filters import FILTERS
 from xray_scale.io.decode import DecodedImage
+from xray_scale.records import BatchSpec
 
 ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
 CONFIGS = {
@@ -44,7 +46,7 @@ class RecordingWriter:
 def spec_for(block: np.ndarray, overrides: dict, engine: str = "scipy") -> BatchSpec:
     config = load_config(overrides)
     bit_depth = 16 if block.dtype == np.uint16 else 8
-    return BatchSpec.for_run(
+    return batch_spec(
         config, shape=block.shape[1:], bit_depth=bit_depth, compat=None, engine=engine
     )
 

@@ -20,9 +20,9 @@ from conftest import (
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import InputError
-from xray_scale.io import archives
+from xray_scale.io.sources import archives
 from xray_scale.render import grid_figure, render_store
-from xray_scale.run.plan import plan_run
+from xray_scale.runner.plan import plan_run
 from xray_scale.store.encoding import read_index
 
 OPTIONS = {"workers": 2, "batch_size": 4, "engine": "scipy"}
@@ -109,7 +109,7 @@ def test_cut_tarball_keeps_what_came_before_and_says_so(dump, tmp_path, caplog):
     whole = (dump["nih"] / "images_001.tar.gz").read_bytes()
     cut = tmp_path / "images_001.tar.gz"
     cut.write_bytes(whole[: len(whole) * 2 // 3])
-    with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
+    with caplog.at_level(logging.WARNING, logger="xray_scale.io.sources.archives"):
         summary = xray_scale.run([cut], tmp_path / "cut.zarr", **OPTIONS)
     group = zarr.open_group(tmp_path / "cut.zarr", mode="r")
     errors = list(read_index(group, "error"))

@@ -16,10 +16,10 @@ import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, make_tar, make_zip, needs_real_sample
 
 from xray_scale.errors import ArchiveError, MemberError
-from xray_scale.io import archive_index, archives
-from xray_scale.io.archive_index import index_location
-from xray_scale.io.archives import list_members, member_path, read_member, split_member_path
-from xray_scale.io.synth import write_phantoms
+from xray_scale.io.phantoms import write_phantoms
+from xray_scale.io.sources import archive_index, archives
+from xray_scale.io.sources.archive_index import index_location
+from xray_scale.io.sources.archives import list_members, member_path, read_member, split_member_path
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_truncated_tar_gz_keeps_members_before_the_cut(tmp_path, phantom_files, 
     data = whole.read_bytes()
     cut = tmp_path / "images_002.tar.gz"
     cut.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
+    with caplog.at_level(logging.WARNING, logger="xray_scale.io.sources.archives"):
         names = list_members(cut)
     assert 0 < len(names) < len(phantom_files)
     ok, failed = [], []
@@ -150,7 +150,7 @@ def test_tar_cut_at_a_member_boundary_is_reported(tmp_path, phantom_files, caplo
     end = fourth.offset_data + (fourth.size + 511) // 512 * 512
     cut = tmp_path / "cut.tar"
     cut.write_bytes(whole.read_bytes()[:end])
-    with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
+    with caplog.at_level(logging.WARNING, logger="xray_scale.io.sources.archives"):
         names = list_members(cut)
     assert all(read_member(n) for n in names)  # every member before the cut is whole
     assert "without the end-of-archive marker" in caplog.records[0].getMessage()
@@ -236,7 +236,7 @@ def test_member_names_pickle_to_a_fresh_process(tmp_path, phantom_files):
     name = list_members(archive)[5]
     read_member(name)  # this process holds a handle now; the child must open its own
     script = (
-        "import pickle, sys, zlib; from xray_scale.io.archives import read_member; "
+        "import pickle, sys, zlib; from xray_scale.io.sources.archives import read_member; "
         "print(zlib.crc32(read_member(pickle.loads(sys.stdin.buffer.read()))))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -273,7 +273,7 @@ def test_gzip_crc_mismatch_keeps_every_member(tmp_path, phantom_files, caplog):
     data = bytearray(archive.read_bytes())
     data[-6] ^= 0xFF  # the trailer's CRC-32
     archive.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="xray_scale.io.archives"):
+    with caplog.at_level(logging.WARNING, logger="xray_scale.io.sources.archives"):
         names = list_members(archive)
     assert [read_member(n) for n in names] == [phantom_files[n] for n in sorted(phantom_files)]
     (warning,) = caplog.records

@@ -24,7 +24,7 @@ from xray_scale.bench.benchmark import (
 )
 from xray_scale.cli import main
 from xray_scale.config import load_config
-from xray_scale.io.synth import write_phantoms
+from xray_scale.io.phantoms import write_phantoms
 
 
 @pytest.fixture

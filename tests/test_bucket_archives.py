@@ -14,11 +14,11 @@ from s3_servers import SECRET
 
 import xray_scale
 from xray_scale.cli import main
-from xray_scale.io import archives
-from xray_scale.io.archive_index import INDEX_SUFFIX
-from xray_scale.io.sources import discover_inputs
+from xray_scale.io.sources import archives
+from xray_scale.io.sources.archive_index import INDEX_SUFFIX
+from xray_scale.io.sources.discover import discover_inputs
 from xray_scale.render import render_store
-from xray_scale.run.plan import plan_run
+from xray_scale.runner.plan import plan_run
 from xray_scale.store.encoding import read_index
 
 pytestmark = pytest.mark.s3  # moto's S3 server, every test
@@ -74,7 +74,7 @@ def test_tarballs_in_a_bucket_equal_the_folder_run_and_are_indexed_once(
 ):
     out = tmp_path / "bucket.zarr"
     command = ["run", "s3://nih/images_00*", "-o", str(out), "--workers", "2"]
-    with caplog.at_level(logging.INFO, logger="xray_scale.io.archive_index"):
+    with caplog.at_level(logging.INFO, logger="xray_scale.io.sources.archive_index"):
         assert main([*command, "--batch-size", "4", "--engine", "scipy"]) == 0
     assert len(indexing_messages(caplog)) == 2  # one streaming pass per archive
     cached = sorted(p.name for p in own_cache.iterdir())
@@ -83,7 +83,7 @@ def test_tarballs_in_a_bucket_equal_the_folder_run_and_are_indexed_once(
     assert_stores_equal(nih_bucket["reference"], out, besides=("index/path",))
     again = tmp_path / "again.zarr"
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="xray_scale.io.archive_index"):
+    with caplog.at_level(logging.INFO, logger="xray_scale.io.sources.archive_index"):
         summary = xray_scale.run(["s3://nih/images_00*"], again, **OPTIONS)
     assert (summary.ok, summary.failed) == (12, 0) and indexing_messages(caplog) == []
     assert_stores_equal(nih_bucket["reference"], again, besides=("index/path",))

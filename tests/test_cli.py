@@ -190,3 +190,24 @@ def test_demo_refuses_a_phantoms_folder_holding_other_files(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "holds 'notes.txt', which the demo did not write" in error
     assert sorted(p.name for p in phantoms.iterdir()) == ["90000001_000.png", "notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "command", ["run", "info", "plan", "bench", "export", "synth", "demo", "render", "report"]
+)
+def test_help_shows_click_metavars_not_python_types(command, capsys):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    for python_type in ("<list[", "<int", "<str>", "<path>", "<float", "<bool"):
+        assert python_type not in text
+
+
+def test_help_names_types_as_click_does(capsys):
+    assert main(["run", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--workers INTEGER RANGE" in text and "--config PATH" in text
+    assert "--scheduler [threads|processes|distributed|cuda]" in text
+    assert "--storage-option TEXT" in text and "-o, --out TEXT" in text
+    assert "[OPTIONS] {INPUTS}..." in text
+    assert main(["render", "--help"]) == 0
+    assert "--grid-size FLOAT FLOAT" in capsys.readouterr().out

@@ -13,8 +13,8 @@ from conftest import assert_stores_equal
 
 import xray_scale
 from xray_scale.errors import ConfigError, StoreError
-from xray_scale.io.synth import write_phantoms
-from xray_scale.run import gate
+from xray_scale.io.phantoms import write_phantoms
+from xray_scale.runner import gate
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def test_the_local_distributed_scheduler_equals_threads(cluster_images, tmp_path
 
 @pytest.mark.cluster
 def test_local_workers_are_ready_before_the_first_task():
-    from xray_scale.run.cluster import connect, prepare_workers, worker_modules
+    from xray_scale.runner.cluster import connect, prepare_workers, worker_modules
 
     def state():  # on the worker
         import resource
@@ -99,13 +99,13 @@ def test_local_workers_are_ready_before_the_first_task():
         for _ in range(50):  # a batch-sized block, allocated, written and freed, as in a run
             np.ones((1024, 2048), np.float32)[::7] = 2
         return {
-            "imported": "xray_scale.analysis.batch" in sys.modules,
+            "imported": "xray_scale.runner.task" in sys.modules,
             "profiler": dask.config.get("distributed.worker.profile.enabled"),
             "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before,
         }
 
     def preloaded():  # on the worker: what it was born with (a spawned one has none of ours)
-        return "xray_scale.analysis.batch" in sys.modules
+        return "xray_scale.runner.task" in sys.modules
 
     with connect(None, workers=1, preload=worker_modules("opencv")) as client:
         assert list(client.run(preloaded).values()) == [True]

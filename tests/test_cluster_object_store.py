@@ -14,8 +14,8 @@ from s3_servers import flags, keys, url_store
 
 import xray_scale
 from xray_scale.errors import StoreError
-from xray_scale.io.synth import write_phantoms
-from xray_scale.run import gate
+from xray_scale.io.phantoms import write_phantoms
+from xray_scale.runner import gate
 from xray_scale.store.encoding import read_index
 from xray_scale.store.location import store_location
 
@@ -103,7 +103,7 @@ def test_a_worker_that_cannot_reach_the_store_is_named_with_the_url(bare_cluster
 def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_cluster, s3_user):
     from distributed import Client
 
-    from xray_scale.run.cluster import check_workers_see
+    from xray_scale.runner.cluster import check_workers_see
     from xray_scale.store.location import store_location
 
     address, start_workers, _ = bare_cluster

@@ -18,7 +18,7 @@ import xray_scale
 from xray_scale.engines.registry import engine_filters, resolve_engine
 from xray_scale.errors import ConfigError, EngineError
 from xray_scale.filters import FILTERS
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 
 def _why_no_gpu() -> str | None:

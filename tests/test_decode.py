@@ -26,7 +26,7 @@ from PIL import Image
 from png_writer import chunk
 
 from xray_scale.errors import DecodeError
-from xray_scale.io.decode import decode_batch, decode_image, open_images, read_png_header, unpad
+from xray_scale.io.decode import decode_batch, decode_image, open_images, read_image_header, unpad
 
 
 def test_every_bad_input_fails_with_its_own_message(tmp_path):
@@ -215,13 +215,13 @@ def test_decode_batch_keeps_good_images_beside_bad_ones(tmp_path):
     assert np.array_equal(block[2], structured_image(1))
 
 
-def test_read_png_header(tmp_path):
+def test_read_image_header(tmp_path):
     write_png(tmp_path / "a.png", structured_image(0, shape=(40, 30)))
-    header = read_png_header(tmp_path / "a.png")
+    header = read_image_header(tmp_path / "a.png")
     assert (header.height, header.width, header.bit_depth, header.colour_type) == (40, 30, 8, 0)
     (tmp_path / "b.png").write_bytes(b"GIF89a....")
     with pytest.raises(DecodeError, match="another image format"):
-        read_png_header(tmp_path / "b.png")
+        read_image_header(tmp_path / "b.png")
 
 
 def test_open_images_is_lazy_and_chunked_one_task_per_batch(tmp_path):

@@ -10,7 +10,7 @@ import zarr
 from conftest import assert_stores_equal
 
 import xray_scale
-from xray_scale.analysis.records import BatchSpec
+from xray_scale.analysis.maps import batch_spec
 from xray_scale.cli import main
 from xray_scale.config import load_config
 from xray_scale.engines.registry import resolve_decoder, resolve_engine
@@ -72,9 +72,7 @@ def test_auto_decoder_run_equals_a_cpu_run_and_records_its_decoder(phantom_folde
 
 
 def test_the_decoder_is_not_part_of_the_run_fingerprint(phantom_folder):
-    spec = BatchSpec.for_run(
-        load_config(None), shape=(64, 64), bit_depth=8, compat=None, engine="opencv"
-    )
+    spec = batch_spec(load_config(None), shape=(64, 64), bit_depth=8, compat=None, engine="opencv")
     assert spec.decoder == "cpu"
     paths = sorted(str(p) for p in phantom_folder.iterdir())
     on_gpu = dataclasses.replace(spec, decoder="gpu")

@@ -9,7 +9,7 @@ import pytest
 from conftest import structured_image, write_png
 
 from xray_scale.cli import main
-from xray_scale.io.manifest import NOT_IN_INPUTS
+from xray_scale.io.sources.manifest import NOT_IN_INPUTS
 from xray_scale.store.describe import describe_store, failures_by_reason
 
 LISTED, PRESENT, STEP = 40_000, 196, 204

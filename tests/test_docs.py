@@ -35,8 +35,9 @@ def test_mkdocs_build_strict_builds_every_page_and_the_api_reference(tmp_path):
         folder = site if page.stem == "index" else site / page.stem
         assert (folder / "index.html").is_file(), page.name
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
-    for name in ("xray_scale.run", "xray_scale.open_dataset", "xray_scale.ImageDataset"):
-        assert f'id="{name}"' in api, name
+    for name in ("run", "open_dataset", "ImageDataset", "XrayScaleError", "StoreError"):
+        assert f'id="xray_scale.{name}"' in api, name
+    assert "retry_failed" in api  # xray_scale.run is the function, documented with its parameters
     assert "Parameters" in api  # the numpydoc sections were parsed, not shown as text
 
 
@@ -44,6 +45,31 @@ def test_every_page_is_in_the_nav_and_every_nav_entry_is_a_page():
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     nav = set(re.findall(r"^  - [^:]+: (\S+\.md)$", config, flags=re.MULTILINE))
     assert nav == {page.name for page in (ROOT / "docs").glob("*.md")}
+
+
+EXAMPLE_MODULES = {"xray_scale/io/formats/rawg.py"}
+"""Modules the pages show as examples to write, not as code of the repository."""
+
+
+def repository_files() -> set[str]:
+    """Every Python file of the repository, relative to its root (no virtual environment)."""
+    return {
+        path.relative_to(ROOT).as_posix()
+        for folder in ("xray_scale", "tests", "benchmarks")
+        for path in (ROOT / folder).rglob("*.py")
+    }
+
+
+def test_every_python_file_the_pages_name_exists():
+    files = repository_files()
+    missing = set()
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        for name in re.findall(r"`((?:[a-z_]+/)*[a-z_0-9]+\.py)", text):
+            found = any(f == name or f.endswith("/" + name) for f in files)
+            if not found and name not in EXAMPLE_MODULES:
+                missing.add(f"{page.relative_to(ROOT).as_posix()}: {name}")
+    assert sorted(missing) == []
 
 
 def test_readme_is_short_and_links_to_every_page():

@@ -8,11 +8,11 @@ import sys
 import pytest
 from conftest import gated_environment
 
-from xray_scale.run import gate
+from xray_scale.runner import gate
 
 CALLS = """
 import sys, threading
-from xray_scale.run import gate
+from xray_scale.runner import gate
 name, threads, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def work():
     for _ in range(calls):

@@ -18,10 +18,10 @@ from cuda_on_cpu import COMPILER, build, pointer
 from png_writer import chunk, filtered_png
 
 from xray_scale.errors import DecodeError
-from xray_scale.io import gpu_png
-from xray_scale.io.png_chunks import CRC_PIECE, X2N, check_crcs, walk_png
-from xray_scale.io.png_kernels import SOURCE, crc_table
-from xray_scale.io.png_unfilter import ADLER_PIECE
+from xray_scale.io.formats import png_gpu as gpu_png
+from xray_scale.io.formats.png_chunks import CRC_PIECE, X2N, check_crcs, walk_png
+from xray_scale.io.formats.png_kernels import SOURCE, crc_table
+from xray_scale.io.formats.png_unfilter import ADLER_PIECE
 
 pytestmark = [
     pytest.mark.slow,  # g++ builds the kernels first: seconds

@@ -31,9 +31,10 @@ from png_writer import chunk, filtered_png, filtered_rows, png_from_stream
 import xray_scale
 from xray_scale.engines.registry import resolve_decoder
 from xray_scale.errors import EngineError
-from xray_scale.io import gpu_png
+from xray_scale.io import gpu_decode
 from xray_scale.io.decode import decode_batch
-from xray_scale.io.synth import phantom
+from xray_scale.io.formats import png_gpu as gpu_png
+from xray_scale.io.phantoms import phantom
 
 
 def _skip_reason() -> str | None:
@@ -60,7 +61,7 @@ def libpng(path) -> np.ndarray:
 
 
 def _gpu(paths, **run):
-    block, images = gpu_png.decode_batch_gpu([str(p) for p in paths], **run)
+    block, images = gpu_decode.decode_batch_gpu([str(p) for p in paths], **run)
     return block.get(), images
 
 
@@ -173,7 +174,7 @@ def test_sixteen_bit_run_padding_and_contents_given(tmp_path):
     paths = [str(eight), str(wide), str(small)]
     run = {"shape": (64, 64), "dtype": np.uint16, "size_policy": "pad"}
     contents = [open(p, "rb").read() for p in paths]
-    block, images = gpu_png.decode_batch_gpu(paths, contents=contents, **run)
+    block, images = gpu_decode.decode_batch_gpu(paths, contents=contents, **run)
     cpu_block, cpu_images = decode_batch(paths, **run)
     assert images == cpu_images
     assert np.array_equal(block.get(), cpu_block)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,99 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+LAYERS: dict[str, set[str]] = {
+    "errors": set(),
+    "filters": {"errors"},
+    "config": {"errors", "filters"},
+    "io": {"errors", "config", "filters"},
+    "engines": {"errors", "config", "filters", "io"},
+    "analysis": {"errors", "config", "filters", "io", "engines"},
+    "store": {"errors", "config", "filters", "io"},
+    "read": {"errors", "config", "filters", "io", "store"},
+}
+"""Which parts of the package each part below the top may import (itself always).
+
+``errors``, ``filters``, ``config`` and ``io`` are at the bottom; ``engines``
+supply backends and never call back into ``analysis``; ``analysis`` computes
+from pixels; ``store`` reads and writes arrays; ``read`` serves a store without
+any of the processing. :data:`LEAVES` may be imported by any part, :data:`TOP`
+by none of these.
+"""
+LEAVES = {"records"}
+"""Modules of shared types that any part imports; they import only :data:`BOTTOM`."""
+TOP = {"runner", "render", "bench", "cli", "cli_help", "console", "demo"}
+"""What orchestrates and presents: it imports anything, and nothing in :data:`LAYERS` imports it."""
+BOTTOM = {"errors", "config", "filters", "io"}
+
+
+def _part(name: str) -> str | None:
+    """The part of the package (``store``, ``records``, ``cli``...) a dotted name is in."""
+    bits = name.split(".")
+    return bits[1] if len(bits) > 1 and bits[0] == "xray_scale" else None
+
+
+def wrong_way_imports() -> list[str]:
+    """``"module -> imported"`` for each import (function-local ones too) that breaks the layers."""
+    wrong = []
+    for module, path in modules().items():
+        here = _part(module)
+        for name in imported_names(module, path):
+            there = _part(name)
+            if here is None or there is None or there == here:
+                continue
+            if here in LAYERS:
+                allowed = LAYERS[here] | LEAVES
+            elif here in LEAVES:
+                allowed = BOTTOM
+            else:
+                continue  # the top imports anything; the package's __init__ names the API
+            if there not in allowed and (there in LAYERS or there in LEAVES or there in TOP):
+                wrong.append(f"{module} -> {name}")
+    return sorted(wrong)
+
+
+def test_every_import_points_down_the_layers():
+    assert wrong_way_imports() == []
+
+
+def test_analysis_and_engines_open_no_zarr():
+    found = {
+        module: sorted(
+            name
+            for name in imported_names(module, path)
+            if name.split(".")[0] == "zarr" or _part(name) == "store"
+        )
+        for module, path in modules().items()
+        if _part(module) in ("analysis", "engines")
+    }
+    assert {module: names for module, names in found.items() if names} == {}
+
+
+def test_the_layer_check_finds_an_import_pointing_up(tmp_path, monkeypatch):
+    package = tmp_path / "xray_scale"
+    for folder in ("store", "analysis", "runner"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("", encoding="utf-8")
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "records.py").write_text("from .config import Config\n", encoding="utf-8")
+    (package / "store" / "qc.py").write_text(
+        "def finish():\n    from ..analysis.qc_groups import group_duplicates\n", encoding="utf-8"
+    )
+    (package / "analysis" / "batch.py").write_text(
+        "from ..records import BatchSpec\nfrom ..runner import task\n", encoding="utf-8"
+    )
+    (package / "runner" / "task.py").write_text(
+        "from ..analysis.batch import x\nfrom ..store.qc import y\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
+    assert wrong_way_imports() == [
+        "xray_scale.analysis.batch -> xray_scale.runner",
+        "xray_scale.analysis.batch -> xray_scale.runner.task",
+        "xray_scale.store.qc -> xray_scale.analysis.qc_groups",
+        "xray_scale.store.qc -> xray_scale.analysis.qc_groups.group_duplicates",
+    ]
+
+
 def test_the_package_has_no_import_cycle_counting_function_local_and_importlib_imports():
     graph = import_graph()
     assert "xray_scale.engines.cupy" in graph["xray_scale.engines.registry"]  # importlib counted
@@ -169,9 +263,9 @@ def test_public_names_stay_importable(name):
     assert getattr(xray_scale, name) is not None
 
 
-def test_run_is_the_function_and_its_package_still_imports():
+def test_run_is_the_function_of_the_runner():
     assert inspect.isfunction(xray_scale.run)
-    pipeline = importlib.import_module("xray_scale.run.pipeline")
+    pipeline = importlib.import_module("xray_scale.runner.pipeline")
     assert pipeline.run is xray_scale.run
 
 
@@ -185,10 +279,23 @@ def test_every_error_has_the_one_root_and_keeps_its_builtin():
     assert issubclass(errors.SelectionError, ValueError)
     assert issubclass(errors.StoreError, RuntimeError)
     assert xray_scale.StoreError is errors.StoreError
+    assert xray_scale.XrayScaleError is errors.XrayScaleError
+
+
+def test_the_command_line_catches_the_one_root():
+    source = (PACKAGE / "cli.py").read_text(encoding="utf-8")
+    caught = {
+        ast.unparse(handler.type)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef) and node.name == "main"
+        for handler in ast.walk(node)
+        if isinstance(handler, ast.ExceptHandler) and handler.type is not None
+    }
+    assert caught == {"typer.TyperException", "XrayScaleError", "OSError"}
 
 
 def test_the_readers_need_none_of_the_processing():
-    processing = ("analysis", "run", "render", "engines", "filters", "bench", "cli")
+    processing = ("analysis", "runner", "render", "engines", "filters", "bench", "cli")
     found = {
         module: sorted(
             name

@@ -13,13 +13,13 @@ from conftest import REAL_SAMPLE, needs_real_sample, structured_image, write_png
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import InputError
-from xray_scale.io.manifest import (
+from xray_scale.io.phantoms import write_phantoms
+from xray_scale.io.sources.manifest import (
     NOT_IN_INPUTS,
     manifest_columns,
     read_manifest,
     select_with_manifest,
 )
-from xray_scale.io.synth import write_phantoms
 from xray_scale.store.encoding import read_index
 
 HEADER = (
@@ -138,7 +138,7 @@ def test_ages_with_a_unit_are_whole_years_and_unreadable_ones_are_counted(tmp_pa
     ages = ["58", "058Y", "045M", "010D", "old", "99999"]
     names = [f"00000001_{k:03d}.png" for k in range(len(ages))]
     path = write_manifest(tmp_path / "m.csv", map(manifest_row, names, ages))
-    with caplog.at_level("WARNING", logger="xray_scale.io.manifest"):
+    with caplog.at_level("WARNING", logger="xray_scale.io.sources.manifest"):
         manifest = read_manifest(path)
     columns = manifest_columns(manifest, [str(tmp_path / name) for name in names])
     assert columns["patient_age"].tolist() == [58, 58, 3, 0, -1, -1]

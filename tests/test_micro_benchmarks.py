@@ -148,7 +148,7 @@ def test_benchmark_runs_once(cls, combination, monkeypatch):
 
 
 def test_phantom_when_the_real_sample_is_missing(tmp_path, monkeypatch):
-    from xray_scale.io.synth import phantom
+    from xray_scale.io.phantoms import phantom
 
     images = sys.modules["micro._images"]
     monkeypatch.setattr(images, "SIZE", SIZE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xray_scale.errors import InputError
-from xray_scale.io.namelists import NOT_IN_INPUTS, read_name_list, select_by_names
+from xray_scale.io.sources.namelists import NOT_IN_INPUTS, read_name_list, select_by_names
 
 
 def test_nih_split_list_is_a_name_list(tmp_path):

@@ -19,7 +19,7 @@ from tcp_proxy import TcpProxy
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import UnreachableError
-from xray_scale.run import gate
+from xray_scale.runner import gate
 from xray_scale.store.encoding import read_index
 from xray_scale.store.location import StoreLocation, parse_storage_options, store_location
 

@@ -85,7 +85,9 @@ def test_16_bit_and_float_images(name, sigma):
 
 @pytest.mark.parametrize(("name", "sigma"), CASES, ids=CASE_IDS)
 def test_synthetic_phantoms_8_and_16_bit(name, sigma):
-    synth = pytest.importorskip("xray_scale.io.synth", reason="xray_scale.io.synth is missing")
+    synth = pytest.importorskip(
+        "xray_scale.io.phantoms", reason="xray_scale.io.phantoms is missing"
+    )
     check(name, sigma, synth.phantom(4, 2, shape=(192, 160)))
     check(name, sigma, synth.phantom(4, 2, shape=(96, 96), bit_depth=16))
 

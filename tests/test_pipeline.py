@@ -283,7 +283,7 @@ def test_no_readable_image_is_a_clear_error(tmp_path):
 
 
 def test_phantom_source_runs_without_files(tmp_path):
-    from xray_scale.io.synth import phantom
+    from xray_scale.io.phantoms import phantom
 
     summary = xray_scale.run(["synth:10x96"], tmp_path / "out.zarr", workers=2, batch_size=4)
     assert summary.ok == 10
@@ -391,7 +391,7 @@ def test_local_runs_never_hold_more_than_one_call_of_results(monkeypatch):
     """dask keeps every requested result until its call returns: calls are bounded."""
     import weakref
 
-    from xray_scale.run import pipeline
+    from xray_scale.runner import execute
 
     graph = {("batch", k): (_make_result, k) for k in range(200)}
 
@@ -403,13 +403,13 @@ def test_local_runs_never_hold_more_than_one_call_of_results(monkeypatch):
             handed.append(weakref.ref(result))
             most = max(most, sum(ref() is not None for ref in handed))
 
-        pipeline._compute_locally(graph, "threads", 1, on_record)
+        execute.compute_locally(graph, "threads", 1, on_record)
         assert len(handed) == 200
         return most
 
-    monkeypatch.setattr(pipeline, "BATCHES_PER_CALL", 1)  # calls of 64 batches (per worker)
+    monkeypatch.setattr(execute, "BATCHES_PER_CALL", 1)  # calls of 64 batches (per worker)
     assert most_alive_during_run() <= 64 + 1
-    monkeypatch.setattr(pipeline, "BATCHES_PER_CALL", 1000)  # one call: all 200 held
+    monkeypatch.setattr(execute, "BATCHES_PER_CALL", 1000)  # one call: all 200 held
     assert most_alive_during_run() == 200
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xray_scale.cli import main
-from xray_scale.run.plan import plan_run
+from xray_scale.runner.plan import plan_run
 
 
 def test_plan_scales_a_measured_sample(phantom_folder):

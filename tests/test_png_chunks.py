@@ -21,20 +21,20 @@ from png_writer import chunk, filtered_png
 
 from xray_scale.errors import DecodeError
 from xray_scale.io.decode import decode_image
-from xray_scale.io.png_chunks import (
+from xray_scale.io.formats.png_chunks import (
     check_crcs,
     crc32_by_pieces,
     crc32_shift,
-    read_png,
     walk_png,
 )
+from xray_scale.io.sources.reading import read_input
 
 
 def walked(path, **run):
     """The walk, then the CRCs on the CPU: a layout, or the message of the first failure."""
     run.setdefault("shape", (64, 64))
     try:
-        data = read_png(path)
+        data = read_input(path)
         layout = walk_png(data, **run)
         check_crcs(data, layout.chunks[1:])
     except DecodeError as error:
@@ -211,7 +211,7 @@ def test_a_bad_crc_is_found_by_pieces_in_the_chunk_it_is_in(tmp_path):
 @pytest.mark.real_data
 def test_real_sample_is_for_the_gpu_and_its_crcs_check_by_pieces():
     for name in REAL_NAMES:
-        data = read_png(REAL_SAMPLE / name)
+        data = read_input(REAL_SAMPLE / name)
         layout = walk_png(data, shape=(1024, 1024))
         assert layout.gpu_reason == "", name
         assert layout.checksum == decode_image(REAL_SAMPLE / name, shape=(1024, 1024)).checksum

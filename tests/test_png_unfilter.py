@@ -12,15 +12,16 @@ from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_imag
 from PIL import Image
 from png_writer import filtered_png, filtered_rows, png_from_stream
 
-from xray_scale.io.png_chunks import read_png, walk_png
-from xray_scale.io.png_unfilter import (
+from xray_scale.io.formats.png_chunks import walk_png
+from xray_scale.io.formats.png_unfilter import (
     FILTER_NAMES,
     adler32_by_pieces,
     inflate_batch,
     pixels_from_rows,
     unfilter,
 )
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
+from xray_scale.io.sources.reading import read_input
 
 
 def reference_decode(files: list[bytes], *, shape, dtype=np.uint8, block_rows=1024):
@@ -145,7 +146,7 @@ def test_adler32_by_pieces_equals_zlib():
 @needs_real_sample
 @pytest.mark.real_data
 def test_real_sample_decodes_like_libpng():
-    files = [read_png(REAL_SAMPLE / name) for name in REAL_NAMES]
+    files = [read_input(REAL_SAMPLE / name) for name in REAL_NAMES]
     decoded = reference_decode(files, shape=(1024, 1024))
     for k, data in enumerate(files):
         assert np.array_equal(decoded[k], libpng(data)), REAL_NAMES[k]

@@ -12,7 +12,7 @@ from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicate
 from xray_scale.analysis.stats import histogram256
 from xray_scale.config import ConfigError, load_config
 from xray_scale.io.decode import DecodedImage, decode_image, unpad
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 MIN_SCORE = 0.95
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from qc_calibration import CALIBRATION, calibration_films
 
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 SETTINGS = {
     "default": {},

@@ -12,15 +12,15 @@ from PIL import Image
 from qc_cases import precision_recall
 
 import xray_scale
+from xray_scale.analysis.maps import batch_spec
 from xray_scale.analysis.outliers import OUTLIER_FEATURES, outlier_distance
 from xray_scale.analysis.qc import QC_FLAGS, QC_RECORD_FIELDS, QCConfig, image_qc, pixel_hash
 from xray_scale.analysis.qc_groups import group_duplicates, group_near_duplicates
-from xray_scale.analysis.records import BatchSpec
 from xray_scale.cli import main
 from xray_scale.config import load_config
 from xray_scale.errors import StoreError
-from xray_scale.io.synth import phantom
-from xray_scale.render.page import write_report
+from xray_scale.io.phantoms import phantom
+from xray_scale.render.report import write_report
 from xray_scale.store.encoding import read_index
 from xray_scale.store.export import store_table
 from xray_scale.store.layout import QC_FEATURES
@@ -163,9 +163,7 @@ def test_a_store_made_before_qc_outlier_resumes_and_keeps_its_hash(tmp_path, cap
 
 
 def test_new_qc_keys_at_their_defaults_leave_the_fingerprint_as_it_was():
-    spec = BatchSpec.for_run(
-        load_config(None), shape=(64, 64), bit_depth=8, compat=None, engine="scipy"
-    )
+    spec = batch_spec(load_config(None), shape=(64, 64), bit_depth=8, compat=None, engine="scipy")
     before = {  # the [qc] of every store made with QC before qc/outlier existed
         "enabled", "frame_fraction", "frame_tolerance", "blank_range", "low_contrast_range",
         "saturated_fraction", "inverted_margin", "near_duplicate_distance",
@@ -173,7 +171,7 @@ def test_new_qc_keys_at_their_defaults_leave_the_fingerprint_as_it_was():
     }  # fmt: skip
     assert set(fingerprinted_config(spec)["qc"]) == before
     other = load_config({"qc": {"outlier_threshold": 5.0}})
-    spec = BatchSpec.for_run(other, shape=(64, 64), bit_depth=8, compat=None, engine="scipy")
+    spec = batch_spec(other, shape=(64, 64), bit_depth=8, compat=None, engine="scipy")
     assert fingerprinted_config(spec)["qc"]["outlier_threshold"] == 5.0
     assert spec.pixel_hash == "crc32c"
 

@@ -71,7 +71,6 @@ def test_sample_draws_reproducibly_from_the_selected_rows(table):
         (RowQuery(where="mean <"), "cannot evaluate the condition 'mean <'"),
         (RowQuery(where="mean"), "is not true or false for each image"),
         (RowQuery(sort="brightness"), "unknown column 'brightness' to sort by"),
-        (RowQuery(limit=0), "limit must be an integer >= 1"),
     ],
 )
 def test_errors_are_one_line_naming_the_columns(table, query, message):
@@ -117,7 +116,8 @@ def test_render_and_export_select_what_pandas_selects(
 ):
     path, table = query_store
     ok = table[table["status"] == "ok"]  # render draws ok images; export writes every row
-    chosen = select_images(path, where=where, sort=sort, descending=descending, limit=limit)
+    query = RowQuery(where=where, sort=sort, descending=descending, limit=limit)
+    chosen = select_images(path, query=query)
     expected = pandas_selection(ok, where, sort, descending, limit)
     assert chosen.indices == expected["image"].tolist() and chosen.excluded == []
     arguments = ["export", str(path), "--to", str(tmp_path / "some.csv")]
@@ -159,3 +159,22 @@ def test_a_bad_selection_is_one_line_naming_the_columns(
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error
     assert "image, path, status, error, mode, bit_depth, patient_id, follow_up" in error
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"limit": 0}, "limit must be an integer >= 1"),
+        ({"sample": True}, "sample must be an integer >= 1"),
+        ({"seed": "7"}, "seed must be an integer"),
+        ({"where": 3}, "where must be a string"),
+    ],
+)
+def test_a_query_is_checked_once_when_made(options, message):
+    with pytest.raises(SelectionError, match=message):
+        RowQuery(**options)
+
+
+def test_a_query_is_keyword_only():
+    with pytest.raises(TypeError):
+        RowQuery("mean < 90")  # type: ignore[misc]

@@ -107,10 +107,10 @@ def test_the_cpu_engines_analyse_image_by_image_in_any_worker():
     for name in ("scipy", "opencv"):
         engine = engine_here(name)
         assert not engine.analyses_batches and engine.processes
-        assert engine.bank_batch is None and engine.bank_rate_on_device is None
+        assert engine.backend is None
 
 
 def test_the_gpu_engine_declares_batches_and_no_worker_processes():
     engine = engine_here("cupy")
     assert engine.analyses_batches and not engine.processes
-    assert engine.bank_batch is not None and engine.bank_rate_on_device is not None
+    assert engine.backend is not None and engine.backend.name == "cupy"

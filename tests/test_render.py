@@ -32,6 +32,7 @@ from xray_scale.render import (
 from xray_scale.store.access import open_store
 from xray_scale.store.create import create_store
 from xray_scale.store.encoding import read_index
+from xray_scale.store.query import RowQuery
 
 TUTORIAL_TITLES = [
     "Original",
@@ -127,14 +128,19 @@ def test_selection_by_names_and_patient_excludes_failed_images(drawn_store):
 def test_sample_is_reproducible_and_only_ok(drawn_store):
     path, _ = drawn_store
     group = open_store(path)
-    draws = [select_images(group, sample=3, seed=seed) for seed in range(6)]
-    assert select_images(group, sample=3, seed=0) == draws[0]
+    draws = [select_images(group, query=RowQuery(sample=3, seed=seed)) for seed in range(6)]
+    assert select_images(group, query=RowQuery(sample=3, seed=0)) == draws[0]
     for draw in draws:
         assert len(draw.indices) == 3 and 4 not in draw.indices
         assert draw.indices == sorted(draw.indices)
         assert [i for i, _ in draw.excluded] == [4]
     assert len({tuple(d.indices) for d in draws}) > 1
-    assert select_images(group, patient="12", sample=5).indices == [5, 6]
+    assert select_images(group, patient="12", query=RowQuery(sample=5)).indices == [5, 6]
+
+
+def test_a_sample_below_one_is_refused_when_the_query_is_made():
+    with pytest.raises(SelectionError, match="sample must be an integer >= 1, got 0"):
+        RowQuery(sample=0)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +149,6 @@ def test_sample_is_reproducible_and_only_ok(drawn_store):
         ({"names": ["00000099_000"]}, "unknown image name '00000099_000'"),
         ({"names": ["a", "00000011_001", "b"]}, "unknown image names 'a', 'b'"),
         ({"patient": "99"}, "patient '99' has no images in the store (patients in the store: 11"),
-        ({"sample": 0}, "sample must be an integer >= 1"),
     ],
 )
 def test_selection_errors_are_one_clear_line(drawn_store, options, message):

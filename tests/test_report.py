@@ -14,8 +14,8 @@ from PIL import Image
 
 from xray_scale import run
 from xray_scale.cli import main
-from xray_scale.io.synth import write_phantoms
-from xray_scale.render.page import write_report
+from xray_scale.io.phantoms import write_phantoms
+from xray_scale.render.report import write_report
 
 
 class _Links(HTMLParser):

@@ -16,8 +16,8 @@ import zarr
 from conftest import assert_stores_equal, gated_environment, structured_image, write_png
 
 import xray_scale
-from xray_scale.io.synth import write_phantoms
-from xray_scale.run import gate
+from xray_scale.io.phantoms import write_phantoms
+from xray_scale.runner import gate
 from xray_scale.store.encoding import read_index
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,7 @@ def start_and_stop_midway(
 ) -> subprocess.CompletedProcess:
     """Start a run, send ``stop`` once 3 of its batches are in the store and no other runs.
 
-    The run's driver is held (:mod:`xray_scale.run.gate`) just after it wrote the
+    The run's driver is held (:mod:`xray_scale.runner.gate`) just after it wrote the
     third batch's statuses; with one worker, the fourth batch is only started when
     the driver goes on. So the run is midway, 6 of 64 images ok, however fast the
     machine. The driver waits in the gate's polling loop, where a SIGINT is

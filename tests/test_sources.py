@@ -8,7 +8,7 @@ import pytest
 from conftest import structured_image, write_png
 
 from xray_scale.errors import InputError
-from xray_scale.io.sources import discover_inputs, parse_image_name
+from xray_scale.io.sources.discover import discover_inputs, parse_image_name
 
 
 @pytest.fixture

@@ -20,13 +20,16 @@ from stack_parity import (
 from xray_scale.analysis.batch import analyse_block
 from xray_scale.analysis.stack import (
     NUMPY_BACKEND,
-    ArrayBackend,
+    analyse_on_device,
     analyse_stack,
+    bank_batch,
+    bank_rate_on_device,
     bank_stack,
     compute_stack,
 )
 from xray_scale.analysis.stats import histogram256
-from xray_scale.io.synth import phantom
+from xray_scale.engines.base import ArrayBackend, Engine
+from xray_scale.io.phantoms import phantom
 
 
 def structured_block(count: int = 3, shape=(64, 80), dtype=np.uint8) -> np.ndarray:
@@ -132,3 +135,42 @@ def test_bank_stack_computes_every_map_and_returns_the_counts():
     spec = spec_for(block, {"filters": {"enabled": [*ALL_FILTERS, "canny"]}})
     counts = bank_stack(block, spec, NUMPY_BACKEND)
     np.testing.assert_array_equal(counts, compute_stack(block, spec, NUMPY_BACKEND).counts)
+
+
+def _stack_engine(checks: list[str]) -> Engine:
+    """An engine that analyses whole batches on the NumPy backend, counting its usability checks."""
+    return Engine(
+        name="numpy-stack",
+        filters={},
+        backend=NUMPY_BACKEND,
+        check_usable=lambda: checks.append("checked"),
+    )
+
+
+def test_an_engine_with_a_backend_is_analysed_by_the_stack_path_after_its_check():
+    block = structured_block(3)
+    spec = spec_for(block, {"store": {"preview_size": 16}})
+    checks: list[str] = []
+    on_device, direct = RecordingWriter(), RecordingWriter()
+    record = analyse_on_device(
+        block, decoded_for(block), 0, spec=spec, writer=on_device, engine=_stack_engine(checks)
+    )
+    expected = analyse_stack(
+        block, decoded_for(block), 0, spec=spec, writer=direct, backend=NUMPY_BACKEND
+    )
+    assert checks == ["checked"]
+    assert record.status == expected.status == ["ok"] * 3
+    np.testing.assert_array_equal(record.histogram, expected.histogram)
+    assert on_device.arrays.keys() == direct.arrays.keys() and on_device.arrays
+    for name, values in direct.arrays.items():
+        np.testing.assert_array_equal(on_device.arrays[name], values)
+
+
+def test_the_bank_stages_run_on_an_engine_backend():
+    block = structured_block(2)
+    spec = spec_for(block, {})
+    checks: list[str] = []
+    engine = _stack_engine(checks)
+    assert bank_batch(block, spec, engine) is None
+    assert bank_rate_on_device(block, spec, engine, repeats=2) > 0
+    assert checks == ["checked", "checked"]

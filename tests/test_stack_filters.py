@@ -15,7 +15,7 @@ from xray_scale.analysis.previews import to_preview
 from xray_scale.analysis.stats import value_counts
 from xray_scale.filters import HOST_ONLY
 from xray_scale.filters import stack as stack_filters
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 STACKED = [name for name, spec in filters.FILTERS.items() if spec.stack is not HOST_ONLY]
 """Every registered filter with a stack version, from the registry itself."""

@@ -50,13 +50,26 @@ def test_the_command_line_imports_nothing_heavy(code):
     assert _imported_after(code) == []
 
 
+@pytest.mark.parametrize("module", ["xray_scale.config", "xray_scale.records"])
+def test_the_configuration_and_the_shared_types_import_no_cv2_scipy_or_dask(module):
+    code = (
+        f"import json, sys, {module}\n"
+        "print(json.dumps([m for m in ('cv2', 'scipy', 'dask') if m in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert _imported_after(f"import {module}") == []
+
+
 def test_the_readers_import_xarray_when_called_and_never_torch():
     code = "import xray_scale; xray_scale.open_dataset; xray_scale.ImageDataset"
     assert not {"xarray", "torch"} & set(_imported_after(code))
 
 
 def test_the_heavy_modules_are_detected_when_imported():
-    assert _imported_after("import xray_scale.run.pipeline") != []
+    assert _imported_after("import xray_scale.runner.pipeline") != []
 
 
 def test_every_public_name_is_still_there():

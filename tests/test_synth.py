@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from xray_scale.io.synth import phantom, phantom_name, write_phantoms
+from xray_scale.io.phantoms import phantom, phantom_name, write_phantoms
 
 SMALL = (64, 64)
 ODD = (128, 96)

@@ -15,9 +15,9 @@ from s3_servers import SECRET
 import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import InputError, UnreachableError, UrlError
-from xray_scale.io.synth import write_phantoms
-from xray_scale.io.urls import is_url, list_url_inputs, read_url, redact
-from xray_scale.run.plan import plan_run
+from xray_scale.io.phantoms import write_phantoms
+from xray_scale.io.sources.urls import is_url, list_url_inputs, read_url, redact
+from xray_scale.runner.plan import plan_run
 from xray_scale.store.encoding import read_index
 
 pytest.importorskip("s3fs", reason="s3fs is not installed")

@@ -4,7 +4,8 @@ The public API: :func:`run` processes PNG inputs into a zarr v3 store,
 :func:`open_images` stacks PNGs lazily into a dask array, :data:`FILTERS` is
 the filter registry and :func:`load_config` reads a run configuration.
 :func:`open_dataset` opens a store as an ``xarray.DataTree``, and
-:class:`ImageDataset` serves its images to a training loop.
+:class:`ImageDataset` serves its images to a training loop. Every error the
+package raises on purpose derives from :class:`XrayScaleError`.
 
 Each public name is imported when first used (a module ``__getattr__``), so
 ``import xray_scale`` and the ``xray-scale`` command start without loading
@@ -13,14 +14,6 @@ imported eagerly.
 """
 
 import importlib
-
-from . import run as _run_package  # noqa: F401  the subpackage first: see below
-
-# Importing the subpackage ``xray_scale.run`` bound the package attribute ``run``
-# to it; the public ``run`` is the function of ``xray_scale.run.pipeline``, found
-# by ``__getattr__`` below once this name is gone. The subpackage is imported
-# once, so nothing binds the attribute to it again.
-del globals()["run"]
 
 _PUBLIC = {
     "FILTERS": "xray_scale.filters",
@@ -32,16 +25,17 @@ _PUBLIC = {
     "ENGINES": "xray_scale.engines.registry",
     "EngineError": "xray_scale.errors",
     "InputError": "xray_scale.errors",
-    "RunSummary": "xray_scale.run.pipeline",
+    "RunSummary": "xray_scale.runner.pipeline",
     "StoreError": "xray_scale.errors",
+    "XrayScaleError": "xray_scale.errors",
     "analyse_image": "xray_scale.analysis.image",
     "decode_image": "xray_scale.io.decode",
-    "discover_inputs": "xray_scale.io.sources",
+    "discover_inputs": "xray_scale.io.sources.discover",
     "load_config": "xray_scale.config",
     "open_dataset": "xray_scale.read.tree",
     "open_images": "xray_scale.io.decode",
     "open_store": "xray_scale.store.access",
-    "run": "xray_scale.run.pipeline",
+    "run": "xray_scale.runner.pipeline",
 }
 """Each public name, and the module it is imported from on first use."""
 

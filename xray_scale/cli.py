@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .allocator import tune_malloc
+from .cli_help import ClickHelpCommand
 from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
-from .errors import ConfigError, EngineError, InputError, SelectionError, StoreError
-from .run.cluster import SCHEDULERS
+from .errors import ConfigError, EngineError, XrayScaleError
+from .runner.cluster import SCHEDULERS
 
 if TYPE_CHECKING:
-    from .run.pipeline import RunSummary
+    from .runner.pipeline import RunSummary
 
 # Every command imports what it needs when it runs: --help, --version and a
 # mistyped option must answer without loading zarr, dask, SciPy or OpenCV
@@ -79,7 +80,7 @@ Scheduler = StrEnum("Scheduler", {name: name for name in SCHEDULERS})
 
 
 def _run_and_report(inputs, out, *, progress: bool, summary: bool, **options) -> RunSummary:
-    from .run.pipeline import run
+    from .runner.pipeline import run
 
     bar = RunProgress(quiet=not progress)
     try:
@@ -103,7 +104,7 @@ def _exit_code(summary: RunSummary) -> int:
     return EXIT_OK if summary.failed == 0 and summary.pending == 0 else EXIT_FAILED_IMAGES
 
 
-@app.command("run")
+@app.command("run", cls=ClickHelpCommand)
 def run_command(
     inputs: Annotated[
         list[str],
@@ -183,7 +184,7 @@ def run_command(
     raise typer.Exit(_exit_code(summary))
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def info(
     store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run', or its URL.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
@@ -210,7 +211,7 @@ def info(
     print_description(details, every_failure=failures, hint=f"xray-scale info {store} --failures")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def plan(
     inputs: Annotated[list[str], typer.Argument(help="The inputs 'run' would get.")],
     config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
@@ -227,7 +228,7 @@ def plan(
     Measured by running the first few inputs into a temporary store.
     """
     from .console import print_plan
-    from .run.plan import plan_run
+    from .runner.plan import plan_run
 
     estimate = plan_run(
         inputs,
@@ -241,7 +242,7 @@ def plan(
     print_plan(estimate)
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def bench(
     source: Annotated[
         Path | None,
@@ -322,7 +323,7 @@ def bench(
     typer.echo(f"record: {written}")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def export(
     store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run', or its URL.")],
     to: Annotated[Path, typer.Option("--to", help="Output file: stats.parquet or stats.csv.")],
@@ -347,13 +348,15 @@ def export(
     from .store.location import store_location
     from .store.query import RowQuery
 
-    query = RowQuery(where, sample, seed, sort, descending, limit)
+    query = RowQuery(
+        where=where, sample=sample, seed=seed, sort=sort, descending=descending, limit=limit
+    )
     store = store_location(store, storage_option)
     written, rows = export_table(store, to, histogram=histogram, query=query)
     typer.echo(f"wrote {written} ({rows:,} rows)")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def synth(
     directory: Annotated[Path, typer.Argument(help="Folder to write the PNGs into.")],
     patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 1,
@@ -362,7 +365,7 @@ def synth(
     bit_depth: Annotated[int, typer.Option(help="8 or 16.")] = 8,
 ) -> None:
     """Write deterministic chest-like phantom PNGs (ChestX-ray8 naming)."""
-    from .io.synth import write_phantoms
+    from .io.phantoms import write_phantoms
 
     if bit_depth not in (8, 16):
         raise typer.BadParameter(f"must be 8 or 16, got {bit_depth}", param_hint="--bit-depth")
@@ -373,7 +376,7 @@ def synth(
     typer.echo(f"wrote {len(paths)} phantoms to {directory}")
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for phantoms and store.")] = Path(
         "xray-scale-demo"
@@ -387,39 +390,26 @@ def demo(
 
     Re-running it into the same folder replaces the phantoms and the store.
     """
-    import zarr
+    from .demo import STORE, demo_figures, write_demo_phantoms
 
-    from .io.synth import clear_phantoms, write_phantoms
-    from .render import render_gif, render_grid
-    from .store.describe import describe_store
-    from .store.encoding import read_index
-    from .store.layout import STATUS_OK
-
-    phantoms = out / "phantoms"
-    clear_phantoms(phantoms)
-    paths = write_phantoms(phantoms, patients=patients, follow_ups=follow_ups, shape=(size, size))
+    phantoms, paths = write_demo_phantoms(out, patients=patients, follow_ups=follow_ups, size=size)
     typer.echo(f"wrote {len(paths)} chest phantoms ({size}x{size}) to {phantoms}")
-    store = out / "demo.zarr"
+    store = out / STORE
     summary = _run_and_report([phantoms], store, progress=not quiet, summary=True, overwrite=True)
-    details = describe_store(store)
+    figures = demo_figures(store, out / "figures")
     typer.echo(
-        f"store: {store} (arrays: {', '.join(details['arrays'])}; stats/* and index/* per image)"
+        f"store: {store} (arrays: {', '.join(figures.arrays)}; stats/* and index/* per image)"
     )
-    group = zarr.open_group(store, mode="r")
-    ok = [index for index, status in enumerate(read_index(group, "status")) if status == STATUS_OK]
-    if not ok:
+    if figures.grid is None:
         typer.echo("comparison grid and follow-up GIF: none (no image is ok)")
         raise typer.Exit(_exit_code(summary))
-    grid, _ = render_grid(group, ok[0], out / "figures" / "comparison_grid", dpi=80)
-    patient = str(read_index(group, "patient_id", ok[0]))
-    gif = render_gif(group, patient, out / "figures" / f"patient_{patient}.gif")
-    typer.echo(f"comparison grid: {grid[0]}")
-    typer.echo(f"follow-up GIF: {gif.path or f'none ({gif.notes[-1]})'}")
+    typer.echo(f"comparison grid: {figures.grid}")
+    typer.echo(f"follow-up GIF: {figures.gif or f'none ({figures.gif_note})'}")
     typer.echo(f"inspect the store with: xray-scale info {store}")
     raise typer.Exit(_exit_code(summary))
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def render(
     store: Annotated[str, typer.Argument(help="A store written by 'xray-scale run', or its URL.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")],
@@ -470,9 +460,10 @@ def render(
     Ok images by name, --patient, --where, --sample, --sort, --limit (in that order).
     Prints the files written, one per line.
     """
-    from .io.urls import url_options
+    from .io.sources.urls import url_options
     from .render import DEFAULT_PANELS, FORMATS, parse_panel, render_store
     from .store.location import parse_storage_options, store_location
+    from .store.query import RowQuery
 
     for fmt in formats or ():
         if fmt.lower() not in FORMATS:
@@ -499,12 +490,14 @@ def render(
                 gif_beside=gif_beside,
                 names=tuple(names or ()),
                 patient=patient,
-                sample=sample,
-                seed=seed,
-                where=where,
-                sort=sort,
-                descending=descending,
-                limit=limit,
+                query=RowQuery(
+                    where=where,
+                    sample=sample,
+                    seed=seed,
+                    sort=sort,
+                    descending=descending,
+                    limit=limit,
+                ),
                 formats=tuple(formats or ("png",)),
                 dpi=dpi,
                 gif=gif,
@@ -522,14 +515,14 @@ def render(
         typer.echo(path)
 
 
-@app.command()
+@app.command(cls=ClickHelpCommand)
 def report(
     store: Annotated[Path, typer.Argument(help="A store written by 'xray-scale run'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its files.")],
     gallery: Annotated[int, typer.Option(min=0, help="Thumbnails per QC flag and group.")] = 12,
 ) -> None:
     """One HTML page of a run, opened from the disk: failures, plots, QC, copies, GIFs."""
-    from .render.page import write_report
+    from .render.report import write_report
 
     result = write_report(store, out, gallery=gallery)
     print_notes(result.notes)
@@ -577,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         context = getattr(error, "ctx", None)
         command = f" {context.info_name}" if context is not None and context.parent else ""
         return _error(f"{error.format_message()} (see: xray-scale{command} --help)", EXIT_USAGE)
-    except (InputError, ConfigError, EngineError, SelectionError, StoreError) as error:
+    except XrayScaleError as error:  # every error the package raises on purpose
+        if isinstance(error, OSError):  # a URL unreadable while working: I/O, as below
+            return _error(f"{_describe_os_error(error)}; fix it and try again", EXIT_IO)
         return _error(str(error), EXIT_USAGE)
     except OSError as error:
         return _error(f"{_describe_os_error(error)}; fix it and try again", EXIT_IO)

@@ -14,12 +14,20 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .analysis.qc import QCConfig
 from .errors import ConfigError
-from .filters import FILTERS, MASKS
-from .io.decode import DEFAULT_MAX_PIXELS
 
-__all__ = ["STORE_COMPRESSORS", "STORE_DTYPES", "Config", "ConfigError", "load_config"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "STORE_COMPRESSORS",
+    "STORE_DTYPES",
+    "Config",
+    "ConfigError",
+    "QCConfig",
+    "load_config",
+]
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Largest header (width x height) decoded by default: 50 Mpx, ~7000 x 7000."""
 
 STORE_DTYPES = ("float32", "float16", "uint8")
 """How continuous filter maps are stored: as computed, halved, or normalised to 0..255."""
@@ -31,6 +39,105 @@ _MAX_LEVELS = {"none": 22, "zstd": 22, "blosc-zstd": 9, "blosc-lz4": 9}
 
 SIZE_POLICIES = ("fail", "pad")
 DEFAULT_FILTERS = ("laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny")
+
+
+def _registry():
+    """``(FILTERS, MASKS)``, imported when first needed.
+
+    The registry imports SciPy; importing this module (to read a TOML file, or
+    for ``xray-scale --help``) should not.
+    """
+    from .filters import FILTERS, MASKS
+
+    return FILTERS, MASKS
+
+
+def _default_filter_params() -> dict[str, dict[str, float]]:
+    """Every registered filter's default parameters."""
+    return {name: spec.defaults() for name, spec in _registry()[0].items()}
+
+
+def _default_masks() -> tuple[str, ...]:
+    """Every registered mask, in registry order."""
+    return tuple(_registry()[1])
+
+
+@dataclass(frozen=True)
+class QCConfig:
+    """Thresholds of every QC rule (the ``[qc]`` section of a config).
+
+    Attributes
+    ----------
+    enabled : bool
+        Whether a run computes QC at all.
+    frame_fraction : float
+        ``framed`` when the frame covers more than this fraction of the area (0..1).
+    frame_tolerance : float
+        A frame row or column lies within this fraction of the image's range of
+        its minimum (black frame) or maximum (white frame) (0..0.5).
+    blank_range : float
+        ``blank`` when the content's 1st..99th percentile span is at most this
+        fraction of the dtype's range (0..1).
+    low_contrast_range : float
+        ``low_contrast`` when that span is at most this fraction (>= blank_range, <= 1).
+    saturated_fraction : float
+        ``saturated`` when more than this fraction of the content is at the dtype's
+        maximum (0..1).
+    inverted_margin : float
+        ``inverted`` when the content's correlation with the layout of a frontal
+        chest film is below minus this (0..1).
+    near_duplicate_distance : int
+        Largest Hamming distance (of 64 bits) between the perceptual hashes of
+        two near duplicates (0..32).
+    near_duplicate_correlation : float
+        Smallest correlation of the detail signatures of two near duplicates (0..1).
+    outlier_threshold : float
+        ``outlier`` when the image's robust distance from the run's typical image
+        (``qc/outlier_score``, :mod:`xray_scale.analysis.outliers`) is above this (> 0).
+    """
+
+    enabled: bool = True
+    frame_fraction: float = 0.05
+    frame_tolerance: float = 0.04
+    blank_range: float = 0.02
+    low_contrast_range: float = 0.25
+    saturated_fraction: float = 0.05
+    inverted_margin: float = 0.05
+    near_duplicate_distance: int = 10
+    near_duplicate_correlation: float = 0.97
+    outlier_threshold: float = 3.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"qc.enabled must be true or false, got {self.enabled!r}")
+        limits = {
+            "frame_fraction": (0.0, 1.0),
+            "frame_tolerance": (0.0, 0.5),
+            "blank_range": (0.0, 1.0),
+            "low_contrast_range": (0.0, 1.0),
+            "saturated_fraction": (0.0, 1.0),
+            "inverted_margin": (0.0, 1.0),
+            "near_duplicate_correlation": (0.0, 1.0),
+        }
+        for key, (low, high) in limits.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"qc.{key} must be a number, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"qc.{key} must be in {low}..{high}, got {value!r}")
+        if self.low_contrast_range < self.blank_range:
+            raise ValueError(
+                f"qc.low_contrast_range must be >= qc.blank_range ({self.blank_range}), "
+                f"got {self.low_contrast_range}"
+            )
+        threshold = self.outlier_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
+            raise ValueError(f"qc.outlier_threshold must be a number > 0, got {threshold!r}")
+        distance = self.near_duplicate_distance
+        if isinstance(distance, bool) or not isinstance(distance, int) or not 0 <= distance <= 32:
+            raise ValueError(
+                f"qc.near_duplicate_distance must be an integer in 0..32, got {distance!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -82,10 +189,8 @@ class Config:
     size_policy: str = "fail"
     max_pixels: int = DEFAULT_MAX_PIXELS
     filters: tuple[str, ...] = DEFAULT_FILTERS
-    filter_params: dict[str, dict[str, float]] = field(
-        default_factory=lambda: {name: spec.defaults() for name, spec in FILTERS.items()}
-    )
-    masks: tuple[str, ...] = tuple(MASKS)
+    filter_params: dict[str, dict[str, float]] = field(default_factory=_default_filter_params)
+    masks: tuple[str, ...] = field(default_factory=_default_masks)
     threshold: float = 150.0
     filter_dtype: str = "float32"
     compressor: str = "blosc-lz4"
@@ -174,7 +279,7 @@ def _names(value: Any, where: str, registry: dict) -> tuple[str, ...]:
 
 def _filter_params(filters_table: dict) -> dict[str, dict[str, float]]:
     params = {}
-    for name, spec in FILTERS.items():
+    for name, spec in _registry()[0].items():
         given = filters_table.get(name, {})
         if not isinstance(given, dict):
             raise ConfigError(f"[filters.{name}] must be a table, got {given!r}")
@@ -199,6 +304,7 @@ def _filter_params(filters_table: dict) -> dict[str, dict[str, float]]:
 
 
 def _parse(data: dict) -> Config:
+    FILTERS, MASKS = _registry()  # noqa: N806  the registry's own names
     _check_keys(data, {"run", "input", "filters", "masks", "store", "qc"}, "config")
     run = _table(data, "run")
     _check_keys(run, {"batch_size"}, "run")

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-    from .analysis.records import BatchRecord
-    from .run.pipeline import RunSummary
-    from .run.plan import Plan
+    from .records import BatchRecord
+    from .runner.pipeline import RunSummary
+    from .runner.plan import Plan
 
 __all__ = [
     "REASONS_SHOWN",

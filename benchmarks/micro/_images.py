@@ -2,7 +2,7 @@
 
 The real ChestX-ray8 image ``00000011_000.png`` of ``../shared/data/chestxray8-sample``
 (beside the repository) when it is there, else the phantom
-``xray_scale.io.synth.phantom(11, 0)``: one uint8 chest radiograph of ``SIZE`` x ``SIZE``.
+``xray_scale.io.phantoms.phantom(11, 0)``: one uint8 chest radiograph of ``SIZE`` x ``SIZE``.
 ``tests/test_micro_benchmarks.py`` sets ``SIZE`` to 64 to run every benchmark once, fast.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_scale.io.decode import decode_image
-from xray_scale.io.synth import phantom
+from xray_scale.io.phantoms import phantom
 
 SIZE = 1024
 """Height and width of the benchmark image, in pixels (the ChestX-ray8 size)."""

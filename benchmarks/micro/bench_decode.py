@@ -2,7 +2,7 @@
 
 The file is :func:`_images.chest_png`: the real ChestX-ray8 file ``00000011_000.png`` of
 ``../shared/data/chestxray8-sample`` when it is there, else the phantom
-``xray_scale.io.synth.phantom(11, 0)`` written as an 8-bit grayscale PNG into a
+``xray_scale.io.phantoms.phantom(11, 0)`` written as an 8-bit grayscale PNG into a
 temporary folder; 1024 x 1024.
 """
 

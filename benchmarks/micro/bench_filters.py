@@ -2,7 +2,7 @@
 
 The image is :func:`_images.chest_image`: the real ChestX-ray8 image
 ``00000011_000.png`` of ``../shared/data/chestxray8-sample`` when it is there, else the
-phantom ``xray_scale.io.synth.phantom(11, 0)``; uint8, 1024 x 1024.
+phantom ``xray_scale.io.phantoms.phantom(11, 0)``; uint8, 1024 x 1024.
 """
 
 from __future__ import annotations

@@ -1,138 +1,30 @@
-"""One batch of K images: decode, analyse, hand every output to a writer.
+"""One decoded batch of K images analysed, every output handed to a writer.
 
-:func:`process_batch` is the body of every dask task of a run. It decodes the
-batch's files once, computes the statistics of each image, then the maps map
+:func:`analyse_block` computes the statistics of each image, then the maps map
 by map (at most one ``(K, H, W)`` output in memory at a time) and the
-previews, and gives each batch-sized array to a writer: :class:`StoreWriter`
-in a run, which writes exactly one shard (one chunk of ``previews``) per
-array. The benchmarks give the same code a writer that keeps nothing, so the
-compute ceiling they measure is the pipeline's own code without its writes.
+previews, and gives each batch-sized array to a writer: in a run,
+:class:`xray_scale.store.writer.StoreWriter`, which writes exactly one shard
+(one chunk of ``previews``) per array; :func:`xray_scale.runner.task.process_batch`,
+the body of every dask task of a run, decodes the batch and calls it. The
+benchmarks give the same code a writer that keeps nothing, so the compute
+ceiling they measure is the pipeline's own code without its writes. Nothing
+here opens a store.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-
 import numpy as np
-import zarr
 
 from ..engines.registry import get_engine
 from ..io.decode import DecodedImage, unpad
-from ..store.access import image_array_depth, write_maps
-from ..store.layout import STATUS_OK
-from ..store.location import StoreLocation, reaching
+from ..records import STATUS_OK, BatchRecord, BatchSpec, BatchWriter, batch_record
 from .image import image_statistics, map_function
 from .previews import to_preview
 from .qc import batch_qc
-from .records import BatchRecord, BatchSpec, BatchWriter, batch_record
+from .stack import analyse_on_device
 from .stats import STAT_FIELDS
 
-__all__ = ["BatchSpec", "BatchWriter", "StoreWriter", "analyse_block", "process_batch"]
-
-
-@dataclass(frozen=True)
-class StoreWriter:
-    """Writes each array of a batch as its one whole shard of the store.
-
-    Attributes
-    ----------
-    store_path : str or StoreLocation
-        The store's folder, or its place at a URL (:mod:`xray_scale.store.location`).
-    fingerprint : str
-        The store's fingerprint (``attrs["xray_scale"]["fingerprint"]``): two
-        stores with the same path and fingerprint have the same layout, so
-        arrays opened for one stay right for the other.
-    """
-
-    store_path: str | StoreLocation
-    fingerprint: str
-
-    def write(self, name: str, start: int, values: np.ndarray) -> None:
-        """Write one batch's shard of ``name`` (see :func:`xray_scale.store.access.write_maps`).
-
-        Raises
-        ------
-        UnreachableError
-            If the store is at a URL whose server cannot be reached: the
-            task stops, so its batch stays ``pending``.
-        """
-        with reaching(self.store_path):
-            write_maps({name: self._array(name)}, start, {name: values})
-
-    def erase(self, name: str, start: int, k: int) -> None:
-        """Zero image ``start + k`` in its shard, rewriting the shard whole."""
-        with reaching(self.store_path):
-            array = self._array(name)
-            batch = array[start : start + image_array_depth(array)]
-            batch[k] = 0
-            write_maps({name: array}, start, {name: batch})
-
-    def clear(self, name: str, start: int, count: int) -> None:
-        """Remove the batch's shard of ``name``, if an earlier run wrote one.
-
-        Written as the fill value through the array opened without
-        ``write_empty_chunks``, which zarr stores as no shard at all (and a
-        missing shard reads back as the fill value).
-        """
-        with reaching(self.store_path):
-            array = _open_array(self.store_path, self.fingerprint, name, empty=False)
-            zeros = np.zeros((count, *array.shape[1:]), array.dtype)
-            write_maps({name: array}, start, {name: zeros})
-
-    def _array(self, name: str) -> zarr.Array:
-        return _open_array(self.store_path, self.fingerprint, name)
-
-
-@functools.lru_cache(maxsize=64)
-def _open_array(
-    store_path: str | StoreLocation, fingerprint: str, name: str, *, empty: bool = True
-) -> zarr.Array:
-    """One array of a store, opened once per process, writing every chunk it is given.
-
-    Opening reads and parses the array's metadata, which batch after batch held
-    the GIL for a sizeable share of a run. ``write_empty_chunks`` is a runtime
-    setting, not stored metadata: without it zarr compares every chunk with the
-    fill value before writing it, a full scan of every map (measured: 3.4 % of a
-    GPU run's CPU time). ``empty=False`` opens it with the scan, for
-    :meth:`StoreWriter.clear`: a chunk of fill values is then deleted, not written.
-    """
-    target = store_path if isinstance(store_path, str) else store_path.zarr_store()
-    with zarr.config.set({"array.write_empty_chunks": empty}):
-        return zarr.open_group(target, mode="r+", zarr_format=3)[name]
-
-
-def process_batch(
-    paths: list[str], start: int, *, spec: BatchSpec, writer: BatchWriter
-) -> BatchRecord:
-    """Decode and analyse one batch, writing its arrays; the body of every dask task.
-
-    A bad file or an exception while analysing one image marks that image
-    ``failed`` with a one-line message; the rest of the batch is unaffected.
-    A batch none of whose files decodes writes no shard (absent or
-    undecodable files cost no disk).
-
-    Returns
-    -------
-    BatchRecord
-        The batch's per-image records, for the pipeline to store once this
-        task has returned (its arrays are written by then).
-    """
-    if spec.decoder == "gpu":  # decoded onto the engine's GPU, where the batch is analysed
-        block, decoded = get_engine(spec.engine).decode_batch(paths, spec)
-    else:
-        block, decoded = spec.decode(paths)
-    if all(image.error for image in decoded):  # nothing to analyse, nothing kept of the batch
-        for name in spec.image_arrays:
-            writer.clear(name, start, len(decoded))
-        count = len(decoded)
-        stats = {field: np.full(count, np.nan) for field in STAT_FIELDS}
-        histogram = np.zeros((count, 256), dtype=np.int64)
-        record = batch_record(start, stats, histogram, [i.error for i in decoded], decoded)
-        if spec.qc is not None:  # every image failed: the QC arrays' "none" values
-            record.qc = batch_qc([None] * count, [None] * count, config=spec.qc)
-        return record
-    return analyse_block(block, decoded, start, spec=spec, writer=writer)
+__all__ = ["analyse_block"]
 
 
 def analyse_block(
@@ -165,7 +57,7 @@ def analyse_block(
     """
     engine = get_engine(spec.engine)
     if engine.analyses_batches and spec.compat is None:  # the whole batch at once (a GPU)
-        record = engine.analyse_batch(block, decoded, start, spec=spec, writer=writer)
+        record = analyse_on_device(block, decoded, start, spec=spec, writer=writer, engine=engine)
     else:
         record = _analyse_images(block, decoded, start, spec=spec, writer=writer)
     if spec.qc is not None:

@@ -1,5 +1,8 @@
 """The maps a run stores: their names, their storage dtypes, and the function computing each.
 
+:func:`batch_spec` fixes them for a run, with its previews and QC, as the
+:class:`~xray_scale.records.BatchSpec` every batch of the run is given.
+
 :func:`map_function_from` is the one dispatch from a map's store name
 (``filters/<name>``, ``masks/<name>``) to the function that computes it for one
 image, in its storage dtype: the run, the benchmarks and ``render`` all use it
@@ -16,10 +19,12 @@ import numpy as np
 from ..config import Config
 from ..filters.compat import TUTORIAL_FILTERS, TUTORIAL_MASKS
 from ..filters.registry import FILTERS, MASKS
-from ..store.layout import FILTER_GROUP, MASK_GROUP, map_name, split_map_name
+from ..records import FILTER_GROUP, MASK_GROUP, BatchSpec, map_name, split_map_name
+from .previews import preview_shape
 
 __all__ = [
     "COMPAT_MODES",
+    "batch_spec",
     "check_compat",
     "map_function_from",
     "map_names",
@@ -150,3 +155,52 @@ def output_dtypes(config: Config, pixel_dtype: np.dtype | str, *, compat: str | 
             ).dtype
             for name in map_names(config)
         }
+
+
+def batch_spec(
+    config: Config,
+    *,
+    shape: tuple[int, int],
+    bit_depth: int,
+    compat: str | None,
+    engine: str,
+    decoder: str = "cpu",
+) -> BatchSpec:
+    """The spec of a run over images of ``shape`` and ``bit_depth`` (8 or 16).
+
+    Parameters
+    ----------
+    config : Config
+        The run's configuration.
+    shape : (int, int)
+        The run's (height, width).
+    bit_depth : {8, 16}
+        The run's bits per sample: the pixels are uint8 or uint16.
+    compat : {None, "tutorial"}
+        The tutorial's arrays bit for bit.
+    engine : str
+        The concrete engine (``"scipy"``, ``"opencv"``, ``"cupy"``).
+    decoder : {"cpu", "gpu"}
+        Where the PNGs are decoded.
+
+    Returns
+    -------
+    BatchSpec
+        Each map's storage dtype (:func:`output_dtypes`), the previews' shape
+        and the QC thresholds, when the run computes QC.
+    """
+    pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
+    map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
+    small = preview_shape(shape, config.preview_size) if config.preview_size else None
+    return BatchSpec(
+        shape=tuple(shape),
+        pixel_dtype=pixel_dtype,
+        map_dtypes={name: str(dtype) for name, dtype in map_dtypes.items()},
+        full_resolution=config.full_resolution,
+        preview_shape=small,
+        config=config,
+        compat=compat,
+        engine=engine,
+        qc=config.qc if config.qc.enabled else None,
+        decoder=decoder,
+    )

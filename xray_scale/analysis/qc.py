@@ -40,7 +40,8 @@ import google_crc32c
 import numpy as np
 import scipy.fft
 
-from ..store.layout import QC_FLAGS, QC_RECORD_FIELDS, SIGNATURE_SIZE
+from ..config import QCConfig
+from ..records import QC_FLAGS, QC_RECORD_FIELDS, SIGNATURE_SIZE
 from .qc_features import block_sums, chest_correlation, concentration, fine_detail
 from .stats import histogram256
 
@@ -67,84 +68,6 @@ PIXEL_HASHES = ("crc32c", "sha1")
 """What :func:`pixel_hash` digests: ``"crc32c"``, the CRC-32C of the pixels with their
 histogram (the default); ``"sha1"``, the pixels themselves (stores made before
 ``qc/outlier`` existed keep it, so that their duplicate groups stay right when resumed)."""
-
-
-@dataclass(frozen=True)
-class QCConfig:
-    """Thresholds of every QC rule (the ``[qc]`` section of a config).
-
-    Attributes
-    ----------
-    enabled : bool
-        Whether a run computes QC at all.
-    frame_fraction : float
-        ``framed`` when the frame covers more than this fraction of the area (0..1).
-    frame_tolerance : float
-        A frame row or column lies within this fraction of the image's range of
-        its minimum (black frame) or maximum (white frame) (0..0.5).
-    blank_range : float
-        ``blank`` when the content's 1st..99th percentile span is at most this
-        fraction of the dtype's range (0..1).
-    low_contrast_range : float
-        ``low_contrast`` when that span is at most this fraction (>= blank_range, <= 1).
-    saturated_fraction : float
-        ``saturated`` when more than this fraction of the content is at the dtype's
-        maximum (0..1).
-    inverted_margin : float
-        ``inverted`` when the content's correlation with the layout of a frontal
-        chest film is below minus this (0..1).
-    near_duplicate_distance : int
-        Largest Hamming distance (of 64 bits) between the perceptual hashes of
-        two near duplicates (0..32).
-    near_duplicate_correlation : float
-        Smallest correlation of the detail signatures of two near duplicates (0..1).
-    outlier_threshold : float
-        ``outlier`` when the image's robust distance from the run's typical image
-        (``qc/outlier_score``, :mod:`xray_scale.analysis.outliers`) is above this (> 0).
-    """
-
-    enabled: bool = True
-    frame_fraction: float = 0.05
-    frame_tolerance: float = 0.04
-    blank_range: float = 0.02
-    low_contrast_range: float = 0.25
-    saturated_fraction: float = 0.05
-    inverted_margin: float = 0.05
-    near_duplicate_distance: int = 10
-    near_duplicate_correlation: float = 0.97
-    outlier_threshold: float = 3.5
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ValueError(f"qc.enabled must be true or false, got {self.enabled!r}")
-        limits = {
-            "frame_fraction": (0.0, 1.0),
-            "frame_tolerance": (0.0, 0.5),
-            "blank_range": (0.0, 1.0),
-            "low_contrast_range": (0.0, 1.0),
-            "saturated_fraction": (0.0, 1.0),
-            "inverted_margin": (0.0, 1.0),
-            "near_duplicate_correlation": (0.0, 1.0),
-        }
-        for key, (low, high) in limits.items():
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"qc.{key} must be a number, got {value!r}")
-            if not low <= value <= high:
-                raise ValueError(f"qc.{key} must be in {low}..{high}, got {value!r}")
-        if self.low_contrast_range < self.blank_range:
-            raise ValueError(
-                f"qc.low_contrast_range must be >= qc.blank_range ({self.blank_range}), "
-                f"got {self.low_contrast_range}"
-            )
-        threshold = self.outlier_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
-            raise ValueError(f"qc.outlier_threshold must be a number > 0, got {threshold!r}")
-        distance = self.near_duplicate_distance
-        if isinstance(distance, bool) or not isinstance(distance, int) or not 0 <= distance <= 32:
-            raise ValueError(
-                f"qc.near_duplicate_distance must be an integer in 0..32, got {distance!r}"
-            )
 
 
 @dataclass(frozen=True)

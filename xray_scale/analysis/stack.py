@@ -6,74 +6,41 @@ filter pass for all K images (each filter's ``FilterSpec.stack``,
 :mod:`xray_scale.filters.stack`), the value
 counts of every image and the previews computed there, and only what the
 config stores copied back. :func:`analyse_stack` does that for any
-:class:`ArrayBackend`: ``cupy`` in the ``cupy`` engine
-(:mod:`xray_scale.engines.cupy`), ``numpy`` + ``scipy.ndimage`` for the tests,
-which run the same code on machines without a GPU. Its results equal
-``analyse_block``'s: statistics exactly, maps within 1e-4 of their range,
-previews within one level.
+:class:`~xray_scale.engines.base.ArrayBackend`: ``cupy``, the ``cupy`` engine's
+(:mod:`xray_scale.engines.cupy`, which supplies the backend and calls nothing
+here), ``numpy`` + ``scipy.ndimage`` for the tests, which run the same code on
+machines without a GPU. Its results equal ``analyse_block``'s: statistics
+exactly, maps within 1e-4 of their range, previews within one level.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Mapping
+import threading
+import time
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 from scipy import ndimage as scipy_ndimage
 
+from ..engines.base import ArrayBackend, Engine
 from ..filters import stack as stack_filters
 from ..filters.registry import FILTERS, HOST_ONLY
 from ..io.decode import DecodedImage
-from ..store.layout import MASK_GROUP, split_map_name
+from ..records import MASK_GROUP, BatchRecord, BatchSpec, BatchWriter, batch_record, split_map_name
 from .previews import to_preview
-from .records import BatchRecord, BatchSpec, BatchWriter, batch_record
 from .stats import STAT_FIELDS, stats_from_counts
 
 __all__ = [
     "NUMPY_BACKEND",
-    "ArrayBackend",
     "StackOutputs",
+    "analyse_on_device",
     "analyse_stack",
+    "bank_batch",
+    "bank_rate_on_device",
     "bank_stack",
     "compute_stack",
+    "warm_up",
 ]
-
-
-@dataclass(frozen=True)
-class ArrayBackend:
-    """Where a stack is analysed: an array module, its ndimage, and the copies to and from it.
-
-    Attributes
-    ----------
-    name : str
-        Shown in error messages (``"cupy"``, ``"numpy"``).
-    xp : module
-        The array module (``numpy``, ``cupy``).
-    ndimage : module
-        Its ``scipy.ndimage`` (``scipy.ndimage``, ``cupyx.scipy.ndimage``).
-    to_device : callable
-        Host ndarray -> array of ``xp`` (an array already there may be handed on as it is).
-    to_host : callable
-        Array of ``xp`` -> host ndarray; returns once the copy is complete.
-    context : callable
-        Returns the context every batch runs in (the GPU engine: this thread's
-        CUDA stream).
-    device_filters : mapping
-        ``{name: function(pixels_stack, **params)}``: the backend's own stack
-        versions of filters the registry marks ``HOST_ONLY`` (cuCIM's Canny on
-        a GPU); any other ``HOST_ONLY`` filter runs on the host, image by image.
-    """
-
-    name: str
-    xp: ModuleType
-    ndimage: ModuleType
-    to_device: Callable[[np.ndarray], Any]
-    to_host: Callable[[Any], np.ndarray]
-    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-    device_filters: Mapping[str, Callable] = field(default_factory=dict, hash=False)
 
 
 NUMPY_BACKEND = ArrayBackend("numpy", np, scipy_ndimage, np.asarray, np.asarray)
@@ -301,3 +268,77 @@ def analyse_stack(
             outputs.previews[failed] = 0
             writer.write("previews", start, outputs.previews)
     return batch_record(start, stats, histogram, errors, decoded)
+
+
+_warmed: set[tuple] = set()
+_warming = threading.Lock()
+
+
+def warm_up(spec: BatchSpec, backend: ArrayBackend) -> None:
+    """Compile every kernel a batch of ``spec`` needs on ``backend``, once per process.
+
+    CuPy compiles a kernel the first time it sees a dtype, filter size or mode;
+    doing it here, on one blank image, keeps that out of the first real batch
+    of every worker.
+    """
+    key = (backend.name, spec.shape, spec.pixel_dtype, tuple(spec.map_dtypes), spec.preview_shape)
+    with _warming:
+        if key in _warmed:
+            return
+        with backend.context():
+            compute_stack(np.zeros((1, *spec.shape), dtype=spec.pixel_dtype), spec, backend)
+        _warmed.add(key)
+
+
+def analyse_on_device(
+    block: np.ndarray,
+    decoded: list[DecodedImage],
+    start: int,
+    *,
+    spec: BatchSpec,
+    writer: BatchWriter,
+    engine: Engine,
+) -> BatchRecord:
+    """:func:`analyse_stack` on an engine's backend, once the engine is usable and warmed up.
+
+    Raises
+    ------
+    RuntimeError
+        If the engine cannot run here (``engine.check_usable``: no GPU, say).
+    """
+    engine.check_usable()
+    warm_up(spec, engine.backend)
+    return analyse_stack(block, decoded, start, spec=spec, writer=writer, backend=engine.backend)
+
+
+def bank_batch(block: np.ndarray, spec: BatchSpec, engine: Engine) -> None:
+    """Copy a batch to the engine's device, compute its counts and every map, drop them.
+
+    The benchmarks' "decode+bank" stage for an engine that analyses whole batches.
+    """
+    backend = engine.backend
+    engine.check_usable()
+    warm_up(spec, backend)
+    with backend.context():
+        backend.to_host(bank_stack(backend.to_device(block), spec, backend))
+
+
+def bank_rate_on_device(
+    block: np.ndarray, spec: BatchSpec, engine: Engine, *, repeats: int = 5
+) -> float:
+    """Images/s of :func:`bank_stack` on a batch already on the engine's device.
+
+    The batch is copied once before timing; then ``repeats`` passes in the
+    backend's context (the GPU engine: one stream), synchronised before and after.
+    """
+    backend = engine.backend
+    engine.check_usable()
+    warm_up(spec, backend)
+    with backend.context():
+        pixels = backend.to_device(block)
+        backend.synchronize()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            bank_stack(pixels, spec, backend)
+        backend.synchronize()
+    return repeats * len(block) / (time.perf_counter() - began)

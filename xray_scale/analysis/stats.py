@@ -19,7 +19,7 @@ import math
 import cv2
 import numpy as np
 
-from ..store.layout import STAT_FIELDS
+from ..records import STAT_FIELDS
 
 __all__ = ["STAT_FIELDS", "histogram256", "image_stats", "stats_from_counts", "value_counts"]
 

@@ -59,8 +59,9 @@ import numpy as np
 from ..config import Config, load_config
 from ..engines.registry import ENGINES, get_engine, resolve_engine
 from ..errors import DecodeError, EngineError, InputError
-from ..io.decode import decode_image, read_png_header
-from ..run.pipeline import run
+from ..io.decode import decode_image, read_image_header
+from ..io.formats.registry import format_names, is_image_name
+from ..runner.pipeline import run
 from ..store.metadata import library_versions
 from .baselines import dask_image_differences, dask_image_loop, tutorial_loop
 from .stages import Stages
@@ -93,15 +94,17 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
     ``source`` None: 9 generated 1024 x 1024 phantoms (one patient's follow-ups).
     """
     if source is None:
-        from ..io.synth import write_phantoms
+        from ..io.phantoms import write_phantoms
 
         originals = write_phantoms(folder / "originals", patients=1, follow_ups=9)
     else:
         originals = sorted(
-            p for p in Path(source).iterdir() if p.suffix.lower() == ".png" and p.is_file()
+            p for p in Path(source).iterdir() if is_image_name(p.name) and p.is_file()
         )
         if not originals:
-            raise InputError(f"no PNG files in {source}; give a folder of PNG images")
+            raise InputError(
+                f"no {format_names()} files in {source}; give a folder of {format_names()} images"
+            )
         _check_decodable(originals[:count])
     images = folder / "images"
     images.mkdir(parents=True)
@@ -117,7 +120,7 @@ def prepare_images(source: Path | None, count: int, folder: Path) -> list[Path]:
 def _check_decodable(originals: list[Path]) -> None:
     """Raise InputError unless every file decodes at the first one's size and depth."""
     try:
-        header = read_png_header(originals[0])
+        header = read_image_header(originals[0])
     except DecodeError as error:
         raise InputError(
             f"{originals[0]}: {error}; the benchmark needs images that decode"
@@ -335,7 +338,7 @@ def run_bench(
     diff_images : int
         Images on which dask-image's results are compared with per-image filtering.
     schedulers : list of str, optional
-        Schedulers of the runs (:data:`xray_scale.run.cluster.SCHEDULERS`);
+        Schedulers of the runs (:data:`xray_scale.runner.cluster.SCHEDULERS`);
         ``threads`` always, the reference of :attr:`BenchResult.schedulers`.
         Their runs alternate within each round.
     log : callable
@@ -421,11 +424,13 @@ def run_bench(
             blocks = stages.decoded(stages.spec(bench.config, engines[0]))
             for engine in engines:
                 spec = stages.spec(bench.config, engine)
-                on_device = get_engine(engine).bank_rate_on_device
-                if on_device is not None:
+                if get_engine(engine).analyses_batches:
                     enough = blocks[: -(-DEVICE_BATCH // bench.config.batch_size)]
                     batch = np.concatenate([block for _, block, _ in enough])[:DEVICE_BATCH]
-                    measured(f"bank-on-device {engine} {bench.label}", on_device(batch, spec))
+                    from ..analysis.stack import bank_rate_on_device
+
+                    rate = bank_rate_on_device(batch, spec, get_engine(engine))
+                    measured(f"bank-on-device {engine} {bench.label}", rate)
                 measured(f"compute {engine} {bench.label}", stages.compute(spec, blocks))
                 measured(f"decode+compute {engine} {bench.label}", stages.decode_and_compute(spec))
                 measured(f"decode+bank {engine} {bench.label}", stages.decode_and_bank(spec))

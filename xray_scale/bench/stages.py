@@ -15,19 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.batch import StoreWriter, analyse_block
+from ..analysis.batch import analyse_block
 from ..analysis.image import image_statistics, map_function
-from ..analysis.records import BatchSpec
+from ..analysis.maps import batch_spec
+from ..analysis.stack import bank_batch
 from ..config import Config
 from ..engines.registry import get_engine
-from ..io.decode import DecodedImage, read_png_header
+from ..io.decode import DecodedImage, read_image_header
+from ..records import BatchSpec
 from ..store.create import create_store
+from ..store.writer import StoreWriter
 
 __all__ = ["Stages"]
 
 
 class _DiscardWriter:
-    """A :class:`xray_scale.analysis.records.BatchWriter` that keeps nothing: compute ceilings."""
+    """A :class:`xray_scale.records.BatchWriter` that keeps nothing: compute ceilings."""
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         pass
@@ -73,15 +76,15 @@ class Stages:
     """
 
     def __init__(self, paths: list[Path], workers: int):
-        header = read_png_header(paths[0])
+        header = read_image_header(paths[0])
         self.paths = [str(p) for p in paths]
         self.shape = (header.height, header.width)
         self.bit_depth = 16 if header.bit_depth == 16 else 8
         self.workers = workers
 
     def spec(self, config: Config, engine: str) -> BatchSpec:
-        """The :class:`~xray_scale.analysis.records.BatchSpec` of a run of ``config`` here."""
-        return BatchSpec.for_run(
+        """The :class:`~xray_scale.records.BatchSpec` of a run of ``config`` here."""
+        return batch_spec(
             config, shape=self.shape, bit_depth=self.bit_depth, compat=None, engine=engine
         )
 
@@ -132,8 +135,8 @@ class Stages:
         def bank(item):
             block, decoded = self.decode(spec, item[1])
             engine = get_engine(spec.engine)
-            if engine.bank_batch is not None:  # a GPU engine's bank: the whole batch at once
-                engine.bank_batch(block, spec)
+            if engine.analyses_batches:  # a GPU engine's bank: the whole batch at once
+                bank_batch(block, spec, engine)
                 return
             for pixels in block:
                 image_statistics(pixels, spec.config)

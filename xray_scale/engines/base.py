@@ -2,26 +2,72 @@
 
 The rest of the package asks this object, never the engine's name: which
 filters and masks it implements itself, whether it analyses a batch as one
-stack (and how), whether dask's worker processes may run it, and whether it
-can run on this machine at all.
+stack (and on which :class:`ArrayBackend`), whether dask's worker processes
+may run it, and whether it can run on this machine at all. An engine supplies
+backends and implementations; it never calls back into the analysis, which
+drives a backend (:mod:`xray_scale.analysis.stack`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
+from typing import Any
 
 import numpy as np
 
 from ..errors import EngineError
 from ..filters.registry import FILTERS, MASKS
 
-__all__ = ["Engine"]
+__all__ = ["ArrayBackend", "Engine"]
 
 
 def _always_usable() -> None:
     """An engine whose imports succeeded runs anywhere."""
+
+
+def _nothing_queued() -> None:
+    """A backend that computes as it is called has nothing to wait for."""
+
+
+@dataclass(frozen=True)
+class ArrayBackend:
+    """Where a stack is analysed: an array module, its ndimage, and the copies to and from it.
+
+    Attributes
+    ----------
+    name : str
+        Shown in error messages (``"cupy"``, ``"numpy"``).
+    xp : module
+        The array module (``numpy``, ``cupy``).
+    ndimage : module
+        Its ``scipy.ndimage`` (``scipy.ndimage``, ``cupyx.scipy.ndimage``).
+    to_device : callable
+        Host ndarray -> array of ``xp`` (an array already there may be handed on as it is).
+    to_host : callable
+        Array of ``xp`` -> host ndarray; returns once the copy is complete.
+    context : callable
+        Returns the context every batch runs in (the GPU engine: this thread's
+        CUDA stream).
+    device_filters : mapping
+        ``{name: function(pixels_stack, **params)}``: the backend's own stack
+        versions of filters the registry marks ``HOST_ONLY`` (cuCIM's Canny on
+        a GPU); any other ``HOST_ONLY`` filter runs on the host, image by image.
+    synchronize : callable
+        Returns once the work queued in the current context is done (the GPU
+        engine: this thread's stream); what the benchmarks time around.
+    """
+
+    name: str
+    xp: ModuleType
+    ndimage: ModuleType
+    to_device: Callable[[np.ndarray], Any]
+    to_host: Callable[[Any], np.ndarray]
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    device_filters: Mapping[str, Callable] = field(default_factory=dict, hash=False)
+    synchronize: Callable[[], None] = _nothing_queued
 
 
 @dataclass(frozen=True)
@@ -41,17 +87,11 @@ class Engine:
         is imported.
     masks : mapping
         ``{mask name: function(image2d, threshold)}``, as ``filters``.
-    analyse_batch : callable, optional
-        ``analyse_batch(block, decoded, start, *, spec, writer) -> BatchRecord``:
-        the whole batch analysed at once (see
+    backend : ArrayBackend, optional
+        Where the engine analyses a whole batch at once, as one stack
+        (:func:`xray_scale.analysis.stack.analyse_on_device`, called by
         :func:`xray_scale.analysis.batch.analyse_block`); None analyses it image
         by image with the per-image functions.
-    bank_batch : callable, optional
-        ``bank_batch(block, spec)``: the benchmarks' "decode+bank" stage for an
-        engine with ``analyse_batch``.
-    bank_rate_on_device : callable, optional
-        ``bank_rate_on_device(block, spec) -> images/s``: the bank alone on a
-        batch already on the engine's device (the benchmarks).
     decode_batch : callable, optional
         ``decode_batch(paths, spec) -> (block, decoded)``: a batch's PNGs decoded
         onto the engine's device (``--decoder gpu``), ``block`` an array there,
@@ -68,9 +108,7 @@ class Engine:
     name: str
     filters: Mapping[str, Callable[..., np.ndarray]]
     masks: Mapping[str, Callable[[np.ndarray, float], np.ndarray]] = field(default_factory=dict)
-    analyse_batch: Callable | None = None
-    bank_batch: Callable | None = None
-    bank_rate_on_device: Callable | None = None
+    backend: ArrayBackend | None = None
     decode_batch: Callable | None = None
     check_decoder: Callable[[], None] | None = None
     processes: bool = True
@@ -89,7 +127,7 @@ class Engine:
     @property
     def analyses_batches(self) -> bool:
         """Whether a batch is analysed whole (one stack), not image by image."""
-        return self.analyse_batch is not None
+        return self.backend is not None
 
     def filter_functions(self) -> dict[str, Callable[..., np.ndarray]]:
         """Every registered filter: this engine's own version, else the reference."""

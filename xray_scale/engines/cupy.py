@@ -2,7 +2,8 @@
 
 By default a GPU node decodes the PNGs on its CPU cores (nvJPEG and nvImageCodec
 read no PNG) and the GPU does everything after: the run's dask threads each decode a
-batch, then hand it to :func:`analyse_block`, which copies it to the device
+batch, then the analysis (:func:`xray_scale.analysis.stack.analyse_on_device`,
+on this engine's :data:`BACKEND`) copies it to the device
 through a pinned buffer of that thread on that thread's own non-blocking CUDA
 stream, runs the filter bank as one kernel per 1-D pass over the whole batch
 (:mod:`xray_scale.filters.stack` on ``cupyx.scipy.ndimage``, float32), counts
@@ -13,8 +14,8 @@ across threads, and each stream keeps a thread's work in order. The real
 ``canny`` runs on the GPU with cuCIM when it is installed, else on the CPU.
 
 With ``--decoder gpu``, :func:`decode_batch` decodes the batch on the GPU
-instead (:mod:`xray_scale.io.gpu_png`: the CPU only reads the files and walks
-their chunks), on the thread's stream, and :func:`analyse_block` takes the
+instead (:mod:`xray_scale.io.formats.png_gpu`: the CPU only reads the files and walks
+their chunks), on the thread's stream, and the analysis takes the
 decoded block where it already is: the pixels never visit the host.
 
 The per-image filter functions (``laplace_gaussian`` ... ``canny``) make the
@@ -30,19 +31,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from functools import cache
 
 import numpy as np
 
-from ..analysis.records import BatchRecord, BatchSpec, BatchWriter
-from ..analysis.stack import ArrayBackend, analyse_stack, bank_stack, compute_stack
 from ..errors import EngineError
 from ..filters import reference
 from ..filters import stack as stack_filters
-from ..io import gpu_png
-from ..io.decode import DecodedImage
-from .base import Engine
+from ..io import gpu_decode
+from ..records import BatchSpec
+from .base import ArrayBackend, Engine
 
 try:
     import cupy
@@ -57,9 +55,6 @@ except ImportError as error:
 __all__ = [
     "BACKEND",
     "ENGINE",
-    "analyse_block",
-    "bank_batch",
-    "bank_rate_on_device",
     "canny",
     "check_decoder",
     "check_usable",
@@ -157,57 +152,26 @@ BACKEND = ArrayBackend(
     to_host=_to_host,
     context=_stream,
     device_filters={"canny": _cucim_canny} if _has_cucim() else {},
+    synchronize=lambda: _stream().synchronize(),
 )
-"""The GPU backend of :func:`xray_scale.analysis.stack.analyse_stack`."""
-
-_warmed: set[tuple] = set()
-_warming = threading.Lock()
-
-
-def _warm_up(spec: BatchSpec) -> None:
-    """Compile every kernel a batch of ``spec`` needs, once per process, on one blank image.
-
-    CuPy compiles a kernel the first time it sees a dtype, filter size or mode;
-    doing it here keeps that out of the first real batch of every worker.
-    """
-    key = (spec.shape, spec.pixel_dtype, tuple(spec.map_dtypes), spec.preview_shape)
-    with _warming:
-        if key in _warmed:
-            return
-        with _stream():
-            compute_stack(np.zeros((1, *spec.shape), dtype=spec.pixel_dtype), spec, BACKEND)
-        _warmed.add(key)
-
-
-def analyse_block(
-    block: np.ndarray,
-    decoded: list[DecodedImage],
-    start: int,
-    *,
-    spec: BatchSpec,
-    writer: BatchWriter,
-) -> BatchRecord:
-    """:func:`xray_scale.analysis.batch.analyse_block` on the GPU (see the module docstring)."""
-    check_usable()
-    _warm_up(spec)
-    return analyse_stack(block, decoded, start, spec=spec, writer=writer, backend=BACKEND)
+"""The GPU backend on which :func:`xray_scale.analysis.stack.analyse_on_device` runs a batch."""
 
 
 def check_decoder() -> None:
     """Raise EngineError, saying why, unless the GPU decoder can run here (nvCOMP and all)."""
     check_usable()
-    gpu_png.check_usable()
+    gpu_decode.check_usable()
 
 
 def decode_batch(paths: list[str], spec: BatchSpec):
     """Decode a batch's PNGs on the GPU, on this thread's stream: ``(device block, decoded)``.
 
-    See :func:`xray_scale.io.gpu_png.decode_batch_gpu`; every image gets the
+    See :func:`xray_scale.io.gpu_decode.decode_batch_gpu`; every image gets the
     CPU decoder's status and message. Should the GPU fail as a whole (out of
     memory, say), the batch is decoded on the CPU instead, with a warning.
     """
     try:
-        return gpu_png.decode_batch_gpu(
+        return gpu_decode.decode_batch_gpu(
             paths,
             shape=spec.shape,
             dtype=spec.pixel_dtype,
@@ -221,32 +185,6 @@ def decode_batch(paths: list[str], spec: BatchSpec):
         reason = f"{type(exc).__name__}: {exc}"
         log.warning("GPU decoding failed (%s); this batch is decoded on the CPU", reason)
         return spec.decode(paths)
-
-
-def bank_batch(block: np.ndarray, spec: BatchSpec) -> None:
-    """Copy a batch to the GPU and compute its counts and every map, dropped (a benchmark stage)."""
-    check_usable()
-    _warm_up(spec)
-    with _stream():
-        _to_host(bank_stack(_to_device(block), spec, BACKEND))
-
-
-def bank_rate_on_device(block: np.ndarray, spec: BatchSpec, *, repeats: int = 5) -> float:
-    """Images/s of :func:`~xray_scale.analysis.stack.bank_stack` on a batch already on the GPU.
-
-    The batch is copied once before timing; one stream, ``repeats`` passes.
-    """
-    check_usable()
-    _warm_up(spec)
-    stream = _stream()
-    with stream:
-        pixels = _to_device(block)
-        stream.synchronize()
-        began = time.perf_counter()
-        for _ in range(repeats):
-            bank_stack(pixels, spec, BACKEND)
-        stream.synchronize()
-    return repeats * len(block) / (time.perf_counter() - began)
 
 
 def _one_image(function, image: np.ndarray, **params) -> np.ndarray:
@@ -303,9 +241,7 @@ ENGINE = Engine(
         "tutorial_canny": tutorial_canny,
         "canny": canny,
     },
-    analyse_batch=analyse_block,
-    bank_batch=bank_batch,
-    bank_rate_on_device=bank_rate_on_device,
+    backend=BACKEND,
     decode_batch=decode_batch,
     check_decoder=check_decoder,
     processes=False,

@@ -1,4 +1,4 @@
-"""Inputs: finding them (:mod:`.sources`), the NIH manifest (:mod:`.manifest`), decoding PNGs
-(:mod:`.decode`; on a GPU :mod:`.gpu_png`, after :mod:`.png_chunks` walks the chunks on the
-CPU, with :mod:`.png_unfilter` the NumPy reference of its kernels) and generating chest-like
-phantoms (:mod:`.synth`)."""
+"""Inputs, by concern: where the bytes come from (:mod:`.sources`), what format they are in and
+how each format decodes (:mod:`.formats`, a registry with PNG as its first entry), the
+format-independent decode of one image, a batch or a lazy stack (:mod:`.decode`), and generated
+chest-like phantoms for the ``synth:`` inputs (:mod:`.phantoms`)."""

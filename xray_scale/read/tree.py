@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import zarr
 
-from ..io.archives import file_name
+from ..io.sources.archives import file_name
 from ..store.access import open_store
 from ..store.encoding import read_index
 from ..store.layout import (

@@ -2,8 +2,9 @@
 
 Which images (:mod:`.selection`), what each panel shows (:mod:`.panels`: a stored map, or one
 recomputed by the run's own dispatch), the figures (:mod:`.figures`), follow-up GIFs
-(:mod:`.gif`), and :func:`render_store`, which writes them all (:mod:`.report`). What they
-read from the store besides its maps is in :mod:`.stored`.
+(:mod:`.gif`), and :func:`render_store`, which writes them all (:mod:`.render`). What they
+read from the store besides its maps is in :mod:`.stored`. ``xray-scale report``, one HTML
+page of a whole run, is :func:`.report.write_report`: each module is named after its command.
 """
 
 from ..errors import SelectionError
@@ -20,7 +21,7 @@ from .figures import (
 )
 from .gif import GifResult, render_gif
 from .panels import DEFAULT_PANELS, SOURCES, Panel, parse_panel
-from .report import RenderReport, render_store
+from .render import RenderReport, render_store
 from .selection import Selection, select_images
 
 __all__ = [

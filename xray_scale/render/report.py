@@ -1,238 +1,414 @@
-"""``render_store``: the grids, histograms, GIFs and summaries of a store, and what was left out.
+"""One HTML page for a whole run: what ran, what failed, what QC flagged.
 
-Everything is drawn with matplotlib's object API (:class:`matplotlib.figure.Figure`
-on an Agg canvas), never pyplot: nothing opens a window and no global state is
-touched. GIF frames are composed with NumPy and Pillow and written by imageio.
+:func:`write_report` writes ``out_dir/index.html`` and everything it shows
+beside it, so the page opens from the disk with no server and no network (no
+script, no external font or stylesheet)::
 
-What is drawn comes from the store (``filters/*``, ``masks/*``, ``stats/*``,
-``index/*``). The original image is not in the store: it is decoded again from
-``index/path`` with the run's image shape and pixel dtype. A filter or mask the
-run did not keep is recomputed for that one image with the store's
-configuration, and its title says "(recomputed)". When the source file is gone
-or unreadable, the panels that need it are left out and the notes (and the
-figure's title) say so.
+    index.html              the page
+    plots/*.png             the dataset plots (render's summary figures)
+    thumbs/<image>.png      gallery thumbnails (the store's previews, else the source)
+    grids/<image>.png       the comparison grid of each gallery image (linked)
+    gifs/patient_<id>.gif   a few patients' follow-ups
+    csv/<flag>.csv          the full list of each QC flag, the groups, the outliers,
+                            the failures
 
-:func:`render_store` writes, under ``out_dir``::
-
-    grids/<image>.png          the comparison grid of each selected image
-    histograms/<image>.png     its pixel intensity distribution
-    gifs/patient_<id>.gif      the selected follow-ups of each patient, in order
-    summary/intensity.png      mean and median intensity over the store's ok images
-    summary/mask_fraction.png  fraction of pixels above the mask threshold
-    summary/failures.png       failed images by reason (only when some failed)
-
-(``.svg`` / ``.pdf`` beside or instead of ``.png`` with ``formats``.)
+Counts are complete; galleries are capped (``gallery`` images per flag,
+``groups`` groups), so the folder stays small for 112,120 images.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zarr
+import cv2
+import numpy as np
+from PIL import Image
 
+from ..config import load_config
+from ..io.decode import decode_image, unpad
 from ..store.access import open_store
-from ..store.encoding import read_index
-from ..store.location import StoreLocation, store_location
+from ..store.describe import failure_reason
+from ..store.export import store_table
+from ..store.layout import QC_FLAGS, STATUS_FAILED, STATUS_OK
+from ..store.metadata import RunMetadata
 from .figures import (
-    check_formats,
     failures_figure,
-    histogram_figure,
     intensity_summary_figure,
     mask_fraction_figure,
     render_grid,
     save_figure,
 )
 from .gif import render_gif
-from .panels import DEFAULT_PANELS, Panel, check_panels
-from .selection import select_images
-from .stored import image_name
 
-__all__ = [
-    "RenderReport",
-    "render_store",
-]
+__all__ = ["ReportResult", "write_report"]
+
+_THUMB = 160
+"""Longer side of a gallery thumbnail, in pixels."""
+_NO_QC = "no QC in this store (it was made before QC existed, or with qc.enabled = false)"
 
 
 @dataclass
-class RenderReport:
-    """Everything :func:`render_store` wrote, and what it could not.
+class ReportResult:
+    """What :func:`write_report` wrote.
 
     Attributes
     ----------
-    store : StoreLocation
-        Where it read: the store's folder or URL.
-    out_dir : Path
-        Where it wrote.
-    selected : list of int
-        Store indices of the rendered images.
-    excluded : list of (int, str)
-        Requested images that are not ``ok``, with the reason.
-    grids, histograms, gifs, summaries : list of Path
-        Files written, by kind (every format of every figure).
+    page : Path
+        ``out_dir/index.html``.
+    files : list of Path
+        Every other file written (plots, thumbnails, grids, GIFs, CSVs).
     notes : list of str
-        One line per thing left out (an image, a panel, a frame, a plot).
+        One line per thing left out (a thumbnail whose source is gone, a plot).
     """
 
-    store: StoreLocation
-    out_dir: Path
-    selected: list[int] = field(default_factory=list)
-    excluded: list[tuple[int, str]] = field(default_factory=list)
-    grids: list[Path] = field(default_factory=list)
-    histograms: list[Path] = field(default_factory=list)
-    gifs: list[Path] = field(default_factory=list)
-    summaries: list[Path] = field(default_factory=list)
+    page: Path
+    files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def paths(self) -> list[Path]:
-        """Every file written: grids, histograms, GIFs, then summaries."""
-        return [*self.grids, *self.histograms, *self.gifs, *self.summaries]
+
+class _Page:
+    """Collects the files and notes of one report while its HTML is built."""
+
+    def __init__(self, store: Path, group, table, out: Path, grid_dpi: float):
+        self.store, self.group, self.table, self.out = store, group, table, out
+        self.stored = RunMetadata.from_group(group)
+        self.grid_dpi = grid_dpi
+        self.result = ReportResult(out / "index.html")
+        self._thumbs: dict[int, str | None] = {}
+        self._grids: dict[int, str | None] = {}
+
+    def name(self, index: int) -> str:
+        path = Path(str(self.table.at[index, "path"])).name
+        return path[:-4] if path.lower().endswith(".png") else path
+
+    def file_stem(self, index: int) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name(index))
+        return f"{index:06d}_{safe}"
+
+    def thumb(self, index: int) -> str | None:
+        """Relative path of the image's thumbnail, written once; None when unavailable."""
+        if index not in self._thumbs:
+            pixels = self._thumb_pixels(index)
+            if pixels is None:
+                self._thumbs[index] = None
+            else:
+                path = self.out / "thumbs" / f"{self.file_stem(index)}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(path)
+                self.result.files.append(path)
+                self._thumbs[index] = path.relative_to(self.out).as_posix()
+        return self._thumbs[index]
+
+    def _thumb_pixels(self, index: int) -> np.ndarray | None:
+        if "previews" in self.group:
+            return _shrink(np.asarray(self.group["previews"][index, 0]))
+        config = load_config(self.stored.config)
+        decoded = decode_image(
+            str(self.table.at[index, "path"]),
+            shape=tuple(self.stored.image_shape),
+            dtype=self.stored.pixel_dtype,
+            max_pixels=config.max_pixels,
+            size_policy=config.size_policy,
+        )
+        if not decoded.ok:
+            self.result.notes.append(f"no thumbnail of {self.name(index)}: {decoded.error}")
+            return None
+        return _shrink(_to_gray8(unpad(decoded.pixels, decoded)))
+
+    def grid(self, index: int) -> str | None:
+        """Relative path of the image's comparison grid, drawn once; None when it failed."""
+        if index not in self._grids:
+            base = self.out / "grids" / self.file_stem(index)
+            paths, notes = render_grid(self.group, index, base, dpi=self.grid_dpi)
+            self.result.files += paths
+            self.result.notes += [f"{self.name(index)}: {note}" for note in notes]
+            self._grids[index] = paths[0].relative_to(self.out).as_posix() if paths else None
+        return self._grids[index]
+
+    def figure(self, tile: str, index: int) -> str:
+        """One gallery tile: the thumbnail linked to the grid, with a caption."""
+        thumb, grid = self.thumb(index), self.grid(index)
+        caption = f"{html.escape(self.name(index))}<br>{tile}"
+        if thumb is None:
+            body = '<div class="missing">source unavailable</div>'
+        else:
+            alt = html.escape(self.name(index))
+            body = f'<img src="{thumb}" alt="{alt}">'
+        if grid is not None:
+            body = f'<a href="{grid}">{body}</a>'
+        return f"<figure>{body}<figcaption>{caption}</figcaption></figure>"
+
+    def csv(self, name: str, rows) -> str:
+        path = self.out / "csv" / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(path, index=False)
+        self.result.files.append(path)
+        return path.relative_to(self.out).as_posix()
+
+    def plot(self, name: str, figure) -> str | None:
+        if figure is None:
+            self.result.notes.append(f"plot {name} left out: nothing to draw")
+            return None
+        (path,) = save_figure(figure, self.out / "plots" / name)
+        self.result.files.append(path)
+        return path.relative_to(self.out).as_posix()
 
 
-def _unique_stems(group: zarr.Group, indices: list[int]) -> dict[int, str]:
-    stems = {index: image_name(group, index) for index in indices}
-    repeated = {stem for stem, n in Counter(stems.values()).items() if n > 1}
-    return {i: f"{s}_{i}" if s in repeated else s for i, s in stems.items()}
+def _to_gray8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    return (pixels >> 8).astype(np.uint8)
 
 
-def render_store(
-    store_path: str | os.PathLike,
+def _shrink(pixels: np.ndarray) -> np.ndarray:
+    height, width = pixels.shape
+    scale = min(1.0, _THUMB / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{title}</h2>{body}</section>'
+
+
+def _run_section(page: _Page) -> str:
+    stored = page.stored
+    runs = list(stored.runs)
+    processed = sum(r["processed"] for r in runs)
+    elapsed = sum(r["elapsed_s"] for r in runs)
+    rate = f"{processed / elapsed:.1f} img/s" if elapsed else "n/a"
+    inputs = ", ".join(str(i) for i in stored.inputs) or "n/a"
+    height, width = stored.image_shape
+    rows = [
+        ("store", str(page.store)),
+        ("inputs", inputs),
+        ("images", f"{len(page.table)} of {height} x {width} {stored.pixel_dtype}"),
+        ("engine", f"{stored.engine} (compat: {stored.compat or 'none'})"),
+        ("created", stored.created),
+        ("time", f"{elapsed:.1f} s in {len(runs)} run(s), {rate}"),
+        ("xray-scale", stored.version),
+    ]
+    cells = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    config = html.escape(json.dumps(stored.config, indent=1))
+    return (
+        f'<section id="run"><h2>The run</h2><table>{cells}</table>'
+        f"<details><summary>config</summary><pre>{config}</pre></details></section>"
+    )
+
+
+def _status_section(page: _Page) -> str:
+    table = page.table
+    counts = table["status"].value_counts().to_dict()
+    items = "".join(
+        f"<li>{html.escape(str(s))}: <b>{n}</b></li>" for s, n in sorted(counts.items())
+    )
+    failed = table[table["status"] == STATUS_FAILED]
+    reasons = Counter(failure_reason(str(e)) for e in failed["error"])
+    rows = "".join(
+        f"<tr><td>{html.escape(r)}</td><td>{n}</td></tr>" for r, n in reasons.most_common()
+    )
+    part = f'<section id="status"><h2>Images by status</h2><ul>{items}</ul>'
+    if len(failed):
+        link = page.csv("failures", failed[["image", "path", "error"]])
+        part += (
+            f"<h3>Failures by reason</h3><table><tr><th>reason</th><th>images</th></tr>"
+            f'{rows}</table><p><a href="{link}">all {len(failed)} failures (CSV)</a></p>'
+        )
+    return part + "</section>"
+
+
+def _plots_section(page: _Page) -> str:
+    figures = {
+        "intensity": intensity_summary_figure(page.group),
+        "mask_fraction": mask_fraction_figure(page.group),
+        "failures": failures_figure(page.group),
+    }
+    images = []
+    for name, figure in figures.items():
+        path = page.plot(name, figure)
+        if path is not None:
+            images.append(f'<img class="plot" src="{path}" alt="{name}">')
+    return f'<section id="plots"><h2>The dataset</h2>{"".join(images)}</section>'
+
+
+def _flag_section(page: _Page, ok, gallery: int) -> str:
+    table = page.table
+    parts = ['<section id="qc"><h2>Quality control</h2>']
+    summary = "".join(
+        f'<li><a href="#qc-{flag}">{flag}</a>: <b>{int(table[f"qc_{flag}"][ok].sum())}</b></li>'
+        for flag in QC_FLAGS
+    )
+    if "qc_outlier" in table.columns:
+        outliers = int(table["qc_outlier"][ok].sum())
+        summary += f'<li><a href="#qc-outliers">outliers</a>: <b>{outliers}</b></li>'
+    parts.append(f"<ul>{summary}</ul>")
+    columns = ["image", "path", "qc_frame_fraction", "mean", "median", "p01", "p99"]
+    for flag in QC_FLAGS:
+        flagged = table[ok & table[f"qc_{flag}"].astype(bool)]
+        link = page.csv(flag, flagged[columns])
+        tiles = "".join(
+            page.figure(f"frame {row.qc_frame_fraction:.0%}" if flag == "framed" else "", i)
+            for i, row in zip(flagged.index[:gallery], flagged.itertuples(), strict=False)
+        )
+        shown = min(gallery, len(flagged))
+        parts.append(
+            f'<h3 id="qc-{flag}">{flag}: {len(flagged)} images</h3>'
+            f'<p>showing {shown}; <a href="{link}">the full list (CSV)</a></p>'
+            f'<div class="gallery">{tiles}</div>'
+        )
+    scored = table[ok].sort_values("qc_outlier_score", ascending=False, kind="stable")
+    link = page.csv("outliers", scored[["image", "path", "qc_outlier_score", *columns[3:]]])
+    if "qc_outlier" not in table.columns:  # made before qc/outlier: scores, no flags
+        parts.append(
+            '<h3 id="qc-outliers">Outliers</h3><p>no qc/outlier in this store (it was made '
+            f'before it existed); <a href="{link}">every ok image by score (CSV)</a></p>'
+        )
+        return "".join(parts) + "</section>"
+    flagged = scored[scored["qc_outlier"].astype(bool)]
+    tiles = "".join(
+        page.figure(f"score {score:.1f}", i)
+        for i, score in zip(flagged.index[:gallery], flagged["qc_outlier_score"], strict=False)
+    )
+    parts.append(
+        f'<h3 id="qc-outliers">Outliers: {len(flagged)} images</h3>'
+        f"<p>showing {min(gallery, len(flagged))}, highest score first; "
+        f'<a href="{link}">every ok image by score (CSV)</a></p>'
+        f'<div class="gallery">{tiles}</div>'
+    )
+    return "".join(parts) + "</section>"
+
+
+def _groups_section(page: _Page, ok, groups: int, members: int) -> str:
+    table = page.table
+    columns = []
+    for kind, title in (("duplicate", "Duplicates"), ("near_duplicate", "Near duplicates")):
+        key = f"qc_{kind}_group"
+        grouped = table[ok & (table[key] >= 0)]
+        sizes = grouped[key].value_counts()
+        order = sorted(sizes.index, key=lambda g: (-sizes[g], g))
+        link = page.csv(f"{kind}_groups", grouped[["image", "path", key]].sort_values(key))
+        rows = []
+        for group_id in order[:groups]:
+            indices = grouped.index[grouped[key] == group_id][:members]
+            tiles = "".join(page.figure("", i) for i in indices)
+            rows.append(
+                f'<div class="group"><p>group {group_id}: {sizes[group_id]} images</p>'
+                f'<div class="gallery">{tiles}</div></div>'
+            )
+        columns.append(
+            f'<div class="column"><h3>{title}: {len(sizes)} groups, {len(grouped)} images</h3>'
+            f'<p>showing {min(groups, len(sizes))}; <a href="{link}">every group (CSV)</a></p>'
+            f"{''.join(rows)}</div>"
+        )
+    return (
+        f'<section id="groups"><h2>Copies</h2><div class="side">{"".join(columns)}</div></section>'
+    )
+
+
+def _gifs_section(page: _Page, ok, count: int) -> str:
+    table = page.table[ok]
+    patients = table[table["patient_id"].astype(str) != ""]["patient_id"].astype(str)
+    sizes = patients.value_counts()
+    chosen = sorted((p for p in sizes.index if sizes[p] >= 2), key=lambda p: (-sizes[p], p))
+    images = []
+    for patient in chosen[:count]:
+        path = page.out / "gifs" / f"patient_{patient}.gif"
+        result = render_gif(page.group, patient, path, max_size=256)
+        page.result.notes += result.notes
+        if result.path is not None:
+            page.result.files.append(result.path)
+            rel = result.path.relative_to(page.out).as_posix()
+            images.append(
+                f'<figure><img src="{rel}" alt="patient {html.escape(patient)}">'
+                f"<figcaption>patient {html.escape(patient)}</figcaption></figure>"
+            )
+    if not images:
+        return _section("gifs", "Follow-ups", "<p>no patient with two ok images</p>")
+    return _section("gifs", "Follow-ups", f'<div class="gallery">{"".join(images)}</div>')
+
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; } th, td { text-align: left; padding: 2px 8px; }
+th { color: #555; font-weight: normal; }
+.gallery { display: flex; flex-wrap: wrap; gap: 8px; }
+figure { margin: 0; width: 170px; font-size: 11px; word-break: break-all; }
+figure img { max-width: 160px; max-height: 160px; border: 1px solid #ccc; }
+.missing { width: 160px; height: 60px; background: #eee; color: #900; padding: 4px; }
+img.plot { max-width: 48%; margin: 4px; }
+.side { display: flex; gap: 24px; } .column { flex: 1; min-width: 0; }
+.group { border-top: 1px solid #ddd; margin-top: 6px; }
+"""
+
+
+def write_report(
+    store: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    names: Sequence[str] = (),
-    patient: str | int | None = None,
-    sample: int | None = None,
-    seed: int = 0,
-    where: str | None = None,
-    sort: str | None = None,
-    descending: bool = False,
-    limit: int | None = None,
-    formats: Sequence[str] = ("png",),
-    dpi: float = 100,
-    panels: Iterable[Panel | tuple[str, str, str]] = DEFAULT_PANELS,
-    ncols: int | None = None,
-    grid_figsize: tuple[float, float] | None = None,
-    gif: bool = True,
-    gif_ms: int = 1000,
-    gif_beside: str | None = None,
-    gif_max_size: int | None = 512,
-    progress: Callable[[int, int], None] | None = None,
-) -> RenderReport:
-    """Render the grids, histograms, GIFs and summary plots of a store.
+    gallery: int = 12,
+    groups: int = 8,
+    group_members: int = 6,
+    gifs: int = 3,
+    grid_dpi: float = 60,
+) -> ReportResult:
+    """Write a one-page HTML report of a store into ``out_dir``.
 
     Parameters
     ----------
-    store_path : path-like, str or StoreLocation
-        A store written by :func:`xray_scale.run`: its folder or URL. Images
-        whose inputs are URLs are read again with the options of the
-        enclosing :func:`xray_scale.io.urls.url_options`.
+    store : path-like
+        A store written by :func:`xray_scale.run`.
     out_dir : path-like
-        Folder for the figures (created); layout in the module docstring.
-    names, patient, sample, seed, where, sort, descending, limit
-        The selection, as for :func:`select_images`.
-    formats : sequence of {"png", "svg", "pdf"}
-        Formats of every figure (GIFs are GIFs).
-    dpi : float
-        Resolution of every figure.
-    panels, ncols, grid_figsize
-        As ``panels``, ``ncols`` and ``figsize`` of :func:`grid_figure`.
-    gif : bool
-        Write a GIF for each selected patient with at least two selected ok images.
-    gif_ms, gif_beside, gif_max_size
-        ``duration_ms``, ``beside`` and ``max_size`` of :func:`render_gif`.
-    progress : callable, optional
-        Called as ``progress(done, total)`` after each selected image is rendered.
+        Folder for ``index.html`` and its files (created); layout in the module docstring.
+    gallery : int
+        Thumbnails shown per QC flag (and outliers); the CSVs list all.
+    groups, group_members : int
+        Duplicate and near-duplicate groups shown, largest first, and images per group.
+    gifs : int
+        Patients whose follow-ups are shown as GIFs (those with the most ok images).
+    grid_dpi : float
+        Resolution of the comparison grids the thumbnails link to.
 
     Returns
     -------
-    RenderReport
+    ReportResult
 
     Raises
     ------
     StoreError
-        If ``store_path`` is not a store.
-    SelectionError
-        (a ValueError) If the selection names nothing in the store.
+        If ``store`` is not a store.
     ValueError
-        For bad formats, panels or sizes (checked before anything is written).
+        For a negative cap.
     """
-    formats = check_formats(formats)
-    panels = check_panels(panels)
-    if dpi <= 0:
-        raise ValueError(f"dpi must be > 0, got {dpi}")
-    if gif_beside is not None:
-        check_panels([(gif_beside, "gray", "")])
-    group = open_store(store_path)
-    selection = select_images(
-        group,
-        names=names,
-        patient=patient,
-        sample=sample,
-        seed=seed,
-        where=where,
-        sort=sort,
-        descending=descending,
-        limit=limit,
-    )
+    for key, value in {"gallery": gallery, "groups": groups, "gifs": gifs}.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{key} must be an integer >= 0, got {value!r}")
+    if isinstance(group_members, bool) or not isinstance(group_members, int) or group_members < 1:
+        raise ValueError(f"group_members must be an integer >= 1, got {group_members!r}")
+    group = open_store(store)
+    table = store_table(store)
     out = Path(out_dir)
-    report = RenderReport(store_location(store_path), out, selection.indices, selection.excluded)
-    for index, reason in selection.excluded:
-        report.notes.append(f"excluded {image_name(group, index)}: {reason}")
-    stems = _unique_stems(group, selection.indices)
-    total = len(selection.indices)
-    for done, index in enumerate(selection.indices, start=1):
-        paths, notes = render_grid(
-            group,
-            index,
-            out / "grids" / stems[index],
-            formats=formats,
-            panels=panels,
-            ncols=ncols,
-            figsize=grid_figsize,
-            dpi=dpi,
-        )
-        report.grids += paths
-        report.notes += [f"{stems[index]}: {note}" for note in notes]
-        figure = histogram_figure(group, index, dpi=dpi)
-        report.histograms += save_figure(figure, out / "histograms" / stems[index], formats)
-        if progress is not None:
-            progress(done, total)
-    if gif and selection.indices:
-        patient_ids = read_index(group, "patient_id", list(selection.indices))
-        by_patient: dict[str, list[int]] = {}
-        for index, patient_id in zip(selection.indices, patient_ids.tolist(), strict=True):
-            if patient_id:
-                by_patient.setdefault(str(patient_id), []).append(index)
-        for patient_id, members in sorted(by_patient.items(), key=lambda kv: kv[1][0]):
-            if len(members) < 2:
-                if patient is not None:
-                    report.notes.append(f"no GIF for patient {patient_id}: one image selected")
-                continue
-            result = render_gif(
-                group,
-                patient_id,
-                out / "gifs" / f"patient_{patient_id}.gif",
-                indices=members,
-                duration_ms=gif_ms,
-                beside=gif_beside,
-                max_size=gif_max_size,
-            )
-            report.notes += result.notes
-            if result.path is not None:
-                report.gifs.append(result.path)
-    summaries = {
-        "intensity": intensity_summary_figure(group, dpi=dpi),
-        "mask_fraction": mask_fraction_figure(group, dpi=dpi),
-        "failures": failures_figure(group, dpi=dpi),
-    }
-    for name, figure in summaries.items():
-        if figure is None:
-            why = "no image failed" if name == "failures" else "the store has no ok image"
-            report.notes.append(f"summary/{name} not written: {why}")
-            continue
-        report.summaries += save_figure(figure, out / "summary" / name, formats)
-    return report
+    out.mkdir(parents=True, exist_ok=True)
+    page = _Page(Path(store).absolute(), group, table, out, grid_dpi)
+    ok = (table["status"] == STATUS_OK).to_numpy()
+    sections = [_run_section(page), _status_section(page), _plots_section(page)]
+    if "qc_framed" in table.columns:
+        sections.append(_flag_section(page, ok, gallery))
+        sections.append(_groups_section(page, ok, groups, group_members))
+    else:
+        sections.append(_section("qc", "Quality control", f"<p>{_NO_QC}</p>"))
+    sections.append(_gifs_section(page, ok, gifs))
+    title = f"xray-scale report: {html.escape(Path(store).name)}"
+    page.result.page.write_text(
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{title}</h1>"
+        + "\n".join(sections)
+        + "</body></html>\n",
+        encoding="utf-8",
+    )
+    return page.result

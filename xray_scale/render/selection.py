@@ -75,22 +75,19 @@ def select_images(
     *,
     names: Sequence[str] = (),
     patient: str | int | None = None,
-    sample: int | None = None,
-    seed: int = 0,
-    where: str | None = None,
-    sort: str | None = None,
-    descending: bool = False,
-    limit: int | None = None,
+    query: RowQuery | None = None,
 ) -> Selection:
     """Choose the images to render.
 
-    ``names`` and ``patient`` together ask for the union of both; ``sample``
-    then draws from what they ask for (or from the whole store). With none of
-    them, the store's first :data:`DEFAULT_SAMPLE` ok images are chosen.
-    ``where``, ``sort`` and ``limit`` select among the ok images asked for
-    (or all), by the store's table (:func:`xray_scale.store.export.store_table`),
-    as :func:`xray_scale.store.query.select_rows` does: condition, sample,
-    order, count.
+    ``names`` and ``patient`` together ask for the union of both; the query's
+    ``sample`` then draws from what they ask for (or from the whole store). With
+    none of them, the store's first :data:`DEFAULT_SAMPLE` ok images are chosen.
+    The query's ``where``, ``sort`` and ``limit`` select among the ok images
+    asked for (or all), by the store's table
+    (:func:`xray_scale.store.export.store_table`), as
+    :func:`xray_scale.store.query.select_rows` does: condition, sample, order,
+    count. The sample is drawn once, by :meth:`RowQuery.draw
+    <xray_scale.store.query.RowQuery.draw>`, either way.
 
     Parameters
     ----------
@@ -102,18 +99,10 @@ def select_images(
     patient : str or int, optional
         A patient id as in ``index/patient_id`` (``"11"``; ``"00000011"`` and
         ``11`` also work).
-    sample : int, optional
-        Draw this many images, reproducibly, with ``numpy.random.default_rng(seed)``.
-    seed : int
-        Seed of the draw.
-    where : str, optional
-        A pandas condition over the table's columns (``"mean < 90"``).
-    sort : str, optional
-        A column of the table to order the images by (missing values last).
-    descending : bool
-        Largest first.
-    limit : int, optional
-        Keep the first ``limit`` images.
+    query : RowQuery, optional
+        Condition, sample (reproducible: its ``seed``), order and count
+        (:class:`xray_scale.store.query.RowQuery`, validated when made); none
+        by default.
 
     Returns
     -------
@@ -126,19 +115,16 @@ def select_images(
     ------
     SelectionError
         (a ValueError) For an empty store, an unknown image name, a patient
-        without images, a ``sample`` or ``limit`` below 1, or a ``where`` or
-        ``sort`` naming an unknown column or that pandas cannot evaluate.
+        without images, or a ``where`` or ``sort`` naming an unknown column or
+        that pandas cannot evaluate.
     StoreError
         If ``group`` is a path that is not a store.
     """
+    query = query or RowQuery()
     group = as_group(group)
     status = index_strings(group, "status")
     if status.size == 0:
         raise SelectionError("the store holds no images")
-    if sample is not None and (
-        isinstance(sample, bool) or not isinstance(sample, int | np.integer) or sample < 1
-    ):
-        raise SelectionError(f"sample must be an integer >= 1, got {sample!r}")
     if isinstance(names, str):
         names = (names,)
     ok = status == STATUS_OK
@@ -168,21 +154,19 @@ def select_images(
         requested.update(matches.tolist())
     if names or patient is not None:
         candidates = np.array(sorted(requested), dtype=np.int64)
-    elif sample is not None:
+    elif query.sample is not None:
         candidates = np.arange(status.size)
     else:
         first_ok = np.flatnonzero(ok)[:DEFAULT_SAMPLE]
         last = int(first_ok[-1]) if first_ok.size == DEFAULT_SAMPLE else status.size - 1
         candidates = np.arange(last + 1)
-    if where is not None or sort is not None or limit is not None:
+    if query.narrows_by_table:
         asked = bool(names) or patient is not None
         usable = candidates[ok[candidates]] if asked else np.flatnonzero(ok)
-        query = RowQuery(where, sample, seed, sort, descending, limit)
         rows = select_rows(store_table(group).iloc[usable], query)
         excluded = _reasons(group, status, candidates[~ok[candidates]]) if asked else []
         return Selection([int(i) for i in rows["image"]], excluded)
     usable = candidates[ok[candidates]]
     excluded = _reasons(group, status, candidates[~ok[candidates]])
-    if sample is not None and usable.size > sample:
-        usable = np.sort(np.random.default_rng(seed).choice(usable, size=sample, replace=False))
+    usable = usable[query.draw(usable.size)]
     return Selection([int(i) for i in usable], excluded)

@@ -11,7 +11,7 @@ import zarr
 from ..config import Config, load_config
 from ..engines.registry import resolve_engine
 from ..errors import EngineError
-from ..io.archives import file_name
+from ..io.sources.archives import file_name
 from ..store.access import open_store
 from ..store.encoding import read_index
 from ..store.metadata import RunMetadata

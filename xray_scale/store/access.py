@@ -24,9 +24,9 @@ import numpy as np
 import zarr
 
 from ..errors import StoreError
-from ..io.archives import member_exists, split_member_path
-from ..io.sources import parse_synthetic
-from ..io.urls import is_url, url_exists
+from ..io.sources.archives import member_exists, split_member_path
+from ..io.sources.discover import parse_synthetic
+from ..io.sources.urls import is_url, url_exists
 from .encoding import read_index, stored_values
 from .layout import (
     INDEX_STRINGS,
@@ -43,7 +43,7 @@ from .metadata import RunMetadata
 from .qc import QC_GROUP, has_qc
 
 if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
-    from ..analysis.records import BatchRecord
+    from ..records import BatchRecord
 
 __all__ = [
     "RecordWriter",
@@ -210,7 +210,7 @@ class RecordWriter:
         Longest time a record waits in memory; a process killed in between
         loses at most these statuses, and resuming redoes their batches.
         0 writes every record as it is added (a run with the progress gate
-        of :mod:`xray_scale.run.gate` on).
+        of :mod:`xray_scale.runner.gate` on).
     """
 
     def __init__(self, group: zarr.Group, *, interval_s: float = 2.0):

@@ -26,7 +26,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from ..config import Config
 from ..errors import StoreError
-from ..io.sources import parse_image_name
+from ..io.sources.discover import parse_image_name
 from .encoding import create_status_array, create_text_array, stored_values
 from .layout import (
     ATTRS_KEY,

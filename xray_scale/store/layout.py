@@ -51,6 +51,21 @@ not ``pending`` is complete, whatever happened later.
 
 from __future__ import annotations
 
+from ..records import (
+    FILTER_GROUP,
+    MASK_GROUP,
+    QC_FEATURES,
+    QC_FLAGS,
+    QC_RECORD_FIELDS,
+    SIGNATURE_SIZE,
+    STAT_FIELDS,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_PENDING,
+    map_name,
+    split_map_name,
+)
+
 __all__ = [
     "ATTRS_KEY",
     "IMAGE_DIM",
@@ -75,7 +90,6 @@ __all__ = [
     "split_map_name",
 ]
 
-STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
 ATTRS_KEY = "xray_scale"
 """The group attribute holding the run (:class:`xray_scale.store.metadata.RunMetadata`)."""
 STATE_KEY = "xray_scale_state"
@@ -88,35 +102,6 @@ HISTOGRAM_CHUNK = 1024
 """Images per chunk of ``stats/histogram`` (2 MB of counts)."""
 INDEX_STRINGS = ("path", "status", "error", "mode", "patient_id")
 """The text arrays of ``index/`` (and ``status``, of codes), as :mod:`.encoding` stores them."""
-STAT_FIELDS: tuple[str, ...] = (
-    "min",
-    "max",
-    "mean",
-    "std",
-    "median",
-    "p01",
-    "p99",
-    "mask_fraction",
-)
-"""Names of the scalar statistics, in store order (``stats/<name>``)."""
-FILTER_GROUP, MASK_GROUP = "filters", "masks"
-"""The groups holding the full-resolution maps."""
-QC_FLAGS: tuple[str, ...] = ("framed", "inverted", "blank", "low_contrast", "saturated")
-"""The per-image QC flags, in store order (``qc/<name>``)."""
-SIGNATURE_SIZE = 32 * 32
-"""Values in one image's QC detail signature (``qc/signature``): its 32 x 32 downscale."""
-QC_FEATURES: tuple[str, ...] = ("concentration", "chest_correlation", "fine_detail")
-"""The per-image measurements besides ``frame_fraction`` that the outlier score reads
-(``qc/<name>``; stores made before ``qc/outlier`` existed have none)."""
-QC_RECORD_FIELDS: tuple[str, ...] = (
-    *QC_FLAGS,
-    "frame_fraction",
-    *QC_FEATURES,
-    "pixel_hash",
-    "perceptual_hash",
-    "signature",
-)
-"""The ``qc/*`` arrays written with each batch's records, in store order."""
 
 
 IMAGE_DIM = "image"
@@ -158,30 +143,3 @@ def dimension_names(name: str, *, text: bool = False) -> tuple[str, ...]:
     if name.partition("/")[0] in (FILTER_GROUP, MASK_GROUP):
         return _DIMENSIONS["map"]
     return _DIMENSIONS.get(name, (IMAGE_DIM,))
-
-
-def map_name(group: str, name: str) -> str:
-    """The store name of a map: ``"filters/<name>"`` or ``"masks/<name>"``.
-
-    Examples
-    --------
-    >>> map_name("filters", "sobel")
-    'filters/sobel'
-    """
-    if group not in (FILTER_GROUP, MASK_GROUP):
-        raise ValueError(f"a map is in {FILTER_GROUP}/ or {MASK_GROUP}/, not {group!r}")
-    return f"{group}/{name}"
-
-
-def split_map_name(name: str) -> tuple[str, str]:
-    """``(group, name)`` of a map's store name, the inverse of :func:`map_name`.
-
-    Examples
-    --------
-    >>> split_map_name("masks/mask_binary")
-    ('masks', 'mask_binary')
-    """
-    group, _, key = name.partition("/")
-    if group not in (FILTER_GROUP, MASK_GROUP) or not key:
-        raise ValueError(f"{name!r} is not a map name (filters/<name> or masks/<name>)")
-    return group, key

@@ -8,7 +8,7 @@ the environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``~/.aws/credentials``...), and ``--storage-option KEY=VALUE`` (fsspec's
 options of the file system: ``endpoint_url``, ``key``, ``secret``, ``anon``...).
 Its S3 client gives up on an endpoint that does not answer within the bounds
-of :data:`xray_scale.io.urls.S3_CLIENT_CONFIG`; while a run writes, an
+of :data:`xray_scale.io.sources.urls.S3_CLIENT_CONFIG`; while a run writes, an
 endpoint gone away is a :class:`~xray_scale.errors.StoreUnreachableError` naming
 the store (:func:`reaching`), so the run stops with its unfinished batches
 ``pending``, to be resumed. None of the credentials is ever written into the
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StoreError, StoreUnreachableError, UnreachableError
-from ..io.urls import bounded, client_options, is_unreachable, is_url, redact
+from ..io.sources.urls import bounded, client_options, is_unreachable, is_url, redact
 
 __all__ = [
     "StoreLocation",

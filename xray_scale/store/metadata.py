@@ -22,7 +22,7 @@ import zarr
 from .layout import ATTRS_KEY
 
 if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
-    from ..analysis.records import BatchSpec
+    from ..records import BatchSpec
 
 __all__ = [
     "RunMetadata",

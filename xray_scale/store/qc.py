@@ -16,8 +16,9 @@ Per image (``N``), when the run computes QC (``qc.enabled``, the default)::
 
 The first eleven are written with each batch's records (by the pipeline's one
 record writer, before the statuses); the groups, the outlier scores and flags
-are computed by :func:`finish_qc` from the stored hashes and features of all
-ok images once no image is pending, again on every completed resume. A store
+are computed by :func:`xray_scale.runner.finish.finish_qc` from the stored hashes
+and features of all ok images (:func:`read_qc_inputs`), and written here
+(:func:`write_qc_results`), once no image is pending, again on every completed resume. A store
 made before QC existed, or with ``qc.enabled = false``, has no ``qc/`` group.
 A store made before ``qc/outlier`` existed has no outlier features nor flags:
 it keeps the SHA-1 pixel hash and the old outlier score (the largest robust
@@ -27,7 +28,6 @@ z-score of its statistics) when resumed, and info, export and the report say so.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
@@ -45,18 +45,17 @@ from .layout import (
 )
 from .metadata import RunMetadata
 
-if TYPE_CHECKING:  # annotations only: reading a store needs none of the analysis
-    from ..analysis.qc import QCConfig
-
 __all__ = [
     "QC_COLUMNS",
     "QC_GROUP",
+    "QCInputs",
     "create_qc_arrays",
-    "finish_qc",
     "has_outlier_flags",
     "has_qc",
     "qc_counts",
+    "read_qc_inputs",
     "stored_qc",
+    "write_qc_results",
 ]
 
 QC_GROUP = "qc"
@@ -124,7 +123,7 @@ def has_outlier_flags(group: zarr.Group) -> bool:
 
 
 def stored_qc(group: zarr.Group, spec):
-    """A resumed run's :class:`~xray_scale.analysis.records.BatchSpec`, with the QC its store keeps.
+    """A resumed run's :class:`~xray_scale.records.BatchSpec`, with the QC its store keeps.
 
     No QC for a store made without it (or before QC existed); for a store made
     before ``qc/outlier`` existed, its SHA-1 pixel hash, so that the images of
@@ -141,49 +140,80 @@ def stored_qc(group: zarr.Group, spec):
     return dataclasses.replace(spec, pixel_hash=kind)
 
 
-def _score_outliers(group: zarr.Group, ok: np.ndarray, config: QCConfig) -> None:
-    """``qc/outlier_score`` and ``qc/outlier`` of the ok images (no features: the old score)."""
-    from ..analysis.outliers import OUTLIER_FEATURES, outlier_distance
-    from ..analysis.qc_groups import outlier_scores
+@dataclasses.dataclass(frozen=True)
+class QCInputs:
+    """What the end of a run computes the groups and outlier scores from, as stored.
 
-    qc = group[QC_GROUP]
-    if not has_outlier_flags(group):  # made before qc/outlier: the score it was made with
-        stats = {field: group[f"stats/{field}"][:] for field in STAT_FIELDS}
-        qc["outlier_score"][:] = outlier_scores(stats, ok)
-        return
-    scores = outlier_distance({name: qc[name][:] for name in OUTLIER_FEATURES}, ok)
-    qc["outlier_score"][:] = scores
-    qc["outlier"][:] = ok & (scores > config.outlier_threshold)
-
-
-def finish_qc(group: zarr.Group, config: QCConfig) -> bool:
-    """Group duplicates and near duplicates and score outliers, over every ok image.
-
-    Does nothing (and returns False) while an image is pending: the groups and
-    scores are those of the whole run.
-
-    Returns
-    -------
-    bool
-        Whether the groups and scores were written.
+    Attributes
+    ----------
+    ok : ndarray
+        ``(N,)`` bool, the images whose status is ``ok``.
+    pixel_hash, perceptual_hash : ndarray
+        ``(N,)`` uint64 each.
+    signature : zarr.Array
+        ``(N, 1024)`` int8, left in the store: read a block of rows at a time.
+    features : dict or None
+        ``{name: (N,) float64}`` of the outlier features; None for a store made
+        before ``qc/outlier`` existed.
+    stats : dict or None
+        ``{field: (N,)}`` of ``stats/*``, for such a store's old outlier score;
+        None when it has the features.
     """
-    from ..analysis.qc_groups import group_duplicates, group_near_duplicates
 
+    ok: np.ndarray
+    pixel_hash: np.ndarray
+    perceptual_hash: np.ndarray
+    signature: zarr.Array
+    features: dict[str, np.ndarray] | None
+    stats: dict[str, np.ndarray] | None
+
+
+def read_qc_inputs(group: zarr.Group, features: tuple[str, ...]) -> QCInputs | None:
+    """The stored hashes and ``features`` (or, before ``qc/outlier``, statistics) of every image.
+
+    Returns None while an image is pending: the groups and scores are those of
+    the whole run.
+    """
     status = read_index(group, "status")
     if (status == STATUS_PENDING).any():
-        return False
-    ok = status == STATUS_OK
+        return None
     qc = group[QC_GROUP]
-    qc["duplicate_group"][:] = group_duplicates(qc["pixel_hash"][:], ok)
-    qc["near_duplicate_group"][:] = group_near_duplicates(
-        qc["perceptual_hash"][:],
-        qc["signature"],  # read a block of rows at a time, never whole
-        ok,
-        max_distance=config.near_duplicate_distance,
-        min_correlation=config.near_duplicate_correlation,
+    flags = has_outlier_flags(group)
+    return QCInputs(
+        ok=status == STATUS_OK,
+        pixel_hash=qc["pixel_hash"][:],
+        perceptual_hash=qc["perceptual_hash"][:],
+        signature=qc["signature"],
+        features={name: qc[name][:] for name in features} if flags else None,
+        stats=None if flags else {field: group[f"stats/{field}"][:] for field in STAT_FIELDS},
     )
-    _score_outliers(group, ok, config)  # issue 24: the robust distance and qc/outlier
-    return True
+
+
+def write_qc_results(
+    group: zarr.Group,
+    *,
+    duplicate_group: np.ndarray,
+    near_duplicate_group: np.ndarray,
+    outlier_score: np.ndarray,
+    outlier: np.ndarray | None,
+) -> None:
+    """Write the end of a run's QC: groups, outlier scores and (when the store has it) flags.
+
+    Parameters
+    ----------
+    duplicate_group, near_duplicate_group : ndarray
+        ``(N,)`` int64, -1 for no group.
+    outlier_score : ndarray
+        ``(N,)`` float64.
+    outlier : ndarray or None
+        ``(N,)`` bool; None for a store made before ``qc/outlier`` existed.
+    """
+    qc = group[QC_GROUP]
+    qc["duplicate_group"][:] = duplicate_group
+    qc["near_duplicate_group"][:] = near_duplicate_group
+    qc["outlier_score"][:] = outlier_score
+    if outlier is not None:
+        qc["outlier"][:] = outlier
 
 
 def qc_counts(group: zarr.Group) -> dict | None:

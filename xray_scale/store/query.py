@@ -17,9 +17,12 @@ from ..errors import SelectionError
 __all__ = ["RowQuery", "select_rows"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RowQuery:
-    """Which rows of a store's table to keep, and in which order.
+    """Which rows of a store's table to keep, and in which order; checked when made.
+
+    Keyword-only, and validated once, here: whatever carries it (``export``,
+    ``render``, the selection of images) can rely on its values.
 
     Attributes
     ----------
@@ -47,10 +50,43 @@ class RowQuery:
     descending: bool = False
     limit: int | None = None
 
+    def __post_init__(self) -> None:
+        _count(self.sample, "sample")
+        _count(self.limit, "limit")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
+            raise SelectionError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("where", "sort"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise SelectionError(f"{name} must be a string, got {value!r}")
+
     @property
     def selects(self) -> bool:
         """Whether the query narrows or orders anything."""
         return any(v is not None for v in (self.where, self.sample, self.sort, self.limit))
+
+    @property
+    def narrows_by_table(self) -> bool:
+        """Whether it needs the store's table: a condition, an order or a count."""
+        return any(v is not None for v in (self.where, self.sort, self.limit))
+
+    def draw(self, count: int) -> np.ndarray:
+        """Positions of the rows the sample keeps among ``count``, ascending: the one draw.
+
+        All of them without a sample or when there are no more than ``sample``;
+        else ``sample`` drawn with ``numpy.random.default_rng(seed)``.
+
+        Examples
+        --------
+        >>> len(RowQuery(sample=2, seed=0).draw(5))
+        2
+        >>> RowQuery().draw(3).tolist()
+        [0, 1, 2]
+        """
+        if self.sample is None or count <= self.sample:
+            return np.arange(count)
+        drawn = np.random.default_rng(self.seed).choice(count, size=self.sample, replace=False)
+        return np.sort(drawn)
 
 
 def _columns(table) -> str:
@@ -82,9 +118,9 @@ def select_rows(table, query: RowQuery):
     Raises
     ------
     SelectionError
-        (a ValueError) For an unknown column, an expression pandas cannot
-        evaluate or that is not a condition, or a count below 1; one line
-        naming the table's columns.
+        (a ValueError) For an unknown column, or an expression pandas cannot
+        evaluate or that is not a condition; one line naming the table's
+        columns. (A count below 1 is refused when the query is made.)
 
     Examples
     --------
@@ -95,16 +131,11 @@ def select_rows(table, query: RowQuery):
     >>> select_rows(table, RowQuery(sort="mean", descending=True, limit=1))["image"].tolist()
     [1]
     """
-    _count(query.sample, "sample")
-    _count(query.limit, "limit")
     rows = table
     if query.where is not None:
         rows = rows[_condition(table, query.where)]
-    if query.sample is not None and len(rows) > query.sample:
-        drawn = np.random.default_rng(query.seed).choice(
-            len(rows), size=query.sample, replace=False
-        )
-        rows = rows.iloc[np.sort(drawn)]
+    if query.sample is not None:
+        rows = rows.iloc[query.draw(len(rows))]
     if query.sort is not None:
         if query.sort not in table.columns:
             raise SelectionError(

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, load_config
-from ..io.manifest import read_manifest, select_with_manifest
-from ..io.sources import discover_inputs
-from ..io.urls import url_options
+from ..io.sources.discover import discover_inputs
+from ..io.sources.manifest import read_manifest, select_with_manifest
+from ..io.sources.urls import url_options
 from ..store.access import open_store
 from ..store.layout import FILTER_GROUP, MASK_GROUP, map_name
 from ..store.location import parse_storage_options

@@ -18,23 +18,15 @@ consecutive IDAT chunks) or one the CPU decoder decodes; the layout's
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DecodeError, UnreachableError
-from .decode import (
-    DEFAULT_MAX_PIXELS,
-    PngHeader,
-    check_bit_depth,
-    check_header,
-    crc32_in_pieces,
-    parse_png_header,
-)
-from .reading import open_png
+from ...errors import DecodeError
+from .image import DEFAULT_MAX_PIXELS, check_bit_depth, check_header
+from .png import PngHeader, crc32_in_pieces, parse_png_header
 
 __all__ = [
     "Chunk",
@@ -42,7 +34,6 @@ __all__ = [
     "check_crcs",
     "crc32_by_pieces",
     "crc32_shift",
-    "read_png",
     "walk_png",
 ]
 
@@ -129,17 +120,6 @@ class PngLayout:
     def raw_size(self) -> int:
         """Bytes the zlib stream inflates to (rows of filter byte + samples)."""
         return self.header.height * self.raw_row_bytes
-
-
-def read_png(path: str | os.PathLike) -> bytes:
-    """A file's bytes, or DecodeError with the CPU decoder's message (missing, a folder...)."""
-    try:
-        with open_png(path) as file:
-            return file.read()
-    except UnreachableError:
-        raise  # a bucket or server down: the batch stays pending (as for the CPU decoder)
-    except OSError as error:  # a read failing after open (I/O error, file vanished)
-        raise DecodeError(f"cannot read the file: {error}") from None
 
 
 def _walk_chunks(data: bytes) -> tuple[Chunk, ...]:

@@ -1,28 +1,29 @@
 """PNG decoding on an NVIDIA GPU: the CPU walks the chunks, the GPU does the rest.
 
-For a batch of K files: the CPU reads each file and walks its chunks
-(:func:`xray_scale.io.png_chunks.walk_png`: no inflate, no unfilter), and packs
+For a batch of K files, read by the caller (:mod:`xray_scale.io.gpu_decode`): the
+CPU walks each file's chunks
+(:func:`xray_scale.io.formats.png_chunks.walk_png`: no inflate, no unfilter), and packs
 every covered file's zlib stream, the data of its other chunks and the tables
 the kernels need into one page-locked buffer, copied to the GPU in one go.
 There, on the caller's CUDA stream:
 
 1. every chunk's CRC-32 is checked (``crc_pieces``: one thread per 1 KiB piece
    of a chunk, the pieces' CRCs shifted into place and XORed together; the
-   same arithmetic as :func:`xray_scale.io.png_chunks.crc32_by_pieces`);
+   same arithmetic as :func:`xray_scale.io.formats.png_chunks.crc32_by_pieces`);
 2. the zlib streams are inflated by nvCOMP's batched Deflate decoder (given
    each stream without its 2-byte header and 4-byte Adler-32);
 3. each inflated stream's Adler-32 is checked against the file's
-   (``adler_pieces``, as :func:`xray_scale.io.png_unfilter.adler32_by_pieces`);
+   (``adler_pieces``, as :func:`xray_scale.io.formats.png_unfilter.adler32_by_pieces`);
 4. the row filters are undone by a wavefront, one thread block per image
-   (``unfilter``, as :func:`xray_scale.io.png_unfilter.unfilter`), which writes
+   (``unfilter``, as :func:`xray_scale.io.formats.png_unfilter.unfilter`), which writes
    the pixels straight into the ``(K, H, W)`` output.
 
 A handful of bytes per image comes back (which chunk CRCs failed, whether the
 Adler-32 matched, whether a filter type was unknown). The pixels stay on the
 GPU. Files the GPU path does not cover (palette, colour, interlaced, padded,
-``synth:`` phantoms...) and files that fail a GPU check other than a chunk
-CRC (a stream that ends early or does not inflate, an Adler-32 mismatch, an
-unknown filter type) are decoded by the CPU decoder
+``synth:`` phantoms, files of another registered format or of none...) and
+files that fail a GPU check other than a chunk CRC (a stream that ends early
+or does not inflate, an Adler-32 mismatch, an unknown filter type) are decoded by the CPU decoder
 (:func:`xray_scale.io.decode.decode_image`) in the same call, so every image gets
 the CPU decoder's status, message and pixels; a bad chunk CRC gets its
 message from the GPU's check. If nvCOMP refuses the batch as a whole, its
@@ -35,20 +36,20 @@ only when a batch is decoded; :func:`check_usable` says why they cannot be.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 
 import numpy as np
 
-from ..errors import DecodeError, EngineError
-from .decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, parse_png_header
-from .png_chunks import CRC_PIECE, X2N, PngLayout, read_png, walk_png
+from ...errors import DecodeError, EngineError
+from .image import DEFAULT_MAX_PIXELS, DecodedImage
+from .png import SIGNATURE, parse_png_header
+from .png_chunks import CRC_PIECE, X2N, PngLayout, walk_png
 from .png_kernels import SOURCE, crc_table
 from .png_unfilter import ADLER_PIECE
-from .sources import parse_synthetic
 
 __all__ = ["GpuDecoderUnavailable", "check_usable", "decode_batch_gpu"]
 
@@ -256,13 +257,6 @@ def _last_bytes(layout: PngLayout, n: int) -> slice:
 # ------------------------------------------------------------------ decoding
 
 
-def _read(path: str) -> bytes | DecodeError:
-    try:
-        return read_png(path)
-    except DecodeError as error:
-        return error
-
-
 def decode_batch_gpu(
     paths: list[str],
     *,
@@ -270,10 +264,15 @@ def decode_batch_gpu(
     dtype: np.dtype | str = np.uint8,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     size_policy: str = "fail",
-    contents: list[bytes] | None = None,
+    cpu_decode: Callable[..., DecodedImage],
+    contents: list[bytes | DecodeError | None],
     stream=None,
 ):
     """Decode K PNG files into a ``(K, H, W)`` CuPy array on the GPU.
+
+    Called through :func:`xray_scale.io.gpu_decode.decode_batch_gpu`, which
+    reads the files and passes the format-independent CPU decoder: this
+    module reads nothing itself.
 
     Parameters
     ----------
@@ -281,9 +280,14 @@ def decode_batch_gpu(
         The files.
     shape, dtype, max_pixels, size_policy
         The run's, as for :func:`xray_scale.io.decode.decode_image`.
-    contents : list of bytes, optional
-        The files' bytes, already read (the paths are then read only for a
-        file the CPU decoder decodes).
+    cpu_decode : callable
+        :func:`xray_scale.io.decode.decode_image`: decodes, on the CPU, every
+        file the GPU path does not cover (and any file not a PNG, whose
+        format the registry then names).
+    contents : list
+        Per path: the file's bytes; the DecodeError reading it gave (the
+        image fails with its message); or None for an input that is not a
+        file (a ``synth:`` phantom), which ``cpu_decode`` decodes.
     stream : cupy.cuda.Stream, optional
         Where the copies and kernels run (not the null stream); default: a
         non-blocking stream of this thread's own.
@@ -310,13 +314,16 @@ def decode_batch_gpu(
     images: list[DecodedImage | None] = [None] * len(paths)
     covered: list[tuple[int, bytes, PngLayout]] = []
     on_cpu: list[int] = []
-    for k, path in enumerate(paths):
-        if parse_synthetic(os.fspath(path)) is not None:
+    for k in range(len(paths)):
+        data = contents[k]
+        if data is None:
             on_cpu.append(k)
             continue
-        data = contents[k] if contents is not None else _read(os.fspath(path))
         if isinstance(data, DecodeError):
             images[k] = DecodedImage(None, "", 0, str(data))
+            continue
+        if not data.startswith(SIGNATURE):  # another format, or none: the CPU says which
+            on_cpu.append(k)
             continue
         try:
             layout = walk_png(data, **run)
@@ -333,7 +340,7 @@ def decode_batch_gpu(
         if covered:
             on_cpu += _decode_on_gpu(covered, block, images, stream)
         for k in sorted(on_cpu):
-            image = decode_image(paths[k], **run)
+            image = cpu_decode(paths[k], **run)
             if image.ok:
                 block[k].set(np.ascontiguousarray(image.pixels), stream=stream)
             images[k] = replace(image, pixels=None)

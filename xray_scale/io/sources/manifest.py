@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 from .archives import file_name
 from .urls import is_url, read_url_input, redact
 
@@ -175,7 +175,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     (``Patient Age`` ``"n/a"``, a width of ``"?"``) does not refuse the file:
     one bad value should not stop a 112,120-row manifest. It is stored as
     missing (-1, or NaN for spacings) and a warning on the
-    ``xray_scale.io.manifest`` logger counts such values per column and names
+    ``xray_scale.io.sources.manifest`` logger counts such values per column and names
     the first one's line.
 
     The file may be at a URL (``s3://bucket/Data_Entry_2017.csv``), read

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import InputError
+from ...errors import InputError
 from .archives import file_name
 
 __all__ = [

@@ -36,7 +36,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import InputError, UnreachableError, UrlError
+from ...errors import InputError, UnreachableError, UrlError
+from ..formats.registry import is_image_name, suffix_patterns
 
 __all__ = [
     "S3_CLIENT_CONFIG",
@@ -244,15 +245,11 @@ def url_filesystem(url: str):
     return bounded(filesystem), path
 
 
-def _is_png(path: str) -> bool:
-    return path.lower().endswith(".png")
-
-
 def _zip_members(url: str) -> list[str]:
     import fsspec
 
     archive = fsspec.filesystem("zip", fo=url, target_options=_open_options(url))
-    return [f"zip://{name}::{url}" for name in archive.find("") if _is_png(name)]
+    return [f"zip://{name}::{url}" for name in archive.find("") if is_image_name(name)]
 
 
 def list_url_inputs(url: str) -> list[str]:
@@ -285,16 +282,18 @@ def list_url_inputs(url: str) -> list[str]:
             found = [
                 filesystem.unstrip_protocol(p)
                 for p in filesystem.glob(path)
-                if _is_png(p) or p.lower().endswith(_ARCHIVE_SUFFIXES)
+                if is_image_name(p) or p.lower().endswith(_ARCHIVE_SUFFIXES)
             ]
-        elif _is_png(path) and filesystem.isfile(path):
+        elif is_image_name(path) and filesystem.isfile(path):
             found = [url]
         else:
-            found = [filesystem.unstrip_protocol(p) for p in filesystem.find(path) if _is_png(p)]
+            found = [
+                filesystem.unstrip_protocol(p) for p in filesystem.find(path) if is_image_name(p)
+            ]
     except Exception as error:  # each client has its own errors; say which URL, not how
         raise InputError(f"cannot list {redact(url)}: {_describe(error)}") from None
     if not found:
-        raise InputError(f"no *.png under {redact(url)}")
+        raise InputError(f"no {suffix_patterns()} under {redact(url)}")
     return sorted(set(found))
 
 

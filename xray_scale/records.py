@@ -1,26 +1,105 @@
-"""What a batch task is given and gives back: :class:`BatchSpec`, :class:`BatchRecord`.
+"""The run's shared types: what a batch task is given and gives back, and the names of its results.
 
-And :class:`BatchWriter`, where it puts its arrays. A leaf: the per-image path
-(:mod:`.batch`), the stack path (:mod:`.stack`), the engines and the store all
-use these types, and this module imports none of those modules, so none of
-them can form an import cycle through it.
+:class:`BatchSpec` (what every batch computes and keeps), :class:`BatchRecord`
+(what a batch gives back), :class:`BatchWriter` (where it puts its arrays), and
+the names of the statuses, statistics, QC fields and maps (:func:`map_name`).
+
+A leaf that ``analysis``, ``engines``, ``store`` and ``runner`` all import: it
+imports nothing of the package at run time but the configuration's types for
+annotations and, when a batch is decoded, :mod:`xray_scale.io.decode`. So
+importing it costs nothing (no NumPy-heavy library, no zarr), and no import
+cycle or wrong-way import can run through it. The store's layout
+(:mod:`xray_scale.store.layout`) re-exports the names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ..config import Config
-from ..io.decode import DecodedImage, decode_batch
-from ..store.layout import STATUS_FAILED, STATUS_OK, split_map_name
-from .maps import output_dtypes
-from .previews import preview_shape
-from .qc import QCConfig
+if TYPE_CHECKING:
+    from .config import Config, QCConfig
+    from .io.decode import DecodedImage
 
-__all__ = ["BatchRecord", "BatchSpec", "BatchWriter", "batch_record"]
+__all__ = [
+    "FILTER_GROUP",
+    "MASK_GROUP",
+    "QC_FEATURES",
+    "QC_FLAGS",
+    "QC_RECORD_FIELDS",
+    "SIGNATURE_SIZE",
+    "STATUS_FAILED",
+    "STATUS_OK",
+    "STATUS_PENDING",
+    "STAT_FIELDS",
+    "BatchRecord",
+    "BatchSpec",
+    "BatchWriter",
+    "batch_record",
+    "map_name",
+    "split_map_name",
+]
+
+STATUS_PENDING, STATUS_OK, STATUS_FAILED = "pending", "ok", "failed"
+
+STAT_FIELDS: tuple[str, ...] = (
+    "min",
+    "max",
+    "mean",
+    "std",
+    "median",
+    "p01",
+    "p99",
+    "mask_fraction",
+)
+"""Names of the scalar statistics, in store order (``stats/<name>``)."""
+FILTER_GROUP, MASK_GROUP = "filters", "masks"
+"""The groups holding the full-resolution maps."""
+QC_FLAGS: tuple[str, ...] = ("framed", "inverted", "blank", "low_contrast", "saturated")
+"""The per-image QC flags, in store order (``qc/<name>``)."""
+SIGNATURE_SIZE = 32 * 32
+"""Values in one image's QC detail signature (``qc/signature``): its 32 x 32 downscale."""
+QC_FEATURES: tuple[str, ...] = ("concentration", "chest_correlation", "fine_detail")
+"""The per-image measurements besides ``frame_fraction`` that the outlier score reads
+(``qc/<name>``; stores made before ``qc/outlier`` existed have none)."""
+QC_RECORD_FIELDS: tuple[str, ...] = (
+    *QC_FLAGS,
+    "frame_fraction",
+    *QC_FEATURES,
+    "pixel_hash",
+    "perceptual_hash",
+    "signature",
+)
+"""The ``qc/*`` arrays written with each batch's records, in store order."""
+
+
+def map_name(group: str, name: str) -> str:
+    """The store name of a map: ``"filters/<name>"`` or ``"masks/<name>"``.
+
+    Examples
+    --------
+    >>> map_name("filters", "sobel")
+    'filters/sobel'
+    """
+    if group not in (FILTER_GROUP, MASK_GROUP):
+        raise ValueError(f"a map is in {FILTER_GROUP}/ or {MASK_GROUP}/, not {group!r}")
+    return f"{group}/{name}"
+
+
+def split_map_name(name: str) -> tuple[str, str]:
+    """``(group, name)`` of a map's store name, the inverse of :func:`map_name`.
+
+    Examples
+    --------
+    >>> split_map_name("masks/mask_binary")
+    ('masks', 'mask_binary')
+    """
+    group, _, key = name.partition("/")
+    if group not in (FILTER_GROUP, MASK_GROUP) or not key:
+        raise ValueError(f"{name!r} is not a map name (filters/<name> or masks/<name>)")
+    return group, key
 
 
 @dataclass(frozen=True)
@@ -69,34 +148,6 @@ class BatchSpec:
     decoder: str = "cpu"
     pixel_hash: str = "crc32c"
 
-    @classmethod
-    def for_run(
-        cls,
-        config: Config,
-        *,
-        shape: tuple[int, int],
-        bit_depth: int,
-        compat: str | None,
-        engine: str,
-        decoder: str = "cpu",
-    ) -> BatchSpec:
-        """The spec of a run over images of ``shape`` and ``bit_depth`` (8 or 16)."""
-        pixel_dtype = "uint16" if bit_depth == 16 else "uint8"
-        map_dtypes = output_dtypes(config, pixel_dtype, compat=compat)
-        small = preview_shape(shape, config.preview_size) if config.preview_size else None
-        return cls(
-            shape=tuple(shape),
-            pixel_dtype=pixel_dtype,
-            map_dtypes={name: str(dtype) for name, dtype in map_dtypes.items()},
-            full_resolution=config.full_resolution,
-            preview_shape=small,
-            config=config,
-            compat=compat,
-            engine=engine,
-            qc=config.qc if config.qc.enabled else None,
-            decoder=decoder,
-        )
-
     @property
     def preview_maps(self) -> tuple[str, ...]:
         """What ``previews[:, m]`` shows: ``"original"``, then each map's name; () for none."""
@@ -109,6 +160,8 @@ class BatchSpec:
 
         See :func:`xray_scale.io.decode.decode_batch`.
         """
+        from .io.decode import decode_batch  # decoding needs OpenCV: imported when decoding
+
         return decode_batch(
             paths,
             shape=self.shape,

@@ -27,7 +27,7 @@ Semantics, the same in any thread or process:
   :data:`HOLD_LIMIT_S` raises RuntimeError, so a run left held by a test
   that died does not wait for ever.
 
-The run's checkpoints (:mod:`xray_scale.run.pipeline`):
+The run's checkpoints (:mod:`xray_scale.runner.pipeline`):
 
 - ``batch-start`` (:data:`BATCH_START`): a batch task starts, in the process
   and thread that runs it, before it reads any input.

@@ -2,16 +2,16 @@
 
 An archive (``.tar``, ``.tar.gz``, ``.tgz``, ``.zip``; named, matched by a glob
 or listed; a file or an object at a URL) stands for its ``*.png`` members,
-named ``ARCHIVE::MEMBER`` (:mod:`xray_scale.io.archives`; a zip at a URL by
+named ``ARCHIVE::MEMBER`` (:mod:`xray_scale.io.sources.archives`; a zip at a URL by
 fsspec's chained URL instead); such a name is an input too. A ``.txt`` of
-bare image names is a name list (:mod:`xray_scale.io.namelists`): it selects,
+bare image names is a name list (:mod:`xray_scale.io.sources.namelists`): it selects,
 from the other inputs, the images it names.
 
 Also parses ChestX-ray8's ``NNNNNNNN_NNN.png`` names into patient id and
 follow-up number, and expands the on-the-fly phantom source ``synth:COUNT``
 (or ``synth:COUNTxSIZE``) into virtual paths such as
 ``synth:1024/90000001_003.png``, which :mod:`xray_scale.io.decode` renders with
-:func:`xray_scale.io.synth.phantom` instead of reading a file: a dataset-sized run
+:func:`xray_scale.io.phantoms.phantom` instead of reading a file: a dataset-sized run
 without the dataset.
 """
 
@@ -24,7 +24,8 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import InputError
+from ...errors import InputError
+from ..formats.registry import format_names, is_image_name, suffix_patterns
 from .archives import (
     archive_kind,
     file_name,
@@ -48,7 +49,7 @@ __all__ = [
 SYNTHETIC_PREFIX = "synth:"
 SYNTHETIC_FIRST_PATIENT = 90000001
 SYNTHETIC_FOLLOW_UPS = 9
-_NAME = re.compile(r"^(\d{8})_(\d{3})\.png$", re.IGNORECASE)
+_NAME = re.compile(r"^(\d{8})_(\d{3})\.[^.]+$")
 _SYNTHETIC_SPEC = re.compile(r"^synth:(\d+)(?:x(\d+))?$")
 _SYNTHETIC_PATH = re.compile(r"^synth:(\d+)/(\d{8})_(\d{3})\.png$")
 _GLOB_CHARS = set("*?[")
@@ -68,7 +69,8 @@ def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
     -------
     patient_id : str
         The 8-digit id with leading zeros removed (``"11"``), or ``""`` when
-        the name is not ``NNNNNNNN_NNN.png``.
+        the name is not ``NNNNNNNN_NNN`` and a registered format's suffix
+        (``NNNNNNNN_NNN.png``).
     follow_up : int
         The follow-up number, or -1 when the name does not match.
 
@@ -79,8 +81,9 @@ def parse_image_name(path: str | os.PathLike) -> tuple[str, int]:
     >>> parse_image_name("scan.png")
     ('', -1)
     """
-    match = _NAME.match(file_name(os.fspath(path)))
-    if match is None:
+    name = file_name(os.fspath(path))
+    match = _NAME.match(name)
+    if match is None or not is_image_name(name):
         return "", -1
     return str(int(match.group(1))), int(match.group(2))
 
@@ -125,10 +128,6 @@ def parse_synthetic(path: str) -> tuple[int, int, int] | None:
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
 
 
-def _is_png_name(path: str) -> bool:
-    return path.lower().endswith(".png")
-
-
 _LOST_AND_FOUND = "lost+found"
 """A file system's own folder at the top of a volume, never part of a dataset."""
 
@@ -142,7 +141,7 @@ def _list_folder(folder: str) -> list[tuple[str, bool]]:
         raise InputError(
             f"cannot read folder {folder!r} ({error.strerror or error}), so its images would be "
             "left out; fix its permissions, or pass only the readable folders, or a .txt list "
-            "of the PNGs, instead"
+            "of the images, instead"
         ) from error
 
 
@@ -221,7 +220,7 @@ def _walk_pngs(directory: Path) -> list[str]:
             path = os.path.join(folder, name)
             # A directory named "x.png" is listed too: it fails later with a clear
             # per-image error instead of vanishing from the run.
-            if _is_png_name(name):
+            if is_image_name(name):
                 found.append(path)
             if is_folder and name != _LOST_AND_FOUND:
                 subfolders.append(path)
@@ -231,7 +230,7 @@ def _walk_pngs(directory: Path) -> list[str]:
 
 def _png_or_members(path: str) -> list[str]:
     """A glob's match: ``[path]`` for a PNG, an archive's members, nothing for other files."""
-    if _is_png_name(path):
+    if is_image_name(path):
         return [path]
     if is_archive(path) and os.path.isfile(path):
         return list_members(path)
@@ -358,7 +357,7 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         lines and ``#`` comments skipped, relative paths taken from the
         list's folder, a listed archive standing for its members, virtual
         phantom paths such as ``synth:64/90000001_000.png`` kept as they
-        are), a ``.txt`` name list (:mod:`xray_scale.io.namelists`: it keeps,
+        are), a ``.txt`` name list (:mod:`xray_scale.io.sources.namelists`: it keeps,
         of all the other inputs, the images it names), a single PNG file, or
         the phantom source ``synth:COUNT[xSIZE]``.
 
@@ -401,15 +400,15 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         elif is_url(text) and archive_kind(text) in ("tar", "tar.gz"):
             found = list_members(text)
             if not found:
-                raise InputError(f"archive {redact(text)} holds no *.png member")
+                raise InputError(f"archive {redact(text)} holds no {suffix_patterns()} member")
         elif is_url(text):
             found = _url_archives(list_url_inputs(text))
         elif split_member_path(text) is not None and not path.exists():
             found = _member_input(text)
-        elif path.is_dir() and not _is_png_name(text):
+        elif path.is_dir() and not is_image_name(text):
             found = _walk_pngs(path)
             if not found:
-                raise InputError(f"no *.png files under directory {text!r}")
+                raise InputError(f"no {suffix_patterns()} files under directory {text!r}")
         elif path.is_file() and text.lower().endswith(".txt"):
             names = read_name_list(path)
             if names is not None:
@@ -421,22 +420,26 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         elif path.is_file() and is_archive(text):
             found = list_members(text)
             if not found:
-                raise InputError(f"archive {text!r} holds no *.png member")
+                raise InputError(f"archive {text!r} holds no {suffix_patterns()} member")
         elif _GLOB_CHARS & set(text):
             found = _glob_pngs(text)
             if not found:
-                raise InputError(f"glob {text!r} matches no *.png file or archive of them")
+                raise InputError(
+                    f"glob {text!r} matches no {suffix_patterns()} file or archive of them"
+                )
         elif path.exists():
             found = [text]
         else:
             raise InputError(
                 f"input {text!r} does not exist; give a directory, a glob such as "
                 "'images/*.png', an archive (.tar, .tar.gz, .zip), a .txt file listing paths "
-                "or image names, or a PNG file"
+                f"or image names, or a {format_names()} file"
             )
         paths.update(_absolute(p) for p in found)
     if name_lists:
         paths = _select_names(paths, name_lists)
     if not paths:
-        raise InputError("no input given: name a directory, glob or .txt list of PNGs")
+        raise InputError(
+            f"no input given: name a directory, glob or .txt list of {format_names()} files"
+        )
     return sorted(paths)

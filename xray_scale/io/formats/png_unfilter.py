@@ -5,7 +5,7 @@ and the row's filtered bytes (16-bit samples big-endian). Undoing a filter
 needs the byte one pixel to the left (``a``), the byte above (``b``) and the
 byte above-left (``c``), all already undone: Sub, Average and Paeth make
 every row a chain from left to right, and Up, Average and Paeth chain the rows.
-So the GPU kernel (``unfilter`` in :mod:`xray_scale.io.png_kernels`) runs a
+So the GPU kernel (``unfilter`` in :mod:`xray_scale.io.formats.png_kernels`) runs a
 *wavefront*: one thread block per image, thread ``i`` owns row ``band + i``,
 and at step ``t`` it undoes pixel ``t - i`` of its row; pixel ``(r, p)``
 depends only on ``(r, p - 1)``, ``(r - 1, p)`` and ``(r - 1, p - 1)``, done at

@@ -1,13 +1,13 @@
 """The GPU PNG decoder's CUDA kernels, each the NumPy reference named beside it, step for step.
 
 - ``crc_pieces``: every chunk's CRC-32, one thread per piece of its data
-  (:func:`xray_scale.io.png_chunks.crc32_by_pieces`);
+  (:func:`xray_scale.io.formats.png_chunks.crc32_by_pieces`);
 - ``adler_pieces``: each inflated stream's Adler-32, one thread per piece
-  (:func:`xray_scale.io.png_unfilter.adler32_by_pieces`);
+  (:func:`xray_scale.io.formats.png_unfilter.adler32_by_pieces`);
 - ``unfilter``: the row filters undone by a wavefront, one block per image,
-  the pixels written into the batch (:func:`xray_scale.io.png_unfilter.unfilter`).
+  the pixels written into the batch (:func:`xray_scale.io.formats.png_unfilter.unfilter`).
 
-:mod:`xray_scale.io.gpu_png` compiles :data:`SOURCE` with CuPy and launches
+:mod:`xray_scale.io.formats.png_gpu` compiles :data:`SOURCE` with CuPy and launches
 them; the tests also compile it for the CPU with g++ and run it against libpng.
 """
 

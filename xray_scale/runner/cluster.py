@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import ConfigError, StoreError
-from ..io.urls import UrlOptions, is_url, redact, url_filesystem
+from ..io.sources.urls import UrlOptions, is_url, redact, url_filesystem
 from ..store.location import StoreLocation, describe_failure
 
 __all__ = [
@@ -74,7 +74,7 @@ def worker_modules(engine: str) -> tuple[str, ...]:
     """The modules a worker imports before its first batch task: the batch code and the engine's."""
     from ..engines.registry import engine_module
 
-    return ("xray_scale.analysis.batch", engine_module(engine))
+    return ("xray_scale.runner.task", engine_module(engine))
 
 
 _FORKED_WORKERS = {"distributed.worker.multiprocessing-method": "forkserver"}
@@ -97,7 +97,7 @@ def _preload(modules: tuple[str, ...]) -> None:
 
     context = distributed.utils.get_mp_context()  # sets distributed's own list, once
     context.set_forkserver_preload(
-        list(dict.fromkeys(["distributed", "xray_scale.analysis.batch", *modules]))
+        list(dict.fromkeys(["distributed", "xray_scale.runner.task", *modules]))
     )
 
 
@@ -188,7 +188,7 @@ def prepare_workers(
         Whether the cluster is one this run started (its workers are ours to tune).
     indexes : dict, optional
         The saved indexes of the run's archives at URLs
-        (:func:`xray_scale.io.archive_index.portable_indexes`): each worker
+        (:func:`xray_scale.io.sources.archive_index.portable_indexes`): each worker
         keeps them, so that none reads a whole archive to index it again.
     """
     client.register_worker_callbacks(
@@ -204,11 +204,11 @@ def _prepare_worker(*, engine: str, tune_allocator: bool, indexes: dict[str, byt
         from ..allocator import tune_malloc
 
         tune_malloc()
-    from ..io.archives import adopt_indexes
+    from ..io.sources.archives import adopt_indexes
 
     adopt_indexes(indexes)
-    from ..analysis import batch  # noqa: F401  the batch code, imported before the first task
     from ..engines.registry import get_engine
+    from . import task  # noqa: F401  the batch code, imported before the first task
 
     get_engine(engine)
 
@@ -263,9 +263,9 @@ def spot_checks(paths: list[str]) -> list[str]:
 
     Phantoms and name-list entries no input holds are not files: not checked.
     """
-    from ..io.archives import source_file
-    from ..io.namelists import is_absent
-    from ..io.sources import parse_synthetic
+    from ..io.sources.archives import source_file
+    from ..io.sources.discover import parse_synthetic
+    from ..io.sources.namelists import is_absent
 
     picked = (paths[0], paths[len(paths) // 2], paths[-1])
     files = [source_file(p) for p in picked if parse_synthetic(p) is None and not is_absent(p)]

@@ -1,4 +1,4 @@
-"""The index of one archive, built once and saved: its PNG members and where each one starts.
+"""The index of one archive, built once and saved: its image members and where each one starts.
 
 A zip's central directory is its index, read when it is opened. A plain tar's
 headers are read once, seeking past each member's data. A gzip stream can only
@@ -24,6 +24,9 @@ folder is writable, else in ``$XDG_CACHE_HOME/xray-scale/indexes/`` (default
 ``~/.cache``), named from the archive's real path, size and modification time.
 It records the archive's size and modification time and is rebuilt when either
 changed, so a resumed run reuses it and a replaced archive is indexed anew.
+Its members are those whose names end in a registered format's suffix
+(:func:`xray_scale.io.formats.registry.is_image_name`); it records those
+suffixes too, and is rebuilt when other formats are registered.
 
 An archive at a URL (``s3://bucket/images_001.tar.gz``, a plain ``.tar``
 too) is indexed by one streaming pass over the object, and its members are
@@ -60,7 +63,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ArchiveError, UnreachableError, UrlError
+from ...errors import ArchiveError, UnreachableError, UrlError
+from ..formats.registry import image_suffixes, is_image_name
 from .urls import is_url, open_url, redact, url_identity
 
 __all__ = [
@@ -71,7 +75,6 @@ __all__ = [
     "ArchiveIndex",
     "index_location",
     "install_indexes",
-    "is_png_name",
     "load_index",
     "open_gzip",
     "open_zip",
@@ -111,11 +114,6 @@ def archive_kind(path: str | os.PathLike) -> str | None:
     """
     name = os.fspath(path).lower()
     return next((kind for suffix, kind in _KINDS if name.endswith(suffix)), None)
-
-
-def is_png_name(name: str) -> bool:
-    """Whether a file or member name ends in ``.png``, any case."""
-    return name.lower().endswith(".png")
 
 
 @dataclass
@@ -195,6 +193,7 @@ def _serialise(index: ArchiveIndex) -> bytes:
         "end": index.end,
         "cut": index.cut,
         "crc_unchecked": index.crc_unchecked,
+        "suffixes": list(image_suffixes()),
         "members": index.members,
     }
     return json.dumps(header).encode() + b"\n" + index.gzip_index
@@ -210,6 +209,8 @@ def _parse(data: bytes, identity: tuple[int, int, str]) -> ArchiveIndex | None:
     found = (header.get("size"), header.get("mtime_ns"), header.get("etag", ""))
     if header.get("format") != _FORMAT or found != identity:
         return None
+    if header.get("suffixes", [".png"]) != list(image_suffixes()):
+        return None  # listed for other input formats than are registered now: list again
     return ArchiveIndex(
         identity[0],
         identity[1],
@@ -342,7 +343,7 @@ def _index_tar(archive: str, kind: str, stream, identity: tuple) -> ArchiveIndex
         with tarfile.open(fileobj=stream, mode="r:") as tar:
             for member in tar:
                 reached = tar.offset
-                if not is_png_name(member.name):
+                if not is_image_name(member.name):
                     continue
                 if member.isfile():
                     members[member.name] = [member.offset_data, member.size]
@@ -375,7 +376,7 @@ def _shown(archive: str) -> str:
 def _build(archive: str, kind: str, identity: tuple) -> ArchiveIndex:
     if kind == "zip":
         with open_zip(archive) as handle:
-            names = [i.filename for i in handle.infolist() if is_png_name(i.filename)]
+            names = [i.filename for i in handle.infolist() if is_image_name(i.filename)]
         return ArchiveIndex(identity[0], identity[1], {n: [-1, 0] for n in names}, 0)
     if kind == "tar":
         if is_url(archive):

@@ -51,7 +51,7 @@ import threading
 import zipfile
 from collections import OrderedDict
 
-from ..errors import ArchiveError, MemberError, UnreachableError
+from ...errors import ArchiveError, MemberError, UnreachableError
 from .archive_index import (
     URL_READ_AHEAD,
     ArchiveIndex,
