@@ -1,7 +1,8 @@
 """Shared fixtures: small real PNGs on disk, the bad-input corpus, the real sample.
 
 Fixtures that start servers live in fixture modules registered here as plugins
-(``s3_servers``: moto's S3 server; ``dask_processes``: a dask scheduler and workers), so a
+(``s3_servers``: moto's S3 server; ``dask_processes``: a dask scheduler and workers;
+``slurm_cluster``: a real SLURM on 127.0.0.1), so a
 test module asks for them by name and no test module imports another
 (``tests/test_test_hygiene.py`` checks this, that each fixture has one name, and that every
 marker is registered). A test that uses a server's fixture, or needs the real sample, must
@@ -30,11 +31,11 @@ needs_real_sample = pytest.mark.skipif(
 )
 """Skips a test without the 9 real images; such a test is also marked ``real_data``."""
 
-pytest_plugins = ["s3_servers", "dask_processes"]
+pytest_plugins = ["s3_servers", "dask_processes", "slurm_cluster"]
 
 IMPLIED_MARKERS = {
     "s3": {"s3_endpoint", "s3_fs", "s3_server", "s3_user", "no_aws_environment"},
-    "cluster": {"dask_cluster"},
+    "cluster": {"dask_cluster", "slurm"},
 }
 """Each marker, and the fixtures whose tests must carry it (they start those servers)."""
 

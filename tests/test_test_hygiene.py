@@ -12,7 +12,7 @@ from conftest import IMPLIED_MARKERS, missing_markers, pytest_plugins
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 BUILTIN_MARKERS = {"parametrize", "skip", "skipif", "xfail", "usefixtures", "filterwarnings"}
-PLUGIN_MARKERS = {"timeout"}  # pytest-timeout
+PLUGIN_MARKERS = {"timeout", "xdist_group"}  # pytest-timeout, pytest-xdist
 
 
 def modules() -> dict[str, ast.Module]:

@@ -6,6 +6,7 @@ the filter registry and :func:`load_config` reads a run configuration.
 :func:`open_dataset` opens a store as an ``xarray.DataTree``, and
 :class:`ImageDataset` serves its images to a training loop. Every error the
 package raises on purpose derives from :class:`XrayScaleError`.
+``run(..., cluster=JobQueue(...))`` runs the workers as HPC batch jobs (SLURM, PBS, SGE, LSF).
 
 Each public name is imported when first used (a module ``__getattr__``), so
 ``import xray_scale`` and the ``xray-scale`` command start without loading
@@ -25,6 +26,7 @@ _PUBLIC = {
     "ENGINES": "xray_scale.engines.registry",
     "EngineError": "xray_scale.errors",
     "InputError": "xray_scale.errors",
+    "JobQueue": "xray_scale.runner.jobqueue",
     "RunSummary": "xray_scale.runner.pipeline",
     "StoreError": "xray_scale.errors",
     "XrayScaleError": "xray_scale.errors",

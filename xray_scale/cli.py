@@ -8,6 +8,9 @@ Exit codes (every command):
 - 3: the run stopped on an I/O error (disk full, store unwritable); unfinished
   batches stay ``pending`` and re-running the same command resumes.
 - 130: interrupted (Ctrl-C); finished batches are kept, re-running resumes.
+
+one piece: every command's options and exit codes in one place, read as one page
+(``run``'s batch-job options are typed in :mod:`xray_scale.cli_cluster`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from . import cli_cluster as hpc
 from .allocator import tune_malloc
 from .cli_help import ClickHelpCommand
 from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
@@ -128,6 +132,14 @@ def run_command(
     address: Annotated[
         str | None, typer.Option(help="tcp://HOST:PORT of a running dask.distributed scheduler.")
     ] = None,
+    cluster: hpc.ClusterSystem = None,
+    jobs: hpc.Jobs = 1,
+    cores: hpc.Cores = None,
+    memory: hpc.Memory = None,
+    queue: hpc.Queue = None,
+    walltime: hpc.Walltime = None,
+    account: hpc.Account = None,
+    job_extra: hpc.JobExtra = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Images per task and per zarr shard.")
     ] = None,
@@ -176,6 +188,16 @@ def run_command(
         decoder=decoder.value,
         scheduler=scheduler.value,
         address=address,
+        cluster=hpc.job_queue(
+            cluster,
+            jobs=jobs,
+            cores=cores,
+            memory=memory,
+            queue=queue,
+            walltime=walltime,
+            account=account,
+            job_extra=job_extra,
+        ),
         overwrite=overwrite,
         retry_failed=retry_failed,
         storage_options=storage_option,

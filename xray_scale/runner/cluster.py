@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from ..errors import ConfigError, StoreError
 from ..io.sources.urls import UrlOptions, is_url, redact, url_filesystem
 from ..store.location import StoreLocation, describe_failure
+from .jobqueue import JobQueue, job_queue_client
 
 __all__ = [
     "SCHEDULERS",
@@ -103,9 +104,14 @@ def _preload(modules: tuple[str, ...]) -> None:
 
 @contextmanager
 def connect(
-    address: str | None, *, workers: int | None, cuda: bool = False, preload: tuple[str, ...] = ()
+    address: str | None,
+    *,
+    workers: int | None,
+    cuda: bool = False,
+    preload: tuple[str, ...] = (),
+    job_queue: JobQueue | None = None,
 ) -> Iterator:
-    """A ``distributed.Client``: to ``address``, or to a new local cluster.
+    """A ``distributed.Client``: to ``address``, to batch jobs, or to a new local cluster.
 
     Parameters
     ----------
@@ -121,17 +127,25 @@ def connect(
     preload : tuple of str
         Modules the workers of a LocalCluster start with, imported once and
         forked (:func:`worker_modules`); nothing for a running scheduler's.
+    job_queue : JobQueue, optional
+        Run the workers as jobs of an HPC batch queue instead
+        (:func:`xray_scale.runner.jobqueue.job_queue_client`): all cancelled at the end.
 
     Raises
     ------
     StoreError
         If the scheduler cannot be reached (the message names the address).
     ConfigError
-        If ``cuda`` is asked for and dask-cuda is not installed.
+        If ``cuda`` is asked for and dask-cuda is not installed, or the job
+        queue cannot be used (:func:`xray_scale.runner.jobqueue.require_job_queue`).
     """
     import dask
     from distributed import Client, LocalCluster
 
+    if job_queue is not None:
+        with job_queue_client(job_queue) as client:
+            yield client
+        return
     if address is None and cuda:
         with (
             dask.config.set(_LOCAL_WORKER_CONFIG),

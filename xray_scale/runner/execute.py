@@ -31,6 +31,7 @@ from .cluster import (
     spot_checks,
     worker_modules,
 )
+from .jobqueue import JobQueue
 
 __all__ = ["BATCHES_PER_CALL", "compute_locally", "execute"]
 
@@ -78,6 +79,7 @@ def execute(
     address: str | None,
     workers: int | None,
     engine: str,
+    cluster: JobQueue | None = None,
     out: StoreLocation,
     paths: list[str],
     carried: UrlOptions,
@@ -92,9 +94,10 @@ def execute(
         Called in this process with each finished batch's records.
     records : RecordWriter
         Flushed once the tasks stop, however they stop, unless the store is unreachable.
-    scheduler, address, workers
-        As for :func:`xray_scale.run`: ``"distributed"``, ``"cuda"`` or an
-        address run on a cluster, else on dask's local ``threads`` or ``processes``.
+    scheduler, address, workers, cluster
+        As for :func:`xray_scale.run`: ``"distributed"``, ``"cuda"``, an address
+        or HPC batch jobs (``cluster``) run on a cluster, else on dask's local
+        ``threads`` or ``processes``.
     engine : str
         The concrete engine, which a cluster's workers import before the first task.
     out : StoreLocation
@@ -113,10 +116,12 @@ def execute(
     began = time.perf_counter()
     store_gone = False
     try:
-        if scheduler in ("distributed", "cuda") or address is not None:
+        if scheduler in ("distributed", "cuda") or address is not None or cluster is not None:
             cuda = scheduler == "cuda"
             preload = worker_modules(engine)
-            with connect(address, workers=workers, cuda=cuda, preload=preload) as client:
+            with connect(
+                address, workers=workers, cuda=cuda, preload=preload, job_queue=cluster
+            ) as client:
                 check_workers_see(client, store=out, inputs=spot_checks(paths), options=carried)
                 archives = {source_file(p) for p in paths if is_url(p)}
                 indexes = portable_indexes(sorted(archives))

@@ -52,6 +52,7 @@ from . import gate
 from .cluster import SCHEDULERS, require_dask_cuda
 from .execute import execute
 from .finish import finish_qc
+from .jobqueue import JobQueue, require_job_queue
 from .prepare import SelectedInputs, check_no_input_inside, prepare_store, select_inputs
 from .task import process_batch
 
@@ -266,6 +267,7 @@ def run(
     decoder: str = "cpu",
     scheduler: str = "threads",
     address: str | None = None,
+    cluster: JobQueue | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
@@ -314,6 +316,10 @@ def run(
         ``tcp://host:port`` of a running dask.distributed scheduler; inputs
         and a store that are files must be at the same paths on every worker
         (URLs are opened by each worker itself, with the run's options).
+    cluster : JobQueue, optional
+        Run the batches on dask workers in HPC batch jobs (SLURM, PBS, SGE,
+        LSF: :mod:`xray_scale.runner.jobqueue`); jobs that end mid-run are
+        replaced, and every job is cancelled at the end, also on Ctrl-C.
     workers : int, optional
         Threads, processes or LocalCluster workers (default: the number of
         CPUs); ignored with ``address``.
@@ -368,6 +374,8 @@ def run(
     engine = resolve_engine(engine)
     decoder = resolve_decoder(decoder, engine, compat=compat)
     _check_engine_runs_on(scheduler, engine)
+    if cluster is not None:  # recorded as the run's scheduler
+        scheduler = require_job_queue(cluster, address=address)
     store_options = parse_storage_options(storage_options)
     inputs_options = parse_storage_options(input_options or store_options)
     with url_options(inputs_options):
@@ -405,6 +413,7 @@ def run(
                 records,
                 scheduler=scheduler,
                 address=address,
+                cluster=cluster,
                 workers=workers,
                 engine=engine,
                 out=out,
