@@ -50,6 +50,25 @@ def test_the_command_line_imports_nothing_heavy(code):
     assert _imported_after(code) == []
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from xray_scale.cli import main; main(['--help'])",
+        "from xray_scale.cli import main; main(['run', '--help'])",
+    ],
+)
+def test_help_imports_no_numpy_and_no_asyncio(code):
+    # The io split once made --help import NumPy through the cluster code: 0.13 -> 0.30 s
+    probe = (
+        f"try:\n    {code}\nexcept SystemExit:\n    pass\n"
+        "import json, sys\nprint(json.dumps([m for m in ('numpy', 'asyncio') if m in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
 @pytest.mark.parametrize("module", ["xray_scale.config", "xray_scale.records"])
 def test_the_configuration_and_the_shared_types_import_no_cv2_scipy_or_dask(module):
     code = (

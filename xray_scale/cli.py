@@ -31,7 +31,7 @@ from .cli_help import ClickHelpCommand
 from .console import RunProgress, print_description, print_notes, print_summary, progress_bar
 from .engines.registry import DECODERS, ENGINES
 from .errors import ConfigError, EngineError, XrayScaleError
-from .runner.cluster import SCHEDULERS
+from .runner.schedulers import SCHEDULERS
 
 if TYPE_CHECKING:
     from .runner.pipeline import RunSummary

@@ -338,7 +338,7 @@ def run_bench(
     diff_images : int
         Images on which dask-image's results are compared with per-image filtering.
     schedulers : list of str, optional
-        Schedulers of the runs (:data:`xray_scale.runner.cluster.SCHEDULERS`);
+        Schedulers of the runs (:data:`xray_scale.runner.schedulers.SCHEDULERS`);
         ``threads`` always, the reference of :attr:`BenchResult.schedulers`.
         Their runs alternate within each round.
     log : callable

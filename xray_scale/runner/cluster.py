@@ -17,6 +17,7 @@ from ..errors import ConfigError, StoreError
 from ..io.sources.urls import UrlOptions, is_url, redact, url_filesystem
 from ..store.location import StoreLocation, describe_failure
 from .jobqueue import JobQueue, job_queue_client
+from .schedulers import SCHEDULERS
 
 __all__ = [
     "SCHEDULERS",
@@ -28,10 +29,6 @@ __all__ = [
     "spot_checks",
     "worker_modules",
 ]
-
-SCHEDULERS = ("threads", "processes", "distributed", "cuda")
-"""Where batch tasks run: local threads, local processes, a dask.distributed
-LocalCluster, or dask-cuda's LocalCUDACluster (one worker per GPU)."""
 
 
 def require_dask_cuda() -> None:
