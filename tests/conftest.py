@@ -1,4 +1,14 @@
-"""Shared fixtures: small real PNGs on disk, the bad-input corpus, the real sample."""
+"""Shared fixtures: small real PNGs on disk, the bad-input corpus, the real sample.
+
+Fixtures that start servers live in fixture modules registered here as plugins
+(``s3_servers``: moto's S3 server; ``dask_processes``: a dask scheduler and workers;
+``slurm_cluster``: a real SLURM on 127.0.0.1), so a
+test module asks for them by name and no test module imports another
+(``tests/test_test_hygiene.py`` checks this, that each fixture has one name, and that every
+marker is registered). A test that uses a server's fixture, or needs the real sample, must
+carry that marker: :func:`pytest_collection_modifyitems` refuses the run otherwise, so that
+``-m "not s3"`` and the like leave out exactly the tests that need those.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +22,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest_plugins = ["slurm_cluster"]  # the session's real SLURM (tests/test_slurm.py)
-
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
 REAL_NAMES = [f"00000011_{k:03d}.png" for k in range(9)]
 
@@ -21,6 +29,48 @@ needs_real_sample = pytest.mark.skipif(
     not all((REAL_SAMPLE / name).is_file() for name in REAL_NAMES),
     reason=f"the 9 real ChestX-ray8 images are not in {REAL_SAMPLE} (../shared beside the clone)",
 )
+"""Skips a test without the 9 real images; such a test is also marked ``real_data``."""
+
+pytest_plugins = ["s3_servers", "dask_processes", "slurm_cluster"]
+
+IMPLIED_MARKERS = {
+    "s3": {"s3_endpoint", "s3_fs", "s3_server", "s3_user", "no_aws_environment"},
+    "cluster": {"dask_cluster", "slurm"},
+}
+"""Each marker, and the fixtures whose tests must carry it (they start those servers)."""
+
+
+def missing_markers(fixtures: set[str], markers: set[str], needs_sample: bool) -> list[str]:
+    """The markers a test using ``fixtures`` must carry but does not, sorted.
+
+    Parameters
+    ----------
+    fixtures : set of str
+        The names of every fixture the test uses, directly or through other fixtures.
+    markers : set of str
+        The names of the markers the test carries (its own, its class's and its module's).
+    needs_sample : bool
+        Whether the test skips without the real sample (``needs_real_sample``).
+    """
+    wanted = {marker for marker, names in IMPLIED_MARKERS.items() if fixtures & names}
+    if needs_sample:
+        wanted.add("real_data")
+    return sorted(wanted - markers)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuse to run when a test lacks a marker its fixtures or its data imply."""
+    wrong = []
+    for item in items:
+        markers = {mark.name for mark in item.iter_markers()}
+        needs_sample = needs_real_sample.mark in list(item.iter_markers("skipif"))
+        missing = missing_markers(set(getattr(item, "fixturenames", ())), markers, needs_sample)
+        if missing:
+            wrong.append(f"{item.nodeid} (add: {', '.join(missing)})")
+    if wrong:
+        raise pytest.UsageError(
+            "tests lacking the markers their fixtures or data imply: " + "; ".join(wrong)
+        )
 
 
 def structured_image(seed: int, shape=(64, 64), dtype=np.uint8) -> np.ndarray:
@@ -84,6 +134,19 @@ def gated_environment(folder: Path) -> dict[str, str]:
     from xray_scale.runner import gate
 
     return {**os.environ, gate.ENV: str(folder)}
+
+
+@pytest.fixture
+def fresh_archive_handles():
+    """Each test opens its archives anew: tests rewrite archives in place or reuse their paths.
+
+    Used by the archive tests through ``pytestmark = pytest.mark.usefixtures(...)``.
+    """
+    from xray_scale.io.sources import archives
+
+    archives._forget_opened()
+    yield
+    archives._forget_opened()
 
 
 @pytest.fixture

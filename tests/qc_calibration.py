@@ -37,7 +37,7 @@ DEFECTS = ("inverted", "low_contrast", "saturated", "framed", "blank")
 PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "coins", "moon", "page", "text", "brick")
 PHOTOS += ("grass", "gravel")
 """``skimage.data`` pictures; ``rocket`` is left out: a bright vertical rocket on a dark sky
-has the layout of a chest film (README, "Dataset QC": what the outlier flag misses)."""
+has the layout of a chest film (docs/qc.md, "On real films": what the outlier flag misses)."""
 REAL_FRAMES = frozenset({"00021163_000.png", "00022753_000.png"})
 """The calibration films that are framed: narrow films on a black plate, their black side
 bands 16 % and 12 % of the area (looked at)."""

@@ -13,6 +13,22 @@ from xray_scale.filters import FILTERS
 from xray_scale.io.decode import DecodedImage
 from xray_scale.records import BatchSpec
 
+ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
+CONFIGS = {
+    "full resolution, float32": {},
+    "float16 maps": {"store": {"filter_dtype": "float16"}},
+    "uint8 maps": {"store": {"filter_dtype": "uint8"}},
+    "previews only": {"store": {"full_resolution": False, "preview_size": 16}},
+    "previews with fractional areas": {"store": {"preview_size": 24}},
+    "real canny too": {"filters": {"enabled": [*ALL_FILTERS, "canny"]}},
+    "statistics only": {
+        "filters": {"enabled": []},
+        "masks": {"enabled": []},
+        "store": {"full_resolution": False},
+    },
+}
+"""The configs every stack backend is compared under (the numpy and the GPU tests)."""
+
 
 class RecordingWriter:
     """Keeps every array a batch writes, by name."""

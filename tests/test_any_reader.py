@@ -37,7 +37,7 @@ def text_of(rows: np.ndarray) -> list[str]:
 
 
 @pytest.fixture
-def store(phantom_folder, tmp_path):
+def reader_store(phantom_folder, tmp_path):
     make_bad_inputs(phantom_folder / "bad")
     write_png(phantom_folder / LONG / "00000099_000.png", structured_image(5))
     write_png(phantom_folder / "é-ü" / "00000099_001.png", structured_image(6))
@@ -46,30 +46,32 @@ def store(phantom_folder, tmp_path):
     return out
 
 
-def test_tensorstore_opens_every_array_with_zarr_pythons_values(store):
-    group = zarr.open_group(store, mode="r")
+def test_tensorstore_opens_every_array_with_zarr_pythons_values(reader_store):
+    group = zarr.open_group(reader_store, mode="r")
     names = array_paths(group)
     assert {"index/path", "index/status", "index/error", "index/mode"} <= set(names)
     for name in names:
         ours = group[name][...]
-        theirs = open_with_tensorstore(store, name)
+        theirs = open_with_tensorstore(reader_store, name)
         assert theirs.dtype == ours.dtype and theirs.shape == ours.shape, name
         assert np.array_equal(theirs, ours, equal_nan=ours.dtype.kind == "f"), name
 
 
-def test_the_text_arrays_decode_to_the_strings_our_api_gives(store):
-    group = zarr.open_group(store, mode="r")
+def test_the_text_arrays_decode_to_the_strings_our_api_gives(reader_store):
+    group = zarr.open_group(reader_store, mode="r")
     for name in ["path", "error", "mode", "patient_id"]:
         assert group[f"index/{name}"].attrs["encoding"] == TEXT_ENCODING
-        rows = open_with_tensorstore(store, f"index/{name}")
+        rows = open_with_tensorstore(reader_store, f"index/{name}")
         assert text_of(rows) == list(read_index(group, name)), name
     paths = list(read_index(group, "path"))
     assert any(LONG in p for p in paths) and any("é-ü" in p for p in paths)  # nothing truncated
-    codes = open_with_tensorstore(store, "index/status")
+    codes = open_with_tensorstore(reader_store, "index/status")
     assert group["index/status"].attrs["codes"] == list(STATUS_CODES) == ["pending", "ok", "failed"]
     assert [STATUS_CODES[c] for c in codes] == list(read_index(group, "status"))
     assert sorted(set(read_index(group, "status"))) == ["failed", "ok"]
-    assert any("not a PNG" in e for e in text_of(open_with_tensorstore(store, "index/error")))
+    assert any(
+        "not a PNG" in e for e in text_of(open_with_tensorstore(reader_store, "index/error"))
+    )
 
 
 def test_a_longer_value_widens_a_text_array_instead_of_truncating_it(tmp_path):

@@ -29,12 +29,7 @@ OPTIONS = {"workers": 2, "batch_size": 4, "engine": "scipy"}
 NAMES = [f"{21 + k // 6:08d}_{k % 6:03d}.png" for k in range(12)]
 
 
-@pytest.fixture(autouse=True)
-def fresh_handles():
-    """Archives are rewritten in place by some tests: each test opens them anew."""
-    archives._forget_opened()
-    yield
-    archives._forget_opened()
+pytestmark = pytest.mark.usefixtures("fresh_archive_handles")  # conftest.py
 
 
 @pytest.fixture

@@ -29,12 +29,7 @@ def phantom_files(tmp_path: Path) -> dict[str, bytes]:
     return {f"images/{path.name}": path.read_bytes() for path in written}
 
 
-@pytest.fixture(autouse=True)
-def fresh_handles():
-    """Each test opens its archives anew (tests reuse archive paths in new tmp folders)."""
-    archives._forget_opened()
-    yield
-    archives._forget_opened()
+pytestmark = pytest.mark.usefixtures("fresh_archive_handles")  # conftest.py
 
 
 def test_member_names_parse_back():

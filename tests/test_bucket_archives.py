@@ -10,7 +10,7 @@ import zlib
 import pytest
 import zarr
 from conftest import assert_stores_equal, make_tar, png_bytes, structured_image
-from test_urls import SECRET, s3, s3_endpoint  # noqa: F401 - fixtures
+from s3_servers import SECRET
 
 import xray_scale
 from xray_scale.cli import main
@@ -37,19 +37,19 @@ def own_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def nih_bucket(s3, phantom_folder, tmp_path):  # noqa: F811 - the fixture imported above
+def nih_bucket(s3_fs, phantom_folder, tmp_path):
     """The 12 phantoms as NIH lays them out: images_001.tar.gz (7) and images_002.tar (5)."""
     files = {name: (phantom_folder / name).read_bytes() for name in NAMES}
     first = make_tar(tmp_path / "a.tar.gz", {f"images/{n}": files[n] for n in NAMES[:7]})
     second = make_tar(tmp_path / "b.tar", {f"images/{n}": files[n] for n in NAMES[7:]}, mode="w")
-    if s3.exists("nih"):  # moto keeps its buckets for the whole process: start empty
-        s3.rm("nih", recursive=True)
-    s3.makedirs("nih", exist_ok=True)
-    s3.pipe("nih/images_001.tar.gz", first.read_bytes())
-    s3.pipe("nih/images_002.tar", second.read_bytes())
+    if s3_fs.exists("nih"):  # moto keeps its buckets for the whole process: start empty
+        s3_fs.rm("nih", recursive=True)
+    s3_fs.makedirs("nih", exist_ok=True)
+    s3_fs.pipe("nih/images_001.tar.gz", first.read_bytes())
+    s3_fs.pipe("nih/images_002.tar", second.read_bytes())
     reference = tmp_path / "folder.zarr"
     assert xray_scale.run([phantom_folder], reference, **OPTIONS).ok == 12
-    return {"files": files, "reference": reference, "s3": s3}
+    return {"files": files, "reference": reference, "s3": s3_fs}
 
 
 def cut_inside_a_member(archive, names: list[str]) -> int:
@@ -147,12 +147,12 @@ def test_a_replaced_tarball_is_indexed_anew_and_retry_failed_reads_it(nih_bucket
     assert_stores_equal(nih_bucket["reference"], out, besides=("index/path",))
 
 
-def test_reading_a_member_asks_for_a_range_not_the_archive(s3, tmp_path, caplog):  # noqa: F811
+def test_reading_a_member_asks_for_a_range_not_the_archive(s3_fs, tmp_path, caplog):
     filler = {f"images/filler_{k}.bin": os.urandom(8 << 20) for k in range(3)}
     last = png_bytes(structured_image(5))
     archive = make_tar(tmp_path / "big.tar.gz", {**filler, "images/00000001_000.png": last})
-    s3.makedirs("big", exist_ok=True)
-    s3.pipe("big/images_001.tar.gz", archive.read_bytes())
+    s3_fs.makedirs("big", exist_ok=True)
+    s3_fs.pipe("big/images_001.tar.gz", archive.read_bytes())
     size = archive.stat().st_size
     (member,) = discover_inputs(["s3://big/images_001.tar.gz"])
     caplog.clear()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import zarr
-from conftest import assert_stores_equal, gated_environment
+from conftest import assert_stores_equal
 
 import xray_scale
 from xray_scale.errors import ConfigError, StoreError
@@ -22,110 +19,20 @@ from xray_scale.runner import gate
 pytestmark = pytest.mark.slow
 
 
-def dask_command() -> str:
-    script = Path(sys.executable).parent / "dask"
-    if not script.exists():
-        pytest.skip("the dask command line (dask.distributed) is not installed")
-    return str(script)
-
-
-def wait_for(condition, what: str, timeout: float = 180.0):
-    """Wait for a server to come up: ``condition()`` true, polled; a limit far above its start."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s (see the logs)")
-
-
-def stop_processes(processes: list[tuple[subprocess.Popen, object]]) -> None:
-    """Terminate each (process, log) still running, kill it after 20 s, close its log."""
-    for process, log in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
-
-
 @pytest.fixture
-def cluster(tmp_path, gate_folder):
-    """A scheduler on a random port and two single-threaded workers, as subprocesses.
-
-    The workers pass the progress gate at ``gate_folder`` (:mod:`xray_scale.runner.gate`).
-    """
-    scheduler_file = tmp_path / "scheduler.json"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    processes = []
-
-    def start(arguments: list[str], name: str) -> subprocess.Popen:
-        log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            [dask_command(), *arguments], stdout=log, stderr=log, env=gated_environment(gate_folder)
-        )
-        processes.append((process, log))
-        return process
-
-    start(
-        [
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(scheduler_file),
-        ],
-        "scheduler",
-    )
-    wait_for(scheduler_file.exists, "the scheduler file")
-    address = json.loads(scheduler_file.read_text())["address"]
-    workers = [
-        start(
-            [
-                "worker",
-                address,
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--no-dashboard",
-                "--host",
-                "127.0.0.1",
-                "--name",
-                f"worker-{k}",
-            ],
-            f"worker-{k}",
-        )
-        for k in range(2)
-    ]
-    from distributed import Client
-
-    with Client(address, timeout="20s") as client:
-        wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
-    yield address, workers
-    for held in gate_folder.glob("hold-*"):  # a test that failed holding a batch
-        held.unlink()
-    stop_processes(processes)
-
-
-@pytest.fixture
-def images(tmp_path) -> Path:
+def cluster_images(tmp_path) -> Path:
     folder = tmp_path / "images"
     write_phantoms(folder, patients=4, follow_ups=6, shape=(256, 256))
     return folder
 
 
 @pytest.mark.cluster
-def test_cluster_run_equals_a_threaded_run(cluster, images, tmp_path):
-    address, _ = cluster
-    threaded = xray_scale.run([images], tmp_path / "threads.zarr", batch_size=3, workers=2)
-    on_cluster = xray_scale.run([images], tmp_path / "cluster.zarr", batch_size=3, address=address)
+def test_cluster_run_equals_a_threaded_run(dask_cluster, cluster_images, tmp_path):
+    address, _ = dask_cluster
+    threaded = xray_scale.run([cluster_images], tmp_path / "threads.zarr", batch_size=3, workers=2)
+    on_cluster = xray_scale.run(
+        [cluster_images], tmp_path / "cluster.zarr", batch_size=3, address=address
+    )
     assert on_cluster.ok == threaded.ok == 24
     assert "qc/near_duplicate_group" in zarr.open_group(tmp_path / "cluster.zarr", mode="r")
     assert_stores_equal(tmp_path / "cluster.zarr", tmp_path / "threads.zarr")  # QC included
@@ -133,11 +40,11 @@ def test_cluster_run_equals_a_threaded_run(cluster, images, tmp_path):
 
 @pytest.mark.cluster
 def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(
-    cluster, images, tmp_path, gate_folder
+    dask_cluster, cluster_images, tmp_path, gate_folder
 ):
     """Worker 0 is SIGKILLed while it runs a batch: that batch runs again on worker 1."""
-    address, workers = cluster
-    clean = xray_scale.run([images], tmp_path / "clean.zarr", batch_size=2, workers=2)
+    address, workers = dask_cluster
+    clean = xray_scale.run([cluster_images], tmp_path / "clean.zarr", batch_size=2, workers=2)
     gate.hold(gate_folder, gate.BATCH_START, after=1)
     killed = []
 
@@ -152,7 +59,7 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(
         gate.release(gate_folder, gate.BATCH_START)
 
     summary = xray_scale.run(
-        [images],
+        [cluster_images],
         tmp_path / "survivor.zarr",
         batch_size=2,
         address=address,
@@ -165,10 +72,15 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(
 
 
 @pytest.mark.cluster
-def test_the_local_distributed_scheduler_equals_threads(images, tmp_path):
-    xray_scale.run([images], tmp_path / "threads.zarr", batch_size=4, workers=2, limit=8)
+def test_the_local_distributed_scheduler_equals_threads(cluster_images, tmp_path):
+    xray_scale.run([cluster_images], tmp_path / "threads.zarr", batch_size=4, workers=2, limit=8)
     xray_scale.run(
-        [images], tmp_path / "local.zarr", batch_size=4, workers=2, limit=8, scheduler="distributed"
+        [cluster_images],
+        tmp_path / "local.zarr",
+        batch_size=4,
+        workers=2,
+        limit=8,
+        scheduler="distributed",
     )
     assert_stores_equal(tmp_path / "local.zarr", tmp_path / "threads.zarr")
 
@@ -205,17 +117,17 @@ def test_local_workers_are_ready_before_the_first_task():
     assert answer["faults"] < 5_000
 
 
-def test_unreachable_scheduler_is_a_clear_error(images, tmp_path):
+def test_unreachable_scheduler_is_a_clear_error(cluster_images, tmp_path):
     with pytest.raises(StoreError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
-        xray_scale.run([images], tmp_path / "x.zarr", address="tcp://127.0.0.1:9")
+        xray_scale.run([cluster_images], tmp_path / "x.zarr", address="tcp://127.0.0.1:9")
 
 
 @pytest.mark.skipif(
     importlib.util.find_spec("dask_cuda") is not None, reason="dask-cuda is installed here"
 )
-def test_the_cuda_scheduler_without_dask_cuda_says_what_to_install(images, tmp_path):
+def test_the_cuda_scheduler_without_dask_cuda_says_what_to_install(cluster_images, tmp_path):
     with pytest.raises(
         ConfigError, match=r"the cuda scheduler needs dask-cuda .*xray-scale\[gpu\]"
     ):
-        xray_scale.run([images], tmp_path / "out.zarr", scheduler="cuda")
+        xray_scale.run([cluster_images], tmp_path / "out.zarr", scheduler="cuda")
     assert not (tmp_path / "out.zarr").exists()  # refused before any work

@@ -9,15 +9,8 @@ import sys
 
 import pytest
 from conftest import assert_stores_equal, gated_environment, make_tar
-from test_cluster import dask_command, stop_processes, wait_for
-from test_object_store import (  # noqa: F401 - fixtures
-    flags,
-    keys,
-    no_aws_environment,
-    s3,
-    s3_server,
-    url_store,
-)
+from dask_processes import dask_command, stop_processes, wait_for
+from s3_servers import flags, keys, url_store
 
 import xray_scale
 from xray_scale.errors import StoreError
@@ -30,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.s3]
 
 
 @pytest.fixture
-def bare_cluster(tmp_path, s3_server, gate_folder):  # noqa: F811 - the fixture imported above
+def bare_cluster(tmp_path, s3_server, gate_folder):
     """A scheduler and two workers, each in an empty folder of its own, S3 settings in their env
     (or none: ``workers(s3_settings=False)``), the progress gate at ``gate_folder`` on.
 
@@ -96,7 +89,7 @@ def bare_cluster(tmp_path, s3_server, gate_folder):  # noqa: F811 - the fixture 
     stop_processes(processes)
 
 
-def test_a_worker_that_cannot_reach_the_store_is_named_with_the_url(bare_cluster, s3):  # noqa: F811
+def test_a_worker_that_cannot_reach_the_store_is_named_with_the_url(bare_cluster, s3_user):
     address, start_workers, _ = bare_cluster
     start_workers(broken=True)
     with pytest.raises(StoreError) as caught:
@@ -104,10 +97,10 @@ def test_a_worker_that_cannot_reach_the_store_is_named_with_the_url(bare_cluster
     message = str(caught.value)
     assert "worker-1" in message or "tcp://127.0.0.1" in message, message
     assert "s3://cxr/unseen.zarr" in message and "cannot be reached" in message, message
-    assert s3["secret"] not in message and s3["key"] not in message
+    assert s3_user["secret"] not in message and s3_user["key"] not in message
 
 
-def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_cluster, s3):  # noqa: F811
+def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_cluster, s3_user):
     from distributed import Client
 
     from xray_scale.runner.cluster import check_workers_see
@@ -116,7 +109,7 @@ def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_clust
     address, start_workers, _ = bare_cluster
     start_workers()
     xray_scale.run(["synth:3x64"], "s3://cxr/seen.zarr", batch_size=3)
-    s3["client"].put_object(Bucket="cxr", Key="in/00000001_000.png", Body=b"png bytes")
+    s3_user["client"].put_object(Bucket="cxr", Key="in/00000001_000.png", Body=b"png bytes")
     store, there = store_location("s3://cxr/seen.zarr"), "s3://cxr/in/00000001_000.png"
     missing = "s3://cxr/in/00000099_000.png"
     with Client(address, timeout="20s") as client:
@@ -126,12 +119,12 @@ def test_a_url_input_the_workers_cannot_read_is_named_with_the_worker(bare_clust
     message = str(caught.value)
     assert message.startswith("worker tcp://127.0.0.1:"), message
     assert f"{missing} does not exist; inputs must be on a URL every worker can read" in message
-    assert s3["secret"] not in message
+    assert s3_user["secret"] not in message
 
 
 def test_url_inputs_need_no_shared_disk_and_a_killed_worker_loses_nothing(
     bare_cluster,
-    s3,  # noqa: F811
+    s3_user,
     tmp_path,
     gate_folder,
 ):
@@ -142,10 +135,12 @@ def test_url_inputs_need_no_shared_disk_and_a_killed_worker_loses_nothing(
     folder = tmp_path / "images"
     written = write_phantoms(folder, patients=2, follow_ups=6, shape=(64, 64))
     for path in written[:5]:
-        s3["client"].put_object(Bucket="cxr", Key=f"dump/{path.name}", Body=path.read_bytes())
+        s3_user["client"].put_object(Bucket="cxr", Key=f"dump/{path.name}", Body=path.read_bytes())
     members = {f"images/{p.name}": p.read_bytes() for p in written[5:]}
     archive = make_tar(tmp_path / "a.tar.gz", members)
-    s3["client"].put_object(Bucket="cxr", Key="nih/images_001.tar.gz", Body=archive.read_bytes())
+    s3_user["client"].put_object(
+        Bucket="cxr", Key="nih/images_001.tar.gz", Body=archive.read_bytes()
+    )
     gate.hold(gate_folder, gate.BATCH_START, after=1)
     killed = []
 
@@ -178,7 +173,7 @@ def test_url_inputs_need_no_shared_disk_and_a_killed_worker_loses_nothing(
 
 def test_a_driver_killed_mid_run_then_run_again_leaves_the_same_store(
     bare_cluster,
-    s3,  # noqa: F811
+    s3_user,
     tmp_path,
     gate_folder,
 ):
@@ -213,7 +208,7 @@ def test_a_driver_killed_mid_run_then_run_again_leaves_the_same_store(
 
 def test_workers_without_any_s3_setting_use_the_options_given_to_the_run(
     bare_cluster,
-    no_aws_environment,  # noqa: F811
+    no_aws_environment,
     tmp_path,
 ):
     """No AWS_* variable on the workers nor the driver: --storage-option alone reaches them.

@@ -4,7 +4,7 @@ Each run is a real subprocess with its own OpenBLAS kernel (``OPENBLAS_CORETYPE`
 OpenCV SIMD level (``OPENCV_CPU_DISABLE``) and thread counts, as on the machines
 of a mixed cluster or a resume on another computer. The filter maps are float32
 from OpenCV or SciPy and are left out: across SIMD levels they differ by a few
-float32 ulps (README, "Exact and tolerant"); what is compared is exact.
+float32 ulps (docs/store.md, "Exact and tolerant"); what is compared is exact.
 """
 
 from __future__ import annotations
@@ -92,5 +92,6 @@ def test_phantoms_give_the_same_bits_on_every_machine(tmp_path):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_real_films_give_the_same_bits_on_every_machine(tmp_path):
     check_machines([str(REAL_SAMPLE)], tmp_path)

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import zarr
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image
-from stack_parity import assert_backend_matches_reference
-from test_stack_analysis import ALL_FILTERS, CONFIGS
+from stack_parity import ALL_FILTERS, CONFIGS, assert_backend_matches_reference
 
 import xray_scale
 from xray_scale.engines.registry import engine_filters, resolve_engine
@@ -71,6 +70,7 @@ def test_gpu_batch_16_bit_phantoms():
 
 @needs_gpu
 @needs_real_sample
+@pytest.mark.real_data
 def test_gpu_batch_real_images():
     block = np.stack([iio.imread(REAL_SAMPLE / name) for name in REAL_NAMES[:4]])
     assert_backend_matches_reference(block, {"store": {"preview_size": 256}}, _backend())

@@ -196,6 +196,7 @@ def test_sixteen_bit_values_are_never_wrapped(tmp_path):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_real_images_decode_exactly_like_imageio():
     for name in REAL_NAMES[:3]:
         result = decode_image(REAL_SAMPLE / name, shape=(1024, 1024))

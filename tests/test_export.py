@@ -22,19 +22,19 @@ from xray_scale.store.query import RowQuery
 
 
 @pytest.fixture
-def store(phantom_folder, tmp_path):
+def export_store(phantom_folder, tmp_path):
     make_bad_inputs(phantom_folder / "bad")
     xray_scale.run([phantom_folder], tmp_path / "out.zarr", workers=2)
     return tmp_path / "out.zarr"
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
-def test_export_has_one_row_per_image_with_the_store_values(store, tmp_path, suffix, capsys):
+def test_export_has_one_row_per_image_with_the_store_values(export_store, tmp_path, suffix, capsys):
     destination = tmp_path / f"stats{suffix}"
-    assert main(["export", str(store), "--to", str(destination)]) == 0
+    assert main(["export", str(export_store), "--to", str(destination)]) == 0
     assert f"wrote {destination}" in capsys.readouterr().out
     table = pd.read_parquet(destination) if suffix == ".parquet" else pd.read_csv(destination)
-    group = zarr.open_group(store, mode="r")
+    group = zarr.open_group(export_store, mode="r")
     assert len(table) == group["index/status"].shape[0] == 21
     assert table["image"].tolist() == list(range(21))
     assert table["path"].tolist() == list(read_index(group, "path"))
@@ -44,24 +44,27 @@ def test_export_has_one_row_per_image_with_the_store_values(store, tmp_path, suf
     assert table["follow_up"].tolist() == group["index/follow_up"][:].tolist()
 
 
-def test_histogram_columns_on_request(store, tmp_path):
+def test_histogram_columns_on_request(export_store, tmp_path):
     destination = tmp_path / "hist.parquet"
-    export_table(store, destination, histogram=True)
+    export_table(export_store, destination, histogram=True)
     table = pd.read_parquet(destination)
-    counts = zarr.open_group(store, mode="r")["stats/histogram"][:]
+    counts = zarr.open_group(export_store, mode="r")["stats/histogram"][:]
     assert np.array_equal(table[[f"hist_{b:03d}" for b in range(256)]].to_numpy(), counts)
 
 
-def test_unknown_suffix_is_one_line(store, tmp_path, capsys):
-    assert main(["export", str(store), "--to", str(tmp_path / "stats.xlsx")]) == 2
+def test_unknown_suffix_is_one_line(export_store, tmp_path, capsys):
+    assert main(["export", str(export_store), "--to", str(tmp_path / "stats.xlsx")]) == 2
     assert "must end in .parquet or .csv" in capsys.readouterr().err
 
 
-def test_parquet_without_a_selection_equals_the_pandas_path_and_imports_no_pandas(store, tmp_path):
+def test_parquet_without_a_selection_equals_the_pandas_path_and_imports_no_pandas(
+    export_store, tmp_path
+):
     fast = tmp_path / "fast.parquet"
     code = (
         "import sys\nfrom xray_scale.cli import main\n"
-        f"assert main(['export', {str(store)!r}, '--to', {str(fast)!r}, '--histogram']) == 0\n"
+        f"assert main(['export', {str(export_store)!r}, '--to', {str(fast)!r},"
+        " '--histogram']) == 0\n"
         "print('pandas' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -70,9 +73,9 @@ def test_parquet_without_a_selection_equals_the_pandas_path_and_imports_no_panda
     # A condition true of every row sends the same table through pandas.
     through_pandas = tmp_path / "pandas.parquet"
     query = RowQuery(where="image >= 0")
-    export_table(store, through_pandas, histogram=True, query=query)
+    export_table(export_store, through_pandas, histogram=True, query=query)
     fast_table, pandas_table = pd.read_parquet(fast), pd.read_parquet(through_pandas)
-    group = zarr.open_group(store, mode="r")
+    group = zarr.open_group(export_store, mode="r")
     index_columns = len(list(group["index"].array_keys()))
     assert fast_table.shape == (21, 1 + index_columns + len(STAT_FIELDS) + len(QC_COLUMNS) + 256)
     assert fast_table["qc_framed"].dtype == bool

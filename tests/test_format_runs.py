@@ -193,43 +193,18 @@ def test_jpegs_of_any_size_resized_into_one_run(tmp_path):
 # -- from a bucket (moto's S3 server on 127.0.0.1) ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1, stopped after the module's tests."""
-    pytest.importorskip("s3fs", reason="s3fs is not installed")
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(s3_endpoint, monkeypatch):
-    """Credentials and endpoint from the environment, as a user sets them; a fresh client."""
-    import fsspec
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    fsspec.filesystem("s3").clear_instance_cache()
-    return fsspec.filesystem("s3", skip_instance_cache=True)
-
-
 @pytest.mark.s3
 @pytest.mark.slow
-def test_jpegs_and_dicoms_from_a_bucket_equal_the_folder_runs(s3, tmp_path):
-    s3.makedirs("formats-test", exist_ok=True)  # moto keeps buckets per process: our own
+def test_jpegs_and_dicoms_from_a_bucket_equal_the_folder_runs(s3_fs, tmp_path):
+    s3_fs.makedirs("formats-test", exist_ok=True)  # moto keeps buckets per process: our own
     folder = tmp_path / "jpg"
     folder.mkdir()
     for name, data in jpeg_films(3).items():
         (folder / name).write_bytes(data)
-        s3.pipe(f"formats-test/mimic/files/p10/{name}", data)
+        s3_fs.pipe(f"formats-test/mimic/files/p10/{name}", data)
     dicoms, _, files = dicom_folder(tmp_path, bad=False)
     for name, data in files.items():
-        s3.pipe(f"formats-test/vindr/{name}", data)
+        s3_fs.pipe(f"formats-test/vindr/{name}", data)
     for local, url in (
         (folder, "s3://formats-test/mimic/files/"),
         (dicoms, "s3://formats-test/vindr/"),
@@ -240,7 +215,7 @@ def test_jpegs_and_dicoms_from_a_bucket_equal_the_folder_runs(s3, tmp_path):
         a, b = (zarr.open_group(tmp_path / n, mode="r") for n in ("here.zarr", "there.zarr"))
         assert np.array_equal(a["stats/histogram"][:], b["stats/histogram"][:]), url
         assert np.array_equal(a["filters/laplace_gaussian"][:], b["filters/laplace_gaussian"][:])
-    s3.rm("formats-test", recursive=True)  # no bucket left for another module's server
+    s3_fs.rm("formats-test", recursive=True)  # no bucket left for another module's server
 
 
 def test_a_jpeg_named_png_is_read_as_the_jpeg_it_is(tmp_path):

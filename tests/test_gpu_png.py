@@ -92,6 +92,7 @@ def test_forced_filters_odd_widths_and_phantoms_equal_libpng(tmp_path, dtype):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_real_sample_equals_libpng_with_the_cpu_decoders_records():
     paths = [str(REAL_SAMPLE / name) for name in REAL_NAMES]
     block, images = _gpu(paths, shape=(1024, 1024))

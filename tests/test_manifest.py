@@ -70,6 +70,7 @@ def test_the_bracketed_header_becomes_four_columns(folder_and_manifest):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_the_real_manifest_rows():
     manifest = read_manifest(REAL_SAMPLE / "Data_Entry_2017-patient11.csv")
     assert len(manifest.rows) == 9

@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 import zarr
 from conftest import assert_stores_equal, gated_environment, make_zip
+from s3_servers import flags, keys, url_store
 from tcp_proxy import TcpProxy
 
 import xray_scale
@@ -31,14 +31,6 @@ pytestmark = [pytest.mark.s3, pytest.mark.slow]  # a real server: seconds per te
 
 INPUTS = ["synth:12x48"]
 RUN = {"engine": "scipy", "workers": 2, "batch_size": 4}
-SERVER = """
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()  # returns once it listens
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()  # serves until the test session closes this pipe, or dies
-"""
 
 
 def free_port() -> int:
@@ -47,73 +39,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """moto's S3 server checking credentials: an IAM user's key, and a bucket ``cxr``."""
-    # the first 4 requests (the user, its key, its policy, the bucket) need no credentials
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed with the server
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    try:
-        port = server.stdout.readline().strip()  # its port, once it listens
-        if not port.isdigit():
-            log.seek(0)
-            raise RuntimeError(f"moto's S3 server did not start: {log.read()[-2000:]}")
-        endpoint = f"http://127.0.0.1:{port}"
-        anyone = {"endpoint_url": endpoint, "region_name": "us-east-1"}
-        iam = boto3.client("iam", aws_access_key_id="x", aws_secret_access_key="x", **anyone)
-        iam.create_user(UserName="xray")
-        key = iam.create_access_key(UserName="xray")["AccessKey"]
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*"}]}
-        policy["Statement"][0]["Resource"] = "*"
-        iam.put_user_policy(UserName="xray", PolicyName="all", PolicyDocument=json.dumps(policy))
-        credentials = {
-            "aws_access_key_id": key["AccessKeyId"],
-            "aws_secret_access_key": key["SecretAccessKey"],
-        }
-        boto3.client("s3", **credentials, **anyone).create_bucket(Bucket="cxr")
-        yield {
-            "endpoint": endpoint,
-            "key": key["AccessKeyId"],
-            "secret": key["SecretAccessKey"],
-            "client": boto3.client("s3", **credentials, **anyone),
-        }
-    finally:
-        server.kill()
-        server.wait()
-        log.close()
-
-
-@pytest.fixture
-def s3(s3_server, monkeypatch):
-    """The server's endpoint and credentials in the environment, as a user sets them."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server["endpoint"])
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()  # no client made for another server's settings
-    return s3_server
-
-
-def url_store(url: str):
-    return StoreLocation(url).zarr_store(read_only=True)
-
-
-def keys(s3, prefix: str) -> list[str]:
-    listing = s3["client"].list_objects_v2(Bucket="cxr", Prefix=prefix)
-    return sorted(item["Key"] for item in listing.get("Contents", []))
-
-
-def test_a_run_to_s3_equals_a_local_run_array_by_array_and_holds_no_secret(s3, tmp_path):
+def test_a_run_to_s3_equals_a_local_run_array_by_array_and_holds_no_secret(s3_user, tmp_path):
     summary = xray_scale.run(INPUTS, "s3://cxr/runs/one.zarr", **RUN)
     assert (summary.ok, summary.failed, summary.pending) == (12, 0, 0)
     xray_scale.run(INPUTS, tmp_path / "local.zarr", **RUN)
@@ -121,30 +47,30 @@ def test_a_run_to_s3_equals_a_local_run_array_by_array_and_holds_no_secret(s3, t
     group = xray_scale.open_store("s3://cxr/runs/one.zarr")
     assert list(read_index(group, "status")) == ["ok"] * 12
     assert group.attrs["xray_scale_state"] == "complete"
-    metadata = [k for k in keys(s3, "runs/one.zarr/") if k.endswith("zarr.json")]
+    metadata = [k for k in keys(s3_user, "runs/one.zarr/") if k.endswith("zarr.json")]
     assert len(metadata) > 20
     for key in metadata:
-        text = s3["client"].get_object(Bucket="cxr", Key=key)["Body"].read().decode()
-        assert s3["secret"] not in text and s3["key"] not in text, key
+        text = s3_user["client"].get_object(Bucket="cxr", Key=key)["Body"].read().decode()
+        assert s3_user["secret"] not in text and s3_user["key"] not in text, key
     again = xray_scale.run(INPUTS, "s3://cxr/runs/one.zarr", **RUN)
     assert again.processed == 0 and again.ok == 12
 
 
-def test_storage_options_reach_the_client_and_stay_out_of_the_store(s3, monkeypatch, tmp_path):
+def test_storage_options_reach_the_client_and_stay_out_of_the_store(s3_user, monkeypatch, tmp_path):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
-    options = parse_storage_options([f"key={s3['key']}", f"secret={s3['secret']}"])
+    options = parse_storage_options([f"key={s3_user['key']}", f"secret={s3_user['secret']}"])
     summary = xray_scale.run(INPUTS, "s3://cxr/opts.zarr", storage_options=options, **RUN)
     assert summary.ok == 12
     location = store_location("s3://cxr/opts.zarr", options)
-    assert s3["secret"] not in repr(location) and s3["secret"] not in str(location)
+    assert s3_user["secret"] not in repr(location) and s3_user["secret"] not in str(location)
     group = zarr.open_group(location.zarr_store(read_only=True), mode="r")
-    assert s3["secret"] not in json.dumps(dict(group.attrs))
+    assert s3_user["secret"] not in json.dumps(dict(group.attrs))
     with pytest.raises(xray_scale.ConfigError, match="applies to URLs.*neither the store nor"):
         xray_scale.run(INPUTS, tmp_path / "local.zarr", storage_options=options, **RUN)
 
 
-def test_a_half_made_store_is_never_taken_for_a_complete_one(s3):
+def test_a_half_made_store_is_never_taken_for_a_complete_one(s3_user):
     xray_scale.run(INPUTS, "s3://cxr/half.zarr", **RUN)
     group = zarr.open_group(StoreLocation("s3://cxr/half.zarr").zarr_store(), mode="r+")
     group.attrs["xray_scale_state"] = "creating"  # as a creation killed midway leaves it
@@ -155,12 +81,12 @@ def test_a_half_made_store_is_never_taken_for_a_complete_one(s3):
     assert xray_scale.run(INPUTS, "s3://cxr/half.zarr", overwrite=True, **RUN).ok == 12
 
 
-def test_overwrite_deletes_only_what_xray_scale_wrote(s3):
-    client = s3["client"]
+def test_overwrite_deletes_only_what_xray_scale_wrote(s3_user):
+    client = s3_user["client"]
     client.put_object(Bucket="cxr", Key="theirs.zarr/notes.txt", Body=b"not ours")
     with pytest.raises(xray_scale.StoreError, match="not an xray-scale store"):
         xray_scale.run(INPUTS, "s3://cxr/theirs.zarr", overwrite=True, **RUN)
-    assert keys(s3, "theirs.zarr/") == ["theirs.zarr/notes.txt"]
+    assert keys(s3_user, "theirs.zarr/") == ["theirs.zarr/notes.txt"]
 
     xray_scale.run(INPUTS, "s3://cxr/ours.zarr", **RUN)
     client.put_object(Bucket="cxr", Key="ours.zarr/README.txt", Body=b"a note beside the store")
@@ -169,11 +95,11 @@ def test_overwrite_deletes_only_what_xray_scale_wrote(s3):
         xray_scale.run(["synth:8x48"], "s3://cxr/ours.zarr", **RUN)
     summary = xray_scale.run(["synth:8x48"], "s3://cxr/ours.zarr", overwrite=True, **RUN)
     assert (summary.total, summary.ok) == (8, 8)
-    assert "ours.zarr/README.txt" in keys(s3, "ours.zarr/")
-    assert keys(s3, "ours.zarr2/") == ["ours.zarr2/keep.txt"]
+    assert "ours.zarr/README.txt" in keys(s3_user, "ours.zarr/")
+    assert keys(s3_user, "ours.zarr2/") == ["ours.zarr2/keep.txt"]
     group = xray_scale.open_store("s3://cxr/ours.zarr")
     assert group["index/status"].shape == (8,)  # no array of the old run's size is left
-    old_chunks = [k for k in keys(s3, "ours.zarr/filters/sobel/c/") if k.split("/")[-3] == "2"]
+    old_chunks = [k for k in keys(s3_user, "ours.zarr/filters/sobel/c/") if k.split("/")[-3] == "2"]
     assert old_chunks == []  # images 8..11 of the old run: their shard is gone
 
 
@@ -191,7 +117,7 @@ def cli(*args, env=None, timeout=300):
     "case",
     ["missing bucket", "wrong secret", "unknown key", "endpoint down"],
 )
-def test_bad_store_urls_exit_2_naming_the_url_and_never_a_credential(s3, case):
+def test_bad_store_urls_exit_2_naming_the_url_and_never_a_credential(s3_user, case):
     url, env, options = "s3://cxr/bad.zarr", {}, []
     secret = "wrong-secret-0123456789"
     if case == "missing bucket":
@@ -214,11 +140,11 @@ def test_bad_store_urls_exit_2_naming_the_url_and_never_a_credential(s3, case):
     assert len(message.splitlines()) == 1, message
     assert url in message
     assert pytest.importorskip("re").search(expected, message), message
-    for credential in (secret, s3["secret"], s3["key"], "AKIAUNKNOWN000000000"):
+    for credential in (secret, s3_user["secret"], s3_user["key"], "AKIAUNKNOWN000000000"):
         assert credential not in done.stderr + done.stdout
 
 
-def test_a_run_killed_midway_resumes_to_the_same_store(s3, tmp_path, gate_folder):
+def test_a_run_killed_midway_resumes_to_the_same_store(s3_user, tmp_path, gate_folder):
     url = "s3://cxr/killed.zarr"
     command = ["run", "synth:48x96", "-o", url, "--engine", "scipy", "--batch-size", "4"]
     gate.hold(gate_folder, gate.BATCH_START, after=2)  # 2 of the 12 batches, then the kill
@@ -248,7 +174,7 @@ def test_a_run_killed_midway_resumes_to_the_same_store(s3, tmp_path, gate_folder
     assert np.array_equal(read_index(xray_scale.open_store(url), "status"), ["ok"] * 48)
 
 
-def test_info_and_export_read_a_url_store(s3, tmp_path):
+def test_info_and_export_read_a_url_store(s3_user, tmp_path):
     xray_scale.run(INPUTS, "s3://cxr/info.zarr", **RUN)
     done = cli("info", "s3://cxr/info.zarr")
     assert done.returncode == 0, done.stderr
@@ -261,32 +187,16 @@ def test_info_and_export_read_a_url_store(s3, tmp_path):
 # -- the store's endpoint going away, and options given only by --storage-option ---------------
 
 
-@pytest.fixture
-def no_aws_environment(s3_server, monkeypatch):
-    """No AWS_* variable set: only the options given to the run reach the server."""
-    import s3fs
-
-    for name in [name for name in os.environ if name.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    s3fs.S3FileSystem.clear_instance_cache()
-    return s3_server
+def server_port(server) -> int:
+    return int(server["endpoint"].rsplit(":", 1)[1])
 
 
-def flags(s3, endpoint: str) -> list[str]:
-    """``--storage-option`` values giving the endpoint and the keys."""
-    return [f"endpoint_url={endpoint}", f"key={s3['key']}", f"secret={s3['secret']}"]
-
-
-def server_port(s3) -> int:
-    return int(s3["endpoint"].rsplit(":", 1)[1])
-
-
-def unwritten_but_done(s3, prefix: str, group, batch: int) -> list[int]:
+def unwritten_but_done(server, prefix: str, group, batch: int) -> list[int]:
     """Batches whose status is not pending but that lack a shard of a map (must be none)."""
     status = read_index(group, "status")
     maps = [f"filters/{name}" for name in group["filters"].array_keys()]
     maps += [f"masks/{name}" for name in group["masks"].array_keys()]
-    stored = set(keys(s3, prefix))
+    stored = set(keys(server, prefix))
     return [
         start // batch
         for start in range(0, status.size, batch)
@@ -298,10 +208,10 @@ def unwritten_but_done(s3, prefix: str, group, batch: int) -> list[int]:
 def test_the_store_endpoint_gone_mid_run_keeps_unwritten_batches_pending_and_resumes(
     no_aws_environment, tmp_path
 ):
-    s3 = no_aws_environment
-    proxy = TcpProxy(server_port(s3)).start()
+    server = no_aws_environment
+    proxy = TcpProxy(server_port(server)).start()
     # one attempt per request, not our default's three: the test waits less for the outage
-    options = [*flags(s3, proxy.endpoint), 'config_kwargs={"retries": {"max_attempts": 1}}']
+    options = [*flags(server, proxy.endpoint), 'config_kwargs={"retries": {"max_attempts": 1}}']
     url, inputs = "s3://cxr/outage.zarr", ["synth:24x48"]
     run = {"engine": "scipy", "workers": 1, "batch_size": 4, "storage_options": options}
     seen = []
@@ -319,14 +229,14 @@ def test_the_store_endpoint_gone_mid_run_keeps_unwritten_batches_pending_and_res
         status = read_index(group, "status")
         pending = int((status == "pending").sum())
         assert pending >= 24 - 3 * 4, status  # at most the three batches done before the cut
-        assert unwritten_but_done(s3, "outage.zarr/", group, 4) == []
+        assert unwritten_but_done(server, "outage.zarr/", group, 4) == []
         summary = xray_scale.run(inputs, url, **run)
         assert (summary.processed, summary.ok, summary.pending) == (pending, 24, 0)
         xray_scale.run(inputs, tmp_path / "local.zarr", engine="scipy", batch_size=4)
         location = store_location(url, options)
         assert_stores_equal(location.zarr_store(read_only=True), tmp_path / "local.zarr")
         text = json.dumps(dict(zarr.open_group(location.zarr_store(), mode="r").attrs))
-        assert s3["secret"] not in text and s3["key"] not in text
+        assert server["secret"] not in text and server["key"] not in text
     finally:
         proxy.stop()
 
@@ -334,11 +244,11 @@ def test_the_store_endpoint_gone_mid_run_keeps_unwritten_batches_pending_and_res
 def test_the_cli_exits_3_naming_the_store_when_its_endpoint_goes_and_the_same_command_resumes(
     no_aws_environment, tmp_path, capsys
 ):
-    s3 = no_aws_environment
+    server = no_aws_environment
     # the endpoint goes away as the third batch writes its binary mask's shard
-    proxy = TcpProxy(server_port(s3), cut_after=2, marker=b"/masks/mask_binary/c/").start()
+    proxy = TcpProxy(server_port(server), cut_after=2, marker=b"/masks/mask_binary/c/").start()
     url = "s3://cxr/cli-outage.zarr"
-    options = [f"--storage-option={option}" for option in flags(s3, proxy.endpoint)]
+    options = [f"--storage-option={option}" for option in flags(server, proxy.endpoint)]
     command = ["run", "synth:16x48", "-o", url, "--engine", "scipy", "--batch-size", "4"]
     command += ["--workers", "1", "-q", *options]
     try:
@@ -348,13 +258,13 @@ def test_the_cli_exits_3_naming_the_store_when_its_endpoint_goes_and_the_same_co
         assert len(message.splitlines()) == 1, message
         assert f"cannot reach the store {url}: the server cannot be reached" in message
         assert message.endswith("re-run the same command to resume"), message
-        assert s3["secret"] not in printed.err + printed.out
-        assert s3["key"] not in printed.err + printed.out
+        assert server["secret"] not in printed.err + printed.out
+        assert server["key"] not in printed.err + printed.out
         proxy.cut_after = None
         proxy.start()
         assert main(command) == 0
         xray_scale.run(["synth:16x48"], tmp_path / "local.zarr", engine="scipy", batch_size=4)
-        location = store_location(url, flags(s3, proxy.endpoint))
+        location = store_location(url, flags(server, proxy.endpoint))
         assert_stores_equal(location.zarr_store(read_only=True), tmp_path / "local.zarr")
     finally:
         proxy.stop()
@@ -363,10 +273,12 @@ def test_the_cli_exits_3_naming_the_store_when_its_endpoint_goes_and_the_same_co
 def test_storage_options_alone_reach_url_inputs_and_the_store_in_every_command(
     no_aws_environment, phantom_folder, tmp_path, capsys
 ):
-    s3 = no_aws_environment
+    server = no_aws_environment
     for path in sorted(phantom_folder.iterdir()):
-        s3["client"].put_object(Bucket="cxr", Key=f"in/images/{path.name}", Body=path.read_bytes())
-    options = [f"--storage-option={option}" for option in flags(s3, s3["endpoint"])]
+        server["client"].put_object(
+            Bucket="cxr", Key=f"in/images/{path.name}", Body=path.read_bytes()
+        )
+    options = [f"--storage-option={option}" for option in flags(server, server["endpoint"])]
     common = ["--engine", "scipy", "--batch-size", "4", "-q", *options]
     local, url = tmp_path / "local.zarr", "s3://cxr/from-bucket.zarr"
     assert main(["run", "s3://cxr/in/images/", "-o", str(local), "--workers", "2", *common]) == 0
@@ -374,7 +286,7 @@ def test_storage_options_alone_reach_url_inputs_and_the_store_in_every_command(
     assert main(["run", "s3://cxr/in/images/", "-o", url, "--scheduler", "processes", *common]) == 0
     xray_scale.run([phantom_folder], tmp_path / "folder.zarr", engine="scipy", batch_size=4)
     assert_stores_equal(tmp_path / "folder.zarr", local, besides=("index/path",))
-    location = store_location(url, flags(s3, s3["endpoint"]))
+    location = store_location(url, flags(server, server["endpoint"]))
     assert_stores_equal(location.zarr_store(read_only=True), local)
     assert read_index(zarr.open_group(local, mode="r"), "path")[0].startswith("s3://cxr/in/")
     capsys.readouterr()
@@ -389,19 +301,19 @@ def test_storage_options_alone_reach_url_inputs_and_the_store_in_every_command(
     assert main(command) == 0  # the original read again from the bucket, the maps from S3
     assert len(list((figures / "grids").glob("*.png"))) == 1
     printed = capsys.readouterr()
-    assert s3["secret"] not in printed.out + printed.err
+    assert server["secret"] not in printed.out + printed.err
 
 
 def test_plan_measures_a_sample_read_from_a_bucket_and_from_a_zip_in_it(
     no_aws_environment, phantom_folder, tmp_path, capsys
 ):
-    s3 = no_aws_environment
+    server = no_aws_environment
     files = {f"images_001/images/{p.name}": p.read_bytes() for p in phantom_folder.iterdir()}
     for name, data in files.items():
-        s3["client"].put_object(Bucket="cxr", Key=f"plan/{name}", Body=data)
+        server["client"].put_object(Bucket="cxr", Key=f"plan/{name}", Body=data)
     archive = make_zip(tmp_path / "k.zip", files)
-    s3["client"].put_object(Bucket="cxr", Key="plan.zip", Body=archive.read_bytes())
-    options = [f"--storage-option={option}" for option in flags(s3, s3["endpoint"])]
+    server["client"].put_object(Bucket="cxr", Key="plan.zip", Body=archive.read_bytes())
+    options = [f"--storage-option={option}" for option in flags(server, server["endpoint"])]
     for source in ("s3://cxr/plan/", "s3://cxr/plan.zip"):
         command = ["plan", source, "--sample", "4", "--workers", "1", "--engine", "scipy"]
         assert main([*command, *options]) == 0
@@ -413,16 +325,16 @@ def test_plan_measures_a_sample_read_from_a_bucket_and_from_a_zip_in_it(
 def test_input_options_give_the_inputs_their_own_endpoint(
     no_aws_environment, phantom_folder, tmp_path
 ):
-    s3 = no_aws_environment
+    server = no_aws_environment
     for path in sorted(phantom_folder.iterdir())[:4]:
-        s3["client"].put_object(Bucket="cxr", Key=f"own/{path.name}", Body=path.read_bytes())
-    nowhere = flags(s3, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+        server["client"].put_object(Bucket="cxr", Key=f"own/{path.name}", Body=path.read_bytes())
+    nowhere = flags(server, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     run = {"engine": "scipy", "workers": 1, "batch_size": 4}
     summary = xray_scale.run(
         ["s3://cxr/own/"],
         tmp_path / "local.zarr",
         storage_options=nowhere,  # for the store only (a folder): never used
-        input_options=flags(s3, s3["endpoint"]),
+        input_options=flags(server, server["endpoint"]),
         **run,
     )
     assert (summary.ok, summary.failed) == (4, 0)

@@ -93,6 +93,7 @@ def test_synthetic_phantoms_8_and_16_bit(name, sigma):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 @pytest.mark.parametrize("image_name", REAL_NAMES)
 def test_real_images(image_name):
     """Each real 1024x1024 image through one filter in turn: every filter sees 2 or 3."""

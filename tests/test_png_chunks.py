@@ -211,6 +211,7 @@ def test_a_bad_crc_is_found_by_pieces_in_the_chunk_it_is_in(tmp_path):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_real_sample_is_for_the_gpu_and_its_crcs_check_by_pieces():
     for name in REAL_NAMES:
         data = read_input(REAL_SAMPLE / name)

@@ -144,6 +144,7 @@ def test_adler32_by_pieces_equals_zlib():
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_real_sample_decodes_like_libpng():
     files = [read_input(REAL_SAMPLE / name) for name in REAL_NAMES]
     decoded = reference_decode(files, shape=(1024, 1024))

@@ -40,7 +40,7 @@ SIGILL = -4
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
+def qc_images(tmp_path_factory) -> Path:
     if CALIBRATION.is_dir():
         stack = np.stack([pixels for _, pixels in calibration_films()[:40]])
     else:
@@ -66,12 +66,12 @@ def _numbers(images: Path, out: Path, setting: dict[str, str]) -> dict[str, np.n
         return {name: stored[name] for name in stored.files}
 
 
-def test_qc_numbers_are_bit_identical_under_every_setting(images, tmp_path):
-    reference = _numbers(images, tmp_path / "default.npz", SETTINGS["default"])
+def test_qc_numbers_are_bit_identical_under_every_setting(qc_images, tmp_path):
+    reference = _numbers(qc_images, tmp_path / "default.npz", SETTINGS["default"])
     assert reference is not None
     tried = []
     for name, setting in list(SETTINGS.items())[1:]:
-        numbers = _numbers(images, tmp_path / f"{len(tried)}.npz", setting)
+        numbers = _numbers(qc_images, tmp_path / f"{len(tried)}.npz", setting)
         if numbers is None:
             continue
         tried.append(name)

@@ -86,7 +86,7 @@ def test_errors_are_one_line_naming_the_columns(table, query, message):
 
 
 @pytest.fixture
-def store(phantom_folder, tmp_path):
+def query_store(phantom_folder, tmp_path):
     make_bad_inputs(phantom_folder / "bad")  # failed rows: render draws from the ok ones only
     out = tmp_path / "out.zarr"
     assert main(["run", str(phantom_folder), "-o", str(out), "-q"]) == 1
@@ -112,9 +112,9 @@ def pandas_selection(table, where, sort, descending, limit):
     ],
 )
 def test_render_and_export_select_what_pandas_selects(
-    store, tmp_path, where, sort, descending, limit
+    query_store, tmp_path, where, sort, descending, limit
 ):
-    path, table = store
+    path, table = query_store
     ok = table[table["status"] == "ok"]  # render draws ok images; export writes every row
     query = RowQuery(where=where, sort=sort, descending=descending, limit=limit)
     chosen = select_images(path, query=query)
@@ -130,8 +130,8 @@ def test_render_and_export_select_what_pandas_selects(
     assert exported == pandas_selection(table, where, sort, descending, limit)["image"].tolist()
 
 
-def test_render_draws_the_selection(store, tmp_path, capsys):
-    path, table = store
+def test_render_draws_the_selection(query_store, tmp_path, capsys):
+    path, table = query_store
     darkest = table[table["status"] == "ok"].sort_values("mean", kind="stable").head(2)
     arguments = ["render", str(path), "-o", str(tmp_path / "fig"), "--sort", "mean"]
     assert main([*arguments, "--limit", "2", "--no-gif", "--dpi", "20", "-q"]) == 0
@@ -149,9 +149,9 @@ def test_render_draws_the_selection(store, tmp_path, capsys):
     ],
 )
 def test_a_bad_selection_is_one_line_naming_the_columns(
-    store, tmp_path, capsys, command, option, message
+    query_store, tmp_path, capsys, command, option, message
 ):
-    path, _ = store
+    path, _ = query_store
     target = (
         ["--to", str(tmp_path / "t.csv")] if command == "export" else ["-o", str(tmp_path / "f")]
     )

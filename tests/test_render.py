@@ -78,7 +78,7 @@ def make_store(folder: Path, out: Path, config: dict | None = None) -> dict[str,
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+def drawn_store(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
     root = tmp_path_factory.mktemp("render")
     images = make_store(root / "images", root / "s.zarr")
     return root / "s.zarr", images
@@ -105,13 +105,13 @@ def panel_regions(figure, png: np.ndarray) -> list[np.ndarray]:
 # -- selection ---------------------------------------------------------------------------------
 
 
-def test_default_selection_is_the_first_ok_images(store):
-    path, _ = store
+def test_default_selection_is_the_first_ok_images(drawn_store):
+    path, _ = drawn_store
     assert select_images(path) == Selection([0, 1, 2, 3], [])
 
 
-def test_selection_by_names_and_patient_excludes_failed_images(store):
-    path, _ = store
+def test_selection_by_names_and_patient_excludes_failed_images(drawn_store):
+    path, _ = drawn_store
     group = open_store(path)
     chosen = select_images(group, names=["00000011_002", "images/00000011_005.png"])
     assert chosen.indices == [1]
@@ -125,8 +125,8 @@ def test_selection_by_names_and_patient_excludes_failed_images(store):
     assert union.indices == [0, 1, 2, 3, 6, 7]
 
 
-def test_sample_is_reproducible_and_only_ok(store):
-    path, _ = store
+def test_sample_is_reproducible_and_only_ok(drawn_store):
+    path, _ = drawn_store
     group = open_store(path)
     draws = [select_images(group, query=RowQuery(sample=3, seed=seed)) for seed in range(6)]
     assert select_images(group, query=RowQuery(sample=3, seed=0)) == draws[0]
@@ -151,8 +151,8 @@ def test_a_sample_below_one_is_refused_when_the_query_is_made():
         ({"patient": "99"}, "patient '99' has no images in the store (patients in the store: 11"),
     ],
 )
-def test_selection_errors_are_one_clear_line(store, options, message):
-    path, _ = store
+def test_selection_errors_are_one_clear_line(drawn_store, options, message):
+    path, _ = drawn_store
     with pytest.raises(SelectionError) as raised:
         select_images(path, **options)
     assert isinstance(raised.value, ValueError)
@@ -179,8 +179,8 @@ def test_missing_and_empty_stores(tmp_path):
 # -- comparison grid ---------------------------------------------------------------------------
 
 
-def test_grid_is_the_tutorials_figure_and_no_panel_is_blank(store, tmp_path):
-    path, images = store
+def test_grid_is_the_tutorials_figure_and_no_panel_is_blank(drawn_store, tmp_path):
+    path, images = drawn_store
     figure, notes = grid_figure(path, 0, dpi=40)
     assert notes == []
     assert len(figure.axes) == 9
@@ -200,8 +200,8 @@ def test_grid_is_the_tutorials_figure_and_no_panel_is_blank(store, tmp_path):
         assert region.reshape(-1, 3).std(axis=0).max() > 10, f"panel {title!r} is blank"
 
 
-def test_grid_size_layout_panels_and_formats_are_configurable(store, tmp_path):
-    path, _ = store
+def test_grid_size_layout_panels_and_formats_are_configurable(drawn_store, tmp_path):
+    path, _ = drawn_store
     panels = [
         ("original", "gray", "Original"),
         ("sobel", "CMRmap", "Sobel (edges) - CMRmap"),
@@ -290,8 +290,8 @@ def test_a_source_changed_since_the_run_is_noted_and_a_padded_one_is_not(tmp_pat
 # -- GIF ---------------------------------------------------------------------------------------
 
 
-def test_gif_has_one_labelled_frame_per_follow_up_in_order(store, tmp_path):
-    path, images = store
+def test_gif_has_one_labelled_frame_per_follow_up_in_order(drawn_store, tmp_path):
+    path, images = drawn_store
     result = render_gif(path, "11", tmp_path / "gifs" / "p11.gif", duration_ms=250)
     names = [f"00000011_{k:03d}" for k in range(5)]
     assert result.labels == [f"{name}  follow-up {k}" for k, name in enumerate(names)]
@@ -314,8 +314,8 @@ def test_gif_has_one_labelled_frame_per_follow_up_in_order(store, tmp_path):
     assert len({band.tobytes() for band in bands}) == 5, "two frames have the same label"
 
 
-def test_gif_side_by_side_downscaled_and_too_few_frames(store, tmp_path):
-    path, _ = store
+def test_gif_side_by_side_downscaled_and_too_few_frames(drawn_store, tmp_path):
+    path, _ = drawn_store
     result = render_gif(
         path, 11, tmp_path / "beside.gif", beside="sobel", beside_cmap="hot", max_size=32
     )
@@ -336,8 +336,8 @@ def test_gif_side_by_side_downscaled_and_too_few_frames(store, tmp_path):
 # -- histogram, summaries, everything -----------------------------------------------------------
 
 
-def test_histogram_comes_from_the_store(store):
-    path, _ = store
+def test_histogram_comes_from_the_store(drawn_store):
+    path, _ = drawn_store
     group = open_store(path)
     figure = histogram_figure(group, 2, dpi=40)
     (ax,) = figure.axes
@@ -346,8 +346,8 @@ def test_histogram_comes_from_the_store(store):
     assert ax.lines[1].get_xdata()[0] == 150.0
 
 
-def test_failures_are_grouped_by_reason(store):
-    path, _ = store
+def test_failures_are_grouped_by_reason(drawn_store):
+    path, _ = drawn_store
     figure = failures_figure(path)
     (ax,) = figure.axes
     assert [label.get_text() for label in ax.get_yticklabels()] == ["truncated PNG"]
@@ -357,8 +357,8 @@ def test_failures_are_grouped_by_reason(store):
 
 
 @pytest.mark.slow
-def test_render_store_writes_everything_and_reports_progress(store, tmp_path):
-    path, _ = store
+def test_render_store_writes_everything_and_reports_progress(drawn_store, tmp_path):
+    path, _ = drawn_store
     calls = []
     report = render_store(
         path,
@@ -395,8 +395,8 @@ def test_render_store_writes_everything_and_reports_progress(store, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_render_prints_the_written_paths(store, tmp_path, capsys):
-    path, _ = store
+def test_cli_render_prints_the_written_paths(drawn_store, tmp_path, capsys):
+    path, _ = drawn_store
     out = tmp_path / "figures"
     code = main(["render", str(path), "00000011_002", "00000012_000", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
@@ -448,8 +448,8 @@ def test_cli_render_prints_the_written_paths(store, tmp_path, capsys):
         (["{store}", "--panel", "sobel"], "must be SOURCE:CMAP or SOURCE:CMAP:TITLE"),
     ],
 )
-def test_cli_render_errors_are_one_line(store, tmp_path, capsys, arguments, message):
-    values = {"store": str(store[0]), "tmp": str(tmp_path)}
+def test_cli_render_errors_are_one_line(drawn_store, tmp_path, capsys, arguments, message):
+    values = {"store": str(drawn_store[0]), "tmp": str(tmp_path)}
     argv = ["render", *(a.format(**values) for a in arguments), "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     error = capsys.readouterr().err.strip()
@@ -458,8 +458,8 @@ def test_cli_render_errors_are_one_line(store, tmp_path, capsys, arguments, mess
 
 
 @pytest.mark.slow
-def test_cli_panels_sizes_and_gif_beside(store, tmp_path, capsys):
-    path, _ = store
+def test_cli_panels_sizes_and_gif_beside(drawn_store, tmp_path, capsys):
+    path, _ = drawn_store
     out = tmp_path / "chosen"
     argv = ["render", str(path), "00000011_001", "--patient", "11", "--out", str(out), "-q"]
     argv += ["--panel", "original:gray", "--panel", "sobel:CMRmap:Sobel (edges) - CMRmap"]

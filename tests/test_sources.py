@@ -12,7 +12,7 @@ from xray_scale.io.sources.discover import discover_inputs, parse_image_name
 
 
 @pytest.fixture
-def tree(tmp_path):
+def input_tree(tmp_path):
     for name in ["b.png", "a.PNG", "sub dir/ü 01.png", "sub dir/deeper/c.png", "notes.txt"]:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,21 +23,21 @@ def tree(tmp_path):
     return tmp_path
 
 
-def test_directories_are_searched_recursively_case_insensitively_and_sorted(tree):
-    found = discover_inputs([tree])
-    names = [os.path.relpath(p, tree) for p in found]
+def test_directories_are_searched_recursively_case_insensitively_and_sorted(input_tree):
+    found = discover_inputs([input_tree])
+    names = [os.path.relpath(p, input_tree) for p in found]
     assert names == sorted(names)
     assert set(names) == {"a.PNG", "b.png", "sub dir/ü 01.png", "sub dir/deeper/c.png"}
-    assert discover_inputs([tree, tree / "b.png"]) == found  # no duplicates
+    assert discover_inputs([input_tree, input_tree / "b.png"]) == found  # no duplicates
 
 
-def test_globs_lists_and_files(tree):
-    assert [os.path.basename(p) for p in discover_inputs([str(tree / "sub dir" / "*.png")])] == [
-        "ü 01.png"
-    ]
-    listing = tree / "list.txt"
+def test_globs_lists_and_files(input_tree):
+    assert [
+        os.path.basename(p) for p in discover_inputs([str(input_tree / "sub dir" / "*.png")])
+    ] == ["ü 01.png"]
+    listing = input_tree / "list.txt"
     listing.write_text(
-        "# two files\nb.png\n\n" + str(tree / "sub dir" / "ü 01.png") + "\nmissing.png\n"
+        "# two files\nb.png\n\n" + str(input_tree / "sub dir" / "ü 01.png") + "\nmissing.png\n"
     )
     listed = discover_inputs([listing])
     assert [os.path.basename(p) for p in listed] == ["b.png", "missing.png", "ü 01.png"]

@@ -8,7 +8,14 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from conftest import REAL_NAMES, REAL_SAMPLE, needs_real_sample, structured_image, write_png
-from stack_parity import RecordingWriter, assert_backend_matches_reference, decoded_for, spec_for
+from stack_parity import (
+    ALL_FILTERS,
+    CONFIGS,
+    RecordingWriter,
+    assert_backend_matches_reference,
+    decoded_for,
+    spec_for,
+)
 
 from xray_scale.analysis.batch import analyse_block
 from xray_scale.analysis.stack import (
@@ -23,21 +30,6 @@ from xray_scale.analysis.stack import (
 from xray_scale.analysis.stats import histogram256
 from xray_scale.engines.base import ArrayBackend, Engine
 from xray_scale.io.phantoms import phantom
-
-ALL_FILTERS = ["laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny"]
-CONFIGS = {
-    "full resolution, float32": {},
-    "float16 maps": {"store": {"filter_dtype": "float16"}},
-    "uint8 maps": {"store": {"filter_dtype": "uint8"}},
-    "previews only": {"store": {"full_resolution": False, "preview_size": 16}},
-    "previews with fractional areas": {"store": {"preview_size": 24}},
-    "real canny too": {"filters": {"enabled": [*ALL_FILTERS, "canny"]}},
-    "statistics only": {
-        "filters": {"enabled": []},
-        "masks": {"enabled": []},
-        "store": {"full_resolution": False},
-    },
-}
 
 
 def structured_block(count: int = 3, shape=(64, 80), dtype=np.uint8) -> np.ndarray:
@@ -62,6 +54,7 @@ def test_failed_images_stay_failed_and_zero():
 
 
 @needs_real_sample
+@pytest.mark.real_data
 def test_real_images_full_size():
     block = np.stack([iio.imread(REAL_SAMPLE / name) for name in REAL_NAMES[:2]])
     assert_backend_matches_reference(block, {"store": {"preview_size": 256}}, NUMPY_BACKEND)

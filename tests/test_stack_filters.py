@@ -50,6 +50,7 @@ def test_phantoms(name):
 
 
 @needs_real_sample
+@pytest.mark.real_data
 @pytest.mark.parametrize("name", STACKED)
 def test_real_images(name):
     stack = np.stack([iio.imread(REAL_SAMPLE / n) for n in REAL_NAMES[:2]])

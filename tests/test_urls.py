@@ -10,6 +10,7 @@ import zipfile
 import pytest
 import zarr
 from conftest import assert_stores_equal
+from s3_servers import SECRET
 
 import xray_scale
 from xray_scale.cli import main
@@ -21,31 +22,6 @@ from xray_scale.store.encoding import read_index
 
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-
-SECRET = "not-a-real-secret-123"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1, stopped after the module's tests."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(s3_endpoint, monkeypatch):
-    """Credentials and endpoint from the environment, as a user sets them; a fresh client."""
-    import fsspec
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    fsspec.filesystem("s3").clear_instance_cache()
-    return fsspec.filesystem("s3", skip_instance_cache=True)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +38,11 @@ def test_is_url_and_redact():
 
 
 @pytest.mark.s3
-def test_bucket_prefix_glob_and_one_object(s3, phantoms):
-    s3.mkdir("cxr")
+def test_bucket_prefix_glob_and_one_object(s3_fs, phantoms):
+    s3_fs.mkdir("cxr")
     for name, data in phantoms.items():
-        s3.pipe(f"cxr/images_001/images/{name}", data)
-    s3.pipe("cxr/images_001/notes.txt", b"x")
+        s3_fs.pipe(f"cxr/images_001/images/{name}", data)
+    s3_fs.pipe("cxr/images_001/notes.txt", b"x")
     expected = [f"s3://cxr/images_001/images/{n}" for n in sorted(phantoms)]
     assert list_url_inputs("s3://cxr/") == expected
     assert list_url_inputs("s3://cxr/images_00*/images/*_00[01].png") == expected[:2]
@@ -75,25 +51,25 @@ def test_bucket_prefix_glob_and_one_object(s3, phantoms):
 
 
 @pytest.mark.s3
-def test_zip_in_a_bucket_read_by_member(s3, phantoms, tmp_path):
+def test_zip_in_a_bucket_read_by_member(s3_fs, phantoms, tmp_path):
     local = tmp_path / "k.zip"
     with zipfile.ZipFile(local, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in phantoms.items():
             archive.writestr(f"images_001/images/{name}", data)
-    s3.mkdir("kaggle")
-    s3.put(str(local), "kaggle/k.zip")
+    s3_fs.mkdir("kaggle")
+    s3_fs.put(str(local), "kaggle/k.zip")
     urls = list_url_inputs("s3://kaggle/k.zip")
     assert urls == [f"zip://images_001/images/{n}::s3://kaggle/k.zip" for n in sorted(phantoms)]
     assert read_url(urls[2]) == phantoms[sorted(phantoms)[2]]
 
 
 @pytest.mark.s3
-def test_errors_name_the_url_never_the_secret(s3, s3_endpoint, monkeypatch):
+def test_errors_name_the_url_never_the_secret(s3_fs, s3_endpoint, monkeypatch):
     with pytest.raises(InputError, match=r"^cannot list s3://missing-bucket/: not found") as info:
         list_url_inputs("s3://missing-bucket/")
     with pytest.raises(UrlError, match=r"^cannot read s3://missing-bucket/x.png: not found"):
         read_url("s3://missing-bucket/x.png")
-    s3.mkdir("empty")
+    s3_fs.mkdir("empty")
     with pytest.raises(InputError, match=r"^no \*\.png or \*\.jpg or .* under s3://empty/"):
         list_url_inputs("s3://empty/")
     assert SECRET not in str(info.value)
@@ -144,17 +120,17 @@ def test_http_folder_and_file(http_folder, phantoms):
 
 
 @pytest.fixture
-def bucket_of_phantoms(s3, phantom_folder):
+def bucket_of_phantoms(s3_fs, phantom_folder):
     """The 12 phantoms of ``phantom_folder`` in s3://dump/images/ (the bucket made once)."""
-    s3.makedirs("dump", exist_ok=True)
+    s3_fs.makedirs("dump", exist_ok=True)
     for path in sorted(phantom_folder.iterdir()):
-        s3.pipe(f"dump/images/{path.name}", path.read_bytes())
+        s3_fs.pipe(f"dump/images/{path.name}", path.read_bytes())
     return phantom_folder
 
 
 @pytest.mark.s3
 @pytest.mark.slow
-def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path, s3):
+def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path, s3_fs):
     options = {"workers": 2, "batch_size": 4, "engine": "scipy"}
     assert xray_scale.run([bucket_of_phantoms], tmp_path / "folder.zarr", **options).ok == 12
     summary = xray_scale.run(["s3://dump/images/"], tmp_path / "s3.zarr", **options)
@@ -162,7 +138,7 @@ def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path,
     assert_stores_equal(tmp_path / "folder.zarr", tmp_path / "s3.zarr", besides=("index/path",))
     paths = list(read_index(zarr.open_group(tmp_path / "s3.zarr", mode="r"), "path"))
     assert paths == [f"s3://dump/images/{p.name}" for p in sorted(bucket_of_phantoms.iterdir())]
-    s3.rm("dump/images/" + sorted(bucket_of_phantoms.iterdir())[1].name)  # gone since
+    s3_fs.rm("dump/images/" + sorted(bucket_of_phantoms.iterdir())[1].name)  # gone since
     resumed = xray_scale.run(["s3://dump/images/"], tmp_path / "s3b.zarr", **options)
     assert (resumed.ok, resumed.failed) == (11, 0)
     estimate = plan_run(
@@ -172,7 +148,7 @@ def test_a_run_from_a_bucket_equals_the_folder_run(bucket_of_phantoms, tmp_path,
 
 
 @pytest.mark.s3
-def test_a_missing_bucket_is_exit_2_naming_the_url_and_no_secret(s3, tmp_path, capsys):
+def test_a_missing_bucket_is_exit_2_naming_the_url_and_no_secret(s3_fs, tmp_path, capsys):
     assert main(["run", "s3://no-such-bucket/images/", "-o", str(tmp_path / "o.zarr")]) == 2
     printed = capsys.readouterr()
     assert "s3://no-such-bucket/images/: not found" in printed.err
@@ -195,10 +171,10 @@ def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     fsspec.filesystem("s3").clear_instance_cache()
-    s3 = fsspec.filesystem("s3", skip_instance_cache=True)
-    s3.mkdir("outage")
+    filesystem = fsspec.filesystem("s3", skip_instance_cache=True)
+    filesystem.mkdir("outage")
     for path in sorted(phantom_folder.iterdir()):
-        s3.pipe(f"outage/images/{path.name}", path.read_bytes())
+        filesystem.pipe(f"outage/images/{path.name}", path.read_bytes())
     options = {"workers": 1, "batch_size": 4, "engine": "scipy"}
     out = tmp_path / "s3.zarr"
 
@@ -222,10 +198,10 @@ def test_the_endpoint_down_mid_run_leaves_batches_pending_and_the_run_resumes(
 
 
 @pytest.mark.s3
-def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3, tmp_path, capsys):
+def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3_fs, tmp_path, capsys):
     names = sorted(p.name for p in bucket_of_phantoms.iterdir())
     options = {"workers": 2, "batch_size": 4, "engine": "scipy"}
-    s3.pipe("dump/test_list.txt", f"{names[7]}\n{names[3]}\n00000077_000.png\n".encode())
+    s3_fs.pipe("dump/test_list.txt", f"{names[7]}\n{names[3]}\n00000077_000.png\n".encode())
     out = tmp_path / "split.zarr"
     summary = xray_scale.run(["s3://dump/images/", "s3://dump/test_list.txt"], out, **options)
     assert (summary.total, summary.ok, summary.failed) == (3, 2, 1)
@@ -236,10 +212,10 @@ def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3, tmp_pat
         "s3://dump/test_list.txt::00000077_000.png",
     ]
     assert list(read_index(group, "error")) == ["", "", "not in the inputs"]
-    s3.pipe("dump/paths.txt", f"images/{names[0]}\ns3://dump/images/{names[1]}\n".encode())
+    s3_fs.pipe("dump/paths.txt", f"images/{names[0]}\ns3://dump/images/{names[1]}\n".encode())
     listed = xray_scale.run(["s3://dump/paths.txt"], tmp_path / "listed.zarr", **options)
     assert listed.ok == 2
-    s3.pipe(
+    s3_fs.pipe(
         "dump/Data_Entry_2017.csv",
         (
             "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"

@@ -20,7 +20,7 @@ run cannot blow a tiny difference up); a one-sided feature counts only on its
 side. The score is the root sum of squares of the four robust z-scores, and
 an image is an outlier when it is above ``qc.outlier_threshold`` (3.5). On the
 100 calibration films the two flagged are the two inside frames of 12 and 16 %
-of the area (README, "Dataset QC").
+of the area (docs/qc.md).
 
 Every step is a median, an elementwise operation or a square root: the same
 bits on every CPU, BLAS and thread count.

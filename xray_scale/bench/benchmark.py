@@ -8,7 +8,7 @@ process, it measures images/s of:
   reference of every ratio);
 - ``dask-image``: what a dask-image user writes, ``imread`` + ``ndfilters`` on the
   ``(N, H, W)`` stack with sigma 0 on the stack axis + ``to_zarr``, and how far its
-  results are from per-image filtering (they are wrong: ARCHITECTURE.md, "Correctness traps");
+  results are from per-image filtering (they are wrong: docs/architecture.md, "Correctness traps");
 - ``run <engine> <config>``: :func:`xray_scale.run` for each engine and config;
 - ``run <engine> <config> qc-off``: a threaded run with QC and one with
   ``qc.enabled = false``, side by side in every round, their order swapped every

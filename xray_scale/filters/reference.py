@@ -7,7 +7,7 @@ skips the filter along an axis whose sigma is 0, so the term meant to be the
 second derivative along the stack axis is the image itself, smoothed: every
 map gets a smoothed copy of its image added. ``sobel(stack, axis=1)`` smooths
 across the stack axis with ``[1, 2, 1]``, mixing in the neighbouring images.
-See ARCHITECTURE.md, "Correctness traps".
+See docs/architecture.md, "Correctness traps".
 
 Dtype policy: integer images (uint8, uint16) are converted to float32 once, by
 :func:`as_float32`, and every continuous filter map is float32. The real Canny

@@ -3,7 +3,7 @@
 ``scipy.ndimage.gaussian_laplace(stack, sigma=(0, s, s))`` is *not* per-image
 filtering: scipy skips the axis whose sigma is 0, so the term meant to be the
 second derivative along the stack axis is a smoothed copy of every image,
-added to its map (ARCHITECTURE.md, "Correctness traps"). These functions
+added to its map (docs/architecture.md, "Correctness traps"). These functions
 apply scipy's own definition of each filter, 1-D pass by 1-D pass, along the
 two image axes of the stack only, in scipy's order and dtype, so image ``k``
 of the result is the reference filter of image ``k``. They take the ndimage module as a parameter:

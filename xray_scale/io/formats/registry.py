@@ -10,7 +10,7 @@ entry.
 
 Adding a format is one module that builds an :class:`ImageFormat`, one line in
 :data:`BUILTIN` (or :func:`register` for a format that lives outside the
-package), and tests; ARCHITECTURE.md works through an example.
+package), and tests; docs/architecture.md works through an example.
 
 Nothing here imports a decoder's libraries: a format's module imports them
 when it decodes, so that listing inputs or reading a config stays light.
