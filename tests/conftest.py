@@ -164,8 +164,8 @@ BAD_INPUTS = {
     "zero_bytes.png": "empty file (0 bytes)",
     "truncated.png": "truncated PNG",
     "bad_crc.png": "bad CRC in chunk IDAT",
-    "text.png": "not a PNG: the file starts with b'hello, w'",
-    "jpeg.png": "JPEG data",
+    "text.png": "the file starts with b'hello, w'",
+    "gif.png": "another image format (starts with b'GIF8')",
     "folder.png": "is a directory",
     "bomb.png": "refused before decoding: the header says 30000x30000",
     "small.png": "image is 32x48 (height x width) but the run's size is 64x64",
@@ -184,9 +184,9 @@ def make_bad_inputs(folder: Path) -> dict[str, str]:
     corrupt[crc_end - 1] ^= 0xFF
     (folder / "bad_crc.png").write_bytes(bytes(corrupt))
     (folder / "text.png").write_text("hello, world: not an image\n")
-    buffer = io.BytesIO()
-    Image.fromarray(structured_image(98)).save(buffer, format="JPEG")
-    (folder / "jpeg.png").write_bytes(buffer.getvalue())
+    buffer = io.BytesIO()  # a JPEG named .png is read as the JPEG it is (tests/test_format_runs.py)
+    Image.fromarray(structured_image(98)).save(buffer, format="GIF")
+    (folder / "gif.png").write_bytes(buffer.getvalue())
     (folder / "folder.png").mkdir()
     (folder / "bomb.png").write_bytes(png_with_header(30000, 30000))
     write_png(folder / "small.png", structured_image(97, shape=(32, 48)))

@@ -165,7 +165,7 @@ def test_prepare_images_repeats_the_source_and_refuses_an_empty_folder(source, t
     paths = prepare_images(source, 10, tmp_path / "copies")
     assert len(paths) == 10 and paths[4].read_bytes() == paths[0].read_bytes()
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no PNG files in"):
+    with pytest.raises(ValueError, match="no PNG or JPEG or DICOM files in"):
         prepare_images(tmp_path / "empty", 2, tmp_path / "more")
 
 

@@ -88,7 +88,7 @@ def test_failed_images_give_exit_code_1_and_are_listed(phantom_folder, tmp_path,
         (["run", "{images}", "-o", "{tmp}/bad.toml"], "is a file, not a store"),
         (["info", "{tmp}/missing.zarr"], "is not a zarr store"),
         (["synth", "{tmp}/s", "--bit-depth", "12"], "--bit-depth: must be 8 or 16, got 12"),
-        (["bench", "{tmp}/empty", "--images", "2"], "no PNG files in"),
+        (["bench", "{tmp}/empty", "--images", "2"], "no PNG or JPEG or DICOM files in"),
         (["frobnicate"], "No such command 'frobnicate'"),
     ],
 )

@@ -104,7 +104,7 @@ def test_other_size_pads_when_asked_and_fails_otherwise(tmp_path):
     assert np.array_equal(unpad(padded_odd.pixels, padded_odd), odd)
     for policy in ("pad", "fail"):
         big = decode_image(tmp_path / "small.png", shape=(16, 16), size_policy=policy)
-        assert "a larger image cannot be padded (if the run's size is wrong" in big.error
+        assert "a larger image cannot be padded: set input.size_policy = 'resize'" in big.error
 
 
 def test_modes_follow_the_grayscale_rule(tmp_path):

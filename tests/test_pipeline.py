@@ -278,7 +278,7 @@ def test_no_readable_image_is_a_clear_error(tmp_path):
     make_bad_inputs(tmp_path / "bad")
     for name in ["small.png", "rgb16.png", "truncated.png", "bad_crc.png"]:  # sound headers
         (tmp_path / "bad" / name).unlink()
-    with pytest.raises(xray_scale.InputError, match="usable PNG header"):
+    with pytest.raises(xray_scale.InputError, match="usable PNG or JPEG or DICOM header"):
         xray_scale.run([tmp_path / "bad"], tmp_path / "out.zarr")
 
 

@@ -53,8 +53,8 @@ def test_directories_named_png_are_kept_to_be_reported(tmp_path):
     ("make", "message"),
     [
         (lambda d: d / "nowhere", "does not exist; give a directory, a glob"),
-        (lambda d: d / "empty", "no *.png files under directory"),
-        (lambda d: str(d / "*.jpg"), "matches no *.png file"),
+        (lambda d: d / "empty", "no *.png or *.jpg or *.jpeg"),
+        (lambda d: str(d / "*.gif"), "matches no *.png or *.jpg"),
         (lambda d: d / "empty.txt", "holds no paths"),
     ],
 )

@@ -145,8 +145,8 @@ def run_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N inputs.")] = None,
     manifest: Annotated[
-        str | None,  # a path or a URL (a Path would fold s3:// into s3:/)
-        typer.Option(help="Data_Entry_2017.csv: process the images it lists, keep its metadata."),
+        list[str] | None,  # paths or URLs (a Path would fold s3:// into s3:/)
+        typer.Option(help="Data_Entry_2017.csv (selects), or a dataset's metadata; repeatable."),
     ] = None,
     compat: Annotated[
         Compat | None, typer.Option(help="'tutorial': the tutorial's arrays bit for bit.")
@@ -182,7 +182,7 @@ def run_command(
         workers=workers,
         batch_size=batch_size,
         limit=limit,
-        manifest=manifest,
+        manifest=manifest or None,
         compat=compat.value if compat else None,
         engine=engine.value,
         decoder=decoder.value,
@@ -239,7 +239,7 @@ def plan(
     config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
     engine: Annotated[Engine, typer.Option(help="Filter implementation.")] = Engine.auto,
     workers: Annotated[int | None, typer.Option(min=1, help="Threads (default: CPUs).")] = None,
-    manifest: Annotated[str | None, typer.Option(help="Data_Entry_2017.csv selection.")] = None,
+    manifest: Annotated[list[str] | None, typer.Option(help="As for run.")] = None,
     sample: Annotated[
         int | None, typer.Option(min=1, help="Images in the measured sample run.")
     ] = None,
@@ -257,7 +257,7 @@ def plan(
         config=config,
         engine=engine.value,
         workers=workers,
-        manifest=manifest,
+        manifest=manifest or None,
         sample=sample,
         storage_options=storage_option,
     )

@@ -37,7 +37,10 @@ STORE_COMPRESSORS = ("none", "zstd", "blosc-zstd", "blosc-lz4")
 
 _MAX_LEVELS = {"none": 22, "zstd": 22, "blosc-zstd": 9, "blosc-lz4": 9}
 
-SIZE_POLICIES = ("fail", "pad")
+SIZE_POLICIES = ("fail", "pad", "resize")
+DICOM_VOI = ("lut", "window", "none")
+"""``input.dicom_voi``: :data:`xray_scale.io.formats.dicom.VOI_CHOICES` (a test holds them equal;
+the config stays below the formats)."""
 DEFAULT_FILTERS = ("laplace_gaussian", "gaussian_gradient_magnitude", "sobel", "tutorial_canny")
 
 
@@ -153,9 +156,14 @@ class Config:
     bit_depth : int or None
         8 or 16; None means the first readable image's.
     size_policy : str
-        ``"fail"`` or ``"pad"`` for an image of another size.
+        ``"fail"``, ``"pad"`` or ``"resize"`` for an image of another size
+        (:mod:`xray_scale.io.resize`).
     max_pixels : int
         Headers with more pixels are refused before decoding.
+    dicom_voi : str
+        What a DICOM image's values go through after its modality LUT: ``"lut"``
+        (its VOI LUT, else its first window: the default), ``"window"`` (its
+        window first) or ``"none"`` (:mod:`xray_scale.io.formats.dicom`).
     filters : tuple of str
         Enabled filters, in output order.
     filter_params : dict
@@ -188,6 +196,7 @@ class Config:
     bit_depth: int | None = None
     size_policy: str = "fail"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    dicom_voi: str = "lut"
     filters: tuple[str, ...] = DEFAULT_FILTERS
     filter_params: dict[str, dict[str, float]] = field(default_factory=_default_filter_params)
     masks: tuple[str, ...] = field(default_factory=_default_masks)
@@ -203,6 +212,10 @@ class Config:
         """Parameters of filter ``name``."""
         return self.filter_params[name]
 
+    def format_options(self) -> dict[str, dict]:
+        """``{format name: options}`` for :func:`xray_scale.io.decode.decode_image`."""
+        return {"dicom": {"voi": self.dicom_voi}}
+
     def to_dict(self) -> dict[str, Any]:
         """The configuration as nested plain data, in the TOML file's layout.
 
@@ -215,6 +228,7 @@ class Config:
                 "bit_depth": self.bit_depth or "auto",
                 "size_policy": self.size_policy,
                 "max_pixels": self.max_pixels,
+                "dicom_voi": self.dicom_voi,
             },
             "filters": {"enabled": list(self.filters), **self.filter_params},
             "masks": {"enabled": list(self.masks), "threshold": self.threshold},
@@ -309,7 +323,7 @@ def _parse(data: dict) -> Config:
     run = _table(data, "run")
     _check_keys(run, {"batch_size"}, "run")
     inputs = _table(data, "input")
-    _check_keys(inputs, {"size", "bit_depth", "size_policy", "max_pixels"}, "input")
+    _check_keys(inputs, {"size", "bit_depth", "size_policy", "max_pixels", "dicom_voi"}, "input")
     filters_table = _table(data, "filters")
     _check_keys(filters_table, {"enabled", *FILTERS}, "filters")
     masks = _table(data, "masks")
@@ -363,6 +377,7 @@ def _parse(data: dict) -> Config:
         max_pixels=_int(
             inputs.get("max_pixels", DEFAULT_MAX_PIXELS), "input.max_pixels", minimum=1
         ),
+        dicom_voi=_choice(inputs.get("dicom_voi", "lut"), "input.dicom_voi", DICOM_VOI),
         filters=_names(
             filters_table.get("enabled", list(DEFAULT_FILTERS)), "filters.enabled", FILTERS
         ),

@@ -168,6 +168,7 @@ class BatchSpec:
             dtype=self.pixel_dtype,
             max_pixels=self.config.max_pixels,
             size_policy=self.config.size_policy,
+            format_options=self.config.format_options(),
         )
 
     def store_layout(self) -> dict:
@@ -223,6 +224,10 @@ class BatchRecord:
         Per image.
     bit_depth, checksum : list of int
         Per image (:attr:`xray_scale.io.decode.DecodedImage.checksum`).
+    original_size : list of (int, int)
+        Each image's own (height, width) before any resizing, (0, 0) when it failed.
+    tags : list of dict or None
+        What each image's format read out for the index (a DICOM file's tags), or None.
     qc : dict or None
         ``{field: array}`` of :func:`xray_scale.analysis.qc.batch_qc` when the run
         computes QC, else None.
@@ -237,6 +242,8 @@ class BatchRecord:
     bit_depth: list[int]
     checksum: list[int]
     qc: dict[str, np.ndarray] | None = None
+    original_size: list[tuple[int, int]] | None = None
+    tags: list[dict[str, str] | None] | None = None
 
     @property
     def size(self) -> int:
@@ -266,4 +273,6 @@ def batch_record(
         mode=[image.mode for image in decoded],
         bit_depth=[image.bit_depth for image in decoded],
         checksum=[image.checksum for image in decoded],
+        original_size=[image.original_size or (0, 0) for image in decoded],
+        tags=[image.tags for image in decoded],
     )

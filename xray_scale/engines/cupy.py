@@ -178,6 +178,7 @@ def decode_batch(paths: list[str], spec: BatchSpec):
             max_pixels=spec.config.max_pixels,
             size_policy=spec.config.size_policy,
             stream=_stream(),
+            format_options=spec.config.format_options(),
         )
     except EngineError:
         raise

@@ -57,6 +57,7 @@ from .formats.image import (
     unpad,
 )
 from .formats.registry import header_size, identify
+from .resize import resize_to_fit
 from .sources.discover import parse_synthetic
 from .sources.reading import FILE_NOT_FOUND, open_image
 
@@ -70,6 +71,7 @@ __all__ = [
     "check_supported",
     "decode_batch",
     "decode_image",
+    "fit_to_run",
     "open_images",
     "read_image_header",
     "unpad",
@@ -110,6 +112,7 @@ def decode_image(
     dtype: np.dtype | str = np.uint8,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     size_policy: str = "fail",
+    format_options: dict[str, dict] | None = None,
 ) -> DecodedImage:
     """Decode one image into a 2-D grayscale array of the run's shape and dtype.
 
@@ -125,9 +128,13 @@ def decode_image(
         The run's pixel dtype. A file with more bits per sample fails.
     max_pixels : int
         Refuse, before decoding, any header with more pixels than this.
-    size_policy : {"fail", "pad"}
-        What to do with an image of another size: fail it, or pad a smaller
-        one with zeros, centred (a larger one always fails).
+    size_policy : {"fail", "pad", "resize"}
+        What to do with an image of another size: fail it, pad a smaller one
+        with zeros, centred (a larger one then fails), or scale it to fit and
+        pad (:mod:`xray_scale.io.resize`).
+    format_options : dict, optional
+        ``{format name: {option: value}}`` handed to that format's decoder
+        (``{"dicom": {"voi": "window"}}``; :meth:`xray_scale.config.Config.format_options`).
 
     Returns
     -------
@@ -151,20 +158,44 @@ def decode_image(
             file.seek(0)
             data = file.read()
         checksum = image_format.checksum(data)
-        mode, pixels = image_format.decode(data, header)
+        options = (format_options or {}).get(image_format.name, {})
+        mode, pixels, *read_out = image_format.decode(data, header, **options)
     except DecodeError as error:  # a format's decode may say the mode it had read
         return DecodedImage(None, getattr(error, "mode", mode), bit_depth, str(error))
     except UnreachableError:
         raise  # a bucket or server down: the batch stays pending and the run stops (exit 3)
     except OSError as error:  # a read failing after open (I/O error, file vanished)
         return DecodedImage(None, mode, bit_depth, f"cannot read the file: {error}")
-    padded_from = None
-    if pixels.shape != tuple(shape):
-        padded_from = pixels.shape
-        pixels = pad_centred(pixels, shape)
+    original_size = pixels.shape
+    pixels, padded_from = fit_to_run(pixels, shape, size_policy)
+    tags = read_out[0] if read_out else None
     return DecodedImage(
-        pixels.astype(dtype, copy=False), mode, bit_depth, "", padded_from, checksum
+        pixels.astype(dtype, copy=False),
+        mode,
+        bit_depth,
+        "",
+        padded_from,
+        checksum,
+        original_size,
+        tags,
     )
+
+
+def fit_to_run(
+    pixels: np.ndarray, shape: tuple[int, int], size_policy: str
+) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """An image's pixels at the run's shape, and its own region's size when padded.
+
+    With ``size_policy = "resize"`` an image of another size is first scaled
+    to fit (:func:`xray_scale.io.resize.resize_to_fit`); then a smaller image
+    is padded with zeros, centred. The caller has checked the size against the
+    policy (:func:`check_header`).
+    """
+    if size_policy == "resize" and pixels.shape != tuple(shape):
+        pixels = resize_to_fit(pixels, shape)
+    if pixels.shape == tuple(shape):
+        return pixels, None
+    return pad_centred(pixels, shape), pixels.shape
 
 
 def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedImage:
@@ -181,11 +212,10 @@ def _decode_synthetic(path: str, *, shape, dtype, size_policy: str) -> DecodedIm
     except DecodeError as error:
         return DecodedImage(None, "L", 8, str(error))
     pixels = phantom(patient_id, follow_up, shape=(size, size))
-    padded_from = None
-    if pixels.shape != tuple(shape):
-        padded_from = pixels.shape
-        pixels = pad_centred(pixels, shape)
-    return DecodedImage(pixels.astype(dtype, copy=False), "L", 8, "", padded_from)
+    pixels, padded_from = fit_to_run(pixels, shape, size_policy)
+    return DecodedImage(
+        pixels.astype(dtype, copy=False), "L", 8, "", padded_from, original_size=(size, size)
+    )
 
 
 def decode_batch(

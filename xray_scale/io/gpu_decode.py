@@ -13,6 +13,7 @@ message. CuPy is imported only by the GPU decoder, when a batch is decoded.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -65,6 +66,7 @@ def decode_batch_gpu(
     size_policy: str = "fail",
     contents: list[bytes] | None = None,
     stream=None,
+    format_options: dict[str, dict] | None = None,
 ):
     """Decode K files into a ``(K, H, W)`` CuPy array on the GPU.
 
@@ -80,6 +82,9 @@ def decode_batch_gpu(
     stream : cupy.cuda.Stream, optional
         Where the copies and kernels run (not the null stream); default: a
         non-blocking stream of this thread's own.
+    format_options : dict, optional
+        For the files the CPU decodes (other formats), as for
+        :func:`xray_scale.io.decode.decode_image`.
 
     Returns
     -------
@@ -108,7 +113,7 @@ def decode_batch_gpu(
         dtype=dtype,
         max_pixels=max_pixels,
         size_policy=size_policy,
-        cpu_decode=decode_image,
+        cpu_decode=functools.partial(decode_image, format_options=format_options),
         contents=given,
         stream=stream,
     )

@@ -37,6 +37,7 @@ from ..store.encoding import read_index
 from ..store.layout import (
     FILTER_GROUP,
     IMAGE_DIM,
+    LABELS,
     MASK_GROUP,
     STAT_FIELDS,
     dimension_names,
@@ -120,6 +121,10 @@ def _root(group: zarr.Group, location: StoreLocation):
         names = finding_names(values)
         coords[FINDING_DIM] = ((FINDING_DIM,), np.array(names, dtype=str))
         data["findings"] = ((IMAGE_DIM, FINDING_DIM), multi_hot(values, names))
+    if LABELS in group:  # a dataset's label codes (--manifest): along "label", named
+        codes = group[LABELS]
+        coords["label"] = (("label",), np.array(list(codes.attrs["names"]), dtype=str))
+        data["label_codes"] = (dimension_names(LABELS), np.asarray(codes[:]))
     if "previews" in group:
         previews = group["previews"]
         coords["map"] = (("map",), np.array(list(previews.attrs["maps"]), dtype=str))
@@ -131,6 +136,8 @@ def _index_coordinates(group: zarr.Group) -> dict:
     """``{name: (("image",), values)}`` of every ``index/*`` array, text as ``str``."""
     coords = {}
     for name in sorted(group["index"].array_keys()):
+        if f"index/{name}" == LABELS:  # (N, L): a data variable of the root, not a coordinate
+            continue
         values = read_index(group, name)
         if values.dtype == object:
             values = values.astype(str)

@@ -98,6 +98,7 @@ def _decode_original(group: zarr.Group, index: int, run: RunFormat) -> tuple[Dec
         dtype=run.pixel_dtype,
         max_pixels=run.config.max_pixels,
         size_policy=run.config.size_policy,
+        format_options=run.config.format_options(),
     )
     return decoded, "" if decoded.ok else f"source file {path}: {decoded.error}"
 

@@ -40,6 +40,7 @@ from ..config import Config, load_config
 from ..engines.registry import get_engine, resolve_decoder, resolve_engine
 from ..errors import ConfigError
 from ..io.decode import FILE_NOT_FOUND
+from ..io.sources.datasets import metadata_files
 from ..io.sources.manifest import NOT_IN_INPUTS
 from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.sources.urls import UrlOptions, is_url, url_options
@@ -143,7 +144,8 @@ def _check_storage_options_apply(
     store_options: dict, out: StoreLocation, paths: list[str], manifest
 ) -> None:
     """Refuse storage options when neither the store, an input nor the manifest is a URL."""
-    if store_options and out.is_local and not any(map(is_url, [*paths, str(manifest)])):
+    urls = [*paths, *metadata_files(manifest)]
+    if store_options and out.is_local and not any(map(is_url, urls)):
         raise ConfigError(
             "--storage-option applies to URLs (s3://...), and neither the store nor any "
             "input is one; leave it out"
@@ -271,7 +273,7 @@ def run(
     workers: int | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
-    manifest: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | list[str | os.PathLike] | None = None,
     overwrite: bool = False,
     retry_failed: bool = False,
     storage_options: dict | list[str] | None = None,
@@ -327,12 +329,13 @@ def run(
         Overrides ``run.batch_size`` of the config.
     limit : int, optional
         Process only the first ``limit`` inputs of the sorted list.
-    manifest : path, optional
+    manifest : path or list of paths, optional
         A ``Data_Entry_2017.csv``: only the images it lists are processed,
         its metadata goes into ``index/*``, and listed images missing from
         the inputs are recorded as failed when the store is made
         (:data:`xray_scale.io.sources.manifest.NOT_IN_INPUTS`): no task reads them and
-        no shard is written for a batch of them only.
+        no shard is written for a batch of them only. Or a dataset's metadata
+        files, which select nothing (:mod:`xray_scale.io.sources.datasets`).
     overwrite : bool
         Replace an existing store instead of resuming it (only a store written
         by xray-scale is ever deleted).

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, load_config
+from ..io.sources.datasets import read_metadata
 from ..io.sources.discover import discover_inputs
-from ..io.sources.manifest import read_manifest, select_with_manifest
+from ..io.sources.manifest import Manifest, select_with_manifest
 from ..io.sources.urls import url_options
 from ..store.access import open_store
 from ..store.layout import FILTER_GROUP, MASK_GROUP, map_name
@@ -72,7 +73,7 @@ def plan_run(
     config: Config | str | os.PathLike | dict | None = None,
     engine: str = "auto",
     workers: int | None = None,
-    manifest: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | list[str | os.PathLike] | None = None,
     sample: int | None = None,
     storage_options: dict | list[str] | None = None,
 ) -> Plan:
@@ -100,7 +101,9 @@ def plan_run(
     with url_options(options):
         paths = discover_inputs(inputs)
         if manifest is not None:
-            paths, _ = select_with_manifest(paths, read_manifest(manifest))
+            parsed = read_metadata(manifest)
+            if isinstance(parsed, Manifest):  # another dataset's metadata selects nothing
+                paths, _ = select_with_manifest(paths, parsed)
     workers = workers or os.cpu_count() or 1
     sample = min(sample or 2 * workers * config.batch_size, len(paths))
     with tempfile.TemporaryDirectory(prefix="xray-scale-plan-") as folder:

@@ -25,14 +25,9 @@ from ..errors import DecodeError, InputError, StoreError
 from ..io.decode import check_supported, read_image_header
 from ..io.formats.registry import format_names
 from ..io.sources.archives import file_name, source_file
+from ..io.sources.datasets import DatasetMetadata, metadata_columns, read_metadata
 from ..io.sources.discover import SYNTHETIC_PREFIX, discover_inputs, parse_synthetic
-from ..io.sources.manifest import (
-    NOT_IN_INPUTS,
-    Manifest,
-    manifest_columns,
-    read_manifest,
-    select_with_manifest,
-)
+from ..io.sources.manifest import NOT_IN_INPUTS, Manifest, select_with_manifest
 from ..io.sources.namelists import NOT_IN_INPUTS as NOT_IN_ANY_INPUT
 from ..io.sources.namelists import is_absent
 from ..io.sources.urls import is_url, redact
@@ -62,8 +57,9 @@ class SelectedInputs:
     ----------
     paths : list of str
         One per image of the store (``index/path``).
-    manifest : Manifest or None
-        The parsed ``--manifest``, if any.
+    manifest : Manifest, DatasetMetadata or None
+        The parsed ``--manifest``, if any: NIH's (which selected the paths) or
+        another dataset's metadata (:mod:`xray_scale.io.sources.datasets`).
     missing : list of str
         The file names the manifest lists and the inputs lack.
     absent : dict
@@ -71,13 +67,16 @@ class SelectedInputs:
     """
 
     paths: list[str]
-    manifest: Manifest | None
+    manifest: Manifest | DatasetMetadata | None
     missing: list[str]
     absent: dict[int, str]
 
 
 def select_inputs(
-    inputs: list[str | os.PathLike], *, manifest: str | os.PathLike | None, limit: int | None
+    inputs: list[str | os.PathLike],
+    *,
+    manifest: str | os.PathLike | list[str | os.PathLike] | None,
+    limit: int | None,
 ) -> SelectedInputs:
     """Discover the inputs, keep the manifest's (if any), then the first ``limit``.
 
@@ -87,8 +86,9 @@ def select_inputs(
     paths = discover_inputs(inputs)
     parsed_manifest, missing = None, []
     if manifest is not None:
-        parsed_manifest = read_manifest(manifest)
-        paths, missing = select_with_manifest(paths, parsed_manifest)
+        parsed_manifest = read_metadata(manifest)
+        if isinstance(parsed_manifest, Manifest):  # another dataset's metadata selects nothing
+            paths, missing = select_with_manifest(paths, parsed_manifest)
     paths = paths[:limit]
     return SelectedInputs(paths, parsed_manifest, missing, _absent(paths, missing))
 
@@ -292,7 +292,7 @@ def _open_or_create(
     spec: BatchSpec,
     bit_depth: int,
     inputs: list[str],
-    manifest: Manifest | None,
+    manifest: Manifest | DatasetMetadata | None,
     missing: list[str],
     absent: dict[int, str],
     existing: zarr.Group | None,
@@ -325,12 +325,14 @@ def _open_or_create(
         if manifest
         else None,
     )
+    columns, labels = metadata_columns(manifest, paths)
     return create_store(
         out,
         paths=paths,
         config=spec.config,
         metadata=run_metadata,
-        columns=manifest_columns(manifest, paths) if manifest else None,
+        columns=columns,
+        labels=labels,
         failed=absent,
         overwrite=overwrite,
         qc=spec.qc is not None,

@@ -29,7 +29,9 @@ from ..io.sources.discover import parse_synthetic
 from ..io.sources.urls import is_url, url_exists
 from .encoding import read_index, stored_values
 from .layout import (
+    DICOM_COLUMNS,
     INDEX_STRINGS,
+    ORIGINAL_SIZE,
     QC_RECORD_FIELDS,
     STAT_FIELDS,
     STATE_COMPLETE,
@@ -288,6 +290,15 @@ class RecordWriter:
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
             if "index/checksum" in self._group:  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
+            if DICOM_COLUMNS["PatientID"] in self._group:  # only runs with DICOM inputs
+                for tag, name in DICOM_COLUMNS.items():
+                    self._write_text(name, lambda r, t=tag: [(s or {}).get(t, "") for s in r.tags])
+            if ORIGINAL_SIZE[0] in self._group:  # only runs with input.size_policy = "resize"
+                for axis, name in enumerate(ORIGINAL_SIZE):
+                    self._write(
+                        name,
+                        lambda r, a=axis: np.array([s[a] for s in r.original_size], np.int32),
+                    )
             for name in self._stored_qc():  # stores made before QC, or without it, have none
                 self._write(f"{QC_GROUP}/{name}", lambda r, n=name: _qc_values(r, n))
             self._write_text("index/status", lambda r: r.status)

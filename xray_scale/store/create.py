@@ -26,12 +26,16 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from ..config import Config
 from ..errors import StoreError
+from ..io.formats.registry import DICOM, format_for_name
 from ..io.sources.discover import parse_image_name
 from .encoding import create_status_array, create_text_array, stored_values
 from .layout import (
     ATTRS_KEY,
+    DICOM_COLUMNS,
     HISTOGRAM_CHUNK,
+    LABELS,
     MASK_GROUP,
+    ORIGINAL_SIZE,
     RECORD_CHUNK,
     STAT_FIELDS,
     STATE_COMPLETE,
@@ -79,6 +83,7 @@ def create_store(
     qc: bool = False,
     failed: Mapping[int, str] | None = None,
     overwrite: bool = False,
+    labels: tuple[tuple[str, ...], np.ndarray, dict[str, int]] | None = None,
 ) -> zarr.Group:
     """Create an empty store for a run, every image ``pending`` (or ``failed``, if known now).
 
@@ -99,7 +104,9 @@ def create_store(
         one (a store for measuring writes, not for resuming).
     columns : dict, optional
         More per-image columns for the index, ``{name: (N,) array}`` (e.g.
-        from a manifest), stored as ``index/<name>``.
+        from a manifest), stored as ``index/<name>``. ``patient_id`` and
+        ``follow_up`` among them (a dataset's own ids) replace those parsed from
+        the file names.
     preview_maps : tuple of str
         What ``previews[:, m]`` shows, for each ``m`` (``"original"``, then map
         names); empty for no ``previews`` array.
@@ -115,6 +122,10 @@ def create_store(
         Replace an existing store at ``path`` (a local one once the new one is
         built); only a store written by xray-scale (or an empty folder) is ever
         deleted.
+    labels : (names, codes, meaning), optional
+        A dataset's labels: ``(N, L)`` int8 ``codes`` stored as ``index/label_codes``,
+        its ``attrs["names"]`` the L label names and ``attrs["codes"]`` the
+        ``meaning`` of each code (:mod:`xray_scale.io.sources.datasets`).
 
     Returns
     -------
@@ -139,6 +150,7 @@ def create_store(
         "preview_shape": preview_shape,
         "qc": qc,
         "failed": failed or {},
+        "labels": labels,
     }
     if not location.is_local:
         return _create_at_url(location, overwrite=overwrite, layout=layout)
@@ -263,6 +275,7 @@ def _build_store(
     preview_shape: tuple[int, int] | None,
     qc: bool,
     failed: Mapping[int, str],
+    labels: tuple[tuple[str, ...], np.ndarray, dict[str, int]] | None = None,
 ) -> None:
     """Write every array of a new store at ``target`` (see :func:`create_store`).
 
@@ -319,11 +332,17 @@ def _build_store(
         fill_value=0,
         dimension_names=dimension_names("stats/histogram"),
     )
+    columns = columns or {}
     names = [parse_image_name(p) for p in paths]
+    patient_ids, follow_ups = columns.get("patient_id"), columns.get("follow_up")
     create_status_array(group, "index/status", count=count, chunk=records[0])
     create_text_array(group, "index/path", values=paths, count=count, chunk=records[0])
     create_text_array(
-        group, "index/patient_id", values=[n[0] for n in names], count=count, chunk=records[0]
+        group,
+        "index/patient_id",
+        values=[n[0] for n in names] if patient_ids is None else patient_ids,
+        count=count,
+        chunk=records[0],
     )
     create_text_array(group, "index/mode", values=None, count=count, chunk=records[0], width=8)
     create_text_array(
@@ -342,9 +361,37 @@ def _build_store(
             fill_value=fill,
             dimension_names=dimension_names(name),
         )
+    if any(format_for_name(path) is DICOM for path in paths):  # its tags, as each is read
+        for name in DICOM_COLUMNS.values():
+            create_text_array(group, name, values=None, count=count, chunk=records[0])
+    if config.size_policy == "resize":  # each image's own size, before it was resized
+        for name in ORIGINAL_SIZE:
+            group.create_array(
+                name,
+                shape=(count,),
+                dtype="int32",
+                chunks=records,
+                fill_value=0,
+                dimension_names=dimension_names(name),
+            )
+    if labels is not None:
+        label_names, codes, meaning = labels
+        group.create_array(
+            LABELS,
+            shape=(count, len(label_names)),
+            dtype="int8",
+            chunks=(records[0], max(1, len(label_names))),
+            fill_value=0,
+            dimension_names=dimension_names(LABELS),
+            attributes={"names": list(label_names), "codes": meaning},
+        )
+        if len(label_names):
+            group[LABELS][:] = codes
     if qc:
         create_qc_arrays(group, count, records=records[0], rows=histograms[0])
-    for name, values in (columns or {}).items():
+    for name, values in columns.items():
+        if name in ("patient_id", "follow_up"):  # a dataset's own ids: written above
+            continue
         if values.dtype == object:
             create_text_array(group, f"index/{name}", values=values, count=count, chunk=records[0])
             continue
@@ -366,5 +413,7 @@ def _build_store(
         for name, values in (("index/error", errors), ("index/status", status)):
             array = group[name]
             array[:] = stored_values(array, values)  # may widen index/error first
-    group["index/follow_up"][:] = np.array([n[1] for n in names], dtype=np.int16)
+    if follow_ups is None:
+        follow_ups = [n[1] for n in names]
+    group["index/follow_up"][:] = np.asarray(follow_ups, dtype=np.int16)
     group.attrs[STATE_KEY] = STATE_COMPLETE

@@ -20,7 +20,7 @@ import zarr
 from ..errors import StoreError
 from .access import open_store
 from .encoding import encode_text, read_index, text_rows
-from .layout import STAT_FIELDS
+from .layout import LABELS, STAT_FIELDS
 from .qc import QC_COLUMNS, QC_GROUP, has_qc
 from .query import RowQuery, select_rows
 
@@ -29,6 +29,8 @@ __all__ = ["EXPORT_FORMATS", "export_table", "store_arrow_table", "store_table"]
 EXPORT_FORMATS = (".parquet", ".csv")
 """File suffixes :func:`export_table` writes."""
 _LEADING = ("path", "status", "error", "mode", "bit_depth", "patient_id", "follow_up")
+_LABEL_CODES = LABELS.rpartition("/")[2]
+"""``index/label_codes`` (N, L): exported as one ``label_<name>`` column per label."""
 
 
 def _string_column(rows: np.ndarray):
@@ -111,9 +113,14 @@ def store_arrow_table(store: str | os.PathLike | zarr.Group, *, histogram: bool 
     group = store if isinstance(store, zarr.Group) else open_store(store)
     count = group["index/status"].shape[0]
     columns = {"image": _column(np.arange(count, dtype=np.int64))}
-    others = sorted(set(group["index"].array_keys()) - set(_LEADING))
+    others = sorted(set(group["index"].array_keys()) - set(_LEADING) - {_LABEL_CODES})
     for name in (*_LEADING, *others):
         columns[name] = _index_column(group, name)
+    if _LABEL_CODES in group["index"]:  # a dataset's label codes: one column per label
+        codes = group[f"index/{_LABEL_CODES}"]
+        values = np.asarray(codes[:])
+        for j, label in enumerate(codes.attrs["names"]):
+            columns[f"label_{label}"] = _column(values[:, j])
     for field in STAT_FIELDS:
         columns[field] = _column(group[f"stats/{field}"][:])
     if has_qc(group):  # made before qc/outlier: without it and its features

@@ -19,6 +19,11 @@ Layout (``N`` images of ``H x W``, ``K`` images per batch)::
       index/bit_depth        (N,) uint8 bits per sample in the file (0: unreadable)
       index/checksum         (N,) uint32 CRC-32 of the file's chunk CRCs when processed
                              (0: failed, phantom, or a store older than this array)
+      index/file_height, file_width  (N,) int32 each image's own size before it
+                             was resized, with input.size_policy = "resize" only (0: failed)
+      index/dicom_*          (N, w) text  the DICOM tags (DICOM_COLUMNS), when any input is DICOM
+      index/label_codes      (N, L) int8  a dataset's labels (--manifest with CheXpert's,
+                             MIMIC-CXR-JPG's or PadChest's metadata), names in its attrs
       index/patient_id       (N, w) text  from NNNNNNNN_NNN.png, "" when the name differs
       index/follow_up        (N,) int16 from the name, -1 when the name differs
       qc/*                   per-image QC flags, hashes, groups and outlier scores, when
@@ -72,7 +77,10 @@ __all__ = [
     "FILTER_GROUP",
     "HISTOGRAM_CHUNK",
     "INDEX_STRINGS",
+    "DICOM_COLUMNS",
+    "LABELS",
     "MASK_GROUP",
+    "ORIGINAL_SIZE",
     "QC_FEATURES",
     "QC_FLAGS",
     "QC_RECORD_FIELDS",
@@ -90,6 +98,23 @@ __all__ = [
     "split_map_name",
 ]
 
+ORIGINAL_SIZE = ("index/file_height", "index/file_width")
+"""Each image's own size before it was resized: a run with ``input.size_policy = "resize"``."""
+LABELS = "index/label_codes"
+"""A dataset's labels (``--manifest`` with its metadata): ``(N, L)`` int8 codes, the label
+names in ``attrs["names"]`` and the codes' meaning in ``attrs["codes"]``."""
+DICOM_COLUMNS = {
+    "PatientID": "index/dicom_patient_id",
+    "StudyInstanceUID": "index/dicom_study_uid",
+    "ViewPosition": "index/dicom_view_position",
+    "PatientSex": "index/dicom_patient_sex",
+    "PatientAge": "index/dicom_patient_age",
+    "Manufacturer": "index/dicom_manufacturer",
+    "BitsStored": "index/dicom_bits_stored",
+    "PhotometricInterpretation": "index/dicom_photometric",
+}
+"""The text arrays of the DICOM tags a run with DICOM inputs stores (""
+for an image that is not DICOM or failed), by tag."""
 ATTRS_KEY = "xray_scale"
 """The group attribute holding the run (:class:`xray_scale.store.metadata.RunMetadata`)."""
 STATE_KEY = "xray_scale_state"
@@ -111,6 +136,7 @@ _DIMENSIONS = {
     "previews": (IMAGE_DIM, "map", "preview_y", "preview_x"),
     "stats/histogram": (IMAGE_DIM, "histogram_bin"),
     "qc/signature": (IMAGE_DIM, "signature_value"),
+    LABELS: (IMAGE_DIM, "label"),
 }
 
 

@@ -73,9 +73,17 @@ def compared_configs(stored: dict, spec: BatchSpec) -> tuple[dict, dict]:
 _LATER_QC_KEYS = ("outlier_threshold",)
 """``[qc]`` keys that stores made before them lack (issue 24 added ``outlier_threshold``)."""
 
+_LATER_INPUT_DEFAULTS = {"dicom_voi": "lut"}
+"""``[input]`` keys that stores made before them lack, with their defaults (issue 26)."""
+
 
 def _without_later_defaults(config: dict, spec: BatchSpec) -> dict:
     """``config`` without the :data:`_LATER_QC_KEYS` at their defaults (changed in place)."""
+    inputs = config.get("input")
+    if isinstance(inputs, dict):
+        for key, default in _LATER_INPUT_DEFAULTS.items():
+            if inputs.get(key) == default:
+                del inputs[key]
     qc = config.get("qc")
     if isinstance(qc, dict):
         defaults = dataclasses.asdict(type(spec.config.qc)())

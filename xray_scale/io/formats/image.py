@@ -59,8 +59,9 @@ class ImageHeader:
         return ""
 
 
-SIZE_POLICIES = ("fail", "pad")
-"""What a run does with an image of another size: fail it, or pad a smaller one."""
+SIZE_POLICIES = ("fail", "pad", "resize")
+"""What a run does with an image of another size: fail it, pad a smaller one, or scale it to
+fit and pad (:mod:`xray_scale.io.resize`)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,14 @@ class DecodedImage:
     checksum : int
         CRC-32 of the file's chunk CRCs (it changes whenever the file's content
         does); 0 for a failed image or a generated phantom.
+    original_size : (int, int) or None
+        The image's own (height, width), before any resizing or padding; None
+        when it failed. With ``input.size_policy = "resize"`` an image of another
+        size was scaled (:mod:`xray_scale.io.resize`) and ``padded_from`` is the
+        size it was scaled to.
+    tags : dict or None
+        What the format reads out of the file for the index beside the pixels
+        (a DICOM file's :data:`xray_scale.io.formats.dicom.DICOM_TAGS`), or None.
     """
 
     pixels: np.ndarray | None
@@ -92,6 +101,8 @@ class DecodedImage:
     error: str = ""
     padded_from: tuple[int, int] | None = None
     checksum: int = 0
+    original_size: tuple[int, int] | None = None
+    tags: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,18 +133,18 @@ def check_header(
     """Raise DecodeError, saying why, unless this run decodes an image with this header.
 
     :func:`check_supported`, then the size: the run's, or smaller with
-    ``size_policy = "pad"``.
+    ``size_policy = "pad"``, or any with ``size_policy = "resize"``.
     """
     check_supported(header, max_pixels=max_pixels)
     height, width = shape
     same = (header.height, header.width) == (height, width)
     fits = header.height <= height and header.width <= width
-    if not same and not (size_policy == "pad" and fits):
+    if not same and not (size_policy == "pad" and fits) and size_policy != "resize":
         hint = (
-            "set input.size_policy = 'pad' to pad smaller images"
+            "set input.size_policy = 'pad' to pad smaller images, or 'resize'"
             if fits
-            else "a larger image cannot be padded (if the run's size is wrong, set input.size "
-            f"= [{header.height}, {header.width}] or whatever the run's should be)"
+            else "a larger image cannot be padded: set input.size_policy = 'resize' (or, if "
+            f"the run's size is wrong, input.size = [{header.height}, {header.width}])"
         )
         raise DecodeError(
             f"image is {header.height}x{header.width} (height x width) but the run's size is "

@@ -26,13 +26,15 @@ from typing import Any
 import numpy as np
 
 from ...errors import DecodeError
-from . import png
+from . import dicom, jpeg, png
 from .image import DEFAULT_MAX_PIXELS, Header, ImageHeader
 from .signatures import describe_foreign
 
 __all__ = [
     "BUILTIN",
     "DEFAULT_MAX_PIXELS",
+    "DICOM",
+    "JPEG",
     "PNG",
     "Header",
     "ImageFormat",
@@ -77,11 +79,14 @@ class ImageFormat:
         whenever its content does (``index/checksum``), or raise
         DecodeError. Called before ``decode``.
     decode : callable
-        ``decode(data: bytes, header) -> (mode, pixels)``: the file's mode
-        (Pillow's names: ``"L"``, ``"I;16"``, ``"RGB"``...) and its pixels as
+        ``decode(data: bytes, header, **options) -> (mode, pixels)``: the file's
+        mode (Pillow's names: ``"L"``, ``"I;16"``, ``"RGB"``...) and its pixels as
         one 2-D uint8 or uint16 array by the grayscale rule
         (:mod:`xray_scale.io.decode`), or raise DecodeError; an error with a
-        ``mode`` attribute records that mode for the failed image.
+        ``mode`` attribute records that mode for the failed image. ``options``
+        are the run's for this format (``{"voi": "lut"}`` for DICOM, from
+        ``input.dicom_voi``); a format may return a third item, ``{name: text}``
+        read out of the file for the index (DICOM's tags).
     gpu_decoder : str or None
         The module of the format's GPU batch decoder, imported only when
         asked (:meth:`load_gpu_decoder`; CuPy is optional): it offers
@@ -130,7 +135,30 @@ PNG = ImageFormat(
 )
 """PNG: :mod:`xray_scale.io.formats.png`, on a GPU :mod:`xray_scale.io.formats.png_gpu`."""
 
-BUILTIN: tuple[ImageFormat, ...] = (PNG,)
+JPEG = ImageFormat(
+    name="jpeg",
+    suffixes=jpeg.JPEG_SUFFIXES,
+    magic=jpeg.JPEG_MAGIC,
+    header_size=jpeg.HEADER_SIZE,
+    read_header=jpeg.parse_jpeg_header,
+    checksum=jpeg.checksum,
+    decode=jpeg.decode,
+)
+"""JPEG (CheXpert, MIMIC-CXR-JPG): :mod:`xray_scale.io.formats.jpeg`, libjpeg-turbo to gray."""
+
+DICOM = ImageFormat(
+    name="dicom",
+    suffixes=dicom.DICOM_SUFFIXES,
+    magic=dicom.DICOM_MAGIC,
+    header_size=dicom.HEADER_SIZE,
+    read_header=dicom.read_dicom_header,
+    checksum=dicom.checksum,
+    decode=dicom.decode,
+)
+"""DICOM (RSNA, SIIM-ACR, VinDr-CXR, MIMIC-CXR): :mod:`xray_scale.io.formats.dicom`; pydicom
+is imported when a file is read (the ``dicom`` extra)."""
+
+BUILTIN: tuple[ImageFormat, ...] = (PNG, JPEG, DICOM)
 """The formats the package ships, in the order they are tried."""
 
 _FORMATS: list[ImageFormat] = list(BUILTIN)
