@@ -24,10 +24,10 @@ HEAVY = (
 )
 
 
-def _imported_after(code: str) -> list[str]:
-    """The HEAVY modules a fresh interpreter has imported after running ``code``."""
+def _imported_after(code: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
+    """The ``modules`` a fresh interpreter has imported after running ``code``."""
     probe = (
-        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {modules!r} if m in sys.modules]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
@@ -59,26 +59,12 @@ def test_the_command_line_imports_nothing_heavy(code):
 )
 def test_help_imports_no_numpy_and_no_asyncio(code):
     # The io split once made --help import NumPy through the cluster code: 0.13 -> 0.30 s
-    probe = (
-        f"try:\n    {code}\nexcept SystemExit:\n    pass\n"
-        "import json, sys\nprint(json.dumps([m for m in ('numpy', 'asyncio') if m in sys.modules]))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert _imported_after(code, ("numpy", "asyncio")) == []
 
 
 @pytest.mark.parametrize("module", ["xray_scale.config", "xray_scale.records"])
 def test_the_configuration_and_the_shared_types_import_no_cv2_scipy_or_dask(module):
-    code = (
-        f"import json, sys, {module}\n"
-        "print(json.dumps([m for m in ('cv2', 'scipy', 'dask') if m in sys.modules]))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert _imported_after(f"import {module}", ("cv2", "scipy", "dask")) == []
     assert _imported_after(f"import {module}") == []
 
 
