@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import zarr
-from conftest import make_tar, make_zip, structured_image
+from conftest import assert_stores_equal, make_tar, make_zip, structured_image
 from PIL import Image
 
 import xray_scale
@@ -239,3 +239,22 @@ def test_the_dicom_voi_choice_reaches_the_decoder_through_the_config(tmp_path):
         means[voi] = zarr.open_group(out, mode="r")["stats/mean"][2]
     assert means["none"] == pytest.approx(stored[2].mean(), rel=1e-12)
     assert means["window"] != pytest.approx(means["none"])
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_jpegs_and_dicoms_on_a_dask_cluster_equal_a_threaded_run(dask_cluster, tmp_path):
+    """Workers in their own processes decode JPEG and DICOM (and read the tags) as threads do."""
+    address, _ = dask_cluster
+    films = tmp_path / "films"
+    films.mkdir()
+    for name, data in jpeg_films(3).items():
+        (films / name).write_bytes(data)
+    dicoms, _, _ = dicom_folder(tmp_path, bad=True)
+    for path in dicoms.iterdir():
+        (films / path.name).write_bytes(path.read_bytes())
+    here = xray_scale.run([films], tmp_path / "threads.zarr", workers=1)
+    there = xray_scale.run([films], tmp_path / "cluster.zarr", address=address)
+    assert (here.ok, here.failed) == (there.ok, there.failed) == (7, 4)
+    assert "index/dicom_patient_id" in zarr.open_group(tmp_path / "cluster.zarr", mode="r")
+    assert_stores_equal(tmp_path / "threads.zarr", tmp_path / "cluster.zarr")
