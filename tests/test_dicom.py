@@ -173,3 +173,33 @@ def test_the_window_functions_of_the_standard(function):
     else:  # C.11.2.1.3.1
         expected = top / (1 + np.exp(-4 * (x - 2000) / 1000))
     assert np.array_equal(image.pixels, np.rint(expected).astype(np.uint16))
+
+
+def test_a_preamble_of_any_content_is_still_dicom(tmp_path):
+    """DICOM-TIFF hybrids put a TIFF header in the 128-byte preamble: the registry still
+    recognises the file by its DICM magic, and the run decodes it like the zero-preamble one."""
+    import zarr
+
+    import xray_scale
+    from xray_scale.io.formats.registry import identify
+
+    stored = twelve_bit(3)
+    plain = dicom_bytes(stored, syntax="explicit", bits_stored=12)
+    hybrid = b"II*\x00" + bytes(range(124)) + plain[128:]
+    assert plain[:128] == bytes(128) and hybrid[:128] != plain[:128]
+    assert identify(hybrid[:256]).name == identify(plain[:256]).name == "dicom"
+    for name, data in (("plain", plain), ("hybrid", hybrid)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "film.dcm").write_bytes(data)
+        summary = xray_scale.run([tmp_path / name], tmp_path / f"{name}.zarr", workers=1)
+        assert summary.ok == 1, name
+    one, two = (zarr.open_group(tmp_path / f"{n}.zarr", mode="r") for n in ("plain", "hybrid"))
+    assert np.array_equal(one["stats/histogram"][:], two["stats/histogram"][:])
+    assert np.array_equal(one["filters/sobel"][:], two["filters/sobel"][:])
+
+
+def test_a_short_file_of_zeros_is_not_taken_for_a_truncated_dicom():
+    from xray_scale.io.formats.registry import identify
+
+    with pytest.raises(DecodeError, match="not a PNG or JPEG or DICOM"):
+        identify(bytes(100))

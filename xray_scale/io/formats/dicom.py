@@ -65,6 +65,7 @@ from ...errors import DecodeError
 
 __all__ = [
     "DICOM_MAGIC",
+    "DICOM_MAGIC_OFFSET",
     "DICOM_SUFFIXES",
     "HEADER_SIZE",
     "DICOM_TAGS",
@@ -98,13 +99,13 @@ study UID are the datasets' own pseudonymous ids (they are de-identified at rele
 VOI_CHOICES = ("lut", "window", "none")
 """``input.dicom_voi``: prefer the file's VOI LUT, prefer its window, or apply neither."""
 
-_MAGIC_OFFSET = 128
+DICOM_MAGIC_OFFSET = 128
+"""A DICOM Part 10 file's preamble: 128 bytes of any content (zeros when unused, a TIFF
+header in DICOM-TIFF hybrids), before its magic."""
 
-DICOM_MAGIC = bytes(_MAGIC_OFFSET) + b"DICM"
-"""How the registry recognises a DICOM Part 10 file: a preamble of zeros (what the standard
-asks for when the preamble is unused, and what every dataset here writes) and ``DICM``. A
-file whose preamble holds something else (a TIFF header, in DICOM-TIFF hybrids) is not
-recognised as DICOM."""
+DICOM_MAGIC = b"DICM"
+"""How the registry recognises a DICOM Part 10 file: ``DICM`` after the preamble, whatever
+the preamble holds."""
 
 HEADER_SIZE = 65_536
 """Leading bytes from which the header (every element before the pixel data) is read."""
@@ -118,7 +119,7 @@ def is_dicom(start: bytes) -> bool:
     >>> is_dicom(bytes(128) + b"DICM"), is_dicom(b"\\x89PNG\\r\\n\\x1a\\n")
     (True, False)
     """
-    return bytes(start[_MAGIC_OFFSET : _MAGIC_OFFSET + 4]) == b"DICM"
+    return bytes(start[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4]) == DICOM_MAGIC
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ class ImageFormat:
         File name endings, lower case with the dot (``(".png",)``); a name
         ending in one of them, in any case, is an input of this format.
     magic : bytes
-        The bytes every file of the format starts with.
+        The bytes every file of the format holds at ``magic_offset``.
     header_size : int
         Leading bytes ``read_header`` needs.
     read_header : callable
@@ -93,6 +93,9 @@ class ImageFormat:
         ``check_usable()`` and ``decode_batch_gpu(paths, *, shape, dtype,
         max_pixels, size_policy, contents=None, stream=None)``. None: the
         format is always decoded on the CPU.
+    magic_offset : int
+        Where ``magic`` sits: 0 (at the start, as PNG's and JPEG's), or after a
+        preamble of any content (DICOM's 128 bytes).
     """
 
     name: str
@@ -103,6 +106,7 @@ class ImageFormat:
     checksum: Callable[[bytes], int]
     decode: Callable[[bytes, Any], tuple[str, np.ndarray]]
     gpu_decoder: str | None = None
+    magic_offset: int = 0
 
     def __post_init__(self):
         if not self.name or self.name != self.name.lower():
@@ -112,6 +116,19 @@ class ImageFormat:
         for suffix in self.suffixes:
             if not suffix.startswith(".") or suffix != suffix.lower():
                 raise ValueError(f"format {self.name!r}: suffix {suffix!r} is not like '.png'")
+
+    def recognises(self, start: bytes, *, truncated: bool = False) -> bool:
+        """Whether a file's leading bytes hold this format's magic bytes at their offset.
+
+        With ``truncated``, a file that ends inside the magic bytes but agrees with
+        them so far counts too (only where the magic is at the start: any short
+        file could be a preamble).
+        """
+        found = bytes(start[self.magic_offset : self.magic_offset + len(self.magic)])
+        if found == self.magic:
+            return True
+        short = len(start) < self.magic_offset + len(self.magic)
+        return truncated and short and self.magic_offset == 0 and self.magic.startswith(found)
 
     @property
     def label(self) -> str:
@@ -150,6 +167,7 @@ DICOM = ImageFormat(
     name="dicom",
     suffixes=dicom.DICOM_SUFFIXES,
     magic=dicom.DICOM_MAGIC,
+    magic_offset=dicom.DICOM_MAGIC_OFFSET,
     header_size=dicom.HEADER_SIZE,
     read_header=dicom.read_dicom_header,
     checksum=dicom.checksum,
@@ -181,8 +199,11 @@ def register(image_format: ImageFormat) -> None:
         clash = (
             known.name == image_format.name
             or set(known.suffixes) & set(image_format.suffixes)
-            or known.magic.startswith(image_format.magic)
-            or image_format.magic.startswith(known.magic)
+            or known.magic_offset == image_format.magic_offset
+            and (
+                known.magic.startswith(image_format.magic)
+                or image_format.magic.startswith(known.magic)
+            )
         )
         if clash:
             raise ValueError(
@@ -246,7 +267,7 @@ def header_size() -> int:
 
 def format_of(start: bytes) -> ImageFormat | None:
     """The format whose magic bytes ``start`` begins with, or None (also for a bare prefix)."""
-    return next((f for f in _FORMATS if start.startswith(f.magic)), None)
+    return next((f for f in _FORMATS if f.recognises(start)), None)
 
 
 def identify(start: bytes) -> ImageFormat:
@@ -264,7 +285,7 @@ def identify(start: bytes) -> ImageFormat:
     if not start:
         raise DecodeError("empty file (0 bytes)")
     for image_format in _FORMATS:
-        if start.startswith(image_format.magic) or image_format.magic.startswith(start):
+        if image_format.recognises(start, truncated=True):
             return image_format
     signature = "the PNG signature" if len(_FORMATS) == 1 else "any of their signatures"
     raise DecodeError(describe_foreign(start, expected=format_names(), signature=signature))
