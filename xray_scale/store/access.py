@@ -223,6 +223,7 @@ class RecordWriter:
         self._arrays: dict[str, zarr.Array] = {}  # numeric arrays, opened once (~0.3 ms each)
         self._chunks: dict[str, tuple[int, np.ndarray]] = {}  # each one's last chunk written
         self._qc_names: list[str] | None = None  # the QC arrays this store has
+        self._has: dict[str, bool] = {}  # whether the store has each optional array
 
     def add(self, record: BatchRecord) -> None:
         """Buffer one batch's records; flush if the interval has passed."""
@@ -234,6 +235,12 @@ class RecordWriter:
         if name not in self._arrays:  # text arrays may be widened, so only these are kept
             self._arrays[name] = self._group[name]
         self._write_into(self._arrays[name], values_of, keep=name)
+
+    def _stored(self, name: str) -> bool:
+        """Whether the store has the optional array ``name``, looked up once per writer."""
+        if name not in self._has:
+            self._has[name] = name in self._group
+        return self._has[name]
 
     def _stored_qc(self) -> list[str]:
         """The ``qc/*`` record arrays of the store: none without QC, fewer in older stores."""
@@ -288,12 +295,12 @@ class RecordWriter:
             self._write_text("index/error", lambda r: r.error)
             self._write_text("index/mode", lambda r: r.mode)
             self._write("index/bit_depth", lambda r: np.array(r.bit_depth, dtype=np.uint8))
-            if "index/checksum" in self._group:  # stores made before it existed have none
+            if self._stored("index/checksum"):  # stores made before it existed have none
                 self._write("index/checksum", lambda r: np.array(r.checksum, dtype=np.uint32))
-            if DICOM_COLUMNS["PatientID"] in self._group:  # only runs with DICOM inputs
+            if self._stored(DICOM_COLUMNS["PatientID"]):  # only runs with DICOM inputs
                 for tag, name in DICOM_COLUMNS.items():
                     self._write_text(name, lambda r, t=tag: [(s or {}).get(t, "") for s in r.tags])
-            if ORIGINAL_SIZE[0] in self._group:  # only runs with input.size_policy = "resize"
+            if self._stored(ORIGINAL_SIZE[0]):  # only runs with input.size_policy = "resize"
                 for axis, name in enumerate(ORIGINAL_SIZE):
                     self._write(
                         name,
