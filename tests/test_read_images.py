@@ -67,7 +67,7 @@ def test_mistakes_say_what_the_store_has(labelled_store, tmp_path):
         ImageDataset(labelled_store, arrays="previews/blur")
     with pytest.raises(StoreError, match=r"unknown array 'filters/blur'; .*filters/sobel"):
         ImageDataset(labelled_store, arrays=["filters/blur"])
-    with pytest.raises(SelectionError, match="unknown finding label 'Masss'; .*Mass, No Finding"):
+    with pytest.raises(SelectionError, match="unknown label 'Masss'; .*Mass, No Finding"):
         ImageDataset(labelled_store, labels=["Masss"])
     with pytest.raises(SelectionError, match="unknown column 'mena'"):
         ImageDataset(labelled_store, where="mena < 3")
@@ -76,7 +76,7 @@ def test_mistakes_say_what_the_store_has(labelled_store, tmp_path):
     xray_scale.run(["synth:3x32"], tmp_path / "plain.zarr", workers=1)
     with pytest.raises(StoreError, match=r"no previews.*preview_size > 0.*filters/sobel"):
         ImageDataset(tmp_path / "plain.zarr")
-    with pytest.raises(SelectionError, match="no finding labels .* --manifest"):
+    with pytest.raises(SelectionError, match="no labels .* --manifest"):
         ImageDataset(tmp_path / "plain.zarr", arrays="filters/sobel", labels=["Mass"])
     plain = ImageDataset(tmp_path / "plain.zarr", arrays="filters/sobel")
     assert len(plain) == 3 and plain.label_names == () and plain[0][1].shape == (0,)
@@ -153,3 +153,70 @@ def test_a_torch_dataloader_with_two_workers(labelled_store, tmp_path, method):
             seen[digest(image)] = label.tolist()
     expected = {digest(ds[i][0]): ds[i][1].tolist() for i in range(len(ds))}
     assert seen == expected
+
+
+CHEXPERT_ROWS = {  # a film's path from patientNNNNN/, and its labels' cells in CheXpert's CSV
+    "patient00001/study1/view1_frontal.jpg": {"Edema": "1.0", "Cardiomegaly": "-1.0"},
+    "patient00002/study1/view1_frontal.jpg": {"Edema": "0.0", "Lung Opacity": "1.0"},
+}
+
+
+@pytest.fixture(scope="module")
+def chexpert_store(tmp_path_factory):
+    """A run of three JPEG films with CheXpert's train.csv, which lists two of them."""
+    from conftest import structured_image
+    from PIL import Image
+
+    from xray_scale.io.sources.datasets import CHEXPERT_LABELS
+
+    root = tmp_path_factory.mktemp("chexpert")
+    films = root / "CheXpert-v1.0-small" / "train"
+    rows = ["Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS)]
+    for k, path in enumerate([*CHEXPERT_ROWS, "patient00003/study1/view1_frontal.jpg"]):
+        (films / path).parent.mkdir(parents=True)
+        Image.fromarray(structured_image(k, (32, 32))).save(films / path, "JPEG", quality=90)
+        if path in CHEXPERT_ROWS:
+            cells = [CHEXPERT_ROWS[path].get(name, "") for name in CHEXPERT_LABELS]
+            rows.append(f"CheXpert-v1.0-small/train/{path},Male,60,Frontal,PA," + ",".join(cells))
+    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    store = root / "chexpert.zarr"
+    xray_scale.run([films], store, manifest=[root / "train.csv"], workers=1)
+    return store
+
+
+def test_a_chexpert_store_serves_its_label_codes_as_the_values_asked_for(chexpert_store):
+    from xray_scale.io.sources.datasets import CHEXPERT_LABELS
+
+    names = ["Edema", "Cardiomegaly", "Lung Opacity"]
+    u_zeros = ImageDataset(chexpert_store, arrays="filters/sobel", labels=names)
+    assert u_zeros.label_names == tuple(names) and len(u_zeros) == 3
+    assert u_zeros.label_values == {"positive": 1, "negative": 0, "uncertain": 0, "blank": 0}
+    assert [u_zeros[k][1].tolist() for k in range(3)] == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
+    masked = ImageDataset(
+        chexpert_store,
+        arrays="filters/sobel",
+        labels=names,
+        label_values={"positive": 1, "negative": 0, "uncertain": 1, "blank": float("nan")},
+    )
+    labels = masked[1][1]
+    assert labels.dtype == np.float32 and labels[0] == 0 and labels[2] == 1
+    assert np.isnan(labels[1])  # Cardiomegaly not mentioned for patient00002
+    # patient00001: Edema positive, Cardiomegaly uncertain (1: U-Ones), Lung Opacity blank
+    np.testing.assert_array_equal(masked[0][1], [1, 1, np.nan])
+    every = ImageDataset(chexpert_store, arrays="filters/sobel")
+    assert every.label_names == CHEXPERT_LABELS and every[0][1].shape == (len(CHEXPERT_LABELS),)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(masked))[0][1], [1, 1, np.nan])
+
+
+def test_label_values_must_give_each_code_a_value_and_only_to_codes(chexpert_store, labelled_store):
+    with pytest.raises(SelectionError, match=r"uncertain \(-1\).*missing: blank, uncertain$"):
+        ImageDataset(
+            chexpert_store, arrays="filters/sobel", label_values={"positive": 1, "negative": 0}
+        )
+    with pytest.raises(SelectionError, match="unknown: certain"):
+        values = {"positive": 1, "negative": 0, "uncertain": 1, "blank": 0, "certain": 1}
+        ImageDataset(chexpert_store, arrays="filters/sobel", label_values=values)
+    with pytest.raises(SelectionError, match="unknown label 'Edemaa'; .*Edema"):
+        ImageDataset(chexpert_store, arrays="filters/sobel", labels=["Edemaa"])
+    with pytest.raises(SelectionError, match="this store has none .*leave label_values out"):
+        ImageDataset(labelled_store, label_values={"positive": 1, "negative": 0})

@@ -8,7 +8,7 @@ Workers. A loader's workers are processes, forked or spawned. The dataset
 holds no open store: each process opens it on its first item (keyed by its
 process id, so a forked child never uses its parent's handles), and pickling
 it (as spawn does, once per worker) carries only the store's location, the
-selected images' indices and their labels, packed. zarr-python (3.0.3 and
+selected images' indices and their label codes (a byte per label). zarr-python (3.0.3 and
 later) restarts its event loop thread in a forked child, so a parent that
 read the store before forking is safe too (a loop thread forked mid-run was
 the hang of zarrs-python issue 171 and iohub issue 416).
@@ -25,7 +25,7 @@ any order, is a copy of its bytes. A full-resolution map is one chunk per image.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ import zarr
 from ..errors import SelectionError, StoreError
 from ..store.access import open_store
 from ..store.encoding import read_index
-from ..store.layout import FILTER_GROUP, MASK_GROUP, STATUS_OK
+from ..store.layout import FILTER_GROUP, LABELS, MASK_GROUP, STATUS_OK
 from ..store.location import StoreLocation, store_location
 from ..store.metadata import RunMetadata
 from .cache import cache_path, cached_images
@@ -60,10 +60,22 @@ class ImageDataset:
         full-resolution map). One name gives one array per item; a sequence
         gives a tuple of arrays, in its order.
     labels : sequence of str, optional
-        The finding labels of the label vector, in order (NIH's ``Finding
-        Labels``, stored by a run with ``--manifest``). None: every label the
-        store's images have except ``"No Finding"`` (the absence of the
-        others), sorted; an empty vector for a store made without a manifest.
+        The labels of the label vector, in order. A store made with NIH's
+        ``Data_Entry_2017.csv`` as ``--manifest`` has its ``Finding Labels``:
+        None is every label its images have except ``"No Finding"`` (the
+        absence of the others), sorted. A store made with CheXpert's,
+        MIMIC-CXR's or PadChest's metadata has label codes
+        (``index/label_codes``): None is every label it has, in its order.
+        A store made without a manifest has none: an empty vector.
+    label_values : mapping of str to float, optional
+        For a store with label codes, the value each code takes in the label
+        vector, by the code's name: ``"positive"``, ``"negative"``,
+        ``"uncertain"`` (CheXpert's and MIMIC's -1) and ``"blank"`` (not
+        mentioned), every one of them. None: 1.0 for positive and 0.0 for the
+        others (CheXpert's "U-Zeros"). ``{"positive": 1, "negative": 0,
+        "uncertain": 1, "blank": 0}`` is "U-Ones"; ``float("nan")`` marks a
+        label for a masked loss to leave out. NIH's findings are 1.0 or 0.0
+        and take no values.
     where : str, optional
         Keep only the images for which this condition over the store's table
         is true, as ``--where`` takes it (``"view_position == 'PA'"``,
@@ -90,13 +102,18 @@ class ImageDataset:
         The store index of each item: item ``i`` is image ``indices[i]``.
     label_names : tuple of str
         What each entry of the label vector says.
+    label_values : dict of str to float
+        The value of each code in the label vector (``{"positive": 1.0,
+        "negative": 0.0}`` for NIH's findings).
 
     Raises
     ------
     StoreError
         If ``store`` is not a store, or lacks an array of ``arrays``.
     SelectionError
-        For an unknown label, or a ``where`` condition that cannot be evaluated.
+        For an unknown label, ``label_values`` that do not give every code of
+        the store a value (or a store without codes), or a ``where``
+        condition that cannot be evaluated.
 
     Examples
     --------
@@ -115,6 +132,7 @@ class ImageDataset:
         *,
         arrays: str | Sequence[str] = "previews/original",
         labels: Sequence[str] | None = None,
+        label_values: Mapping[str, float] | None = None,
         where: str | None = None,
         transform: Callable | None = None,
         cache: str | os.PathLike | None = None,
@@ -135,8 +153,9 @@ class ImageDataset:
         self.transform = transform
         indices = _selected(group, where)
         self.indices = indices.astype(np.int32 if len(indices) < 2**31 else np.int64)
-        self.label_names, hot = _labels(group, labels, indices)
-        self._labels = np.packbits(hot, axis=1)  # 1 bit per label: pickles small
+        self.label_names, self._labels, self.label_values, self._value_of = _labels(
+            group, labels, label_values, indices
+        )
         self._files = None if cache is None else self._cache_files(group, Path(cache), indices)
         self._opened: tuple[int, tuple] | None = None
         self._chunks: dict[int, tuple[int, np.ndarray]] = {}
@@ -145,7 +164,7 @@ class ImageDataset:
         return len(self.indices)
 
     def __getitem__(self, item):
-        """``(image, labels)`` of item ``item``: arrays as stored, labels as float32 0/1."""
+        """``(image, labels)`` of item ``item``: arrays as stored, labels as float32 values."""
         if isinstance(item, bool) or not isinstance(item, int | np.integer):
             raise TypeError(f"an ImageDataset is indexed by an int, not {type(item).__name__}")
         if not -len(self) <= item < len(self):
@@ -163,8 +182,8 @@ class ImageDataset:
         image = images[0] if self._single else images
         if self.transform is not None:
             image = self.transform(image)
-        bits = np.unpackbits(self._labels[item], count=len(self.label_names))
-        return image, bits.astype(np.float32)
+        codes, values = self._value_of
+        return image, values[np.searchsorted(codes, self._labels[item])]
 
     def __getstate__(self) -> dict:
         """What pickling carries: no open store, no cached chunk (each process opens its own)."""
@@ -266,28 +285,78 @@ def _selected(group: zarr.Group, where: str | None) -> np.ndarray:
 
 
 def _labels(
-    group: zarr.Group, labels: Sequence[str] | None, indices: np.ndarray
-) -> tuple[tuple[str, ...], np.ndarray]:
-    """The label names and the ``(len(indices), len(names))`` multi-hot matrix."""
+    group: zarr.Group,
+    labels: Sequence[str] | None,
+    label_values: Mapping[str, float] | None,
+    indices: np.ndarray,
+) -> tuple[tuple[str, ...], np.ndarray, dict[str, float], tuple[np.ndarray, np.ndarray]]:
+    """The label names, their ``(len(indices), L)`` int8 codes, each code's value by name,
+    and the lookup from code to value: ``(sorted codes, float32 values)``."""
     if isinstance(labels, str):
         raise TypeError(f"labels must be a sequence of label names, not one string ({labels!r})")
+    if LABELS in group:
+        array = group[LABELS]
+        known = tuple(array.attrs["names"])
+        names = known if labels is None else _chosen(labels, known)
+        columns = [known.index(name) for name in names]
+        codes = np.asarray(array[:])[np.ix_(indices, columns)].astype(np.int8)
+        meaning = {name: int(code) for name, code in array.attrs["codes"].items()}
+        values = _code_values(label_values, meaning)
+        return names, codes, values, _lookup({meaning[name]: v for name, v in values.items()})
+    if label_values is not None:
+        raise SelectionError(
+            "label_values gives the codes of CheXpert's, MIMIC-CXR's or PadChest's labels a "
+            "value; this store has none (NIH's findings are 1 or 0): leave label_values out"
+        )
+    values = {"positive": 1.0, "negative": 0.0}
+    lookup = _lookup({1: 1.0, 0: 0.0})
     if FINDINGS_COLUMN not in group["index"]:
         if labels:
             raise SelectionError(
-                "this store has no finding labels (it was made without --manifest): "
-                "run it with --manifest Data_Entry_2017.csv, or give labels=None"
+                "this store has no labels (it was made without --manifest): run it with "
+                "--manifest and the dataset's metadata (Data_Entry_2017.csv), or give labels=None"
             )
-        return (), np.zeros((len(indices), 0), dtype=bool)
-    values = read_index(group, FINDINGS_COLUMN)
-    known = finding_names(values)
-    if labels is None:
-        names = tuple(name for name in known if name != NO_FINDING)
-    else:
-        names = tuple(labels)
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise SelectionError(
-                f"unknown finding label {unknown[0]!r}; this store's labels are: "
-                f"{', '.join(known) or 'none'}"
-            )
-    return names, multi_hot(values[indices], names)
+        return (), np.zeros((len(indices), 0), dtype=np.int8), values, lookup
+    findings = read_index(group, FINDINGS_COLUMN)
+    known = finding_names(findings)
+    names = tuple(n for n in known if n != NO_FINDING) if labels is None else _chosen(labels, known)
+    return names, multi_hot(findings[indices], names).astype(np.int8), values, lookup
+
+
+def _chosen(labels: Sequence[str], known: tuple[str, ...]) -> tuple[str, ...]:
+    """``labels`` as a tuple, each one checked to be among the store's ``known`` labels."""
+    names = tuple(labels)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SelectionError(
+            f"unknown label {unknown[0]!r}; this store's labels are: {', '.join(known) or 'none'}"
+        )
+    return names
+
+
+def _code_values(
+    label_values: Mapping[str, float] | None, meaning: dict[str, int]
+) -> dict[str, float]:
+    """The value of each code name of the store: ``label_values``, checked, or U-Zeros."""
+    if label_values is None:
+        return {name: float(code == 1) for name, code in meaning.items()}
+    if not isinstance(label_values, Mapping):
+        raise TypeError(
+            f"label_values must be a mapping of code names to values, not {label_values!r}"
+        )
+    given, wanted = set(label_values), set(meaning)
+    if given != wanted:
+        missing, unknown = sorted(wanted - given), sorted(given - wanted)
+        raise SelectionError(
+            "label_values must give a value to each code of this store's labels: "
+            + ", ".join(f"{name} ({meaning[name]})" for name in meaning)
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    return {name: float(label_values[name]) for name in meaning}
+
+
+def _lookup(value_of_code: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted codes, their float32 values)``, for ``np.searchsorted``."""
+    codes = np.array(sorted(value_of_code), dtype=np.int8)
+    return codes, np.array([value_of_code[c] for c in codes.tolist()], dtype=np.float32)
