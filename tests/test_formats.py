@@ -255,3 +255,12 @@ def test_a_format_entry_is_checked_and_png_names_its_gpu_decoder():
     decoder = PNG.load_gpu_decoder()  # imports no CuPy until a batch is decoded
     assert decoder.__name__ == "xray_scale.io.formats.png_gpu"
     assert callable(decoder.decode_batch_gpu) and callable(decoder.check_usable)
+
+
+def test_a_format_registered_in_this_process_is_known_to_worker_processes(rawg, twins, tmp_path):
+    _, raws = twins
+    assert xray_scale.run([raws], tmp_path / "threads.zarr", **OPTIONS).ok == 12
+    options = {**OPTIONS, "scheduler": "processes"}
+    summary = xray_scale.run([raws], tmp_path / "processes.zarr", **options)
+    assert (summary.ok, summary.failed) == (12, 0)
+    assert_stores_equal(tmp_path / "threads.zarr", tmp_path / "processes.zarr")

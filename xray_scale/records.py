@@ -22,6 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .config import Config, QCConfig
     from .io.decode import DecodedImage
+    from .io.formats.registry import ImageFormat
 
 __all__ = [
     "FILTER_GROUP",
@@ -134,6 +135,11 @@ class BatchSpec:
         What ``qc/pixel_hash`` digests (:func:`xray_scale.analysis.qc.pixel_hash`):
         ``"sha1"`` when resuming a store made before ``qc/outlier`` existed
         (:func:`xray_scale.store.qc.stored_qc`), so its duplicates still group.
+    formats : tuple of ImageFormat
+        The input formats registered in the run's own process besides the
+        built-in ones (:func:`xray_scale.io.formats.registry.added_formats`):
+        each task registers them where they are missing, so that worker
+        processes and cluster workers decode them too.
     """
 
     shape: tuple[int, int]
@@ -147,6 +153,7 @@ class BatchSpec:
     qc: QCConfig | None = None
     decoder: str = "cpu"
     pixel_hash: str = "crc32c"
+    formats: tuple[ImageFormat, ...] = ()
 
     @property
     def preview_maps(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import numpy as np
 from ..config import Config
 from ..filters.compat import TUTORIAL_FILTERS, TUTORIAL_MASKS
 from ..filters.registry import FILTERS, MASKS
+from ..io.formats.registry import added_formats
 from ..records import FILTER_GROUP, MASK_GROUP, BatchSpec, map_name, split_map_name
 from .previews import preview_shape
 
@@ -203,4 +204,5 @@ def batch_spec(
         engine=engine,
         qc=config.qc if config.qc.enabled else None,
         decoder=decoder,
+        formats=added_formats(),
     )

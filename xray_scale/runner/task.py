@@ -15,6 +15,7 @@ import numpy as np
 from ..analysis.batch import analyse_block
 from ..analysis.qc import batch_qc
 from ..engines.registry import get_engine
+from ..io.formats.registry import ensure_registered
 from ..records import STAT_FIELDS, BatchRecord, BatchSpec, BatchWriter, batch_record
 
 __all__ = ["process_batch"]
@@ -36,6 +37,7 @@ def process_batch(
         The batch's per-image records, for the pipeline to store once this
         task has returned (its arrays are written by then).
     """
+    ensure_registered(spec.formats)  # a worker process knows only the built-in formats
     if spec.decoder == "gpu":  # decoded onto the engine's GPU, where the batch is analysed
         block, decoded = get_engine(spec.engine).decode_batch(paths, spec)
     else:

@@ -39,6 +39,8 @@ __all__ = [
     "Header",
     "ImageFormat",
     "ImageHeader",
+    "added_formats",
+    "ensure_registered",
     "format_for_name",
     "format_names",
     "format_of",
@@ -211,6 +213,26 @@ def register(image_format: ImageFormat) -> None:
                 "(same name, a shared suffix, or magic bytes one starts the other with)"
             )
     _FORMATS.append(image_format)
+
+
+def added_formats() -> tuple[ImageFormat, ...]:
+    """The formats :func:`register` added in this process, which are not built in.
+
+    A run hands them to its tasks (``BatchSpec.formats``), so that worker
+    processes, which import only the built-in ones, decode them too.
+    """
+    return tuple(image_format for image_format in _FORMATS if image_format not in BUILTIN)
+
+
+def ensure_registered(image_formats: tuple[ImageFormat, ...]) -> None:
+    """Register each of ``image_formats`` that this process lacks (by name).
+
+    A task's first step in a worker process: its run's :func:`added_formats`.
+    """
+    known = {image_format.name for image_format in _FORMATS}
+    for image_format in image_formats:
+        if image_format.name not in known:
+            register(image_format)
 
 
 def unregister(name: str) -> None:
