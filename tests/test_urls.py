@@ -16,6 +16,7 @@ import xray_scale
 from xray_scale.cli import main
 from xray_scale.errors import InputError, UnreachableError, UrlError
 from xray_scale.io.phantoms import write_phantoms
+from xray_scale.io.sources.datasets import CHEXPERT_LABELS, read_dataset_metadata
 from xray_scale.io.sources.urls import is_url, list_url_inputs, read_url, redact
 from xray_scale.runner.plan import plan_run
 from xray_scale.store.encoding import read_index
@@ -240,3 +241,41 @@ def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3_fs, tmp_
     printed = capsys.readouterr()
     assert "cannot read list s3://dump/none.txt: not found" in printed.err
     assert SECRET not in printed.err + printed.out
+
+
+@pytest.mark.s3
+def test_a_manifest_inside_a_zip_in_a_bucket(s3_fs, phantoms, tmp_path):
+    names = sorted(phantoms)
+    manifest = (
+        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+        "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
+        f"{names[1]},Mass,1,21,58,M,PA,64,64,0.1,0.1\n"
+    )
+    local = tmp_path / "k.zip"
+    with zipfile.ZipFile(local, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in phantoms.items():
+            archive.writestr(f"images_001/images/{name}", data)
+        archive.writestr("Data_Entry_2017.csv", manifest)
+    s3_fs.mkdir("kaggle-meta")
+    s3_fs.put(str(local), "kaggle-meta/k.zip")
+    summary = xray_scale.run(
+        ["s3://kaggle-meta/k.zip"],
+        tmp_path / "m.zarr",
+        manifest="s3://kaggle-meta/k.zip::Data_Entry_2017.csv",
+        workers=1,
+    )
+    assert (summary.total, summary.ok) == (1, 1)
+    group = zarr.open_group(tmp_path / "m.zarr", mode="r")
+    assert list(read_index(group, "finding_labels")) == ["Mass"]
+    chexpert = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS) + "\n"
+    chexpert += "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Male,60,Frontal,PA"
+    s3_fs.pipe("kaggle-meta/train.csv", (chexpert + ",1.0" * len(CHEXPERT_LABELS) + "\n").encode())
+    metadata = read_dataset_metadata(["s3://kaggle-meta/train.csv"])  # another dataset's, too
+    assert metadata.dataset == "chexpert" and len(metadata.rows) == 1
+    with pytest.raises(InputError, match=r"cannot read manifest .*k.zip.*: not found"):
+        xray_scale.run(
+            ["s3://kaggle-meta/k.zip"],
+            tmp_path / "none.zarr",
+            manifest="s3://kaggle-meta/k.zip::nope.csv",
+            workers=1,
+        )

@@ -52,12 +52,13 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ...errors import InputError
 from .manifest import Manifest, manifest_columns, read_manifest
+from .text_files import read_text_file
+from .urls import redact
 
 __all__ = [
     "BLANK",
@@ -195,15 +196,13 @@ def dataset_key(dataset: str, path: str) -> str:
 
 
 def _read_csv(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]], bytes]:
-    shown = os.fspath(path)
-    try:
-        data = Path(path).read_bytes()
-        if shown.lower().endswith(".gz"):  # MIMIC's and PadChest's CSVs are published gzipped
+    shown = redact(os.fspath(path))
+    data = read_text_file(path, "metadata")
+    if shown.lower().endswith(".gz"):  # MIMIC's and PadChest's CSVs are published gzipped
+        try:
             data = gzip.decompress(data)
-    except (OSError, EOFError) as error:
-        raise InputError(
-            f"cannot read metadata {shown!r}: {getattr(error, 'strerror', None) or error}"
-        ) from None
+        except (OSError, EOFError) as error:
+            raise InputError(f"cannot read metadata {shown!r}: {error}") from None
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:

@@ -22,13 +22,13 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ...errors import InputError
 from .archives import file_name
-from .urls import is_url, read_url_input, redact
+from .text_files import read_text_file
+from .urls import redact
 
 __all__ = [
     "MANIFEST_FIELDS",
@@ -179,7 +179,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     the first one's line.
 
     The file may be at a URL (``s3://bucket/Data_Entry_2017.csv``), read
-    with the client's own credentials.
+    with the client's own credentials, or in an archive
+    (``archive.zip::Data_Entry_2017.csv``, :mod:`.text_files`).
 
     Raises
     ------
@@ -188,15 +189,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         or a row has the wrong number of values, no image name or repeats an
         image.
     """
-    shown = os.fspath(path)
-    if is_url(shown):
-        shown = redact(shown)
-        data = read_url_input(os.fspath(path), "manifest")
-    else:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            raise InputError(f"cannot read manifest {shown!r}: {error.strerror or error}") from None
+    shown = redact(os.fspath(path))
+    data = read_text_file(path, "manifest")
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
