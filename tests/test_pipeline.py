@@ -147,6 +147,26 @@ def test_sixteen_bit_runs_keep_values(tmp_path):
         assert group["stats/max"][k] == image.max() and group["stats/median"][k] == np.median(image)
 
 
+def test_a_sixteen_bit_run_with_a_threshold_of_the_8_bit_scale_is_warned(tmp_path, caplog):
+    folder = tmp_path / "wide"
+    for k in range(2):
+        write_png(folder / f"{k}.png", structured_image(k, dtype=np.uint16))
+    write_png(tmp_path / "narrow" / "0.png", structured_image(0))
+    runs = {  # images, config, the warnings the run gives
+        "default": (folder, {}, 1),
+        "16-bit threshold": (folder, {"masks": {"threshold": 38550}}, 0),
+        "no masks": (folder, {"masks": {"enabled": []}}, 0),
+        "8-bit images": (tmp_path / "narrow", {}, 0),
+    }
+    for name, (images, config, count) in runs.items():
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="xray_scale.runner.prepare"):
+            xray_scale.run([images], tmp_path / f"{name}.zarr", workers=1, config=config)
+        warnings = [r.getMessage() for r in caplog.records if "masks.threshold" in r.getMessage()]
+        assert len(warnings) == count, name
+        assert all("16-bit" in w and "150 x 257 = 38550" in w for w in warnings)
+
+
 @pytest.mark.parametrize("compat", [None, "tutorial"])
 def test_a_padded_image_has_the_statistics_of_the_image_itself(tmp_path, compat):
     small = structured_image(2, shape=(40, 48))

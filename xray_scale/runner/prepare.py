@@ -10,6 +10,7 @@ run or creates a new one, every image ``pending``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ __all__ = [
     "prepare_store",
     "select_inputs",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ def prepare_store(
     )
     if existing is not None:  # the QC its store keeps: none, or an older pixel hash
         spec = stored_qc(existing, spec)
+    _warn_of_an_8_bit_threshold(config, bit_depth)
     group = _open_or_create(
         out,
         paths=selected.paths,
@@ -159,6 +163,20 @@ def prepare_store(
         overwrite=overwrite,
     )
     return PreparedStore(group, spec, created=existing is None)
+
+
+def _warn_of_an_8_bit_threshold(config: Config, bit_depth: int) -> None:
+    """Warn when a 16-bit run's masks compare its pixels with a threshold of the 8-bit scale."""
+    if bit_depth == 16 and config.masks and config.threshold < 256:
+        logger.warning(
+            "masks.threshold = %g is on the 8-bit scale (0..255), but this run's images are "
+            "16-bit (0..65535), so its masks keep almost every pixel above black: set "
+            "masks.threshold on their scale (%g x 257 = %g is the same fraction of full scale), "
+            "or masks.enabled = [] for no masks",
+            config.threshold,
+            config.threshold,
+            config.threshold * 257,
+        )
 
 
 PROBED_HEADERS = 64
