@@ -1,4 +1,4 @@
-"""--manifest from inside an archive (io/sources/text_files.py): Kaggle's zip, CheXpert's CSVs."""
+"""Manifests and name lists inside an archive (io/sources/text_files.py), as Kaggle ships them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from conftest import assert_stores_equal, make_tar, make_zip, png_bytes, structu
 from xray_scale.cli import main
 from xray_scale.errors import InputError
 from xray_scale.io.sources.datasets import CHEXPERT_LABELS, read_dataset_metadata
+from xray_scale.io.sources.discover import discover_inputs
 from xray_scale.io.sources.text_files import read_text_file
 from xray_scale.store.encoding import read_index
 
@@ -84,3 +85,29 @@ def test_chexperts_csv_inside_its_archive_gives_the_same_metadata(tmp_path):
     assert inside.rows == beside.rows and inside.label_codes.keys() == beside.label_codes.keys()
     for key, codes in beside.label_codes.items():
         np.testing.assert_array_equal(inside.label_codes[key], codes)
+
+
+def test_a_name_list_inside_the_archive_selects_from_it(tmp_path):
+    images = {
+        f"images_001/images/00000061_{k:03d}.png": png_bytes(structured_image(k)) for k in range(4)
+    }
+    lists = {
+        "test_list.txt": b"00000061_003.png\n00000061_001.png\n00000099_000.png\n",
+        "paths.txt": b"images_001/images/00000061_000.png\n",
+    }
+    kaggle = make_zip(tmp_path / "archive.zip", {**images, **lists})
+    out = tmp_path / "test.zarr"
+    command = ["run", str(kaggle), f"{kaggle}::test_list.txt", "-o", str(out), "--workers", "1"]
+    assert main(command) == 1  # the listed image no input holds failed
+    group = zarr.open_group(out, mode="r")
+    assert list(read_index(group, "path")) == [
+        f"{kaggle}::images_001/images/00000061_001.png",
+        f"{kaggle}::images_001/images/00000061_003.png",
+        f"{kaggle}::test_list.txt::00000099_000.png",  # listed, in no input
+    ]
+    assert list(read_index(group, "status")) == ["ok", "ok", "failed"]
+    assert read_index(group, "error", 2) == "not in the inputs"
+    with pytest.raises(InputError, match="inside an archive, so it must list image names"):
+        discover_inputs([kaggle, f"{kaggle}::paths.txt"])
+    with pytest.raises(InputError, match=r"cannot read list .*::nope.txt'.*no such file"):
+        discover_inputs([kaggle, f"{kaggle}::nope.txt"])

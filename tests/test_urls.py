@@ -256,6 +256,7 @@ def test_a_manifest_inside_a_zip_in_a_bucket(s3_fs, phantoms, tmp_path):
         for name, data in phantoms.items():
             archive.writestr(f"images_001/images/{name}", data)
         archive.writestr("Data_Entry_2017.csv", manifest)
+        archive.writestr("test_list.txt", f"{names[2]}\n00000099_000.png\n")
     s3_fs.mkdir("kaggle-meta")
     s3_fs.put(str(local), "kaggle-meta/k.zip")
     summary = xray_scale.run(
@@ -267,6 +268,17 @@ def test_a_manifest_inside_a_zip_in_a_bucket(s3_fs, phantoms, tmp_path):
     assert (summary.total, summary.ok) == (1, 1)
     group = zarr.open_group(tmp_path / "m.zarr", mode="r")
     assert list(read_index(group, "finding_labels")) == ["Mass"]
+    listed = xray_scale.run(
+        ["s3://kaggle-meta/k.zip", "s3://kaggle-meta/k.zip::test_list.txt"],
+        tmp_path / "listed.zarr",
+        workers=1,
+    )
+    assert (listed.total, listed.ok, listed.failed) == (2, 1, 1)
+    paths = read_index(zarr.open_group(tmp_path / "listed.zarr", mode="r"), "path")
+    assert list(paths) == [  # sorted
+        "s3://kaggle-meta/k.zip::test_list.txt::00000099_000.png",
+        f"zip://images_001/images/{names[2]}::s3://kaggle-meta/k.zip",
+    ]
     chexpert = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS) + "\n"
     chexpert += "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Male,60,Frontal,PA"
     s3_fs.pipe("kaggle-meta/train.csv", (chexpert + ",1.0" * len(CHEXPERT_LABELS) + "\n").encode())

@@ -35,6 +35,7 @@ from .archives import (
     split_member_path,
 )
 from .namelists import absent_path, names_in, read_name_list, select_by_names
+from .text_files import read_text_file
 from .urls import is_url, list_url_inputs, read_url_input, redact
 
 __all__ = [
@@ -278,6 +279,20 @@ def _read_url_list(url: str) -> tuple[list[str] | None, list[str]]:
     return None, paths
 
 
+def _archived_name_list(text: str) -> list[str]:
+    """The names of a name list inside an archive, ``ARCHIVE::LIST.txt`` (local or at a URL)."""
+    try:
+        names = names_in(read_text_file(text, "list").decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"list {redact(text)} is not UTF-8 text; save it as UTF-8") from None
+    if names is None:
+        raise InputError(
+            f"list {redact(text)} is inside an archive, so it must list image names, one a line "
+            "(as NIH's test_list.txt does), not paths; take it out of the archive to list paths"
+        )
+    return names
+
+
 def _select_names(paths: set[str], name_lists: dict[str, list[str]]) -> set[str]:
     """The inputs the name lists name, and ``LIST::NAME`` for each name no input holds."""
     first = next(iter(name_lists))
@@ -387,6 +402,10 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         if text.startswith(SYNTHETIC_PREFIX):
             paths.update(expand_synthetic(text))
             continue
+        if split_member_path(text) is not None and text.lower().endswith(".txt"):
+            if not path.exists():  # a name list inside an archive: Kaggle's zip holds NIH's
+                name_lists[_absolute(text)] = _archived_name_list(text)
+                continue
         if is_url(text) and text.lower().endswith(".txt"):
             names, found = _read_url_list(text)
             if names is not None:

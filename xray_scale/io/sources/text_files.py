@@ -1,9 +1,10 @@
-"""The bytes of a manifest or metadata file: a file, a member of an archive, or a URL.
+"""The bytes of a manifest, metadata file or name list: a file, an archive's member, or a URL.
 
 Datasets ship their metadata where their images are: Kaggle's zip of ChestX-ray8
 holds ``Data_Entry_2017.csv`` beside ``images_001/``, and CheXpert's zip holds
-``train.csv`` and ``valid.csv``. ``--manifest`` takes such a member by the name
-images get, ``ARCHIVE::MEMBER`` (``archive.zip::Data_Entry_2017.csv``), so nothing
+``train.csv`` and ``valid.csv``, and Kaggle's NIH's ``test_list.txt``. ``--manifest``
+and the inputs take such a member by the name images get, ``ARCHIVE::MEMBER``
+(``archive.zip::Data_Entry_2017.csv``, ``archive.zip::test_list.txt``), so nothing
 needs extracting. A local zip's member is read from the zip's directory; a local
 tar's by reading the archive up to it (one pass over a ``.tar.gz``); a zip at a URL
 through fsspec's ``zip://MEMBER::URL``, by range requests. A tar at a URL is not
@@ -28,7 +29,7 @@ __all__ = ["read_text_file"]
 
 
 def read_text_file(path: str | os.PathLike, what: str) -> bytes:
-    """The bytes of a manifest or metadata file, wherever it is.
+    """The bytes of a manifest, metadata file or name list, wherever it is.
 
     Parameters
     ----------
@@ -36,7 +37,7 @@ def read_text_file(path: str | os.PathLike, what: str) -> bytes:
         A file, an ``ARCHIVE::MEMBER`` name (a local ``.zip``, ``.tar``,
         ``.tar.gz``, or a ``.zip`` at a URL), or a URL.
     what : str
-        What the file is, for the message (``"manifest"``, ``"metadata"``).
+        What the file is, for the message (``"manifest"``, ``"metadata"``, ``"list"``).
 
     Raises
     ------
