@@ -49,6 +49,22 @@ def stop_processes(processes: list[tuple[subprocess.Popen, object]]) -> None:
         log.close()
 
 
+def scheduler_address(scheduler_file: Path) -> str:
+    """The address a scheduler writes to its ``--scheduler-file``, once the file is whole.
+
+    The file exists before the scheduler has written it (an empty or half-written file was
+    read once, on a busy machine): polled until it parses and holds an address.
+    """
+
+    def written() -> str | None:
+        try:
+            return json.loads(scheduler_file.read_text()).get("address")
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    return wait_for(written, "the scheduler file's address")
+
+
 @pytest.fixture
 def dask_cluster(tmp_path, gate_folder):
     """A scheduler on a random port and two single-threaded workers, as subprocesses.
@@ -82,8 +98,7 @@ def dask_cluster(tmp_path, gate_folder):
         ],
         "scheduler",
     )
-    wait_for(scheduler_file.exists, "the scheduler file")
-    address = json.loads(scheduler_file.read_text())["address"]
+    address = scheduler_address(scheduler_file)
     workers = [
         start(
             [

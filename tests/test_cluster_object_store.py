@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 
 import pytest
 from conftest import assert_stores_equal, gated_environment, make_tar
-from dask_processes import dask_command, stop_processes, wait_for
+from dask_processes import dask_command, scheduler_address, stop_processes, wait_for
 from s3_servers import flags, keys, url_store
 
 import xray_scale
@@ -53,8 +52,7 @@ def bare_cluster(tmp_path, s3_server, gate_folder):
         "scheduler",
         base,
     )
-    wait_for(scheduler_file.exists, "the scheduler file")
-    address = json.loads(scheduler_file.read_text())["address"]
+    address = scheduler_address(scheduler_file)
     with_s3 = {
         **base,
         "AWS_ENDPOINT_URL": s3_server["endpoint"],
