@@ -39,6 +39,26 @@ def test_cluster_run_equals_a_threaded_run(dask_cluster, cluster_images, tmp_pat
 
 
 @pytest.mark.cluster
+def test_a_client_of_the_callers_runs_the_batches_and_stays_open(
+    dask_cluster, cluster_images, tmp_path
+):
+    from distributed import Client
+
+    address, _ = dask_cluster
+    threaded = xray_scale.run([cluster_images], tmp_path / "threads.zarr", batch_size=3, workers=2)
+    with Client(address, timeout="60s") as client:  # as a Dask Gateway cluster's get_client()
+        summary = xray_scale.run(
+            [cluster_images], tmp_path / "client.zarr", batch_size=3, address=client
+        )
+        assert summary.ok == threaded.ok == 24
+        assert client.status == "running"  # the caller's client: not closed by the run
+        assert client.submit(sum, [1, 2]).result(timeout=60) == 3
+    assert_stores_equal(tmp_path / "client.zarr", tmp_path / "threads.zarr")
+    run_record = zarr.open_group(tmp_path / "client.zarr", mode="r").attrs["xray_scale"]["runs"][-1]
+    assert run_record["scheduler"] == "distributed" and run_record["address"] == address
+
+
+@pytest.mark.cluster
 def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(
     dask_cluster, cluster_images, tmp_path, gate_folder
 ):

@@ -26,6 +26,7 @@ __all__ = [
     "connect",
     "prepare_workers",
     "require_dask_cuda",
+    "scheduler_address",
     "spot_checks",
     "worker_modules",
 ]
@@ -101,7 +102,7 @@ def _preload(modules: tuple[str, ...]) -> None:
 
 @contextmanager
 def connect(
-    address: str | None,
+    address,
     *,
     workers: int | None,
     cuda: bool = False,
@@ -112,9 +113,11 @@ def connect(
 
     Parameters
     ----------
-    address : str or None
-        ``tcp://host:port`` of a running scheduler, or None to start a
-        LocalCluster of ``workers`` single-threaded worker processes.
+    address : str, distributed.Client or None
+        ``tcp://host:port`` of a running scheduler; a client the caller made
+        (a Dask Gateway cluster's ``cluster.get_client()``, with its TLS),
+        used as it is and left open; or None to start a LocalCluster of
+        ``workers`` single-threaded worker processes.
     workers : int or None
         Workers of the local cluster (default: the number of CPUs; with
         ``cuda``, the number of GPUs).
@@ -165,6 +168,9 @@ def connect(
             ):
                 yield client
         return
+    if isinstance(address, Client):  # the caller's: theirs to close
+        yield address
+        return
     try:
         client = Client(address, timeout="10s")
     except OSError as error:
@@ -174,6 +180,13 @@ def connect(
         ) from None
     with client:
         yield client
+
+
+def scheduler_address(address) -> str | None:
+    """The address a run records: ``address`` itself, or the scheduler's of a client."""
+    if address is None or isinstance(address, str):
+        return address
+    return address.scheduler.address
 
 
 def prepare_workers(

@@ -76,7 +76,7 @@ def execute(
     records: RecordWriter,
     *,
     scheduler: str,
-    address: str | None,
+    address,
     workers: int | None,
     engine: str,
     cluster: JobQueue | None = None,
@@ -96,7 +96,7 @@ def execute(
         Flushed once the tasks stop, however they stop, unless the store is unreachable.
     scheduler, address, workers, cluster
         As for :func:`xray_scale.run`: ``"distributed"``, ``"cuda"``, an address
-        or HPC batch jobs (``cluster``) run on a cluster, else on dask's local
+        (or a client), or HPC batch jobs (``cluster``) run on a cluster, else on dask's local
         ``threads`` or ``processes``.
     engine : str
         The concrete engine, which a cluster's workers import before the first task.

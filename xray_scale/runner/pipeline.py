@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import zarr
 
@@ -50,12 +51,15 @@ from ..store.location import StoreLocation, parse_storage_options, reaching, sto
 from ..store.metadata import RunMetadata, utc_now
 from ..store.writer import StoreWriter
 from . import gate
-from .cluster import SCHEDULERS, require_dask_cuda
+from .cluster import SCHEDULERS, require_dask_cuda, scheduler_address
 from .execute import execute
 from .finish import finish_qc
 from .jobqueue import JobQueue, require_job_queue
 from .prepare import SelectedInputs, check_no_input_inside, prepare_store, select_inputs
 from .task import process_batch
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["SCHEDULERS", "RunSummary", "run"]
 
@@ -268,7 +272,7 @@ def run(
     engine: str = "auto",
     decoder: str = "cpu",
     scheduler: str = "threads",
-    address: str | None = None,
+    address: str | Client | None = None,
     cluster: JobQueue | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
@@ -314,10 +318,13 @@ def run(
         dask-cuda's LocalCUDACluster, one worker per GPU (``workers`` of them,
         default every GPU), each with its share of the CPU cores as threads
         (the ``gpu`` extra).
-    address : str, optional
-        ``tcp://host:port`` of a running dask.distributed scheduler; inputs
-        and a store that are files must be at the same paths on every worker
-        (URLs are opened by each worker itself, with the run's options).
+    address : str or distributed.Client, optional
+        ``tcp://host:port`` of a running dask.distributed scheduler, or a
+        client connected to one (a Dask Gateway cluster's
+        ``cluster.get_client()``, which carries the gateway's TLS; the run
+        uses it and leaves it open); inputs and a store that are files must be
+        at the same paths on every worker (URLs are opened by each worker
+        itself, with the run's options).
     cluster : JobQueue, optional
         Run the batches on dask workers in HPC batch jobs (SLURM, PBS, SGE,
         LSF: :mod:`xray_scale.runner.jobqueue`); jobs that end mid-run are
@@ -433,9 +440,9 @@ def run(
                 started=started,
                 began=began,
                 details={
-                    "scheduler": "distributed" if address else scheduler,
+                    "scheduler": "distributed" if address is not None else scheduler,
                     "decoder": decoder,
-                    "address": address,
+                    "address": scheduler_address(address),
                     "workers": workers or os.cpu_count(),
                 },
             )
