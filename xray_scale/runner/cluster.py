@@ -183,10 +183,10 @@ def connect(
 
 
 def scheduler_address(address) -> str | None:
-    """The address a run records: ``address`` itself, or the scheduler's of a client."""
+    """The address a run records: ``address`` itself, or the scheduler's of a client or cluster."""
     if address is None or isinstance(address, str):
         return address
-    return address.scheduler.address
+    return getattr(address, "scheduler_address", None) or address.scheduler.address
 
 
 def prepare_workers(
