@@ -212,9 +212,15 @@ class Config:
         """Parameters of filter ``name``."""
         return self.filter_params[name]
 
-    def format_options(self) -> dict[str, dict]:
-        """``{format name: options}`` for :func:`xray_scale.io.decode.decode_image`."""
-        return {"dicom": {"voi": self.dicom_voi}}
+    def decode_options(self) -> dict[str, Any]:
+        """The ``[input]`` policies as keywords of :func:`xray_scale.io.decode.decode_image`
+        (and of ``decode_batch`` and the GPU decoder): ``max_pixels``, ``size_policy`` and
+        ``format_options``, ``{format name: options}``."""
+        return {
+            "max_pixels": self.max_pixels,
+            "size_policy": self.size_policy,
+            "format_options": {"dicom": {"voi": self.dicom_voi}},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as nested plain data, in the TOML file's layout.

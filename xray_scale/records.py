@@ -173,9 +173,7 @@ class BatchSpec:
             paths,
             shape=self.shape,
             dtype=self.pixel_dtype,
-            max_pixels=self.config.max_pixels,
-            size_policy=self.config.size_policy,
-            format_options=self.config.format_options(),
+            **self.config.decode_options(),
         )
 
     def store_layout(self) -> dict:

@@ -175,10 +175,8 @@ def decode_batch(paths: list[str], spec: BatchSpec):
             paths,
             shape=spec.shape,
             dtype=spec.pixel_dtype,
-            max_pixels=spec.config.max_pixels,
-            size_policy=spec.config.size_policy,
             stream=_stream(),
-            format_options=spec.config.format_options(),
+            **spec.config.decode_options(),
         )
     except EngineError:
         raise

@@ -96,9 +96,7 @@ def _decode_original(group: zarr.Group, index: int, run: RunFormat) -> tuple[Dec
         path,
         shape=run.shape,
         dtype=run.pixel_dtype,
-        max_pixels=run.config.max_pixels,
-        size_policy=run.config.size_policy,
-        format_options=run.config.format_options(),
+        **run.config.decode_options(),
     )
     return decoded, "" if decoded.ok else f"source file {path}: {decoded.error}"
 

@@ -112,9 +112,7 @@ class _Page:
             str(self.table.at[index, "path"]),
             shape=tuple(self.stored.image_shape),
             dtype=self.stored.pixel_dtype,
-            max_pixels=config.max_pixels,
-            size_policy=config.size_policy,
-            format_options=config.format_options(),
+            **config.decode_options(),
         )
         if not decoded.ok:
             self.result.notes.append(f"no thumbnail of {self.name(index)}: {decoded.error}")
