@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from xray_scale.io.sources.datasets import CHEXPERT_LABELS
+
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chestxray8-sample"
 REAL_NAMES = [f"00000011_{k:03d}.png" for k in range(9)]
 
@@ -297,6 +299,8 @@ MANIFEST_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
     "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
 )
+CHEXPERT_HEADER = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS)
+"""The header of CheXpert's train.csv and valid.csv (no line end)."""
 FINDINGS = [  # NIH's Finding Labels of the labelled store's 10 images, in store order
     "Effusion|Mass",
     "No Finding",

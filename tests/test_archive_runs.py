@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import zarr
 from conftest import (
+    MANIFEST_HEADER,
     assert_stores_equal,
     make_tar,
     make_zip,
@@ -165,13 +166,9 @@ def test_resume_and_retry_failed_on_members(dump, tmp_path):
 
 def test_manifest_selects_members_by_file_name(dump, tmp_path):
     manifest = tmp_path / "Data_Entry_2017.csv"
-    header = (
-        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-        "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-    )
     rows = [NAMES[3], NAMES[9], "00000077_000.png"]
     manifest.write_text(
-        header + "".join(f"{n},No Finding,0,1,58,M,PA,64,64,0.1,0.1\n" for n in rows)
+        MANIFEST_HEADER + "".join(f"{n},No Finding,0,1,58,M,PA,64,64,0.1,0.1\n" for n in rows)
     )
     out = tmp_path / "m.zarr"
     summary = xray_scale.run([dump["kaggle"]], out, manifest=manifest, **OPTIONS)

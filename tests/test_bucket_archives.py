@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 import zarr
-from conftest import assert_stores_equal, make_tar, png_bytes, structured_image
+from conftest import MANIFEST_HEADER, assert_stores_equal, make_tar, png_bytes, structured_image
 from s3_servers import SECRET
 
 import xray_scale
@@ -108,9 +108,7 @@ def test_a_manifest_selects_members_of_a_bucket_tarball(nih_bucket, tmp_path):
     bucket.pipe(
         "nih/Data_Entry_2017.csv",
         (
-            "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-            "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-            f"{NAMES[1]},No Finding,1,21,58,M,PA,64,64,0.1,0.1\n"
+            MANIFEST_HEADER + f"{NAMES[1]},No Finding,1,21,58,M,PA,64,64,0.1,0.1\n"
             f"{NAMES[8]},No Finding,2,22,61,M,PA,64,64,0.1,0.1\n"
         ).encode(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CHEXPERT_HEADER
 
 from xray_scale.errors import InputError
 from xray_scale.io.sources.datasets import (
@@ -15,8 +16,6 @@ from xray_scale.io.sources.datasets import (
     read_dataset_metadata,
     recognise,
 )
-
-CHEXPERT_HEADER = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS)
 
 
 def chexpert_row(path: str, sex: str, age: int, view: str, ap_pa: str, labels: dict) -> str:

@@ -6,17 +6,13 @@ import json
 import os
 
 import pytest
-from conftest import structured_image, write_png
+from conftest import MANIFEST_HEADER, structured_image, write_png
 
 from xray_scale.cli import main
 from xray_scale.io.sources.manifest import NOT_IN_INPUTS
 from xray_scale.store.describe import describe_store, failures_by_reason
 
 LISTED, PRESENT, STEP = 40_000, 196, 204
-HEADER = (
-    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-)
 
 
 def listed_name(k: int) -> str:
@@ -35,7 +31,7 @@ def partial_download(tmp_path_factory):
         f"{listed_name(k)},No Finding,0,{k // 4 + 1},50,F,PA,64,64,0.1,0.1\n" for k in range(LISTED)
     ]
     manifest = folder / "Data_Entry_2017.csv"
-    manifest.write_text(HEADER + "".join(rows))
+    manifest.write_text(MANIFEST_HEADER + "".join(rows))
     images = folder / "images"
     originals = [write_png(folder / f"original_{k}.png", structured_image(k)) for k in range(4)]
     images.mkdir()

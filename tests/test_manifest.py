@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import zarr
-from conftest import REAL_SAMPLE, needs_real_sample, structured_image, write_png
+from conftest import MANIFEST_HEADER, REAL_SAMPLE, needs_real_sample, structured_image, write_png
 
 import xray_scale
 from xray_scale.cli import main
@@ -22,14 +22,9 @@ from xray_scale.io.sources.manifest import (
 )
 from xray_scale.store.encoding import read_index
 
-HEADER = (
-    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-)
-
 
 def write_manifest(path, rows):
-    path.write_text(HEADER + "".join(",".join(map(str, row)) + "\n" for row in rows))
+    path.write_text(MANIFEST_HEADER + "".join(",".join(map(str, row)) + "\n" for row in rows))
     return path
 
 
@@ -151,7 +146,12 @@ def test_ages_with_a_unit_are_whole_years_and_unreadable_ones_are_counted(tmp_pa
 
 def test_blank_rows_are_skipped_and_a_blank_image_name_is_refused(tmp_path):
     blank = ",,,,,,,,,,"
-    lines = [HEADER.strip(), ",".join(map(str, manifest_row("00000001_000.png"))), blank, blank]
+    lines = [
+        MANIFEST_HEADER.strip(),
+        ",".join(map(str, manifest_row("00000001_000.png"))),
+        blank,
+        blank,
+    ]
     (tmp_path / "m.csv").write_bytes("\r\n".join(lines).encode() + b"\r\n")
     assert list(read_manifest(tmp_path / "m.csv").rows) == ["00000001_000.png"]
     write_manifest(tmp_path / "nameless.csv", [manifest_row("")])
@@ -161,9 +161,10 @@ def test_blank_rows_are_skipped_and_a_blank_image_name_is_refused(tmp_path):
 
 def test_a_manifest_that_is_not_utf8_is_one_line_saying_where_and_what_to_do(tmp_path, capsys):
     row = ",".join(map(str, manifest_row("00000001_000.png"))).replace("No Finding", "Épanchement")
-    data = b"\xef\xbb\xbf" + (HEADER + row + "\n").encode("latin-1")  # a UTF-8 BOM, then Latin-1
+    latin1 = (MANIFEST_HEADER + row + "\n").encode("latin-1")
+    data = b"\xef\xbb\xbf" + latin1  # a UTF-8 BOM, then Latin-1
     (tmp_path / "latin1.csv").write_bytes(data)
-    where = f"byte {len(HEADER) + 3 + len('00000001_000.png,')} (line 2) is 0xc9"
+    where = f"byte {len(MANIFEST_HEADER) + 3 + len('00000001_000.png,')} (line 2) is 0xc9"
     with pytest.raises(InputError, match=rf"is not UTF-8: {re.escape(where)}; save it as UTF-8"):
         read_manifest(tmp_path / "latin1.csv")
     write_png(tmp_path / "images" / "00000001_000.png", structured_image(0))
@@ -174,7 +175,7 @@ def test_a_manifest_that_is_not_utf8_is_one_line_saying_where_and_what_to_do(tmp
 
 
 def test_a_header_with_quoted_bracketed_columns_is_read_the_same(tmp_path):
-    quoted = HEADER.replace(
+    quoted = MANIFEST_HEADER.replace(
         "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]",
         '"OriginalImage[Width,Height]","OriginalImagePixelSpacing[x, y]"',
     )

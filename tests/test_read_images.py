@@ -164,14 +164,14 @@ CHEXPERT_ROWS = {  # a film's path from patientNNNNN/, and its labels' cells in 
 @pytest.fixture(scope="module")
 def chexpert_store(tmp_path_factory):
     """A run of three JPEG films with CheXpert's train.csv, which lists two of them."""
-    from conftest import structured_image
+    from conftest import CHEXPERT_HEADER, structured_image
     from PIL import Image
 
     from xray_scale.io.sources.datasets import CHEXPERT_LABELS
 
     root = tmp_path_factory.mktemp("chexpert")
     films = root / "CheXpert-v1.0-small" / "train"
-    rows = ["Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS)]
+    rows = [CHEXPERT_HEADER]
     for k, path in enumerate([*CHEXPERT_ROWS, "patient00003/study1/view1_frontal.jpg"]):
         (films / path).parent.mkdir(parents=True)
         Image.fromarray(structured_image(k, (32, 32))).save(films / path, "JPEG", quality=90)

@@ -7,7 +7,15 @@ import tarfile
 import numpy as np
 import pytest
 import zarr
-from conftest import assert_stores_equal, make_tar, make_zip, png_bytes, structured_image
+from conftest import (
+    CHEXPERT_HEADER,
+    MANIFEST_HEADER,
+    assert_stores_equal,
+    make_tar,
+    make_zip,
+    png_bytes,
+    structured_image,
+)
 
 from xray_scale.cli import main
 from xray_scale.errors import InputError
@@ -17,13 +25,11 @@ from xray_scale.io.sources.text_files import read_text_file
 from xray_scale.store.encoding import read_index
 
 MANIFEST = (
-    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-    "00000061_000.png,Mass,0,61,40,F,PA,2500,2048,0.143,0.143\n"
+    MANIFEST_HEADER + "00000061_000.png,Mass,0,61,40,F,PA,2500,2048,0.143,0.143\n"
     "00000061_002.png,No Finding,2,61,42,F,AP,2500,2048,0.143,0.143\n"
 )
 CHEXPERT = (
-    "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS) + "\n"
+    CHEXPERT_HEADER + "\n"
     "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,"
     + ",".join("-1.0" if name == "Edema" else "" for name in CHEXPERT_LABELS)
     + "\n"

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 import zarr
-from conftest import assert_stores_equal
+from conftest import CHEXPERT_HEADER, MANIFEST_HEADER, assert_stores_equal
 from s3_servers import SECRET
 
 import xray_scale
@@ -219,9 +219,7 @@ def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3_fs, tmp_
     s3_fs.pipe(
         "dump/Data_Entry_2017.csv",
         (
-            "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-            "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-            f"{names[0]},No Finding,0,21,58,M,PA,64,64,0.1,0.1\n"
+            MANIFEST_HEADER + f"{names[0]},No Finding,0,21,58,M,PA,64,64,0.1,0.1\n"
             f"{names[5]},No Finding,5,21,61,M,PA,64,64,0.1,0.1\n"
         ).encode(),
     )
@@ -246,11 +244,7 @@ def test_lists_name_lists_and_a_manifest_at_urls(bucket_of_phantoms, s3_fs, tmp_
 @pytest.mark.s3
 def test_a_manifest_inside_a_zip_in_a_bucket(s3_fs, phantoms, tmp_path):
     names = sorted(phantoms)
-    manifest = (
-        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-        "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-        f"{names[1]},Mass,1,21,58,M,PA,64,64,0.1,0.1\n"
-    )
+    manifest = MANIFEST_HEADER + f"{names[1]},Mass,1,21,58,M,PA,64,64,0.1,0.1\n"
     local = tmp_path / "k.zip"
     with zipfile.ZipFile(local, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in phantoms.items():
@@ -279,7 +273,7 @@ def test_a_manifest_inside_a_zip_in_a_bucket(s3_fs, phantoms, tmp_path):
         "s3://kaggle-meta/k.zip::test_list.txt::00000099_000.png",
         f"zip://images_001/images/{names[2]}::s3://kaggle-meta/k.zip",
     ]
-    chexpert = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS) + "\n"
+    chexpert = CHEXPERT_HEADER + "\n"
     chexpert += "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Male,60,Frontal,PA"
     s3_fs.pipe("kaggle-meta/train.csv", (chexpert + ",1.0" * len(CHEXPERT_LABELS) + "\n").encode())
     metadata = read_dataset_metadata(["s3://kaggle-meta/train.csv"])  # another dataset's, too
