@@ -402,10 +402,10 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
         if text.startswith(SYNTHETIC_PREFIX):
             paths.update(expand_synthetic(text))
             continue
-        if split_member_path(text) is not None and text.lower().endswith(".txt"):
-            if not path.exists():  # a name list inside an archive: Kaggle's zip holds NIH's
-                name_lists[_absolute(text)] = _archived_name_list(text)
-                continue
+        member = split_member_path(text) is not None and not path.exists()
+        if member and text.lower().endswith(".txt"):  # a name list in an archive (Kaggle's zip)
+            name_lists[_absolute(text)] = _archived_name_list(text)
+            continue
         if is_url(text) and text.lower().endswith(".txt"):
             names, found = _read_url_list(text)
             if names is not None:
@@ -422,7 +422,7 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[str]:
                 raise InputError(f"archive {redact(text)} holds no {suffix_patterns()} member")
         elif is_url(text):
             found = _url_archives(list_url_inputs(text))
-        elif split_member_path(text) is not None and not path.exists():
+        elif member:
             found = _member_input(text)
         elif path.is_dir() and not is_image_name(text):
             found = _walk_pngs(path)
