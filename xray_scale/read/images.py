@@ -302,25 +302,38 @@ def _labels(
         codes = np.asarray(array[:])[np.ix_(indices, columns)].astype(np.int8)
         meaning = {name: int(code) for name, code in array.attrs["codes"].items()}
         values = _code_values(label_values, meaning)
-        return names, codes, values, _lookup({meaning[name]: v for name, v in values.items()})
-    if label_values is not None:
-        raise SelectionError(
-            "label_values gives the codes of CheXpert's, MIMIC-CXR's or PadChest's labels a "
-            "value; this store has none (NIH's findings are 1 or 0): leave label_values out"
-        )
-    values = {"positive": 1.0, "negative": 0.0}
-    lookup = _lookup({1: 1.0, 0: 0.0})
+    else:
+        if label_values is not None:
+            raise SelectionError(
+                "label_values gives the codes of CheXpert's, MIMIC-CXR's or PadChest's labels a "
+                "value; this store has none (NIH's findings are 1 or 0): leave label_values out"
+            )
+        names, codes = _findings(group, labels, indices)
+        meaning = {"positive": 1, "negative": 0}  # multi-hot
+        values = _code_values(None, meaning)
+    by_code = sorted((meaning[name], value) for name, value in values.items())
+    lookup = (
+        np.array([c for c, _ in by_code], np.int8),
+        np.array([v for _, v in by_code], np.float32),
+    )
+    return names, codes, values, lookup
+
+
+def _findings(
+    group: zarr.Group, labels: Sequence[str] | None, indices: np.ndarray
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """NIH's finding labels chosen and their ``(len(indices), L)`` int8 multi-hot matrix."""
     if FINDINGS_COLUMN not in group["index"]:
         if labels:
             raise SelectionError(
                 "this store has no labels (it was made without --manifest): run it with "
                 "--manifest and the dataset's metadata (Data_Entry_2017.csv), or give labels=None"
             )
-        return (), np.zeros((len(indices), 0), dtype=np.int8), values, lookup
+        return (), np.zeros((len(indices), 0), dtype=np.int8)
     findings = read_index(group, FINDINGS_COLUMN)
     known = finding_names(findings)
     names = tuple(n for n in known if n != NO_FINDING) if labels is None else _chosen(labels, known)
-    return names, multi_hot(findings[indices], names).astype(np.int8), values, lookup
+    return names, multi_hot(findings[indices], names).astype(np.int8)
 
 
 def _chosen(labels: Sequence[str], known: tuple[str, ...]) -> tuple[str, ...]:
@@ -354,9 +367,3 @@ def _code_values(
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
         )
     return {name: float(label_values[name]) for name in meaning}
-
-
-def _lookup(value_of_code: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
-    """``(sorted codes, their float32 values)``, for ``np.searchsorted``."""
-    codes = np.array(sorted(value_of_code), dtype=np.int8)
-    return codes, np.array([value_of_code[c] for c in codes.tolist()], dtype=np.float32)
