@@ -133,20 +133,18 @@ def array_differences(old: Path, new: Path) -> list[str]:
 
 def compare(config: Path, old_tree: Path, folder: Path, arguments) -> dict:
     """CPU times of both sides over the rounds, the ratios, and the stores' differences."""
-    times = {"old": [], "new": []}
     user = {"old": [], "new": []}
     system = {"old": [], "new": []}
+    source = arguments.source.resolve()
     sides = [("old", old_tree), ("new", ROOT)]
     for round_number in range(arguments.rounds):
         for side, tree in sides if round_number % 2 == 0 else sides[::-1]:
-            out = folder / f"{side}-{config.stem}.zarr"
+            out = store_path(folder, side, config)
             shutil.rmtree(out, ignore_errors=True)
-            source = arguments.source.resolve()
             user_s, system_s = cpu_seconds(tree, source, config, out, arguments.workers)
             user[side].append(user_s)
             system[side].append(system_s)
-            times[side].append(user_s + system_s)
-    stores = [folder / f"{side}-{config.stem}.zarr" for side, _ in sides]
+    times = {side: [u + s for u, s in zip(user[side], system[side], strict=True)] for side in user}
     return {
         "cpu_s": times,
         "user_s": user,
@@ -154,8 +152,13 @@ def compare(config: Path, old_tree: Path, folder: Path, arguments) -> dict:
         "ratio": median_ratio(times),
         "user_ratio": median_ratio(user),
         "system_ratio": median_ratio(system),
-        "differences": array_differences(*stores),
+        "differences": array_differences(*(store_path(folder, s, config) for s in ("old", "new"))),
     }
+
+
+def store_path(folder: Path, side: str, config: Path) -> Path:
+    """Where one side's run of one config writes its store."""
+    return folder / f"{side}-{config.stem}.zarr"
 
 
 def median_ratio(seconds: dict[str, list[float]]) -> float:
@@ -167,7 +170,7 @@ def compare_instructions(config: Path, old_tree: Path, folder: Path, arguments) 
     """Instructions each side runs, both at once on one thread each, and the stores' differences."""
     source = arguments.source.resolve()
     sides = [("old", old_tree), ("new", ROOT)]
-    stores = [folder / f"{side}-{config.stem}.zarr" for side, _ in sides]
+    stores = [store_path(folder, side, config) for side, _ in sides]
     for store in stores:
         shutil.rmtree(store, ignore_errors=True)
     processes = [
@@ -194,7 +197,7 @@ def report_instructions(config: Path, result: dict) -> None:
 
 
 def stores_verdict(differences: list[str]) -> str:
-    """ "bit-identical", or every difference."""
+    """The stores' verdict: bit-identical, or every difference."""
     return "bit-identical" if not differences else "DIFFER: " + "; ".join(differences)
 
 
